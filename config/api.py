@@ -1,0 +1,43 @@
+"""REST framework plumbing shared by every app's API: permissions, pagination, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import pagination, permissions, status
+from rest_framework.response import Response
+
+from orders.errors import DomainError
+
+
+class ModelViewPermission(permissions.DjangoModelPermissions):
+    """Like DjangoModelPermissions, but reading also needs the model's ``view`` permission."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Domain errors become ``{"code", "detail"}`` with their HTTP status; DRF handles the rest."""
+    # Imported here: rest_framework.views imports this module's permission class at load time.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, DomainError):
+        return Response({"code": exc.code, "detail": str(exc)}, status=exc.http_status)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and "detail" in response.data:
+        detail = response.data["detail"]
+        response.data = {"code": getattr(detail, "code", "error"), "detail": str(detail)}
+    elif response is not None and response.status_code == status.HTTP_400_BAD_REQUEST:
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
+    return response

@@ -1,0 +1,66 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving requests; touches no dependency."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_broker() -> str:
+    url: str = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or url.startswith("memory://"):
+        return "not configured (tasks run in-process)"
+    if url.startswith("filesystem://"):
+        queue_dir = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        if not queue_dir.is_dir():
+            raise OSError(f"broker folder {queue_dir} is missing")
+        probe = queue_dir / ".readyz"
+        probe.write_text("ok")
+        probe.unlink()
+        return "ok"
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready to do work: the database answers and, when one is configured, the broker too.
+
+    Answers 503 naming the failing part, so an orchestrator (and a person) sees what is down.
+    """
+    checks: dict[str, str] = {}
+    failing: list[str] = []
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # any failure of a dependency means "not ready"
+            checks[name] = f"error: {type(exc).__name__}"
+            failing.append(name)
+    if failing:
+        return JsonResponse(
+            {"status": "unavailable", "failing": failing, "checks": checks}, status=503
+        )
+    return JsonResponse({"status": "ok", "checks": checks})

@@ -1,0 +1,81 @@
+"""Structured JSON logs (structlog) that carry the current correlation id on every line.
+
+Log ids, never names, emails, phones or addresses: the redaction processor below is a safety net,
+not a licence.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def add_correlation_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    from config import correlation
+
+    cid = correlation.get()
+    if cid and "correlation_id" not in event_dict:
+        event_dict["correlation_id"] = cid
+    return event_dict
+
+
+def redact_emails(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event_dict.items()):
+        if isinstance(value, str) and "@" in value:
+            event_dict[key] = _EMAIL.sub("[email]", value)
+    return event_dict
+
+
+SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    add_correlation_id,
+    structlog.stdlib.ExtraAdder(),
+]
+
+
+def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            *SHARED_PROCESSORS,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    redact_emails,
+                    renderer,
+                ],
+                "foreign_pre_chain": SHARED_PROCESSORS,
+            },
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            "celery": {"level": level},
+        },
+    }

@@ -1,0 +1,83 @@
+"""Sentry, with PII kept out: no default PII, and a scrubber for names, emails, phones, addresses.
+
+Sentry's own scrubber removes passwords and tokens but not personal data, so ``before_send``
+walks the whole event and redacts by key name (``email``, ``first_name``, ``address1``...) and by
+value shape (anything that looks like an email address or a phone number).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+REDACTED = "[redacted]"
+PII_KEYS = frozenset(
+    {
+        "name", "first_name", "last_name", "full_name", "firstname", "lastname", "company",
+        "email", "e_mail", "email_address", "contact_email", "buyer_email", "customer_email",
+        "phone", "phone_number", "telephone", "mobile",
+        "address", "address1", "address2", "address_1", "address_2", "street", "street_1",
+        "street_2", "line1", "line2", "addressline1", "addressline2", "addressline3",
+        "shipping_address", "billing_address", "city", "zip", "postal_code", "postcode",
+        "ip", "ip_address", "browser_ip", "remote_addr", "x_forwarded_for",
+    }
+)  # fmt: skip
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Phone-number candidates: digits with the usual separators; _phone() keeps only 9-15 digits
+# that are not a date, so timestamps and ids survive.
+_PHONE = re.compile(r"(?<![\w.:])\+?\(?\d[\d\s().-]{7,}\d(?![\w.:])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The parts of an event that can carry user data; the rest (sdk, os, runtime) is left alone.
+_FREE_TEXT_PARTS = ("request", "extra", "breadcrumbs", "logentry", "message", "exception", "tags")
+
+
+def _norm(key: str) -> str:
+    return key.lower().replace("-", "_").replace(" ", "_")
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    if 9 <= digits <= 15 and not _DATE.search(text):
+        return REDACTED
+    return text
+
+
+def scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PHONE.sub(_phone, _EMAIL.sub(REDACTED, value))
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _norm(k) in PII_KEYS else scrub_value(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    return value
+
+
+def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Redact PII in every part of an event that can carry user data (frames' vars included)."""
+    event.pop("user", None)
+    for part in _FREE_TEXT_PARTS:
+        if part in event:
+            event[part] = scrub_value(event[part])
+    return event
+
+
+def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> None:
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        send_default_pii=False,
+        traces_sample_rate=traces_sample_rate,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *sorted(PII_KEYS)], recursive=True),
+        before_send=before_send,
+        before_send_transaction=before_send,
+    )

@@ -1,0 +1,263 @@
+"""Admin for customer service, reviewers, finance and operations.
+
+Orders are read-only forms: their state moves only through the transition buttons, each of which
+calls ``order_transition`` (the same service as the API) and reports a refusal in words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from orders.actors import Actor
+from orders.errors import DomainError
+from orders.models import Customer, Incident, Order, OrderEvent, OrderLine
+from orders.services import incident_transition, order_available_transitions, order_transition
+
+# Transitions that need more than a click, and what they ask for.
+TRANSITION_INPUTS = {"hold": "reason", "cancel": "reason", "refund_partially": "amount"}
+DANGEROUS = {"cancel", "refund", "refund_partially"}
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    fields = ["line_no", "sku", "title", "quantity", "unit_price", "discount_allocation",
+              "tax_allocation"]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    verbose_name = "timeline event"
+    verbose_name_plural = "Timeline"
+    extra = 0
+    can_delete = False
+    ordering = ["at", "id"]
+    fields = ["at", "actor", "action", "change", "summary", "correlation_id"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Actor")
+    def actor(self, event: OrderEvent) -> str:
+        return f"{event.get_actor_kind_display()}: {event.actor_id}" if event.actor_id else (
+            event.get_actor_kind_display()
+        )
+
+    @admin.display(description="Change")
+    def change(self, event: OrderEvent) -> str:
+        if event.from_state or event.to_state:
+            return f"{event.field or 'status'}: {event.from_state or '—'} → {event.to_state}"
+        return ""
+
+    @admin.display(description="Details")
+    def summary(self, event: OrderEvent) -> str:
+        data = event.data or {}
+        if event.action == "check":
+            text = f"{data.get('check')}: {data.get('outcome')}"
+            if data.get("message"):
+                text += f" ({data['message']})"
+            return text
+        return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list))
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "channel", "status_badge", "payment_status", "amount",
+                    "ship_to_country", "placed_at"]  # fmt: skip
+    list_filter = ["status", "payment_status", "channel", "placed_at"]
+    search_fields = ["=external_id", "customer__email"]
+    date_hierarchy = "placed_at"
+    list_select_related = ["channel", "customer"]
+    list_per_page = 50
+    inlines = [OrderLineInline, OrderEventInline]
+    change_form_template = "admin/orders/order/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["external_id", "channel", "customer", "status", "payment_status",
+                           "status_reason", "placed_at", "correlation_id"]}),
+        ("Amounts", {"fields": ["currency", "subtotal", "discount_total", "shipping_total",
+                                "tax_total", "total", "refunded_total", "payment_method"]}),
+        ("Addresses", {"fields": ["ship_to_country", "shipping_address", "billing_address"]}),
+        ("Risk", {"fields": ["risk_score", "risk_signals", "review_approved_at"]}),
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Everything: the state fields are protected, amounts come from the channel.
+        return [f for fs in self.fieldsets for f in fs[1]["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders come from channels (or ingest_file), never typed in
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the audit trail must stay whole
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, order: Order) -> str:
+        return format_html('<span class="order-status s-{}">{}</span>', order.status,
+                           order.get_status_display())  # fmt: skip
+
+    @admin.display(description="Total", ordering="total")
+    def amount(self, order: Order) -> str:
+        return f"{order.total} {order.currency}"
+
+    def get_urls(self) -> list[Any]:
+        urls = [
+            path(
+                "<int:object_id>/transition/",
+                self.admin_site.admin_view(self.transition_view),
+                name="orders_order_transition",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        extra_context = dict(extra_context or {})
+        order = self.get_object(request, object_id)
+        if order is not None:
+            extra_context["transitions"] = [
+                {**t, "input": TRANSITION_INPUTS.get(t["name"]), "danger": t["name"] in DANGEROUS,
+                 "label": t["name"].replace("_", " ").capitalize()}
+                for t in order_available_transitions(order=order, user=request.user)
+            ]  # fmt: skip
+            extra_context["show_save"] = False
+            extra_context["show_save_and_continue"] = False
+            extra_context["show_save_and_add_another"] = False
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def transition_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        order = get_object_or_404(Order, pk=object_id)
+        if not self.has_view_permission(request, order):
+            raise PermissionDenied
+        back = reverse("admin:orders_order_change", args=[order.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        name = request.POST.get("transition", "")
+        try:
+            order = order_transition(
+                order_id=order.pk,
+                transition=name,
+                actor=Actor.for_user(request.user),
+                expected_status=request.POST.get("expected_state") or None,
+                reason=request.POST.get("reason", ""),
+                amount=request.POST.get("amount") or None,
+            )
+        except DomainError as exc:
+            self.message_user(request, f"Refused: {exc}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Order {order.external_id}: {name.replace('_', ' ')} done "
+                f"(status {order.get_status_display()}, payment {order.get_payment_status_display()}).",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(back)
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "order", "actor_kind", "actor_id", "action", "from_state", "to_state"]
+    list_filter = ["action", "actor_kind"]
+    search_fields = ["=order__external_id", "=correlation_id"]
+    list_select_related = ["order"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["id", "email", "name", "account_type", "net_terms_days", "credit_limit",
+                    "credit_currency", "created_at"]  # fmt: skip
+    list_filter = ["account_type", "net_terms_approved"]
+    search_fields = ["email", "name", "company_name"]
+    CREDIT_FIELDS = ["net_terms_days", "net_terms_approved", "credit_limit", "credit_currency"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Credit terms are finance's call: others see them but cannot change them.
+        if request.user.has_perm("orders.manage_credit"):
+            return []
+        return list(self.CREDIT_FIELDS)
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["id", "category", "severity", "status", "order_link", "summary",
+                    "occurrence_count", "first_seen_at", "last_seen_at"]  # fmt: skip
+    list_filter = ["status", "category", "severity", "first_seen_at"]
+    search_fields = ["=order__external_id", "summary", "=correlation_id"]
+    list_select_related = ["order"]
+    actions = ["acknowledge", "resolve"]
+    readonly_fields = ["category", "severity", "order", "fingerprint", "summary", "details",
+                       "correlation_id", "first_seen_at", "last_seen_at", "occurrence_count",
+                       "status", "acknowledged_by", "resolved_by", "resolved_at",
+                       "resolution_note"]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Order")
+    def order_link(self, incident: Incident) -> str:
+        if incident.order_id is None:
+            return "—"
+        url = reverse("admin:orders_order_change", args=[incident.order_id])
+        return format_html('<a href="{}">{}</a>', url, incident.order.external_id)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Incident], name: str) -> None:
+        done = 0
+        for incident_id in queryset.values_list("pk", flat=True):
+            try:
+                incident_transition(
+                    incident_id=incident_id, transition=name, actor=Actor.for_user(request.user)
+                )
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"Incident {incident_id}: {exc}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{name.capitalize()}d {done} incident(s).", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge selected incidents", permissions=["work"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._apply(request, queryset, "acknowledge")
+
+    @admin.action(description="Resolve selected incidents", permissions=["work"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
+        self._apply(request, queryset, "resolve")
+
+    def has_work_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.work_incident")
+

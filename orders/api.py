@@ -1,0 +1,211 @@
+"""REST API for orders and incidents (``/api/v1/``). Thin: parse, authorize, call, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.urls import include, path
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from orders import selectors
+from orders.actors import Actor
+from orders.models import (
+    Incident,
+    IncidentCategory,
+    IncidentStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    PaymentStatus,
+    Severity,
+)
+from orders.services import ORDER_TRANSITIONS, incident_transition, order_transition
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = ["line_no", "external_line_id", "sku", "title", "quantity", "unit_price",
+                  "discount_allocation", "tax_allocation"]  # fmt: skip
+
+
+class OrderEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "at", "actor_kind", "actor_id", "action", "field", "from_state",
+                  "to_state", "correlation_id", "data"]  # fmt: skip
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    channel = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "channel", "external_id", "status", "payment_status", "currency",
+                  "subtotal", "discount_total", "shipping_total", "tax_total", "total",
+                  "refunded_total", "ship_to_country", "placed_at", "customer",
+                  "correlation_id", "risk_score", "status_reason", "updated_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    lines = OrderLineSerializer(many=True, read_only=True)
+    timeline = OrderEventSerializer(many=True, read_only=True, source="events")
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
+                  "billing_address", "risk_signals", "lines", "timeline"]  # fmt: skip
+        read_only_fields = fields
+
+
+class TransitionRequestSerializer(serializers.Serializer):
+    transition = serializers.ChoiceField(choices=sorted(ORDER_TRANSITIONS))
+    expected_status = serializers.CharField(
+        required=False,
+        help_text="The state (of the field this transition moves) you saw; refused if stale.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    amount = serializers.DecimalField(
+        max_digits=19, decimal_places=4, required=False, help_text="For refund_partially."
+    )
+
+
+class OrderFilter(django_filters.FilterSet):
+    channel = django_filters.CharFilter(field_name="channel__slug", help_text="Channel slug")
+    external_id = django_filters.CharFilter()
+    status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
+    payment_status = django_filters.MultipleChoiceFilter(choices=PaymentStatus.choices)
+    placed_after = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+
+    class Meta:
+        model = Order
+        fields = ["channel", "external_id", "status", "payment_status"]
+
+
+class ViewThenServicePermission(permissions.BasePermission):
+    """Actions that call a service need view rights here; the service checks the rest."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        model = view.get_queryset().model
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and request.user.has_perm(f"{model._meta.app_label}.view_{model._meta.model_name}")
+        )
+
+
+class OrderViewSet(viewsets.ReadOnlyModelViewSet):
+    filterset_class = OrderFilter
+
+    def get_queryset(self) -> Any:
+        if self.action == "list":
+            return selectors.order_list()
+        return selectors.order_detail_queryset()
+
+    def get_serializer_class(self) -> Any:
+        return OrderSerializer if self.action == "list" else OrderDetailSerializer
+
+    def get_permissions(self) -> list[Any]:
+        if self.action == "transition":
+            return [ViewThenServicePermission()]
+        return super().get_permissions()
+
+    @extend_schema(request=TransitionRequestSerializer, responses=OrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        """Apply one transition (``cancel``, ``hold``, ``capture_payment``...) to the order.
+
+        409 with ``code`` ``transition_not_allowed``, ``condition_not_met`` or ``stale_state``
+        when the order's state refuses it; 403 when your role may not do it.
+        """
+        body = TransitionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = self.get_object()
+        order_transition(
+            order_id=order.pk,
+            transition=body.validated_data["transition"],
+            actor=Actor.for_user(request.user),
+            expected_status=body.validated_data.get("expected_status"),
+            reason=body.validated_data.get("reason", ""),
+            amount=body.validated_data.get("amount"),
+        )
+        fresh = selectors.order_detail_queryset().get(pk=order.pk)
+        return Response(OrderDetailSerializer(fresh, context={"request": request}).data)
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    order_external_id = serializers.CharField(source="order.external_id", read_only=True,
+                                              default=None)  # fmt: skip
+
+    class Meta:
+        model = Incident
+        fields = ["id", "category", "severity", "status", "order", "order_external_id",
+                  "summary", "details", "occurrence_count", "first_seen_at", "last_seen_at",
+                  "correlation_id", "resolved_at", "resolution_note"]  # fmt: skip
+        read_only_fields = fields
+
+
+class IncidentActionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class IncidentFilter(django_filters.FilterSet):
+    category = django_filters.MultipleChoiceFilter(choices=IncidentCategory.choices)
+    status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    order = django_filters.NumberFilter(field_name="order_id")
+
+    class Meta:
+        model = Incident
+        fields = ["category", "status", "severity", "order"]
+
+
+class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = IncidentSerializer
+    filterset_class = IncidentFilter
+
+    def get_queryset(self) -> Any:
+        return selectors.incident_list()
+
+    def get_permissions(self) -> list[Any]:
+        if self.action in ("acknowledge", "resolve"):
+            return [ViewThenServicePermission()]
+        return super().get_permissions()
+
+    def _transition(self, request: Request, name: str) -> Response:
+        body = IncidentActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        incident = incident_transition(
+            incident_id=self.get_object().pk,
+            transition=name,
+            actor=Actor.for_user(request.user),
+            note=body.validated_data["note"],
+        )
+        return Response(IncidentSerializer(incident).data)
+
+    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        """Someone is on it."""
+        return self._transition(request, "acknowledge")
+
+    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        """Fixed; ``note`` says how."""
+        return self._transition(request, "resolve")
+
+
+router = DefaultRouter()
+router.register("orders", OrderViewSet, basename="order")
+router.register("incidents", IncidentViewSet, basename="incident")
+
+urlpatterns = [path("", include(router.urls))]

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "orders"
+    verbose_name = "Orders"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from orders import checks, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+        from orders.roles import sync_roles_after_migrate
+
+        checks.register_builtin_checks()
+        post_migrate.connect(sync_roles_after_migrate, sender=self, dispatch_uid="orders.roles")

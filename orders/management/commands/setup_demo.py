@@ -1,0 +1,215 @@
+"""Load demo data: role users, customers, channels and orders in several states. Safe to re-run."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from channels.models import ChannelKind, SalesChannel
+from config import correlation
+from orders import checks
+from orders.actors import Actor
+from orders.models import AccountType, Customer, Order
+from orders.roles import ROLES
+from orders.services import LineInput, OrderInput, customer_create, order_create, order_transition
+
+DEMO_USERS = {
+    "admin": None,  # superuser
+    "cs": "customer_service",
+    "reviewer": "reviewer",
+    "finance": "finance",
+    "ops": "ops_admin",
+}
+CREDENTIALS_FILE = "demo-credentials.txt"
+
+
+@dataclass
+class DemoOrder:
+    external_id: str
+    channel: str
+    customer: str
+    currency: str
+    lines: list[tuple[str, str, int, str]]  # sku, title, quantity, unit price
+    steps: list[str]  # transitions after the pipeline has run
+    shipping: str = "5.00"
+    tax: str = "0"
+    discount: str = "0"
+    stated_total: str | None = None  # a channel total that does not add up -> on hold
+    country: str = "US"
+    validate: bool = True
+
+
+DEMO_ORDERS = [
+    DemoOrder("1001", "demo-shopify", "ada", "USD", [("TSHIRT-BLK-M", "T-shirt black M", 2, "19.99")],
+              [], tax="3.20", validate=False),
+    DemoOrder("1002", "demo-shopify", "ada", "USD",
+              [("MUG-WHT", "Mug white", 1, "12.50"), ("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
+              ["authorize_payment"], discount="3.25", tax="2.35"),
+    DemoOrder("1003", "demo-shopify", "grace", "USD", [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")],
+              ["capture_payment", "allocate", "start_fulfillment"], tax="4.41"),
+    DemoOrder("1004", "demo-shopify", "grace", "EUR", [("CAP-NVY", "Cap navy", 3, "15.00")],
+              ["capture_payment", "allocate", "start_fulfillment", "ship", "deliver", "close"],
+              tax="8.55", country="DE"),
+    DemoOrder("1005", "demo-webstore", "linus", "USD", [("MUG-WHT", "Mug white", 4, "12.50")],
+              ["cancel"], stated_total="99.99"),
+    DemoOrder("1006", "demo-webstore", "linus", "USD", [("POSTER-A2", "Poster A2", 1, "25.00")],
+              [], stated_total="31.00"),
+    DemoOrder("1007", "demo-webstore", "acme", "USD", [("TSHIRT-BLK-M", "T-shirt black M", 120, "9.50")],
+              ["grant_net_terms", "allocate", "start_fulfillment", "ship_partially"], shipping="40.00"),
+    DemoOrder("1008", "demo-webstore", "hiro", "JPY", [("TEA-SENCHA", "Sencha 100 g", 3, "1480")],
+              ["send_to_review"], shipping="800", tax="524", country="JP"),
+    DemoOrder("1009", "demo-shopify", "ada", "USD", [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
+              ["backorder"], tax="4.41"),
+    DemoOrder("1010", "demo-webstore", "fatima", "KWD", [("SCARF-SLK", "Silk scarf", 2, "12.750")],
+              ["capture_payment", "allocate", "start_fulfillment", "ship", "deliver", "close",
+               "refund_partially"], shipping="1.500", country="KW"),
+]  # fmt: skip
+
+DEMO_CUSTOMERS: dict[str, dict[str, Any]] = {
+    "ada": {"email": "ada@example.com", "name": "Ada Lovelace"},
+    "grace": {"email": "grace@example.com", "name": "Grace Hopper"},
+    "linus": {"email": "linus@example.com", "name": "Linus Example"},
+    "hiro": {"email": "hiro@example.jp", "name": "Hiro Tanaka"},
+    "fatima": {"email": "fatima@example.com", "name": "Fatima Al-Sabah"},
+    "acme": {
+        "email": "purchasing@acme.example", "name": "Acme Purchasing",
+        "account_type": AccountType.BUSINESS, "company_name": "Acme Corp",
+        "net_terms_days": 30, "net_terms_approved": True, "credit_limit": Decimal("5000"),
+    },
+}  # fmt: skip
+
+ADDRESSES = {
+    "US": {"line1": "1600 Amphitheatre Pkwy", "city": "Mountain View", "region": "CA",
+           "postal_code": "94043", "country_code": "US"},
+    "DE": {"line1": "Unter den Linden 77", "city": "Berlin", "postal_code": "10117",
+           "country_code": "DE"},
+    "JP": {"line1": "1-1 Chiyoda", "city": "Chiyoda-ku", "region": "Tokyo",
+           "postal_code": "100-8111", "country_code": "JP"},
+    "KW": {"line1": "Arabian Gulf St", "city": "Kuwait City", "postal_code": "15000",
+           "country_code": "KW"},
+}  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Create demo users (one per role), customers, channels and orders. Safe to run twice."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--reset-passwords", action="store_true", help="Give every demo user a new password."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        passwords = self._users(reset=options["reset_passwords"])
+        channels = self._channels()
+        customers = self._customers()
+        created = self._orders(channels, customers)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
+        self.stdout.write("Demo users (username / password / role):")
+        for username, role in DEMO_USERS.items():
+            self.stdout.write(f"  {username:<9} {passwords[username]:<24} {role or 'superuser'}")
+        self.stdout.write(f"(kept in {self._credentials_path()})")
+
+    def _credentials_path(self) -> Path:
+        return Path(settings.VAR_DIR) / CREDENTIALS_FILE
+
+    def _users(self, *, reset: bool) -> dict[str, str]:
+        path = self._credentials_path()
+        known: dict[str, str] = {}
+        if path.exists() and not reset:
+            for line in path.read_text().splitlines():
+                name, _, password = line.partition(" ")
+                known[name] = password
+        user_model = get_user_model()
+        for username, role in DEMO_USERS.items():
+            user = user_model.objects.filter(username=username).first()
+            password = known.get(username)
+            if user is None or password is None or not user.check_password(password):
+                password = secrets.token_urlsafe(12)
+                if user is None:
+                    user = user_model(username=username, email=f"{username}@demo.invalid")
+                user.set_password(password)
+            user.is_staff = True
+            user.is_superuser = role is None
+            user.save()
+            if role:
+                user.groups.set([Group.objects.get(name=role)])
+            known[username] = password
+        path.write_text("".join(f"{u} {known[u]}\n" for u in DEMO_USERS))
+        path.chmod(0o600)
+        assert set(ROLES) == {r for r in DEMO_USERS.values() if r}
+        return known
+
+    def _channels(self) -> dict[str, SalesChannel]:
+        specs = {
+            "demo-shopify": (ChannelKind.SHOPIFY, "Demo Shopify store"),
+            "demo-webstore": (ChannelKind.CUSTOM, "Demo web storefront"),
+        }
+        result = {}
+        for slug, (kind, name) in specs.items():
+            result[slug], _ = SalesChannel.objects.get_or_create(
+                slug=slug, defaults={"kind": kind, "name": name}
+            )
+        return result
+
+    def _customers(self) -> dict[str, Customer]:
+        result = {}
+        for key, spec in DEMO_CUSTOMERS.items():
+            existing = Customer.objects.filter(email=spec["email"]).first()
+            result[key] = existing or customer_create(**spec)
+        return result
+
+    def _orders(self, channels: dict[str, SalesChannel], customers: dict[str, Customer]) -> int:
+        created = 0
+        now = timezone.now()
+        actor = Actor.system("setup_demo")
+        for i, spec in enumerate(DEMO_ORDERS):
+            channel = channels[spec.channel]
+            if Order.objects.filter(channel=channel, external_id=spec.external_id).exists():
+                continue
+            cid = correlation.sign(f"demo:{spec.channel}:{spec.external_id}")
+            with correlation.bound(cid), transaction.atomic():
+                order = order_create(
+                    data=OrderInput(
+                        channel_id=channel.pk,
+                        external_id=spec.external_id,
+                        currency=spec.currency,
+                        customer_id=customers[spec.customer].pk,
+                        lines=[
+                            LineInput(sku=sku, title=title, quantity=qty, unit_price=Decimal(price))
+                            for sku, title, qty, price in spec.lines
+                        ],
+                        placed_at=now - timedelta(hours=len(DEMO_ORDERS) - i),
+                        shipping_total=Decimal(spec.shipping),
+                        tax_total=Decimal(spec.tax),
+                        discount_total=Decimal(spec.discount),
+                        total=Decimal(spec.stated_total) if spec.stated_total else None,
+                        shipping_address=ADDRESSES[spec.country],
+                        billing_address=ADDRESSES[spec.country],
+                        payment_method="net_terms" if spec.customer == "acme" else "card",
+                        correlation_id=cid,
+                    ),
+                    actor=actor,
+                )
+            created += 1
+            with correlation.bound(cid):
+                if spec.validate:
+                    checks.order_validate(order_id=order.pk)
+                for step in spec.steps:
+                    extra: dict[str, Any] = {}
+                    if step == "cancel":
+                        extra["reason"] = "Customer asked to cancel"
+                    if step == "refund_partially":
+                        extra["amount"] = "12.750"
+                    order_transition(order_id=order.pk, transition=step, actor=actor, **extra)
+        return created

@@ -1,0 +1,479 @@
+"""The order core: customers, orders and their lines, the audit trail, incidents.
+
+Models hold data and legal moves only. A transition says whether a move is allowed (source,
+conditions, permission) and sets the row's own fields; services (``orders.services``) lock the
+row, call the transition, save, write the OrderEvent and enqueue follow-up work after commit.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+MONEY = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
+
+
+class AccountType(models.TextChoices):
+    CONSUMER = "consumer", "Consumer"
+    BUSINESS = "business", "Business (B2B)"
+
+
+class Customer(models.Model):
+    """A buyer. Business accounts may buy on net terms up to an approved credit limit."""
+
+    email = models.EmailField(db_index=True)
+    name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    account_type = models.CharField(
+        max_length=16, choices=AccountType.choices, default=AccountType.CONSUMER
+    )
+    company_name = models.CharField(max_length=200, blank=True)
+    net_terms_days = models.PositiveSmallIntegerField(
+        default=0, help_text="Days to pay an invoice (0: no net terms)."
+    )
+    net_terms_approved = models.BooleanField(
+        default=False, help_text="Finance approved this account for buying on net terms."
+    )
+    credit_limit = models.DecimalField(**MONEY, help_text="Most open net-terms exposure allowed.")
+    credit_currency = models.CharField(max_length=3, default="USD")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credit_limit__gte=0), name="customer_credit_limit_not_negative"
+            ),
+        ]
+        permissions = [("manage_credit", "Can set net terms and credit limits")]
+
+    def __str__(self) -> str:
+        # Shown to staff in the admin only; logs use ids.
+        return f"Customer #{self.pk}"
+
+    @property
+    def can_buy_on_net_terms(self) -> bool:
+        return (
+            self.account_type == AccountType.BUSINESS
+            and self.net_terms_approved
+            and self.net_terms_days > 0
+        )
+
+
+class OrderStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    VALIDATED = "validated", "Validated"
+    IN_REVIEW = "in_review", "In review"
+    ON_HOLD = "on_hold", "On hold"
+    ALLOCATED = "allocated", "Allocated"
+    BACKORDERED = "backordered", "Backordered"
+    FULFILLING = "fulfilling", "Fulfilling"
+    PARTIALLY_SHIPPED = "partially_shipped", "Partially shipped"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
+    CLOSED = "closed", "Closed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    AUTHORIZED = "authorized", "Authorized"
+    PAID = "paid", "Paid"
+    NET_TERMS = "net_terms", "Net terms (invoiced)"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+
+
+S = OrderStatus
+P = PaymentStatus
+
+# States in which nothing has left a warehouse: the order can still be cancelled.
+PRE_SHIP_STATES = [
+    S.RECEIVED, S.VALIDATED, S.IN_REVIEW, S.ON_HOLD, S.ALLOCATED, S.BACKORDERED, S.FULFILLING,
+]  # fmt: skip
+HOLDABLE_STATES = [S.RECEIVED, S.VALIDATED, S.IN_REVIEW, S.ALLOCATED, S.BACKORDERED]
+PAYMENT_SECURED = [P.AUTHORIZED, P.PAID, P.NET_TERMS]
+PAYMENT_SETTLED = [P.PAID, P.NET_TERMS, P.PARTIALLY_REFUNDED, P.REFUNDED]
+
+PERM_PROCESS = "orders.process_order"
+PERM_HOLD = "orders.hold_order"
+PERM_CANCEL = "orders.cancel_order"
+PERM_REVIEW = "orders.review_order"
+PERM_PAYMENT = "orders.manage_payment"
+PERM_INCIDENT = "orders.work_incident"
+
+
+def has_lines(order: Order) -> bool:
+    return order.pk is not None and order.lines.exists()
+
+
+def payment_secured(order: Order) -> bool:
+    return order.payment_status in PAYMENT_SECURED
+
+
+def payment_settled(order: Order) -> bool:
+    return order.payment_status in PAYMENT_SETTLED
+
+
+def customer_may_use_net_terms(order: Order) -> bool:
+    return order.customer is not None and order.customer.can_buy_on_net_terms
+
+
+class Order(ConcurrentTransitionMixin, models.Model):
+    """One order from one channel. ``status`` and ``payment_status`` move only by transitions."""
+
+    channel = models.ForeignKey(
+        "channels.SalesChannel", on_delete=models.PROTECT, related_name="orders"
+    )
+    external_id = models.CharField(max_length=100, help_text="The channel's own order id.")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(**MONEY)
+    discount_total = models.DecimalField(**MONEY)
+    shipping_total = models.DecimalField(**MONEY)
+    tax_total = models.DecimalField(**MONEY)
+    total = models.DecimalField(**MONEY)
+    refunded_total = models.DecimalField(**MONEY)
+    shipping_address = models.JSONField(default=dict, blank=True)
+    billing_address = models.JSONField(default=dict, blank=True)
+    ship_to_country = models.CharField(
+        max_length=2, blank=True, db_index=True, help_text="ISO 3166-1 alpha-2"
+    )
+    payment_method = models.CharField(max_length=40, blank=True)
+    placed_at = models.DateTimeField(db_index=True)
+    source_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The channel's last update time of this order."
+    )
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    risk_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    risk_signals = models.JSONField(default=dict, blank=True)
+    status_reason = models.CharField(
+        max_length=255, blank=True, help_text="Why the order is on hold or was cancelled."
+    )
+    review_approved_at = models.DateTimeField(null=True, blank=True)
+
+    status = FSMField(
+        max_length=24, choices=OrderStatus.choices, default=S.RECEIVED, protected=True,
+        db_index=True,
+    )  # fmt: skip
+    payment_status = FSMField(
+        max_length=24, choices=PaymentStatus.choices, default=P.PENDING, protected=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="order_external_id_unique_per_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal__gte=0)
+                & Q(discount_total__gte=0)
+                & Q(shipping_total__gte=0)
+                & Q(tax_total__gte=0)
+                & Q(total__gte=0),
+                name="order_amounts_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=models.F("total")),
+                name="order_refunds_within_total",
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "status"])]
+        permissions = [
+            ("process_order", "Can move an order through its fulfilment steps"),
+            ("hold_order", "Can put an order on hold and release it"),
+            ("cancel_order", "Can cancel an order"),
+            ("review_order", "Can send an order to review and approve it"),
+            ("manage_payment", "Can change an order's payment status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.external_id} (#{self.pk})"
+
+    def clean(self) -> None:
+        from orders.money import validate_currency
+        from orders.errors import InvalidInput
+
+        try:
+            self.currency = validate_currency(self.currency)
+        except InvalidInput as exc:
+            raise ValidationError({"currency": str(exc)}) from exc
+
+    @property
+    def computed_total(self) -> Decimal:
+        return self.subtotal - self.discount_total + self.shipping_total + self.tax_total
+
+    # --- order lifecycle -------------------------------------------------------------------
+    @transition(field=status, source=S.RECEIVED, target=S.VALIDATED, conditions=[has_lines],
+                permission=PERM_PROCESS)  # fmt: skip
+    def validate(self) -> None:
+        """All checks passed."""
+
+    @transition(field=status, source=HOLDABLE_STATES, target=S.ON_HOLD, permission=PERM_HOLD)
+    def hold(self, *, reason: str) -> None:
+        """An incident (or a person) blocks the order until it is resolved."""
+        self.status_reason = reason[:255]
+
+    @transition(field=status, source=S.ON_HOLD, target=S.RECEIVED, permission=PERM_HOLD)
+    def release_hold(self) -> None:
+        """Back to the start of the pipeline: every check runs again."""
+        self.status_reason = ""
+
+    @transition(field=status, source=S.VALIDATED, target=S.IN_REVIEW, permission=PERM_REVIEW)
+    def send_to_review(self) -> None:
+        """High risk: a person looks before it ships (stock stays reserved meanwhile)."""
+
+    @transition(field=status, source=S.IN_REVIEW, target=S.VALIDATED, permission=PERM_REVIEW)
+    def approve_review(self) -> None:
+        """A reviewer cleared it; it goes on as a validated order and is not sent back."""
+        self.review_approved_at = timezone.now()
+
+    @transition(field=status, source=[S.VALIDATED, S.BACKORDERED], target=S.ALLOCATED,
+                permission=PERM_PROCESS)  # fmt: skip
+    def allocate(self) -> None:
+        """Stock is reserved for every line."""
+
+    @transition(field=status, source=S.VALIDATED, target=S.BACKORDERED, permission=PERM_PROCESS)
+    def backorder(self) -> None:
+        """Not enough stock anywhere yet."""
+
+    @transition(field=status, source=S.ALLOCATED, target=S.FULFILLING,
+                conditions=[payment_secured], permission=PERM_PROCESS)  # fmt: skip
+    def start_fulfillment(self) -> None:
+        """Handed to the warehouse: needs an authorized, paid or net-terms payment."""
+
+    @transition(field=status, source=[S.FULFILLING, S.PARTIALLY_SHIPPED],
+                target=S.PARTIALLY_SHIPPED, permission=PERM_PROCESS)  # fmt: skip
+    def ship_partially(self) -> None:
+        """Some lines left; others follow."""
+
+    @transition(field=status, source=[S.FULFILLING, S.PARTIALLY_SHIPPED], target=S.SHIPPED,
+                permission=PERM_PROCESS)  # fmt: skip
+    def ship(self) -> None:
+        """Everything has left."""
+
+    @transition(field=status, source=S.SHIPPED, target=S.DELIVERED, permission=PERM_PROCESS)
+    def deliver(self) -> None:
+        """The carrier confirmed delivery."""
+
+    @transition(field=status, source=S.DELIVERED, target=S.CLOSED,
+                conditions=[payment_settled], permission=PERM_PROCESS)  # fmt: skip
+    def close(self) -> None:
+        """Done: delivered and the payment settled."""
+
+    @transition(field=status, source=PRE_SHIP_STATES, target=S.CANCELLED, permission=PERM_CANCEL)
+    def cancel(self, *, reason: str = "") -> None:
+        """Stopped before anything shipped."""
+        if reason:
+            self.status_reason = reason[:255]
+
+    # --- payment ---------------------------------------------------------------------------
+    @transition(field=payment_status, source=P.PENDING, target=P.AUTHORIZED,
+                permission=PERM_PAYMENT)  # fmt: skip
+    def authorize_payment(self) -> None:
+        """The card or wallet payment is authorized."""
+
+    @transition(field=payment_status, source=[P.PENDING, P.AUTHORIZED], target=P.PAID,
+                permission=PERM_PAYMENT)  # fmt: skip
+    def capture_payment(self) -> None:
+        """The money is captured."""
+
+    @transition(field=payment_status, source=P.PENDING, target=P.NET_TERMS,
+                conditions=[customer_may_use_net_terms], permission=PERM_PAYMENT)  # fmt: skip
+    def grant_net_terms(self) -> None:
+        """A business account approved for net terms is invoiced."""
+
+    @transition(field=payment_status, source=P.NET_TERMS, target=P.PAID, permission=PERM_PAYMENT)
+    def settle_invoice(self) -> None:
+        """The net-terms invoice is paid."""
+
+    @transition(field=payment_status, source=[P.PAID, P.PARTIALLY_REFUNDED],
+                target=P.PARTIALLY_REFUNDED, permission=PERM_PAYMENT)  # fmt: skip
+    def refund_partially(self, *, amount: Decimal) -> None:
+        """Part of the money goes back (the service checks the amount)."""
+        self.refunded_total += amount
+
+    @transition(field=payment_status, source=[P.PAID, P.PARTIALLY_REFUNDED], target=P.REFUNDED,
+                permission=PERM_PAYMENT)  # fmt: skip
+    def refund(self) -> None:
+        """All of the money goes back."""
+        self.refunded_total = self.total
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    line_no = models.PositiveIntegerField()
+    external_line_id = models.CharField(max_length=100, blank=True)
+    sku = models.CharField(max_length=100, db_index=True)
+    title = models.CharField(max_length=255, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(**MONEY)
+    discount_allocation = models.DecimalField(**MONEY)
+    tax_allocation = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["order", "line_no"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "line_no"], name="order_line_no_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(unit_price__gte=0)
+                & Q(discount_allocation__gte=0)
+                & Q(tax_allocation__gte=0),
+                name="order_line_amounts_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x {self.quantity}"
+
+    @property
+    def gross(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.discount_allocation + self.tax_allocation
+
+
+class ActorKind(models.TextChoices):
+    SYSTEM = "system", "System"
+    USER = "user", "User"
+    CHANNEL = "channel", "Sales channel"
+    CARRIER = "carrier", "Carrier"
+    INTEGRATION = "integration", "Integration"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class OrderEvent(models.Model):
+    """Append-only audit trail: every state change and external call of an order.
+
+    Rows are never updated or deleted: the model refuses, and so does the database (a trigger
+    installed by migration 0002).
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=64)
+    field = models.CharField(max_length=32, blank=True)
+    from_state = models.CharField(max_length=32, blank=True)
+    to_state = models.CharField(max_length=32, blank=True)
+    correlation_id = models.CharField(max_length=64, db_index=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["order", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} on order #{self.order_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Order events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("Order events are append-only")
+
+
+class IncidentCategory(models.TextChoices):
+    SCHEMA_INVALID = "schema_invalid", "Schema invalid"
+    SKU_UNMAPPED = "sku_unmapped", "SKU unmapped"
+    INVENTORY_UNAVAILABLE = "inventory_unavailable", "Inventory unavailable"
+    ADDRESS_FORMAT_INVALID = "address_format_invalid", "Address format invalid"
+    ADDRESS_UNDELIVERABLE = "address_undeliverable", "Address undeliverable"
+    PAYMENT_INELIGIBLE = "payment_ineligible", "Payment ineligible"
+    FRAUD_REVIEW = "fraud_review", "Fraud review"
+    DOWNSTREAM_FAILED = "downstream_failed", "Downstream failed"
+    DUPLICATE_SUSPECTED = "duplicate_suspected", "Duplicate suspected"
+    OTHER = "other", "Other"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Incident(ConcurrentTransitionMixin, models.Model):
+    """A categorized problem for a person. A repeat of an unresolved one bumps its count."""
+
+    category = models.CharField(max_length=32, choices=IncidentCategory.choices, db_index=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
+    )
+    fingerprint = models.CharField(
+        max_length=255, help_text="What makes two occurrences the same incident."
+    )
+    summary = models.CharField(max_length=255, help_text="What happened; never personal data.")
+    details = models.JSONField(default=dict, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    occurrence_count = models.PositiveIntegerField(default=1)
+    status = FSMField(
+        max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.OPEN,
+        protected=True, db_index=True,
+    )  # fmt: skip
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            # At most one unresolved incident per fingerprint: a repeat bumps it instead.
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=~Q(status=IncidentStatus.RESOLVED),
+                name="incident_one_unresolved_per_fingerprint",
+            ),
+        ]
+        permissions = [("work_incident", "Can acknowledge and resolve incidents")]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()} #{self.pk}"
+
+    @transition(field=status, source=IncidentStatus.OPEN, target=IncidentStatus.ACKNOWLEDGED,
+                permission=PERM_INCIDENT)  # fmt: skip
+    def acknowledge(self, *, by: Any) -> None:
+        self.acknowledged_by = by
+
+    @transition(field=status, source=[IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED],
+                target=IncidentStatus.RESOLVED, permission=PERM_INCIDENT)  # fmt: skip
+    def resolve(self, *, by: Any, note: str = "") -> None:
+        self.resolved_by = by
+        self.resolved_at = timezone.now()
+        self.resolution_note = note

@@ -1,0 +1,72 @@
+"""Role groups and their least-privilege permissions.
+
+The groups are created by migration ``orders.0003_roles`` and kept in step with this table after
+every ``migrate`` (a post_migrate hook), so an app that adds a model only edits ``ROLES``.
+Patterns: ``app.codename`` for one permission, ``app.*`` for all of an app's permissions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VIEW_ORDERS = [
+    "orders.view_order", "orders.view_orderline", "orders.view_orderevent",
+    "orders.view_customer", "orders.view_incident", "channels.view_saleschannel",
+]  # fmt: skip
+
+ROLES: dict[str, list[str]] = {
+    # Answers customers: sees orders, holds or cancels on request, fixes customer records,
+    # works incidents. Never touches payments or credit terms.
+    "customer_service": [
+        *VIEW_ORDERS,
+        "orders.hold_order", "orders.cancel_order", "orders.change_customer",
+        "orders.work_incident",
+    ],
+    # Decides on high-risk orders: approve, hold, or reject (cancel).
+    "reviewer": [
+        *VIEW_ORDERS,
+        "orders.review_order", "orders.hold_order", "orders.cancel_order",
+        "orders.work_incident",
+    ],
+    # Money: payment status, refunds, credit terms; reads orders.
+    "finance": [
+        *VIEW_ORDERS,
+        "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
+    ],
+    # Runs the system: every permission of the back office's own apps and its schedules,
+    # API tokens; user accounts stay with superusers.
+    "ops_admin": [
+        "orders.*", "channels.*", "fulfillment.*", "reviews.*", "reconciliation.*",
+        "django_celery_beat.*", "authtoken.*",
+    ],
+}  # fmt: skip
+
+
+def sync_roles(*, apps: Any, using: str = "default") -> dict[str, int]:
+    """Create the groups if missing and set each one's permissions to exactly ``ROLES``."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True  # historical app configs need this to get permissions
+        create_permissions(app_config, apps=apps, verbosity=0, using=using)
+    group_model = apps.get_model("auth", "Group")
+    permission_model = apps.get_model("auth", "Permission")
+    counts = {}
+    for role, patterns in ROLES.items():
+        group, _ = group_model.objects.using(using).get_or_create(name=role)
+        perms = []
+        for pattern in patterns:
+            app_label, codename = pattern.split(".", 1)
+            qs = permission_model.objects.using(using).filter(content_type__app_label=app_label)
+            if codename != "*":
+                qs = qs.filter(codename=codename)
+            perms.extend(qs)
+        group.permissions.set(perms)
+        counts[role] = len(perms)
+    return counts
+
+
+def sync_roles_after_migrate(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    from django.apps import apps as global_apps
+
+    sync_roles(apps=kwargs.get("apps") or global_apps, using=using)

@@ -1,0 +1,39 @@
+"""Reads for views, the API, the admin and tasks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from orders.models import Incident, Order, OrderEvent, OrderStatus
+
+
+def order_list() -> QuerySet[Order]:
+    return Order.objects.select_related("channel", "customer").order_by("-placed_at", "-id")
+
+
+def order_detail_queryset() -> QuerySet[Order]:
+    return order_list().prefetch_related(
+        "lines", Prefetch("events", queryset=OrderEvent.objects.order_by("at", "id"))
+    )
+
+
+def order_get(*, order_id: int) -> Order | None:
+    return order_detail_queryset().filter(pk=order_id).first()
+
+
+def order_ids_stuck_in_received(*, older_than_seconds: int, limit: int = 500) -> list[int]:
+    """Orders still waiting for their pipeline run (its message may have been lost)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        Order.objects.filter(status=OrderStatus.RECEIVED, updated_at__lt=cutoff)
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def incident_list() -> QuerySet[Incident]:
+    return Incident.objects.select_related("order", "order__channel").order_by(
+        "-last_seen_at", "-id"
+    )

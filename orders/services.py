@@ -1,0 +1,441 @@
+"""Write operations on orders and incidents. Each runs in one transaction, locks the row first,
+transitions, writes the audit event, and enqueues follow-up work only after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, FSMField
+
+from config import correlation
+from config.tasks import enqueue_on_commit
+from orders import money
+from orders.actors import Actor
+from orders.errors import InvalidInput, NotFound, PermissionRefused, StaleState, TransitionRefused
+from orders.models import (
+    Customer,
+    Incident,
+    IncidentCategory,
+    IncidentStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Severity,
+    customer_may_use_net_terms,
+    has_lines,
+    payment_secured,
+    payment_settled,
+)
+
+log = structlog.get_logger(__name__)
+
+# What a refused condition means, in words a person can act on.
+CONDITION_MESSAGES = {
+    has_lines: "the order has no lines",
+    payment_secured: "the payment must first be authorized, paid or on approved net terms",
+    payment_settled: "the payment is not settled yet",
+    customer_may_use_net_terms: "the customer is not a business account approved for net terms",
+}
+
+
+# --- audit ------------------------------------------------------------------------------------
+def order_event_record(
+    *,
+    order_id: int,
+    action: str,
+    actor: Actor,
+    field: str = "",
+    from_state: str = "",
+    to_state: str = "",
+    data: Mapping[str, Any] | None = None,
+    correlation_id: str = "",
+) -> OrderEvent:
+    """Append one audit event for an order (call inside the transaction that made the change)."""
+    return OrderEvent.objects.create(
+        order_id=order_id,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        action=action,
+        field=field,
+        from_state=from_state,
+        to_state=to_state,
+        correlation_id=correlation_id or correlation.get(),
+        data=dict(data or {}),
+    )
+
+
+# --- transitions ------------------------------------------------------------------------------
+def _fsm_fields(model: type[Any]) -> list[FSMField]:
+    return [f for f in model._meta.fields if isinstance(f, FSMField)]
+
+
+def transitions_of(model: type[Any]) -> dict[str, str]:
+    """Every transition method name of a model, mapped to the state field it moves."""
+    names: dict[str, str] = {}
+    for fsm_field in _fsm_fields(model):
+        for t in fsm_field.get_all_transitions(model):
+            names[t.name] = fsm_field.name
+    return names
+
+
+ORDER_TRANSITIONS = transitions_of(Order)
+
+
+def _check_transition(instance: Any, name: str, field_name: str, actor: Actor) -> None:
+    """Raise TransitionRefused or PermissionRefused with the reason, before touching the row."""
+    method = getattr(instance, name)
+    meta = method._django_fsm
+    current = getattr(instance, field_name)
+    if not meta.has_transition(current):
+        sources = sorted(
+            str(s) for s in meta.transitions if isinstance(s, str) and s not in ("*", "+")
+        )
+        raise TransitionRefused(
+            f"Cannot {name.replace('_', ' ')} a {instance._meta.verbose_name} whose "
+            f"{field_name.replace('_', ' ')} is '{current}' (allowed from: {', '.join(sources)})"
+        )
+    t = meta.get_transition(current)
+    for condition in t.conditions:
+        if not condition(instance):
+            reason = CONDITION_MESSAGES.get(condition, condition.__name__.replace("_", " "))
+            raise TransitionRefused(
+                f"Cannot {name.replace('_', ' ')}: {reason}", code="condition_not_met"
+            )
+    if actor.user is not None and not t.has_perm(instance, actor.user):
+        raise PermissionRefused(
+            f"You do not have permission to {name.replace('_', ' ')} "
+            f"({t.permission or 'no permission set'})"
+        )
+
+
+@transaction.atomic
+def order_transition(
+    *,
+    order_id: int,
+    transition: str,
+    actor: Actor,
+    expected_status: str | None = None,
+    reason: str = "",
+    amount: Decimal | str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Order:
+    """Move an order (status or payment) by one named transition and audit it.
+
+    ``expected_status`` is the state the caller saw (of the field the transition moves): if the
+    order has moved on since, the call is refused as stale rather than applied to a state the
+    caller never looked at.
+    """
+    field_name = ORDER_TRANSITIONS.get(transition)
+    if field_name is None:
+        raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")
+    try:
+        order = Order.objects.select_for_update().select_related("customer").get(pk=order_id)
+    except Order.DoesNotExist:
+        raise NotFound(f"Order {order_id} does not exist") from None
+    before = getattr(order, field_name)
+    if expected_status is not None and expected_status != before:
+        raise StaleState(
+            f"Order {order_id} is now '{before}', not '{expected_status}': reload and try again"
+        )
+    _check_transition(order, transition, field_name, actor)
+
+    kwargs: dict[str, Any] = {}
+    if transition in ("hold", "cancel"):
+        if transition == "hold" and not reason.strip():
+            raise InvalidInput("A hold needs a reason", code="reason_required")
+        kwargs["reason"] = reason.strip()
+    if transition == "refund_partially":
+        kwargs["amount"] = _refund_amount(order, amount)
+
+    getattr(order, transition)(**kwargs)
+    try:
+        order.save()
+    except ConcurrentTransition:
+        raise StaleState(
+            f"Order {order_id} was changed by someone else at the same time: reload and try again"
+        ) from None
+    event_data = dict(data or {})
+    if reason:
+        event_data["reason"] = reason
+    if "amount" in kwargs:
+        event_data["amount"] = str(kwargs["amount"])
+    order_event_record(
+        order_id=order.pk,
+        action=transition,
+        actor=actor,
+        field=field_name,
+        from_state=str(before),
+        to_state=str(getattr(order, field_name)),
+        data=event_data,
+        correlation_id=correlation.get() or order.correlation_id,
+    )
+    log.info(
+        "order.transition",
+        order_id=order.pk,
+        transition=transition,
+        from_state=str(before),
+        to_state=str(getattr(order, field_name)),
+        actor_kind=str(actor.kind),
+    )
+    if transition == "release_hold":
+        enqueue_on_commit("orders.order_validate", order_id=order.pk)
+    return order
+
+
+def _refund_amount(order: Order, amount: Decimal | str | None) -> Decimal:
+    if amount is None:
+        raise InvalidInput("A partial refund needs an amount", code="amount_required")
+    value = money.to_decimal(amount)
+    quantized = value.quantize(Decimal(1).scaleb(-money.minor_units(order.currency)))
+    if quantized != value or value <= 0:
+        raise InvalidInput(
+            f"Refund amount must be positive with at most {money.minor_units(order.currency)} "
+            f"decimals for {order.currency}",
+            code="invalid_amount",
+        )
+    remaining = order.total - order.refunded_total
+    if value >= remaining:
+        raise InvalidInput(
+            f"A partial refund must be less than the {remaining} {order.currency} still refundable;"
+            " use a full refund instead",
+            code="invalid_amount",
+        )
+    return value
+
+
+def order_available_transitions(*, order: Order, user: Any) -> list[dict[str, str]]:
+    """The transitions this user may apply now (state, conditions and permissions all met)."""
+    result = []
+    for fsm_field in _fsm_fields(Order):
+        getter = getattr(order, f"get_available_user_{fsm_field.name}_transitions")
+        for t in getter(user):
+            result.append({"name": t.name, "field": fsm_field.name, "target": str(t.target)})
+    return result
+
+
+# --- creating orders ---------------------------------------------------------------------------
+@dataclass
+class LineInput:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    title: str = ""
+    external_line_id: str = ""
+    discount: Decimal | None = None  # line-level; None: share of the order-level discount
+    tax: Decimal | None = None
+
+
+@dataclass
+class OrderInput:
+    channel_id: int
+    external_id: str
+    currency: str
+    lines: list[LineInput]
+    placed_at: datetime
+    customer_id: int | None = None
+    discount_total: Decimal = Decimal("0")
+    shipping_total: Decimal = Decimal("0")
+    tax_total: Decimal = Decimal("0")
+    total: Decimal | None = None  # as the channel states it; None: computed
+    shipping_address: dict[str, Any] = field(default_factory=dict)
+    billing_address: dict[str, Any] = field(default_factory=dict)
+    payment_method: str = ""
+    rounding: str = money.ROUND_HALF_UP
+    correlation_id: str = ""
+
+
+def _allocations(amount: Decimal, given: list[Decimal | None], weights: list[Decimal], cur: str):
+    """Line shares of an order-level amount: the lines' own where given, else allocated."""
+    if all(g is not None for g in given):
+        return [Decimal(g) for g in given]  # type: ignore[arg-type]
+    return money.allocate(amount, weights, cur)
+
+
+@transaction.atomic
+def order_create(*, data: OrderInput, actor: Actor) -> Order:
+    """Create an order with its lines (amounts quantized, discount and tax allocated to lines),
+    audit it, and start the validation pipeline after commit."""
+    cur = money.validate_currency(data.currency)
+    if not data.lines:
+        raise InvalidInput("An order needs at least one line", code="no_lines")
+
+    def q(value: Decimal | str | int) -> Decimal:
+        return money.quantize(value, cur, rounding=data.rounding)
+
+    unit_prices = [q(line.unit_price) for line in data.lines]
+    gross = [p * line.quantity for p, line in zip(unit_prices, data.lines, strict=True)]
+    subtotal = sum(gross, Decimal(0))
+    discount_total, shipping_total, tax_total = (
+        q(data.discount_total), q(data.shipping_total), q(data.tax_total),
+    )  # fmt: skip
+    discounts = _allocations(discount_total, [line.discount for line in data.lines], gross, cur)
+    taxable = [g - d for g, d in zip(gross, discounts, strict=True)]
+    taxes = _allocations(tax_total, [line.tax for line in data.lines], taxable, cur)
+    computed = subtotal - discount_total + shipping_total + tax_total
+    total = q(data.total) if data.total is not None else computed
+
+    cid = data.correlation_id or correlation.get() or correlation.new()
+    order = Order.objects.create(
+        channel_id=data.channel_id,
+        external_id=data.external_id,
+        customer_id=data.customer_id,
+        currency=cur,
+        subtotal=subtotal,
+        discount_total=discount_total,
+        shipping_total=shipping_total,
+        tax_total=tax_total,
+        total=total,
+        shipping_address=data.shipping_address,
+        billing_address=data.billing_address,
+        ship_to_country=str(data.shipping_address.get("country_code", "")).upper()[:2],
+        payment_method=data.payment_method,
+        placed_at=data.placed_at,
+        correlation_id=cid,
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(
+            order=order,
+            line_no=i,
+            external_line_id=line.external_line_id,
+            sku=line.sku,
+            title=line.title,
+            quantity=line.quantity,
+            unit_price=unit_prices[i - 1],
+            discount_allocation=discounts[i - 1],
+            tax_allocation=taxes[i - 1],
+        )
+        for i, line in enumerate(data.lines, start=1)
+    )
+    order_event_record(
+        order_id=order.pk,
+        action="received",
+        actor=actor,
+        field="status",
+        to_state=order.status,
+        data={"lines": len(data.lines), "total": str(total), "currency": cur},
+        correlation_id=cid,
+    )
+    enqueue_on_commit("orders.order_validate", order_id=order.pk)
+    return order
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    email: str,
+    name: str = "",
+    phone: str = "",
+    account_type: str = "consumer",
+    company_name: str = "",
+    net_terms_days: int = 0,
+    net_terms_approved: bool = False,
+    credit_limit: Decimal = Decimal("0"),
+    credit_currency: str = "USD",
+) -> Customer:
+    """Create a customer (consumer, or business with optional net terms and a credit limit)."""
+    return Customer.objects.create(
+        email=email.strip().lower(),
+        name=name,
+        phone=phone,
+        account_type=account_type,
+        company_name=company_name,
+        net_terms_days=net_terms_days,
+        net_terms_approved=net_terms_approved,
+        credit_limit=money.quantize(credit_limit, credit_currency, rounding=money.ROUND_HALF_UP),
+        credit_currency=money.validate_currency(credit_currency),
+    )
+
+
+# --- incidents ---------------------------------------------------------------------------------
+def incident_raise(
+    *,
+    category: str,
+    summary: str,
+    order_id: int | None = None,
+    severity: str = Severity.MEDIUM,
+    details: Mapping[str, Any] | None = None,
+    key: str = "",
+) -> Incident:
+    """Open an incident, or bump the unresolved one with the same fingerprint.
+
+    The fingerprint is the category, the order and an optional key (a SKU, a check name), so a
+    re-run of the same failing check never opens a second incident. A unique index on unresolved
+    fingerprints settles a race between two workers: the loser bumps the winner's row.
+    """
+    if category not in IncidentCategory.values:
+        raise InvalidInput(f"Unknown incident category {category!r}", code="unknown_category")
+    fingerprint = f"{category}:{order_id or '-'}:{key}"[:255]
+    now = timezone.now()
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():
+                existing = (
+                    Incident.objects.select_for_update()
+                    .filter(fingerprint=fingerprint)
+                    .exclude(status=IncidentStatus.RESOLVED)
+                    .first()
+                )
+                if existing is not None:
+                    Incident.objects.filter(pk=existing.pk).update(
+                        occurrence_count=F("occurrence_count") + 1, last_seen_at=now
+                    )
+                    existing.refresh_from_db()
+                    return existing
+                incident = Incident.objects.create(
+                    category=category,
+                    severity=severity,
+                    order_id=order_id,
+                    fingerprint=fingerprint,
+                    summary=summary[:255],
+                    details=dict(details or {}),
+                    correlation_id=correlation.get(),
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+                log.info(
+                    "incident.opened", incident_id=incident.pk, category=category,
+                    order_id=order_id,
+                )  # fmt: skip
+                return incident
+        except IntegrityError:
+            continue  # another worker opened it between our read and insert: bump theirs
+    raise TransitionRefused("Could not record the incident; try again", code="incident_conflict")
+
+
+@transaction.atomic
+def incident_transition(
+    *, incident_id: int, transition: str, actor: Actor, note: str = ""
+) -> Incident:
+    """Acknowledge or resolve an incident; writes an order event when it belongs to an order."""
+    if transition not in ("acknowledge", "resolve"):
+        raise InvalidInput(f"Unknown incident transition {transition!r}", code="unknown_transition")
+    try:
+        incident = Incident.objects.select_for_update().get(pk=incident_id)
+    except Incident.DoesNotExist:
+        raise NotFound(f"Incident {incident_id} does not exist") from None
+    before = incident.status
+    _check_transition(incident, transition, "status", actor)
+    kwargs: dict[str, Any] = {"by": actor.user}
+    if transition == "resolve":
+        kwargs["note"] = note
+    getattr(incident, transition)(**kwargs)
+    incident.save()
+    if incident.order_id:
+        order_event_record(
+            order_id=incident.order_id,
+            action=f"incident_{transition}",
+            actor=actor,
+            from_state=before,
+            to_state=incident.status,
+            data={"incident_id": incident.pk, "category": incident.category},
+        )
+    return incident
+

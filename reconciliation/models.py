@@ -1,0 +1,1 @@
+"""Reconciliation: payouts, ERP revenue and bank deposits matched against storefront sales."""
