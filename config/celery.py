@@ -19,7 +19,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("ingest", "fulfillment", "sync", "notify")]
 app.autodiscover_tasks()
 
-CORRELATION_HEADER = "correlation_id"
+# Not "correlation_id": Celery already uses that name for the task id on its requests.
+CORRELATION_HEADER = "x_correlation_id"
 
 
 @signals.before_task_publish.connect
@@ -31,15 +32,30 @@ def _attach_correlation_id(headers: dict[str, Any] | None = None, **_: Any) -> N
         headers[CORRELATION_HEADER] = cid
 
 
+_tokens: dict[str, Any] = {}
+
+
 @signals.task_prerun.connect
-def _bind_correlation_id(task: Any = None, **_: Any) -> None:
+def _bind_correlation_id(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Bind the message's correlation id for the task's run (eager runs keep the caller's)."""
     from config import correlation
 
     request = getattr(task, "request", None)
     cid = getattr(request, CORRELATION_HEADER, None) if request is not None else None
     if cid is None and request is not None:
         cid = (getattr(request, "headers", None) or {}).get(CORRELATION_HEADER)
-    correlation.set_current(correlation.clean(cid) or correlation.get() or correlation.new())
+    cid = correlation.clean(cid)
+    if cid and task_id:
+        _tokens[task_id] = correlation.push(cid)
+
+
+@signals.task_postrun.connect
+def _unbind_correlation_id(task_id: str | None = None, **_: Any) -> None:
+    from config import correlation
+
+    token = _tokens.pop(task_id or "", None)
+    if token is not None:
+        correlation.pop(token)
 
 
 @signals.setup_logging.connect

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 HEADER = "X-Correlation-ID"
 _MAX_LEN = 64
@@ -57,5 +57,10 @@ def bound(correlation_id: str) -> Iterator[str]:
         _current.reset(token)
 
 
-def set_current(correlation_id: str) -> None:
-    _current.set(correlation_id)
+def push(correlation_id: str) -> Token[str]:
+    """Make ``correlation_id`` current until ``pop(token)`` (for signal pairs like Celery's)."""
+    return _current.set(correlation_id)
+
+
+def pop(token: Token[str]) -> None:
+    _current.reset(token)

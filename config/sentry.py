@@ -77,7 +77,9 @@ def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> Non
         send_default_pii=False,
         traces_sample_rate=traces_sample_rate,
         integrations=[DjangoIntegration(), CeleryIntegration()],
-        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *sorted(PII_KEYS)], recursive=True),
+        event_scrubber=EventScrubber(
+            denylist=[*DEFAULT_DENYLIST, *sorted(PII_KEYS)], recursive=True
+        ),
         before_send=before_send,
         before_send_transaction=before_send,
     )

@@ -7,6 +7,7 @@ kombu's filesystem transport (an embedded broker in ``var/celery-broker``). Prod
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -98,8 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web process, the worker and beat share one file: wait for the write lock instead of
     # failing, and take it at BEGIN so a read never has to be upgraded into a write mid-transaction.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    # A file (not :memory:) so that a worker process started by a test sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file (not :memory:) so that a worker process started by a test sees the test database;
+    # one per test process, so two test runs on one checkout never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

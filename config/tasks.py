@@ -19,5 +19,5 @@ def enqueue(name: str, **kwargs: Any) -> None:
 
 
 def enqueue_on_commit(name: str, **kwargs: Any) -> None:
-    """Send task ``name`` once the current transaction commits (a doorbell: the row is the truth)."""
+    """Send task ``name`` once the current transaction commits (a doorbell; the row is truth)."""
     transaction.on_commit(functools.partial(enqueue, name, **kwargs))

@@ -62,8 +62,10 @@ class OrderEventInline(admin.TabularInline):
 
     @admin.display(description="Actor")
     def actor(self, event: OrderEvent) -> str:
-        return f"{event.get_actor_kind_display()}: {event.actor_id}" if event.actor_id else (
-            event.get_actor_kind_display()
+        return (
+            f"{event.get_actor_kind_display()}: {event.actor_id}"
+            if event.actor_id
+            else (event.get_actor_kind_display())
         )
 
     @admin.display(description="Change")
@@ -171,8 +173,8 @@ class OrderAdmin(admin.ModelAdmin):
         else:
             self.message_user(
                 request,
-                f"Order {order.external_id}: {name.replace('_', ' ')} done "
-                f"(status {order.get_status_display()}, payment {order.get_payment_status_display()}).",
+                f"Order {order.external_id}: {name.replace('_', ' ')} done (status "
+                f"{order.get_status_display()}, payment {order.get_payment_status_display()}).",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(back)
@@ -248,7 +250,9 @@ class IncidentAdmin(admin.ModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"Incident {incident_id}: {exc}", messages.ERROR)
         if done:
-            self.message_user(request, f"{name.capitalize()}d {done} incident(s).", messages.SUCCESS)
+            self.message_user(
+                request, f"{name.capitalize()}d {done} incident(s).", messages.SUCCESS
+            )
 
     @admin.action(description="Acknowledge selected incidents", permissions=["work"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Incident]) -> None:
@@ -260,4 +264,3 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def has_work_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.work_incident")
-

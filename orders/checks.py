@@ -55,6 +55,10 @@ def register(check: Check) -> None:
     _CHECKS[check.name] = check
 
 
+def unregister(name: str) -> None:
+    _CHECKS.pop(name, None)
+
+
 def registered() -> list[Check]:
     return list(_CHECKS.values())
 
@@ -80,7 +84,8 @@ class TotalsCheck:
         sums = {
             "subtotal": (sum((ln.gross for ln in lines), Decimal(0)), order.subtotal),
             "discount_total": (
-                sum((ln.discount_allocation for ln in lines), Decimal(0)), order.discount_total,
+                sum((ln.discount_allocation for ln in lines), Decimal(0)),
+                order.discount_total,
             ),
             "tax_total": (sum((ln.tax_allocation for ln in lines), Decimal(0)), order.tax_total),
             "total": (order.computed_total, order.total),

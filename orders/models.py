@@ -20,13 +20,37 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 MONEY = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
 
 
+class CurrencyAmountsMixin:
+    """Amounts are stored with 4 decimals for every currency (KWD needs 3, CLF 4); loaded rows
+    show them in their currency's minor units (``26.50`` USD, ``1480`` JPY)."""
+
+    MONEY_FIELDS: tuple[str, ...] = ()
+    CURRENCY_FIELD = "currency"
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Any:
+        from orders.money import normalize
+
+        instance = super().from_db(db, field_names, values)  # type: ignore[misc]
+        currency = instance.__dict__.get(cls.CURRENCY_FIELD)
+        if currency:
+            for name in cls.MONEY_FIELDS:
+                value = instance.__dict__.get(name)
+                if isinstance(value, Decimal):
+                    instance.__dict__[name] = normalize(value, currency)
+        return instance
+
+
 class AccountType(models.TextChoices):
     CONSUMER = "consumer", "Consumer"
     BUSINESS = "business", "Business (B2B)"
 
 
-class Customer(models.Model):
+class Customer(CurrencyAmountsMixin, models.Model):
     """A buyer. Business accounts may buy on net terms up to an approved credit limit."""
+
+    MONEY_FIELDS = ("credit_limit",)
+    CURRENCY_FIELD = "credit_currency"
 
     email = models.EmailField(db_index=True)
     name = models.CharField(max_length=200, blank=True)
@@ -127,8 +151,11 @@ def customer_may_use_net_terms(order: Order) -> bool:
     return order.customer is not None and order.customer.can_buy_on_net_terms
 
 
-class Order(ConcurrentTransitionMixin, models.Model):
+class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     """One order from one channel. ``status`` and ``payment_status`` move only by transitions."""
+
+    MONEY_FIELDS = ("subtotal", "discount_total", "shipping_total", "tax_total", "total",
+                    "refunded_total")  # fmt: skip
 
     channel = models.ForeignKey(
         "channels.SalesChannel", on_delete=models.PROTECT, related_name="orders"
@@ -204,8 +231,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
         return f"Order {self.external_id} (#{self.pk})"
 
     def clean(self) -> None:
-        from orders.money import validate_currency
         from orders.errors import InvalidInput
+        from orders.money import validate_currency
 
         try:
             self.currency = validate_currency(self.currency)
@@ -313,8 +340,11 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self.refunded_total = self.total
 
 
-class OrderLine(models.Model):
+class OrderLine(CurrencyAmountsMixin, models.Model):
+    MONEY_FIELDS = ("unit_price", "discount_allocation", "tax_allocation")
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    currency = models.CharField(max_length=3, help_text="The order's currency.")
     line_no = models.PositiveIntegerField()
     external_line_id = models.CharField(max_length=100, blank=True)
     sku = models.CharField(max_length=100, db_index=True)
@@ -328,7 +358,9 @@ class OrderLine(models.Model):
         ordering = ["order", "line_no"]
         constraints = [
             models.UniqueConstraint(fields=["order", "line_no"], name="order_line_no_unique"),
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="order_line_quantity_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(unit_price__gte=0)
                 & Q(discount_allocation__gte=0)

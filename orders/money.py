@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
@@ -21,6 +21,7 @@ __all__ = [
     "ROUNDING_MODES",
     "allocate",
     "minor_units",
+    "normalize",
     "quantize",
     "to_decimal",
     "validate_currency",
@@ -30,7 +31,7 @@ __all__ = [
 ROUNDING_MODES = ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_DOWN", "ROUND_UP", "ROUND_HALF_DOWN")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -43,7 +44,7 @@ def validate_currency(currency: str) -> str:
     return code
 
 
-@lru_cache(maxsize=None)
+@cache
 def minor_units(currency: str) -> int:
     """Decimal places of the currency's minor unit: JPY 0, USD 2, KWD 3 (ISO 4217, via babel)."""
     return int(get_currency_precision(validate_currency(currency)))
@@ -76,6 +77,19 @@ def quantize(amount: Decimal | int | str, currency: str, *, rounding: str) -> De
     if rounding not in ROUNDING_MODES:
         raise InvalidInput(f"Unknown rounding mode {rounding!r}", code="invalid_rounding")
     return to_decimal(amount).quantize(_exponent(currency), rounding=rounding)
+
+
+def normalize(amount: Decimal, currency: str) -> Decimal:
+    """Show a stored amount (kept with 4 decimals for every currency) in the currency's units.
+
+    Stored amounts were quantized on the way in, so this only drops trailing zeros beyond the
+    minor unit (``26.5000`` USD -> ``26.50``); it never rounds a real fraction away silently.
+    """
+    exp = _exponent(currency)
+    result = amount.quantize(exp)
+    if result != amount:
+        return amount  # not a whole minor unit: show it as it is rather than hide the fraction
+    return result
 
 
 def allocate(total: Decimal, weights: Sequence[Decimal | int], currency: str) -> list[Decimal]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 

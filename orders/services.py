@@ -137,7 +137,11 @@ def order_transition(
     if field_name is None:
         raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")
     try:
-        order = Order.objects.select_for_update().select_related("customer").get(pk=order_id)
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=order_id)
+        )
     except Order.DoesNotExist:
         raise NotFound(f"Order {order_id} does not exist") from None
     before = getattr(order, field_name)
@@ -303,6 +307,7 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
     OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
+            currency=cur,
             line_no=i,
             external_line_id=line.external_line_id,
             sku=line.sku,
@@ -438,4 +443,3 @@ def incident_transition(
             data={"incident_id": incident.pk, "category": incident.category},
         )
     return incident
-

@@ -9,6 +9,7 @@ from typing import Any
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.test import TestCase
 
 from channels.models import ChannelKind, SalesChannel
@@ -68,13 +69,21 @@ def make_order(
     total: str | None = None,
     external_id: str | None = None,
     country: str = "US",
+    pipeline: bool = True,
 ) -> Order:
     """An order built by ``order_create``; its after-commit pipeline task runs (eager tasks),
-    so a consistent order comes back ``validated`` and an inconsistent one ``on_hold``."""
+    so a consistent order comes back ``validated`` and an inconsistent one ``on_hold``.
+    With ``pipeline=False`` the task is not run and the order stays ``received``."""
     channel = channel or SalesChannelFactory()
-    with TestCase.captureOnCommitCallbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(execute=pipeline), transaction.atomic():
+        pending = transaction.get_connection().run_on_commit
+        already = len(pending)
         order = _create(channel, customer, currency, lines, shipping, tax, discount, total,
                         external_id, country)  # fmt: skip
+        if not pipeline:
+            # Drop the pipeline's doorbell: the order stays `received`, as if the message were
+            # still on its way (also in transaction=True tests, where commit would ring it).
+            del pending[already:]
     order.refresh_from_db()
     return order
 

@@ -1,0 +1,89 @@
+"""A real Celery worker process takes a task from the configured broker (Redis in the
+PostgreSQL pass of CI, the embedded filesystem broker otherwise), moves an order in the real
+test database and writes its audit event with the correlation id that travelled in the message."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config import correlation
+from config.celery import app
+from tests.factories import make_order
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def purge_queues() -> None:
+    with app.connection_for_write() as conn:
+        for queue in ("ingest", "fulfillment", "sync", "notify"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # a queue the broker has never seen: nothing to purge
+                pass
+
+
+@pytest.fixture
+def worker(tmp_path):
+    purge_queues()
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
+         "ingest,fulfillment,sync,notify", "--concurrency", "1", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
+        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield proc, log
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
+    proc, log = worker
+    order = make_order(pipeline=False)
+    assert order.status == "received"
+    cid = correlation.sign(f"worker-test:{order.pk}")
+
+    with correlation.bound(cid):
+        app.send_task("orders.order_validate", kwargs={"order_id": order.pk})
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        order.refresh_from_db()
+        if order.status != "received":
+            break
+        time.sleep(0.25)
+    assert proc.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
+    assert order.status == "validated", f"worker log:\n{log.read_text()[-3000:]}"
+    event = order.events.get(action="validate")
+    assert (event.actor_kind, event.actor_id) == ("system", "pipeline")
+    assert (event.from_state, event.to_state) == ("received", "validated")
+    assert event.correlation_id == cid
+    assert order.events.get(action="check").correlation_id == cid
+    assert f'"correlation_id": "{cid}"' in log.read_text()
