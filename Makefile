@@ -41,7 +41,8 @@ run: demo
 	echo "  Health:       http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"; \
 	echo "  Worker + beat log: var/worker.log      Ctrl-C stops everything."; \
 	echo ""; \
-	$(MANAGE) runserver $(HOST):$(PORT) --noreload
+	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
+	  --error-logfile - --graceful-timeout 5
 
 worker: install
 	$(BIN)/celery -A config worker --beat --queues $(QUEUES) --loglevel INFO
