@@ -42,7 +42,11 @@ def get() -> str:
 
 def clean(value: str | None) -> str:
     """Accept a caller's id only if it is short and plain; otherwise start a new one."""
-    if value and len(value) <= _MAX_LEN and all(c.isalnum() or c in "-_.:" for c in value):
+    if (
+        value
+        and len(value) <= _MAX_LEN
+        and all((c.isascii() and c.isalnum()) or c in "-_.:" for c in value)
+    ):
         return value
     return ""
 

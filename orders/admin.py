@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from orders.actors import Actor
 from orders.errors import DomainError
@@ -264,3 +266,27 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def has_work_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.work_incident")
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+# DRF's own TokenAdmin lists every key in clear and lets anyone with `add_tokenproxy` mint a token
+# for any user, a superuser included. Here a key is never shown, ops may only see and revoke, and
+# issuing stays with superusers (or `manage.py drf_create_token` on the server).
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(DrfTokenAdmin):
+    list_display = ["user", "key_hint", "created"]
+    fields = ["user"]
+    readonly_fields: list[str] = []
+
+    @admin.display(description="Key")
+    def key_hint(self, token: TokenProxy) -> str:
+        return "…" + token.key[-4:]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

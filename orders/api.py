@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from orders import selectors
+from orders import money, selectors
 from orders.actors import Actor
 from orders.models import (
     Incident,
@@ -29,7 +29,20 @@ from orders.models import (
 from orders.services import ORDER_TRANSITIONS, incident_transition, order_transition
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class CurrencyAmountsSerializerMixin:
+    """Amounts as strings in the row's currency units (``"26.50"`` USD, ``"1200"`` JPY), not
+    with the 4 decimals they are stored with; the schema still says decimal string."""
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)  # type: ignore[misc]
+        currency = getattr(instance, instance.CURRENCY_FIELD)
+        for name in instance.MONEY_FIELDS:
+            if name in data and getattr(instance, name) is not None:
+                data[name] = str(money.normalize(getattr(instance, name), currency))
+        return data
+
+
+class OrderLineSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = OrderLine
         fields = ["line_no", "external_line_id", "sku", "title", "quantity", "unit_price",
@@ -43,7 +56,7 @@ class OrderEventSerializer(serializers.ModelSerializer):
                   "to_state", "correlation_id", "data"]  # fmt: skip
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
     channel = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:

@@ -33,11 +33,12 @@ ROLES: dict[str, list[str]] = {
         *VIEW_ORDERS,
         "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
     ],
-    # Runs the system: every permission of the back office's own apps and its schedules,
-    # API tokens; user accounts stay with superusers.
+    # Runs the system: every permission of the back office's own apps and its schedules; may see
+    # and revoke API tokens but not issue them (that would be acting as another user). User
+    # accounts and tokens stay with superusers.
     "ops_admin": [
         "orders.*", "channels.*", "fulfillment.*", "reviews.*", "reconciliation.*",
-        "django_celery_beat.*", "authtoken.*",
+        "django_celery_beat.*", "authtoken.view_tokenproxy", "authtoken.delete_tokenproxy",
     ],
 }  # fmt: skip
 

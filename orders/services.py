@@ -99,7 +99,7 @@ def _check_transition(instance: Any, name: str, field_name: str, actor: Actor) -
             str(s) for s in meta.transitions if isinstance(s, str) and s not in ("*", "+")
         )
         raise TransitionRefused(
-            f"Cannot {name.replace('_', ' ')} a {instance._meta.verbose_name} whose "
+            f"Cannot {name.replace('_', ' ')} {instance._meta.verbose_name} {instance.pk}: its "
             f"{field_name.replace('_', ' ')} is '{current}' (allowed from: {', '.join(sources)})"
         )
     t = meta.get_transition(current)
