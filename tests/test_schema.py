@@ -108,3 +108,17 @@ def test_docs_page_is_html_that_loads_swagger_ui_from_our_own_static_files(clien
 )
 def test_swagger_ui_assets_referenced_by_the_docs_are_installed_locally(asset):
     assert finders.find(asset) is not None
+
+
+def test_the_committed_openapi_document_matches_the_code(tmp_path):
+    """docs/openapi.yaml is what clients read; regenerate it with
+    `manage.py spectacular --file docs/openapi.yaml` when the API changes."""
+    from django.conf import settings
+
+    generated = tmp_path / "openapi.yaml"
+    call_command("spectacular", "--file", str(generated))
+    committed = settings.BASE_DIR / "docs" / "openapi.yaml"
+    assert generated.read_text() == committed.read_text(), (
+        "docs/openapi.yaml is out of date: run "
+        "`.venv/bin/python manage.py spectacular --file docs/openapi.yaml`"
+    )
