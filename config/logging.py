@@ -23,11 +23,9 @@ def add_correlation_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> 
     return event_dict
 
 
-def redact_emails(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for key, value in list(event_dict.items()):
-        if isinstance(value, str) and "@" in value:
-            event_dict[key] = _EMAIL.sub("[email]", value)
-    return event_dict
+def redact_emails(_logger: Any, _name: str, rendered: str) -> str:
+    """Runs after the renderer, on the whole line: nested fields and reprs are covered too."""
+    return _EMAIL.sub("[email]", rendered) if "@" in rendered else rendered
 
 
 SHARED_PROCESSORS: list[Any] = [
@@ -64,8 +62,8 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
-                    redact_emails,
                     renderer,
+                    redact_emails,
                 ],
                 "foreign_pre_chain": SHARED_PROCESSORS,
             },

@@ -1,8 +1,9 @@
 """Sentry, with PII kept out: no default PII, and a scrubber for names, emails, phones, addresses.
 
 Sentry's own scrubber removes passwords and tokens but not personal data, so ``before_send``
-walks the whole event and redacts by key name (``email``, ``first_name``, ``address1``...) and by
-value shape (anything that looks like an email address or a phone number).
+walks the parts of the event that carry user data and redacts by key name (Sentry's denylist plus
+``email``, ``first_name``, ``address1``...) and by value shape (anything that looks like an email
+address or a phone number).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+from sentry_sdk.scrubber import DEFAULT_DENYLIST
 
 REDACTED = "[redacted]"
 PII_KEYS = frozenset(
@@ -27,11 +28,15 @@ PII_KEYS = frozenset(
         "ip", "ip_address", "browser_ip", "remote_addr", "x_forwarded_for",
     }
 )  # fmt: skip
+# Sentry's own denylist (passwords, tokens, api keys, cookies, sessions) joins ours: with
+# data_collection set, sentry-sdk no longer runs its EventScrubber, so before_send does it all.
+SENSITIVE_KEYS = PII_KEYS | frozenset(k.lower().replace("-", "_") for k in DEFAULT_DENYLIST)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Phone-number candidates: digits with the usual separators; _phone() keeps only 9-15 digits
 # that are not a date, so timestamps and ids survive.
 _PHONE = re.compile(r"(?<![\w.:])\+?\(?\d[\d\s().-]{7,}\d(?![\w.:])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_AMOUNT = re.compile(r"\d+\.\d{2,4}")  # 10000.0000: an amount, not a phone
 # The parts of an event that can carry user data; the rest (sdk, os, runtime) is left alone.
 _FREE_TEXT_PARTS = ("request", "extra", "breadcrumbs", "logentry", "message", "exception", "tags")
 
@@ -43,21 +48,31 @@ def _norm(key: str) -> str:
 def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = sum(c.isdigit() for c in text)
-    if 9 <= digits <= 15 and not _DATE.search(text):
+    if 9 <= digits <= 15 and not _DATE.search(text) and not _AMOUNT.fullmatch(text):
         return REDACTED
     return text
 
 
-def scrub_value(value: Any) -> Any:
+def _is_id_key(key: object) -> bool:
+    """``order_id``, ``external_id``, ``ids``...: long digit runs there are ids, not phones."""
+    return isinstance(key, str) and _norm(key).rstrip("s").endswith("id")
+
+
+def scrub_value(value: Any, *, phones: bool = True) -> Any:
     if isinstance(value, str):
-        return _PHONE.sub(_phone, _EMAIL.sub(REDACTED, value))
+        value = _EMAIL.sub(REDACTED, value)
+        return _PHONE.sub(_phone, value) if phones else value
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and _norm(k) in PII_KEYS else scrub_value(v))
+            k: (
+                REDACTED
+                if isinstance(k, str) and _norm(k) in SENSITIVE_KEYS
+                else scrub_value(v, phones=not _is_id_key(k))
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [scrub_value(v) for v in value]
+        return [scrub_value(v, phones=phones) for v in value]
     return value
 
 
@@ -70,16 +85,26 @@ def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> None:
+# Integrations collect no user identity, cookies or request bodies (sentry-sdk's successor of
+# send_default_pii=False); before_send removes what slips through elsewhere.
+DATA_COLLECTION: dict[str, Any] = {
+    "user_info": False,
+    "cookies": {"mode": "off"},
+    "http_bodies": [],
+}
+
+
+def init_sentry(
+    *, dsn: str, environment: str, traces_sample_rate: float, transport: Any = None
+) -> None:
+    """Start Sentry for this process; ``transport`` replaces the HTTP one (tests)."""
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
-        send_default_pii=False,
+        data_collection=DATA_COLLECTION,
+        transport=transport,
         traces_sample_rate=traces_sample_rate,
         integrations=[DjangoIntegration(), CeleryIntegration()],
-        event_scrubber=EventScrubber(
-            denylist=[*DEFAULT_DENYLIST, *sorted(PII_KEYS)], recursive=True
-        ),
         before_send=before_send,
         before_send_transaction=before_send,
     )

@@ -1,10 +1,13 @@
 """Test settings: the environment's database and broker, tasks in-process, fast hashing."""
 
+from config.logging import build_logging_config
 from config.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# JSON lines whatever LOG_FORMAT the shell has: tests parse them.
+LOGGING = build_logging_config(level=LOG_LEVEL, fmt="json")  # noqa: F405
 
 # A broker folder of the tests' own, so a `make run` worker on this checkout never takes a
 # test's message (and a test worker never takes the demo's).

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -22,6 +22,38 @@ from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import Customer, Incident, Order, OrderEvent, OrderLine
 from orders.services import incident_transition, order_available_transitions, order_transition
+
+
+def money_display(field_name: str, label: str) -> Any:
+    """A read-only admin method (a ModelAdmin attribute) showing an amount as ``26.50 USD``.
+
+    Django's admin would format a 4-decimal DecimalField as ``26.5000`` whatever the currency.
+    """
+
+    @admin.display(description=label, ordering=field_name)
+    def show(model_admin: Any, obj: Any) -> str:
+        return f"{getattr(obj, field_name)} {obj.currency}"
+
+    return show
+
+
+ADDRESS_LINES = [
+    ("name",), ("company",), ("line1",), ("line2",), ("postal_code", "city"), ("region",),
+    ("country_code",), ("phone",),
+]  # fmt: skip
+
+
+def format_address(address: dict[str, Any] | None) -> str:
+    """An address as a person reads it, one line per part; '-' when there is none."""
+    if not address:
+        return "-"
+    lines = []
+    for keys in ADDRESS_LINES:
+        parts = [str(address[k]) for k in keys if address.get(k)]
+        if parts:
+            lines.append(" ".join(parts))
+    return format_html_join("", "{}<br>", ((line,) for line in lines)) or "-"
+
 
 # Transitions that need more than a click, and what they ask for.
 TRANSITION_INPUTS = {"hold": "reason", "cancel": "reason", "refund_partially": "amount"}
@@ -32,9 +64,11 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    fields = ["line_no", "sku", "title", "quantity", "unit_price", "discount_allocation",
-              "tax_allocation"]  # fmt: skip
+    fields = ["line_no", "sku", "title", "quantity", "unit_price_", "discount_", "tax_"]
     readonly_fields = fields
+    unit_price_ = money_display("unit_price", "Unit price")
+    discount_ = money_display("discount_allocation", "Discount")
+    tax_ = money_display("tax_allocation", "Tax")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -101,9 +135,9 @@ class OrderAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["external_id", "channel", "customer", "status", "payment_status",
                            "status_reason", "placed_at", "correlation_id"]}),
-        ("Amounts", {"fields": ["currency", "subtotal", "discount_total", "shipping_total",
-                                "tax_total", "total", "refunded_total", "payment_method"]}),
-        ("Addresses", {"fields": ["ship_to_country", "shipping_address", "billing_address"]}),
+        ("Amounts", {"fields": ["subtotal_", "discount_", "shipping_", "tax_", "amount",
+                                "refunded_", "payment_method"]}),
+        ("Addresses", {"fields": ["ship_to_country", "ship_to", "bill_to"]}),
         ("Risk", {"fields": ["risk_score", "risk_signals", "review_approved_at"]}),
     ]  # fmt: skip
 
@@ -122,9 +156,20 @@ class OrderAdmin(admin.ModelAdmin):
         return format_html('<span class="order-status s-{}">{}</span>', order.status,
                            order.get_status_display())  # fmt: skip
 
-    @admin.display(description="Total", ordering="total")
-    def amount(self, order: Order) -> str:
-        return f"{order.total} {order.currency}"
+    @admin.display(description="Ship to")
+    def ship_to(self, order: Order) -> str:
+        return format_address(order.shipping_address)
+
+    @admin.display(description="Bill to")
+    def bill_to(self, order: Order) -> str:
+        return format_address(order.billing_address)
+
+    amount = money_display("total", "Total")
+    subtotal_ = money_display("subtotal", "Subtotal")
+    discount_ = money_display("discount_total", "Discounts")
+    shipping_ = money_display("shipping_total", "Shipping")
+    tax_ = money_display("tax_total", "Tax")
+    refunded_ = money_display("refunded_total", "Refunded")
 
     def get_urls(self) -> list[Any]:
         urls = [
@@ -143,11 +188,13 @@ class OrderAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         order = self.get_object(request, object_id)
         if order is not None:
-            extra_context["transitions"] = [
+            offered = [
                 {**t, "input": TRANSITION_INPUTS.get(t["name"]), "danger": t["name"] in DANGEROUS,
                  "label": t["name"].replace("_", " ").capitalize()}
                 for t in order_available_transitions(order=order, user=request.user)
             ]  # fmt: skip
+            # Everyday moves first, the ones that cannot be undone last.
+            extra_context["transitions"] = sorted(offered, key=lambda t: t["danger"])
             extra_context["show_save"] = False
             extra_context["show_save_and_continue"] = False
             extra_context["show_save_and_add_another"] = False
