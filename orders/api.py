@@ -43,6 +43,10 @@ class CurrencyAmountsSerializerMixin:
 
 
 class OrderLineSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
+    # Declared: a model PositiveIntegerField's bounds differ by database, and so would the schema.
+    line_no = serializers.IntegerField(read_only=True, min_value=1)
+    quantity = serializers.IntegerField(read_only=True, min_value=1)
+
     class Meta:
         model = OrderLine
         fields = ["line_no", "external_line_id", "sku", "title", "quantity", "unit_price",
@@ -155,6 +159,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class IncidentSerializer(serializers.ModelSerializer):
+    occurrence_count = serializers.IntegerField(read_only=True, min_value=1)
     order_external_id = serializers.CharField(source="order.external_id", read_only=True,
                                               default=None)  # fmt: skip
 
