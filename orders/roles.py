@@ -34,11 +34,12 @@ ROLES: dict[str, list[str]] = {
         "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules; may see
-    # and revoke API tokens but not issue them (that would be acting as another user). User
-    # accounts and tokens stay with superusers.
+    # and revoke API tokens but not issue them (that would be acting as another user), and lift
+    # login lockouts. User accounts and tokens stay with superusers.
     "ops_admin": [
         "orders.*", "channels.*", "fulfillment.*", "reviews.*", "reconciliation.*",
         "django_celery_beat.*", "authtoken.view_tokenproxy", "authtoken.delete_tokenproxy",
+        "axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accessfailurelog",
     ],
 }  # fmt: skip
 

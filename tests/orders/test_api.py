@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -126,7 +127,11 @@ def test_a_token_issued_by_drf_create_token_authenticates(api_client, cs_user):
 
 def test_session_authentication_lists_orders(api_client, cs_user):
     order = make_order()
-    assert api_client.login(username=cs_user.username, password="pw-" + cs_user.username)
+    # The login throttle (django-axes) needs the request a real sign-in has.
+    request = RequestFactory().post("/admin/login/")
+    assert api_client.login(
+        request=request, username=cs_user.username, password="pw-" + cs_user.username
+    )
 
     assert ids(api_client.get(ORDERS)) == {order.pk}
 

@@ -4,6 +4,7 @@ from io import StringIO
 
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from orders.models import Incident, Order, OrderEvent
 
@@ -34,7 +35,8 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
     for line in output.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] in users:
-            assert authenticate(username=parts[0], password=parts[1]) is not None
+            request = RequestFactory().post("/admin/login/")
+            assert authenticate(request, username=parts[0], password=parts[1]) is not None
     assert "Demo data ready: 10 new order(s)." in output
 
 
