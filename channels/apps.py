@@ -6,3 +6,9 @@ class ChannelsConfig(AppConfig):
     label = "channels"
     verbose_name = "Sales channels"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from channels import checks, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+        from orders.checks import register
+
+        register(checks.SkuMappedCheck())

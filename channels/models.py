@@ -1,9 +1,13 @@
-"""Sales channels: where orders come from. Ingestion (inbox, adapters) builds on these."""
+"""Sales channels, the product catalogue and its mappings, and the inbox of inbound events."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 
 class ChannelKind(models.TextChoices):
@@ -15,8 +19,10 @@ class ChannelKind(models.TextChoices):
 
 
 class SalesChannel(models.Model):
+    """A store we take orders from. Its kind picks the signature scheme, schema and parser."""
+
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
-    slug = models.SlugField(max_length=50, unique=True)
+    slug = models.SlugField(max_length=50, unique=True, help_text="Webhook URL: /webhooks/<slug>/")
     name = models.CharField(max_length=100)
     default_currency = models.CharField(max_length=3, default="USD")
     rounding = models.CharField(
@@ -24,6 +30,25 @@ class SalesChannel(models.Model):
         default="ROUND_HALF_UP",
         help_text="How this channel rounds amounts to the currency's minor units.",
     )
+    webhook_secret = models.CharField(
+        max_length=255, blank=True,
+        help_text="Signing secret (Shopify app secret, WooCommerce webhook secret, BigCommerce "
+        "client secret, custom HMAC key). Stored, never shown again.",
+    )  # fmt: skip
+    auth_header_name = models.CharField(
+        max_length=64, blank=True,
+        help_text="BigCommerce without signatures: the custom header set on the webhook.",
+    )  # fmt: skip
+    auth_header_value = models.CharField(max_length=255, blank=True)
+    api_base_url = models.URLField(blank=True, help_text="REST API base for pulling orders.")
+    api_version = models.CharField(max_length=32, blank=True)
+    credentials = models.JSONField(
+        default=dict, blank=True, help_text="API credentials (kept out of every screen)."
+    )
+    poll_cursor = models.DateTimeField(
+        null=True, blank=True, help_text="Polling resumes from orders updated after this time."
+    )
+    last_polled_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -32,3 +57,157 @@ class SalesChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Product(models.Model):
+    """Our catalogue: the SKUs we stock and ship."""
+
+    sku = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=255)
+    weight_grams = models.PositiveIntegerField(null=True, blank=True)
+    hs_code = models.CharField(max_length=12, blank=True, help_text="Customs tariff code.")
+    origin_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    tags = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return self.sku
+
+
+class SkuMapping(models.Model):
+    """A channel's own product reference (variant id, ASIN, seller SKU) -> our SKU."""
+
+    channel = models.ForeignKey(SalesChannel, on_delete=models.CASCADE, related_name="sku_mappings")
+    external_ref = models.CharField(
+        max_length=100, help_text="Variant id, ASIN or seller SKU as the channel sends it."
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="mappings")
+
+    class Meta:
+        ordering = ["channel", "external_ref"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_ref"], name="sku_mapping_unique_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel.slug}:{self.external_ref} -> {self.product.sku}"
+
+
+class TaxCodeMapping(models.Model):
+    """A channel's tax line title (``State Tax``, ``VAT 20%``) -> our internal tax code."""
+
+    channel = models.ForeignKey(SalesChannel, on_delete=models.CASCADE, related_name="tax_codes")
+    channel_tax = models.CharField(max_length=100)
+    tax_code = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["channel", "channel_tax"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "channel_tax"], name="tax_code_mapping_unique_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_tax} -> {self.tax_code}"
+
+
+class InboundStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    DUPLICATE = "duplicate", "Duplicate (nothing new)"
+    QUARANTINED = "quarantined", "Quarantined"
+    REPLAYED = "replayed", "Replayed"
+
+
+class InboundSource(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    POLL = "poll", "Poll"
+    FILE = "file", "File import"
+
+
+class InboundEvent(ConcurrentTransitionMixin, models.Model):
+    """The inbox: every accepted delivery, stored raw before anything else happens."""
+
+    channel = models.ForeignKey(SalesChannel, on_delete=models.PROTECT, related_name="events")
+    source = models.CharField(
+        max_length=8, choices=InboundSource.choices, default=InboundSource.WEBHOOK
+    )
+    topic = models.CharField(max_length=64, blank=True)
+    api_version = models.CharField(max_length=32, blank=True)
+    dedup_key = models.CharField(max_length=200)
+    headers = models.JSONField(default=dict, blank=True)
+    raw_body = models.BinaryField()
+    body_bytes = models.PositiveIntegerField(default=0)
+    fetched = models.JSONField(
+        null=True, blank=True, help_text="What was pulled from the channel's API for this event."
+    )
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    status = FSMField(
+        max_length=16, choices=InboundStatus.choices, default=InboundStatus.RECEIVED,
+        protected=True, db_index=True,
+    )  # fmt: skip
+    errors = models.JSONField(default=list, blank=True)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    duplicate_deliveries = models.PositiveIntegerField(default=0)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, help_text="What processing did.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "dedup_key"], name="inbound_event_dedup_key_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "received_at"],
+                condition=Q(status="received"),
+                name="inbound_event_pending_idx",
+            )
+        ]
+        permissions = [("replay_inboundevent", "Can replay a quarantined inbound event")]
+
+    def __str__(self) -> str:
+        return f"{self.channel.slug} {self.topic} #{self.pk}"
+
+    @transition(field=status, source=InboundStatus.RECEIVED, target=InboundStatus.PROCESSED)
+    def mark_processed(self, *, order_id: int | None, outcome: str) -> None:
+        self.order_id = order_id
+        self.outcome = outcome
+        self.errors = []
+        self.processed_at = timezone.now()
+        self.lease_until = None
+
+    @transition(field=status, source=InboundStatus.RECEIVED, target=InboundStatus.DUPLICATE)
+    def mark_duplicate(self, *, order_id: int | None) -> None:
+        self.order_id = order_id
+        self.outcome = "unchanged"
+        self.processed_at = timezone.now()
+        self.lease_until = None
+
+    @transition(field=status, source=[InboundStatus.RECEIVED, InboundStatus.QUARANTINED],
+                target=InboundStatus.QUARANTINED)  # fmt: skip
+    def quarantine(self, *, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        self.processed_at = timezone.now()
+        self.lease_until = None
+
+    @transition(field=status, source=InboundStatus.QUARANTINED, target=InboundStatus.REPLAYED)
+    def mark_replayed(self, *, order_id: int | None, outcome: str) -> None:
+        self.order_id = order_id
+        self.outcome = outcome
+        self.errors = []
+        self.processed_at = timezone.now()

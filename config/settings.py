@@ -227,6 +227,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "channels-inbound-sweep": {
+        "task": "channels.inbound_event_sweep",
+        "schedule": env.float("INBOUND_SWEEP_SECONDS", default=60.0),
+    },
     "orders-pipeline-sweep": {
         "task": "orders.order_pipeline_sweep",
         "schedule": env.float("PIPELINE_SWEEP_SECONDS", default=60.0),
@@ -234,6 +238,16 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Ingestion ----------------------------------------------------------------------------
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+# Django must let the body through so that our own limit answers (413 with a JSON body).
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
+INGEST_LEASE_SECONDS = env.int("INGEST_LEASE_SECONDS", default=300)
+INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=8)
+INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
+INGEST_SWEEP_AFTER_SECONDS = env.int("INGEST_SWEEP_AFTER_SECONDS", default=60)
+POLL_INTERVAL_SECONDS = env.float("POLL_INTERVAL_SECONDS", default=300.0)
 
 # Orders left in `received` longer than this are re-enqueued by the sweeper (lost message).
 ORDER_PIPELINE_STUCK_AFTER_SECONDS = env.int("ORDER_PIPELINE_STUCK_AFTER_SECONDS", default=120)

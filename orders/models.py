@@ -161,6 +161,9 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
         "channels.SalesChannel", on_delete=models.PROTECT, related_name="orders"
     )
     external_id = models.CharField(max_length=100, help_text="The channel's own order id.")
+    order_number = models.CharField(
+        max_length=64, blank=True, help_text="The number the customer sees (#1001)."
+    )
     customer = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
@@ -171,6 +174,11 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     tax_total = models.DecimalField(**MONEY)
     total = models.DecimalField(**MONEY)
     refunded_total = models.DecimalField(**MONEY)
+    taxes_included = models.BooleanField(
+        default=False, help_text="Prices already include tax; the tax total is not added on top."
+    )
+    tax_lines = models.JSONField(default=list, blank=True)
+    source = models.JSONField(default=dict, blank=True, help_text="The channel's own facts.")
     shipping_address = models.JSONField(default=dict, blank=True)
     billing_address = models.JSONField(default=dict, blank=True)
     ship_to_country = models.CharField(
@@ -241,7 +249,8 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
 
     @property
     def computed_total(self) -> Decimal:
-        return self.subtotal - self.discount_total + self.shipping_total + self.tax_total
+        base = self.subtotal - self.discount_total + self.shipping_total
+        return base if self.taxes_included else base + self.tax_total
 
     # --- order lifecycle -------------------------------------------------------------------
     @transition(field=status, source=S.RECEIVED, target=S.VALIDATED, conditions=[has_lines],
@@ -347,7 +356,14 @@ class OrderLine(CurrencyAmountsMixin, models.Model):
     currency = models.CharField(max_length=3, help_text="The order's currency.")
     line_no = models.PositiveIntegerField()
     external_line_id = models.CharField(max_length=100, blank=True)
-    sku = models.CharField(max_length=100, db_index=True)
+    sku = models.CharField(
+        max_length=100, db_index=True, blank=True, help_text="Our SKU; empty while unmapped."
+    )
+    channel_sku = models.CharField(max_length=100, blank=True)
+    variant_ref = models.CharField(
+        max_length=100, blank=True, help_text="Variant id, ASIN or seller SKU from the channel."
+    )
+    tax_lines = models.JSONField(default=list, blank=True)
     title = models.CharField(max_length=255, blank=True)
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(**MONEY)

@@ -235,6 +235,9 @@ class LineInput:
     external_line_id: str = ""
     discount: Decimal | None = None  # line-level; None: share of the order-level discount
     tax: Decimal | None = None
+    channel_sku: str = ""
+    variant_ref: str = ""
+    tax_lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -254,12 +257,20 @@ class OrderInput:
     payment_method: str = ""
     rounding: str = money.ROUND_HALF_UP
     correlation_id: str = ""
+    subtotal: Decimal | None = None  # as the channel states it; None: computed from the lines
+    taxes_included: bool = False
+    order_number: str = ""
+    tax_lines: list[dict[str, Any]] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    source_updated_at: datetime | None = None
 
 
-def _allocations(amount: Decimal, given: list[Decimal | None], weights: list[Decimal], cur: str):
+def _allocations(
+    amount: Decimal, given: list[Decimal | None], weights: list[Decimal], cur: str, rounding: str
+) -> list[Decimal]:
     """Line shares of an order-level amount: the lines' own where given, else allocated."""
     if all(g is not None for g in given):
-        return [Decimal(g) for g in given]  # type: ignore[arg-type]
+        return [money.quantize(g, cur, rounding=rounding) for g in given]  # type: ignore[arg-type]
     return money.allocate(amount, weights, cur)
 
 
@@ -276,22 +287,31 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
 
     unit_prices = [q(line.unit_price) for line in data.lines]
     gross = [p * line.quantity for p, line in zip(unit_prices, data.lines, strict=True)]
-    subtotal = sum(gross, Decimal(0))
+    subtotal = q(data.subtotal) if data.subtotal is not None else sum(gross, Decimal(0))
     discount_total, shipping_total, tax_total = (
         q(data.discount_total), q(data.shipping_total), q(data.tax_total),
     )  # fmt: skip
-    discounts = _allocations(discount_total, [line.discount for line in data.lines], gross, cur)
+    discounts = _allocations(
+        discount_total, [line.discount for line in data.lines], gross, cur, data.rounding
+    )
     taxable = [g - d for g, d in zip(gross, discounts, strict=True)]
-    taxes = _allocations(tax_total, [line.tax for line in data.lines], taxable, cur)
-    computed = subtotal - discount_total + shipping_total + tax_total
+    taxes = _allocations(tax_total, [line.tax for line in data.lines], taxable, cur, data.rounding)
+    computed = subtotal - discount_total + shipping_total
+    if not data.taxes_included:
+        computed += tax_total
     total = q(data.total) if data.total is not None else computed
 
     cid = data.correlation_id or correlation.get() or correlation.new()
     order = Order.objects.create(
         channel_id=data.channel_id,
         external_id=data.external_id,
+        order_number=data.order_number,
         customer_id=data.customer_id,
         currency=cur,
+        taxes_included=data.taxes_included,
+        tax_lines=data.tax_lines,
+        source=data.source,
+        source_updated_at=data.source_updated_at,
         subtotal=subtotal,
         discount_total=discount_total,
         shipping_total=shipping_total,
@@ -311,6 +331,9 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
             line_no=i,
             external_line_id=line.external_line_id,
             sku=line.sku,
+            channel_sku=line.channel_sku,
+            variant_ref=line.variant_ref,
+            tax_lines=line.tax_lines,
             title=line.title,
             quantity=line.quantity,
             unit_price=unit_prices[i - 1],
@@ -443,3 +466,21 @@ def incident_transition(
             data={"incident_id": incident.pk, "category": incident.category},
         )
     return incident
+
+
+@transaction.atomic
+def order_lines_assign_skus(*, order_id: int, skus: Mapping[int, str], actor: Actor) -> int:
+    """Give lines their catalogue SKU (found through a mapping added after the order came in)."""
+    lines = {ln.pk: ln for ln in OrderLine.objects.select_for_update().filter(order_id=order_id)}
+    assigned = {}
+    for line_id, sku in skus.items():
+        line = lines.get(line_id)
+        if line is not None and not line.sku and sku:
+            OrderLine.objects.filter(pk=line_id).update(sku=sku)
+            assigned[line.line_no] = sku
+    if assigned:
+        order_event_record(
+            order_id=order_id, action="sku_resolved", actor=actor,
+            data={"lines": {str(k): v for k, v in assigned.items()}},
+        )  # fmt: skip
+    return len(assigned)

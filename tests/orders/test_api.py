@@ -349,7 +349,7 @@ def test_order_detail_has_lines_with_decimal_strings_and_the_timeline_in_order(a
         Decimal("10.00"),
         Decimal("3.50"),
     ]
-    assert [e["action"] for e in body["timeline"]] == ["received", "check", "validate"]
+    assert [e["action"] for e in body["timeline"]] == ["received", "check", "check", "validate"]
     assert [e["id"] for e in body["timeline"]] == sorted(e["id"] for e in body["timeline"])
     assert [e["at"] for e in body["timeline"]] == sorted(e["at"] for e in body["timeline"])
     assert body["timeline"][-1]["to_state"] == "validated"
@@ -407,7 +407,7 @@ def test_transition_answers_200_with_the_new_state_and_a_timeline_event_by_the_u
     body = response.json()
     assert body["status"] == "on_hold"
     assert body["status_reason"] == "customer called"
-    assert [e["action"] for e in body["timeline"]] == ["received", "check", "validate", "hold"]
+    assert [e["action"] for e in body["timeline"]] == ["received", "check", "check", "validate", "hold"]
     last = body["timeline"][-1]
     assert last["actor_kind"] == "user"
     assert last["actor_id"] == "carol"

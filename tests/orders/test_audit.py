@@ -46,6 +46,7 @@ def test_the_timeline_tells_the_whole_story_in_order(db):
     assert rows == [
         ("received", "", "received"),
         ("check", "", ""),
+        ("check", "", ""),
         ("validate", "received", "validated"),
         ("capture_payment", "pending", "paid"),
         ("allocate", "validated", "allocated"),

@@ -1,0 +1,92 @@
+"""The interface every channel adapter implements, and the dataclasses it speaks.
+
+Adapters take and return plain data, never models: the inbox service hands them a
+``ChannelConfig`` and the raw delivery, and gets back a ``Delivery`` (verify), the full vendor
+payload (fetch, for channels whose webhooks carry only an id) and a canonical order dict
+(normalize, see ``orders/schemas/canonical_order.v1.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    id: int
+    slug: str
+    kind: str
+    secret: str = ""
+    auth_header_name: str = ""
+    auth_header_value: str = ""
+    api_base_url: str = ""
+    api_version: str = ""
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    rounding: str = "ROUND_HALF_UP"
+    default_currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a verified webhook says about itself (from its headers, not its body)."""
+
+    dedup_key: str
+    topic: str
+    api_version: str = ""
+    event_at: datetime | None = None
+    is_ping: bool = False  # a vendor's "are you there" call: answer 200, store nothing
+
+
+class SignatureInvalid(Exception):  # noqa: N818 (a verdict, not an error of ours)
+    """The delivery is not provably from the channel: answer 401, store nothing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NormalizationError(Exception):
+    """A well-signed payload we cannot turn into an order: quarantine it with these errors."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+class AdapterError(Exception):
+    """A call to the channel's API failed; ``retryable`` says whether trying later may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ChannelAdapter(Protocol):
+    kind: str
+
+    def verify(
+        self, channel: ChannelConfig, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> Delivery:
+        """Check the signature on the raw body (constant time); raise SignatureInvalid."""
+        ...
+
+    def payload_schema(self, topic: str, api_version: str) -> str:
+        """The file name in ``channels/schemas/`` that validates this topic's payload."""
+        ...
+
+    def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Pull the full order when the delivery carries only a reference; else None."""
+        ...
+
+    def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
+        """For a thin cancel/delete delivery, the order id it cancels; else None."""
+        ...
+
+    def normalize(
+        self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
+    ) -> dict[str, Any]:
+        """The canonical order (``sku`` left empty; the mapping table resolves it)."""
+        ...

@@ -1,0 +1,311 @@
+"""The inbox: storing deliveries durably, processing them into orders, quarantine and replay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from channels import catalogue, metrics
+from channels.adapters import get_adapter
+from channels.adapters.base import AdapterError, ChannelConfig, NormalizationError
+from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
+from config import correlation
+from config.tasks import enqueue_on_commit
+from orders import jsonschemas, money
+from orders.actors import Actor
+from orders.canonical import canonical_errors, order_cancel_from_channel, order_upsert
+from orders.errors import DomainError, InvalidInput, NotFound
+from orders.models import Incident, IncidentCategory, IncidentStatus
+from orders.services import incident_raise, incident_transition
+
+log = structlog.get_logger(__name__)
+security_log = structlog.get_logger("security")
+
+# Headers never kept with an event: credentials of any kind.
+SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+
+
+def channel_config(channel: SalesChannel) -> ChannelConfig:
+    return ChannelConfig(
+        id=channel.pk,
+        slug=channel.slug,
+        kind=channel.kind,
+        secret=channel.webhook_secret,
+        auth_header_name=channel.auth_header_name.lower(),
+        auth_header_value=channel.auth_header_value,
+        api_base_url=channel.api_base_url.rstrip("/"),
+        api_version=channel.api_version,
+        credentials=dict(channel.credentials or {}),
+        rounding=channel.rounding,
+        default_currency=channel.default_currency,
+    )
+
+
+def kept_headers(headers: Mapping[str, str], *, secret_header: str = "") -> dict[str, str]:
+    drop = SECRET_HEADERS | ({secret_header.lower()} if secret_header else set())
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in drop}
+
+
+def body_dedup_key(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def inbound_event_store(
+    *,
+    channel: SalesChannel,
+    source: str,
+    topic: str,
+    dedup_key: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    api_version: str = "",
+) -> tuple[InboundEvent | None, bool]:
+    """Keep a delivery in the inbox in one insert and ring processing after commit.
+
+    Returns ``(event, True)`` for a new event, ``(None, False)`` for a re-delivery of a dedup key
+    we hold (its row only counts the duplicate). The unique index decides, never a prior read.
+    """
+    cid = correlation.sign(f"{channel.slug}:{dedup_key}")
+    try:
+        with transaction.atomic():
+            event = InboundEvent.objects.create(
+                channel=channel,
+                source=source,
+                topic=topic[:64],
+                api_version=api_version[:32],
+                dedup_key=dedup_key[:200],
+                headers=dict(headers),
+                raw_body=body,
+                body_bytes=len(body),
+                correlation_id=cid,
+            )
+            enqueue_on_commit("channels.inbound_event_process", event_id=event.pk)
+    except IntegrityError:
+        InboundEvent.objects.filter(channel=channel, dedup_key=dedup_key[:200]).update(
+            duplicate_deliveries=F("duplicate_deliveries") + 1, last_delivery_at=timezone.now()
+        )
+        metrics.DUPLICATES.labels(channel.slug, topic).inc()
+        return None, False
+    metrics.RECEIVED.labels(channel.slug, topic).inc()
+    return event, True
+
+
+def _claim(event_id: int) -> bool:
+    """Take the event for this worker: still ``received`` and not leased by another."""
+    now = timezone.now()
+    return bool(
+        InboundEvent.objects.filter(pk=event_id, status=InboundStatus.RECEIVED)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            lease_until=now + timedelta(seconds=settings.INGEST_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def inbound_event_process(*, event_id: int) -> InboundEvent | None:
+    """Turn one inbox event into an order change; idempotent and safe to run concurrently.
+
+    An event that another worker holds, or that is no longer ``received``, is left alone. A
+    payload that fails its schema or normalization is quarantined with readable errors; a
+    channel API that is down leaves the event to be retried later by the sweeper.
+    """
+    if not _claim(event_id):
+        return None
+    event = InboundEvent.objects.select_related("channel").get(pk=event_id)
+    started = time.perf_counter()
+    with correlation.bound(event.correlation_id):
+        if event.attempts > settings.INGEST_MAX_ATTEMPTS:
+            return _quarantine(event, [{
+                "pointer": "", "value": None,
+                "message": f"gave up after {event.attempts - 1} attempts; see the logs of "
+                f"correlation id {event.correlation_id}",
+            }])  # fmt: skip
+        try:
+            order_id, outcome = _apply(event)
+        except NormalizationError as exc:
+            return _quarantine(event, exc.errors)
+        except AdapterError as exc:
+            if not exc.retryable:
+                return _quarantine(event, [{"pointer": "", "message": str(exc), "value": None}])
+            _retry_later(event, str(exc))
+            return None
+        with transaction.atomic():
+            locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+            if outcome == "unchanged":
+                locked.mark_duplicate(order_id=order_id)
+            else:
+                locked.mark_processed(order_id=order_id, outcome=outcome)
+            locked.save()
+    metrics.PROCESSED.labels(event.channel.slug, event.topic, outcome).inc()
+    metrics.PROCESSING_SECONDS.labels(event.channel.slug).observe(time.perf_counter() - started)
+    log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
+    return locked
+
+
+def _retry_later(event: InboundEvent, reason: str) -> None:
+    """Keep the event ``received`` with a lease that grows with each attempt; the sweeper
+    re-enqueues it once the lease runs out (the delay lives in the database, not the broker)."""
+    delay = min(settings.INGEST_RETRY_BASE_SECONDS * 2 ** (event.attempts - 1), 3600)
+    InboundEvent.objects.filter(pk=event.pk).update(
+        lease_until=timezone.now() + timedelta(seconds=delay),
+        errors=[{"pointer": "", "message": f"will retry: {reason}", "value": None}],
+    )
+    log.warning("inbound.retry_later", event_id=event.pk, attempts=event.attempts, delay=delay)
+
+
+def _payload(event: InboundEvent) -> Any:
+    try:
+        return json.loads(bytes(event.raw_body).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise NormalizationError(
+            [{"pointer": "", "message": f"the body is not valid JSON{where}", "value": None}]
+        ) from None
+
+
+def _apply(event: InboundEvent) -> tuple[int | None, str]:
+    """Validate, fetch if needed, normalize, resolve SKUs and upsert. No transaction is held
+    while the channel's API is called."""
+    channel = event.channel
+    config = channel_config(channel)
+    adapter = get_adapter(channel.kind)
+    payload = _payload(event)
+    schema = adapter.payload_schema(event.topic, event.api_version)
+    problems = jsonschemas.errors("channels", schema, payload)
+    if problems:
+        raise NormalizationError(problems)
+    actor = Actor.channel(channel.slug)
+
+    cancelled = adapter.cancelled_external_id(payload, event.topic)
+    if cancelled is not None:
+        try:
+            result = order_cancel_from_channel(
+                channel_id=channel.pk, external_id=cancelled, actor=actor
+            )
+        except DomainError as exc:
+            raise NormalizationError(
+                [{"pointer": "/id", "message": str(exc), "value": cancelled}]
+            ) from None
+        return result.order_id, result.outcome
+
+    fetched = adapter.fetch(config, payload)
+    if fetched is not None:
+        InboundEvent.objects.filter(pk=event.pk).update(fetched=fetched)
+        problems = jsonschemas.errors("channels", adapter.fetched_schema(), fetched)  # type: ignore[attr-defined]
+        if problems:
+            raise NormalizationError(problems)
+        payload = fetched
+    canonical = adapter.normalize(payload, config, event.topic)
+    problems = canonical_errors(canonical)
+    if problems:
+        raise NormalizationError(problems)
+    try:
+        money.validate_currency(canonical["currency"])
+    except InvalidInput as exc:
+        raise NormalizationError(
+            [{"pointer": "/currency", "message": str(exc), "value": canonical["currency"]}]
+        ) from None
+    catalogue.resolve_canonical(channel_id=channel.pk, canonical=canonical)
+    result = order_upsert(
+        channel_id=channel.pk, canonical=canonical, actor=actor, rounding=channel.rounding
+    )
+    return result.order_id, result.outcome
+
+
+def _quarantine(event: InboundEvent, errors: list[dict[str, Any]]) -> InboundEvent:
+    with transaction.atomic():
+        locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+        locked.quarantine(errors=errors)
+        locked.save()
+        first = errors[0] if errors else {"pointer": "", "message": "unknown"}
+        incident_raise(
+            category=IncidentCategory.SCHEMA_INVALID,
+            summary=f"{event.channel.slug} {event.topic or 'delivery'} quarantined: "
+            f"{first.get('pointer') or '(body)'} {first['message']}",
+            details={"inbound_event_id": event.pk, "channel": event.channel.slug,
+                     "topic": event.topic, "errors": errors[:10]},
+            key=f"inbound_event:{event.pk}",
+        )  # fmt: skip
+    metrics.QUARANTINED.labels(event.channel.slug, event.topic).inc()
+    log.warning("inbound.quarantined", event_id=event.pk, errors=len(errors))
+    return locked
+
+
+def inbound_event_replay(*, event_id: int, actor: Actor) -> InboundEvent:
+    """Process a quarantined event again (after a fix: a mapping, a schema, a vendor resend).
+
+    Idempotent: replaying an event that was already replayed or processed changes nothing. On
+    success its incident is resolved; on failure it stays quarantined with the new errors.
+    """
+    event = InboundEvent.objects.select_related("channel").filter(pk=event_id).first()
+    if event is None:
+        raise NotFound(f"Inbound event {event_id} does not exist")
+    if event.status != InboundStatus.QUARANTINED:
+        return event
+    with correlation.bound(event.correlation_id):
+        InboundEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+        try:
+            order_id, outcome = _apply(event)
+        except (NormalizationError, AdapterError) as exc:
+            errors = exc.errors if isinstance(exc, NormalizationError) else [
+                {"pointer": "", "message": str(exc), "value": None}
+            ]  # fmt: skip
+            return _quarantine(event, errors)
+        with transaction.atomic():
+            locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+            if locked.status != InboundStatus.QUARANTINED:
+                return locked  # replayed by someone else meanwhile
+            locked.mark_replayed(order_id=order_id, outcome=outcome)
+            locked.save()
+            for incident_id in (
+                Incident.objects.filter(
+                    fingerprint=f"{IncidentCategory.SCHEMA_INVALID}:-:inbound_event:{event.pk}"
+                )
+                .exclude(status=IncidentStatus.RESOLVED)
+                .values_list("pk", flat=True)
+            ):
+                incident_transition(
+                    incident_id=incident_id, transition="resolve", actor=actor,
+                    note=f"Replayed successfully ({outcome})",
+                )  # fmt: skip
+    log.info("inbound.replayed", event_id=event.pk, order_id=order_id, outcome=outcome)
+    return locked
+
+
+def inbound_event_ids_to_sweep(*, older_than_seconds: int, limit: int = 500) -> list[int]:
+    """Events still ``received`` whose message was lost or whose retry lease ran out."""
+    now = timezone.now()
+    return list(
+        InboundEvent.objects.filter(
+            status=InboundStatus.RECEIVED,
+            received_at__lt=now - timedelta(seconds=older_than_seconds),
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def inbound_event_ingest_file(
+    *, channel: SalesChannel, body: bytes, topic: str, dedup_key: str = ""
+) -> tuple[InboundEvent | None, bool]:
+    """Import a payload as if the channel had delivered it (backfills, support cases)."""
+    return inbound_event_store(
+        channel=channel,
+        source=InboundSource.FILE,
+        topic=topic,
+        dedup_key=dedup_key or body_dedup_key(body),
+        headers={"x-imported-by": "ingest_file"},
+        body=body,
+    )

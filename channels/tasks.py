@@ -1,0 +1,28 @@
+"""Celery entry points for ingestion: ids in, one service call, safe to repeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from channels import services
+from config.tasks import enqueue
+
+
+@shared_task(name="channels.inbound_event_process", acks_late=True)
+def inbound_event_process_task(event_id: int, **kwargs: Any) -> str | None:
+    event = services.inbound_event_process(event_id=event_id)
+    return event.status if event is not None else None
+
+
+@shared_task(name="channels.inbound_event_sweep")
+def inbound_event_sweep_task(**kwargs: Any) -> int:
+    """Re-enqueue inbox rows stuck in ``received`` (lost message, expired retry lease)."""
+    ids = services.inbound_event_ids_to_sweep(
+        older_than_seconds=settings.INGEST_SWEEP_AFTER_SECONDS
+    )
+    for event_id in ids:
+        enqueue("channels.inbound_event_process", event_id=event_id)
+    return len(ids)
