@@ -1,11 +1,206 @@
-from django.contrib import admin
+"""Admin for channels, the catalogue and its mappings, and the inbox (with replay)."""
 
-from channels.models import SalesChannel
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from channels.models import (
+    InboundEvent,
+    InboundStatus,
+    Product,
+    SalesChannel,
+    SkuMapping,
+    TaxCodeMapping,
+)
+from channels.services import inbound_event_replay
+from orders.actors import Actor
+from orders.errors import DomainError
+
+
+class SalesChannelForm(forms.ModelForm):
+    """Secrets are write-only: a blank field keeps the stored value; nothing is ever shown."""
+
+    webhook_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the current secret. It is never shown again.",
+    )  # fmt: skip
+    auth_header_value = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the current value.",
+    )  # fmt: skip
+    credentials_json = forms.CharField(
+        required=False, label="API credentials (JSON)", widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Leave blank to keep the stored credentials. They are never shown again.",
+    )  # fmt: skip
+
+    class Meta:
+        model = SalesChannel
+        fields = ["name", "slug", "kind", "is_active", "default_currency", "rounding",
+                  "webhook_secret", "auth_header_name", "auth_header_value", "api_base_url",
+                  "api_version"]  # fmt: skip
+
+    def clean_credentials_json(self) -> dict[str, Any] | None:
+        raw = self.cleaned_data.get("credentials_json", "").strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Credentials must be a JSON object")
+        return value
+
+    def save(self, commit: bool = True) -> SalesChannel:
+        channel = super().save(commit=False)
+        for name in ("webhook_secret", "auth_header_value"):
+            new = self.cleaned_data.get(name)
+            if new:
+                setattr(channel, name, new)
+            elif channel.pk:
+                setattr(channel, name, SalesChannel.objects.values_list(name, flat=True).get(
+                    pk=channel.pk))  # fmt: skip
+        if self.cleaned_data.get("credentials_json") is not None:
+            channel.credentials = self.cleaned_data["credentials_json"]
+        if commit:
+            channel.save()
+        return channel
 
 
 @admin.register(SalesChannel)
 class SalesChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "kind", "default_currency", "is_active"]
+    form = SalesChannelForm
+    list_display = ["name", "slug", "kind", "default_currency", "is_active", "secret_set",
+                    "webhook_url", "last_polled_at"]  # fmt: skip
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["poll_cursor", "last_polled_at", "created_at"]
+
+    @admin.display(description="Secret", boolean=True)
+    def secret_set(self, channel: SalesChannel) -> bool:
+        return bool(channel.webhook_secret or channel.auth_header_value)
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, channel: SalesChannel) -> str:
+        return reverse("webhook", args=[channel.slug])
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "title", "weight_grams", "hs_code", "origin_country", "is_active"]
+    list_filter = ["is_active", "origin_country"]
+    search_fields = ["sku", "title", "hs_code"]
+
+
+@admin.register(SkuMapping)
+class SkuMappingAdmin(admin.ModelAdmin):
+    list_display = ["channel", "external_ref", "product"]
+    list_filter = ["channel"]
+    search_fields = ["external_ref", "product__sku"]
+    autocomplete_fields = ["product"]
+    list_select_related = ["channel", "product"]
+
+
+@admin.register(TaxCodeMapping)
+class TaxCodeMappingAdmin(admin.ModelAdmin):
+    list_display = ["channel", "channel_tax", "tax_code"]
+    list_filter = ["channel"]
+    search_fields = ["channel_tax", "tax_code"]
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "received_at", "channel", "source", "topic", "status", "outcome",
+                    "order_link", "first_error", "duplicate_deliveries", "attempts"]  # fmt: skip
+    list_filter = ["status", "channel", "source", "topic"]
+    search_fields = ["=dedup_key", "=correlation_id", "=order__external_id"]
+    list_select_related = ["channel", "order"]
+    date_hierarchy = "received_at"
+    actions = ["replay"]
+    fields = ["channel", "source", "topic", "api_version", "status", "outcome", "order_link",
+              "error_list", "dedup_key", "correlation_id", "received_at", "processed_at",
+              "attempts", "duplicate_deliveries", "last_delivery_at", "body_bytes",
+              "headers_shown", "body_preview"]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("channels.replay_inboundevent")
+
+    @admin.display(description="Order")
+    def order_link(self, event: InboundEvent) -> str:
+        if event.order_id is None:
+            return "—"
+        url = reverse("admin:orders_order_change", args=[event.order_id])
+        return format_html('<a href="{}">{}</a>', url, event.order.external_id)
+
+    @admin.display(description="Problem")
+    def first_error(self, event: InboundEvent) -> str:
+        if not event.errors:
+            return ""
+        first = event.errors[0]
+        more = f" (+{len(event.errors) - 1} more)" if len(event.errors) > 1 else ""
+        return f"{first.get('pointer') or '(body)'}: {first.get('message')}{more}"
+
+    @admin.display(description="Errors")
+    def error_list(self, event: InboundEvent) -> str:
+        if not event.errors:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li><code>{}</code> {} (value: <code>{}</code>)</li>",
+                ((e.get("pointer") or "(body)", e.get("message"), json.dumps(e.get("value")))
+                 for e in event.errors),
+            ),
+        )  # fmt: skip
+
+    @admin.display(description="Headers")
+    def headers_shown(self, event: InboundEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(event.headers, indent=2, sort_keys=True))
+
+    @admin.display(description="Body (first 4 KB)")
+    def body_preview(self, event: InboundEvent) -> str:
+        text = bytes(event.raw_body[:4096]).decode("utf-8", errors="replace")
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    @admin.action(description="Replay selected quarantined events", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
+        actor = Actor.for_user(request.user)
+        for event_id in queryset.values_list("pk", flat=True):
+            try:
+                event = inbound_event_replay(event_id=event_id, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, f"Event {event_id}: {exc}", messages.ERROR)
+                continue
+            if event.status == InboundStatus.REPLAYED:
+                self.message_user(
+                    request, f"Event {event_id} replayed: order {event.outcome}.", messages.SUCCESS
+                )
+            elif event.status == InboundStatus.QUARANTINED:
+                self.message_user(
+                    request, f"Event {event_id} is still quarantined: {self.first_error(event)}",
+                    messages.WARNING,
+                )  # fmt: skip
+            else:
+                self.message_user(
+                    request, f"Event {event_id} was not quarantined ({event.status}): unchanged.",
+                    messages.INFO,
+                )  # fmt: skip

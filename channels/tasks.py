@@ -26,3 +26,21 @@ def inbound_event_sweep_task(**kwargs: Any) -> int:
     for event_id in ids:
         enqueue("channels.inbound_event_process", event_id=event_id)
     return len(ids)
+
+
+@shared_task(name="channels.channel_poll", acks_late=True)
+def channel_poll_task(channel_id: int, **kwargs: Any) -> int:
+    from channels.polling import channel_poll
+
+    return channel_poll(channel_id=channel_id).new
+
+
+@shared_task(name="channels.poll_all")
+def poll_all_task(**kwargs: Any) -> int:
+    """Beat: one polling task per active polled channel."""
+    from channels.polling import polled_channel_ids
+
+    ids = polled_channel_ids()
+    for channel_id in ids:
+        enqueue("channels.channel_poll", channel_id=channel_id)
+    return len(ids)

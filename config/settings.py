@@ -227,6 +227,10 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "channels-poll": {
+        "task": "channels.poll_all",
+        "schedule": env.float("POLL_INTERVAL_SECONDS", default=300.0),
+    },
     "channels-inbound-sweep": {
         "task": "channels.inbound_event_sweep",
         "schedule": env.float("INBOUND_SWEEP_SECONDS", default=60.0),
@@ -248,6 +252,7 @@ INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=8)
 INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
 INGEST_SWEEP_AFTER_SECONDS = env.int("INGEST_SWEEP_AFTER_SECONDS", default=60)
 POLL_INTERVAL_SECONDS = env.float("POLL_INTERVAL_SECONDS", default=300.0)
+POLL_BACKFILL_DAYS = env.int("POLL_BACKFILL_DAYS", default=7)  # a new channel's first poll
 
 # Orders left in `received` longer than this are re-enqueued by the sweeper (lost message).
 ORDER_PIPELINE_STUCK_AFTER_SECONDS = env.int("ORDER_PIPELINE_STUCK_AFTER_SECONDS", default=120)

@@ -11,6 +11,7 @@ admin.site.index_title = "Operations"
 
 api_v1 = [
     path("", include("orders.api")),
+    path("", include("channels.api")),
 ]
 
 urlpatterns = [

@@ -34,7 +34,14 @@ SCHEMA = "canonical_order.v1.json"
 # Before these states nothing downstream has acted on the order's contents: a channel's update
 # may still rewrite its lines and amounts (and the checks run again).
 REWRITABLE = {OrderStatus.RECEIVED, OrderStatus.ON_HOLD}
-AMOUNT_FIELDS = ("subtotal", "discount_total", "shipping_total", "tax_total", "total")
+AMOUNT_FIELDS = (
+    "subtotal",
+    "discount_total",
+    "shipping_total",
+    "tax_total",
+    "shipping_tax",
+    "total",
+)
 
 
 def canonical_errors(canonical: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,6 +101,7 @@ def _order_input(channel_id: int, canonical: dict[str, Any], rounding: str) -> O
         discount_total=amount(canonical["discount_total"]),
         shipping_total=amount(canonical["shipping_total"]),
         tax_total=amount(canonical["tax_total"]),
+        shipping_tax=amount(canonical.get("shipping_tax") or "0"),
         total=amount(canonical["total"]),
         shipping_address=canonical.get("shipping_address") or {},
         billing_address=canonical.get("billing_address") or {},
@@ -223,7 +231,8 @@ def _rewrite(order: Order, data: OrderInput) -> None:
     )  # fmt: skip
     Order.objects.filter(pk=order.pk).update(
         subtotal=q(data.subtotal), discount_total=q(data.discount_total),
-        shipping_total=q(data.shipping_total), tax_total=q(data.tax_total), total=q(data.total),
+        shipping_total=q(data.shipping_total), tax_total=q(data.tax_total),
+        shipping_tax=q(data.shipping_tax), total=q(data.total),
         shipping_address=data.shipping_address, billing_address=data.billing_address,
         ship_to_country=str(data.shipping_address.get("country_code", "")).upper()[:2],
         tax_lines=data.tax_lines, taxes_included=data.taxes_included, source=data.source,
@@ -288,4 +297,3 @@ def _try(order: Order, transition: str, actor: Actor, **kwargs: Any) -> bool:
         )  # fmt: skip
         return False
     return True
-

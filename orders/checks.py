@@ -87,7 +87,10 @@ class TotalsCheck:
                 sum((ln.discount_allocation for ln in lines), Decimal(0)),
                 order.discount_total,
             ),
-            "tax_total": (sum((ln.tax_allocation for ln in lines), Decimal(0)), order.tax_total),
+            "tax_total": (
+                sum((ln.tax_allocation for ln in lines), order.shipping_tax),
+                order.tax_total,
+            ),
             "total": (order.computed_total, order.total),
         }
         mismatches = {

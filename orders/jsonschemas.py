@@ -8,7 +8,7 @@ redacted, and long values are cut, so errors can be stored, listed and logged.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ PII_KEYS = frozenset(
 MAX_VALUE_CHARS = 80
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(app_label: str, name: str) -> Draft202012Validator:
     """The validator for ``<app>/schemas/<name>`` (``name`` like ``shopify_order.v1.json``)."""
     path = Path(apps.get_app_config(app_label).path) / "schemas" / name

@@ -154,8 +154,8 @@ def customer_may_use_net_terms(order: Order) -> bool:
 class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     """One order from one channel. ``status`` and ``payment_status`` move only by transitions."""
 
-    MONEY_FIELDS = ("subtotal", "discount_total", "shipping_total", "tax_total", "total",
-                    "refunded_total")  # fmt: skip
+    MONEY_FIELDS = ("subtotal", "discount_total", "shipping_total", "tax_total", "shipping_tax",
+                    "total", "refunded_total")  # fmt: skip
 
     channel = models.ForeignKey(
         "channels.SalesChannel", on_delete=models.PROTECT, related_name="orders"
@@ -172,6 +172,9 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     discount_total = models.DecimalField(**MONEY)
     shipping_total = models.DecimalField(**MONEY)
     tax_total = models.DecimalField(**MONEY)
+    shipping_tax = models.DecimalField(
+        **MONEY, help_text="Tax on shipping: part of the tax total, on no line."
+    )
     total = models.DecimalField(**MONEY)
     refunded_total = models.DecimalField(**MONEY)
     taxes_included = models.BooleanField(

@@ -12,6 +12,7 @@ from typing import Any
 VIEW_ORDERS = [
     "orders.view_order", "orders.view_orderline", "orders.view_orderevent",
     "orders.view_customer", "orders.view_incident", "channels.view_saleschannel",
+    "channels.view_inboundevent", "channels.view_product", "channels.view_skumapping",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {

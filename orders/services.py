@@ -251,6 +251,7 @@ class OrderInput:
     discount_total: Decimal = Decimal("0")
     shipping_total: Decimal = Decimal("0")
     tax_total: Decimal = Decimal("0")
+    shipping_tax: Decimal = Decimal("0")
     total: Decimal | None = None  # as the channel states it; None: computed
     shipping_address: dict[str, Any] = field(default_factory=dict)
     billing_address: dict[str, Any] = field(default_factory=dict)
@@ -295,7 +296,10 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
         discount_total, [line.discount for line in data.lines], gross, cur, data.rounding
     )
     taxable = [g - d for g, d in zip(gross, discounts, strict=True)]
-    taxes = _allocations(tax_total, [line.tax for line in data.lines], taxable, cur, data.rounding)
+    shipping_tax = q(data.shipping_tax)
+    taxes = _allocations(
+        tax_total - shipping_tax, [line.tax for line in data.lines], taxable, cur, data.rounding
+    )
     computed = subtotal - discount_total + shipping_total
     if not data.taxes_included:
         computed += tax_total
@@ -316,6 +320,7 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
         discount_total=discount_total,
         shipping_total=shipping_total,
         tax_total=tax_total,
+        shipping_tax=shipping_tax,
         total=total,
         shipping_address=data.shipping_address,
         billing_address=data.billing_address,

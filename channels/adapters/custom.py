@@ -18,8 +18,8 @@ from orders import money
 from orders.errors import InvalidInput
 
 SIGNATURE_HEADER = "x-signature"
-AMOUNT_KEYS = ("subtotal", "discount_total", "shipping_total", "tax_total", "total",
-               "refunded_total")  # fmt: skip
+AMOUNT_KEYS = ("subtotal", "discount_total", "shipping_total", "tax_total", "shipping_tax",
+               "total", "refunded_total")  # fmt: skip
 LINE_AMOUNT_KEYS = ("unit_price", "discount", "tax")
 
 
@@ -60,7 +60,9 @@ class CustomStorefrontAdapter:
             money.validate_currency(currency)
             for key in AMOUNT_KEYS:
                 if key in order:
-                    order[key] = str(money.quantize(order[key], currency, rounding=channel.rounding))
+                    order[key] = str(
+                        money.quantize(order[key], currency, rounding=channel.rounding)
+                    )
             lines = []
             for line in order.get("lines", []):
                 line = dict(line)

@@ -4,50 +4,63 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0003_roles'),
+        ("orders", "0003_roles"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='order',
-            name='order_number',
-            field=models.CharField(blank=True, help_text='The number the customer sees (#1001).', max_length=64),
+            model_name="order",
+            name="order_number",
+            field=models.CharField(
+                blank=True, help_text="The number the customer sees (#1001).", max_length=64
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='source',
+            model_name="order",
+            name="source",
             field=models.JSONField(blank=True, default=dict, help_text="The channel's own facts."),
         ),
         migrations.AddField(
-            model_name='order',
-            name='tax_lines',
+            model_name="order",
+            name="tax_lines",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='order',
-            name='taxes_included',
-            field=models.BooleanField(default=False, help_text='Prices already include tax; the tax total is not added on top.'),
+            model_name="order",
+            name="taxes_included",
+            field=models.BooleanField(
+                default=False,
+                help_text="Prices already include tax; the tax total is not added on top.",
+            ),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='channel_sku',
+            model_name="orderline",
+            name="channel_sku",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='tax_lines',
+            model_name="orderline",
+            name="tax_lines",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='orderline',
-            name='variant_ref',
-            field=models.CharField(blank=True, help_text='Variant id, ASIN or seller SKU from the channel.', max_length=100),
+            model_name="orderline",
+            name="variant_ref",
+            field=models.CharField(
+                blank=True,
+                help_text="Variant id, ASIN or seller SKU from the channel.",
+                max_length=100,
+            ),
         ),
         migrations.AlterField(
-            model_name='orderline',
-            name='sku',
-            field=models.CharField(blank=True, db_index=True, help_text='Our SKU; empty while unmapped.', max_length=100),
+            model_name="orderline",
+            name="sku",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="Our SKU; empty while unmapped.",
+                max_length=100,
+            ),
         ),
     ]
