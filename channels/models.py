@@ -28,8 +28,10 @@ class SalesChannel(models.Model):
     rounding = models.CharField(
         max_length=16,
         default="ROUND_HALF_UP",
+        choices=[(mode, mode.removeprefix("ROUND_").replace("_", " ").lower()) for mode in
+                 ("ROUND_HALF_UP", "ROUND_HALF_EVEN", "ROUND_DOWN", "ROUND_UP", "ROUND_HALF_DOWN")],
         help_text="How this channel rounds amounts to the currency's minor units.",
-    )
+    )  # fmt: skip
     webhook_secret = models.CharField(
         max_length=255, blank=True,
         help_text="Signing secret (Shopify app secret, WooCommerce webhook secret, BigCommerce "

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -217,9 +217,18 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
             [{"pointer": "/currency", "message": str(exc), "value": canonical["currency"]}]
         ) from None
     catalogue.resolve_canonical(channel_id=channel.pk, canonical=canonical)
-    result = order_upsert(
-        channel_id=channel.pk, canonical=canonical, actor=actor, rounding=channel.rounding
-    )
+    try:
+        result = order_upsert(
+            channel_id=channel.pk, canonical=canonical, actor=actor, rounding=channel.rounding
+        )
+    except (IntegrityError, DataError) as exc:
+        # The schemas should catch everything the database refuses; if one slips through, the
+        # event is kept for a person rather than retried forever.
+        raise NormalizationError([{
+            "pointer": "", "value": None,
+            "message": f"the order could not be stored ({type(exc).__name__}); "
+            "a value is out of the range this system accepts",
+        }]) from None  # fmt: skip
     return result.order_id, result.outcome
 
 

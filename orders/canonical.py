@@ -166,7 +166,8 @@ def _update(order: Order, canonical: dict[str, Any], actor: Actor, rounding: str
         )  # fmt: skip
         return UpsertResult(order.pk, "stale")
     if incoming is not None and incoming == held:
-        return UpsertResult(order.pk, "unchanged")
+        # The same version again: nothing to rewrite, but a cancel topic may still carry news.
+        return UpsertResult(order.pk, _apply_states(order, canonical, actor) or "unchanged")
 
     data = _order_input(order.channel_id, canonical, rounding)
     changed = _changed_fields(order, data)

@@ -113,6 +113,23 @@ def register_builtin_checks() -> None:
     register(TotalsCheck())
 
 
+def _resolve_incidents_of(order_id: int, check_name: str, actor: Actor) -> None:
+    """A check that passes now settles the incidents it opened on an earlier run."""
+    from orders.models import Incident, IncidentStatus
+    from orders.services import incident_transition
+
+    open_ids = (
+        Incident.objects.filter(order_id=order_id, details__check=check_name)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .values_list("pk", flat=True)
+    )
+    for incident_id in open_ids:
+        incident_transition(
+            incident_id=incident_id, transition="resolve", actor=actor,
+            note=f"The {check_name} check passes now",
+        )  # fmt: skip
+
+
 def order_validate(*, order_id: int) -> Order | None:
     """Run every registered check on a received order; validate it or put it on hold.
 
@@ -163,6 +180,8 @@ def _run_checks(order: Order) -> Order | None:
                         "details": result.details,
                     },
                 )
+                if result.outcome == PASSED:
+                    _resolve_incidents_of(order.pk, name, actor)
                 if result.outcome == FAILED and result.incident_category:
                     incident_raise(
                         category=result.incident_category,

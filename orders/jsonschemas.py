@@ -8,6 +8,7 @@ redacted, and long values are cut, so errors can be stored, listed and logged.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,13 @@ PII_KEYS = frozenset(
      "address_2", "line1", "line2", "street", "company", "city", "postcode", "postal_code", "zip",
      "buyer_email", "buyer_name", "customer_ip_address", "browser_ip", "contact_email"}
 )  # fmt: skip
+# Objects that hold a person's data as a whole: nothing under them is shown.
+PII_CONTAINERS = frozenset(
+    {"customer", "shipping_address", "billing_address", "address", "billing", "shipping",
+     "buyer", "buyerinfo", "shippingaddress", "recipient", "deliveryaddress", "contact"}
+)  # fmt: skip
 MAX_VALUE_CHARS = 80
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 @cache
@@ -38,15 +45,22 @@ def pointer(path: Any) -> str:
 
 
 def shown_value(path: Any, value: Any) -> Any:
-    """The offending value as it may be stored: redacted under a PII key, cut when long."""
-    keys = [p for p in path if isinstance(p, str)]
-    if keys and keys[-1].lower() in PII_KEYS:
+    """The offending value as it may be stored: never personal data, never a whole object.
+
+    Redacted when any key on the path names personal data or a container of it (a customer,
+    an address); objects and lists are described, not shown; emails inside text are masked.
+    """
+    keys = [str(p).lower() for p in path if isinstance(p, str)]
+    if any(k in PII_KEYS or k in PII_CONTAINERS for k in keys):
         return "[redacted]"
-    if isinstance(value, dict | list):
-        text = json.dumps(value, default=str)
-        return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
-    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-        return value[: MAX_VALUE_CHARS - 1] + "…"
+    if isinstance(value, dict):
+        names = ", ".join(sorted(str(k) for k in value)[:8])
+        return f"object with keys: {names}" if value else "empty object"
+    if isinstance(value, list):
+        return f"array of {len(value)} item(s)"
+    if isinstance(value, str):
+        value = _EMAIL.sub("[email]", value)
+        return value if len(value) <= MAX_VALUE_CHARS else value[: MAX_VALUE_CHARS - 1] + "…"
     return value
 
 
@@ -59,7 +73,10 @@ def errors(app_label: str, name: str, instance: Any, *, limit: int = 20) -> list
     result = []
     for error in found[:limit]:
         message = error.message
-        if error.validator in ("required", "additionalProperties", "enum", "const", "type"):
+        if error.validator in (
+            "required", "additionalProperties", "enum", "const", "type", "pattern", "format",
+            "minLength", "maxLength",
+        ):  # fmt: skip
             message = _short(error)
         result.append(
             {
@@ -81,6 +98,8 @@ def _short(error: Any) -> str:
         return f"unexpected field(s): {', '.join(extra)}"
     if error.validator == "type":
         return f"must be of type {error.validator_value}"
+    if error.validator in ("pattern", "format", "minLength", "maxLength"):
+        return f"does not match the expected {error.validator} ({error.validator_value})"
     if error.validator == "enum":
         return f"must be one of {', '.join(map(str, error.validator_value))}"
     return f"must be {error.validator_value!r}"

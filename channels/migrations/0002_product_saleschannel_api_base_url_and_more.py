@@ -7,131 +7,267 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('channels', '0001_initial'),
-        ('orders', '0004_order_order_number_order_source_order_tax_lines_and_more'),
+        ("channels", "0001_initial"),
+        ("orders", "0004_order_order_number_order_source_order_tax_lines_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sku', models.CharField(max_length=100, unique=True)),
-                ('title', models.CharField(max_length=255)),
-                ('weight_grams', models.PositiveIntegerField(blank=True, null=True)),
-                ('hs_code', models.CharField(blank=True, help_text='Customs tariff code.', max_length=12)),
-                ('origin_country', models.CharField(blank=True, help_text='ISO 3166-1 alpha-2', max_length=2)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('is_active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sku", models.CharField(max_length=100, unique=True)),
+                ("title", models.CharField(max_length=255)),
+                ("weight_grams", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "hs_code",
+                    models.CharField(blank=True, help_text="Customs tariff code.", max_length=12),
+                ),
+                (
+                    "origin_country",
+                    models.CharField(blank=True, help_text="ISO 3166-1 alpha-2", max_length=2),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("is_active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['sku'],
+                "ordering": ["sku"],
             },
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='api_base_url',
-            field=models.URLField(blank=True, help_text='REST API base for pulling orders.'),
+            model_name="saleschannel",
+            name="api_base_url",
+            field=models.URLField(blank=True, help_text="REST API base for pulling orders."),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='api_version',
+            model_name="saleschannel",
+            name="api_version",
             field=models.CharField(blank=True, max_length=32),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='auth_header_name',
-            field=models.CharField(blank=True, help_text='BigCommerce without signatures: the custom header set on the webhook.', max_length=64),
+            model_name="saleschannel",
+            name="auth_header_name",
+            field=models.CharField(
+                blank=True,
+                help_text="BigCommerce without signatures: the custom header set on the webhook.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='auth_header_value',
+            model_name="saleschannel",
+            name="auth_header_value",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='credentials',
-            field=models.JSONField(blank=True, default=dict, help_text='API credentials (kept out of every screen).'),
+            model_name="saleschannel",
+            name="credentials",
+            field=models.JSONField(
+                blank=True, default=dict, help_text="API credentials (kept out of every screen)."
+            ),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='last_polled_at',
+            model_name="saleschannel",
+            name="last_polled_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='poll_cursor',
-            field=models.DateTimeField(blank=True, help_text='Polling resumes from orders updated after this time.', null=True),
+            model_name="saleschannel",
+            name="poll_cursor",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="Polling resumes from orders updated after this time.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='saleschannel',
-            name='webhook_secret',
-            field=models.CharField(blank=True, help_text='Signing secret (Shopify app secret, WooCommerce webhook secret, BigCommerce client secret, custom HMAC key). Stored, never shown again.', max_length=255),
+            model_name="saleschannel",
+            name="webhook_secret",
+            field=models.CharField(
+                blank=True,
+                help_text="Signing secret (Shopify app secret, WooCommerce webhook secret, BigCommerce client secret, custom HMAC key). Stored, never shown again.",
+                max_length=255,
+            ),
         ),
         migrations.AlterField(
-            model_name='saleschannel',
-            name='slug',
-            field=models.SlugField(help_text='Webhook URL: /webhooks/<slug>/', unique=True),
+            model_name="saleschannel",
+            name="slug",
+            field=models.SlugField(help_text="Webhook URL: /webhooks/<slug>/", unique=True),
         ),
         migrations.CreateModel(
-            name='InboundEvent',
+            name="InboundEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('webhook', 'Webhook'), ('poll', 'Poll'), ('file', 'File import')], default='webhook', max_length=8)),
-                ('topic', models.CharField(blank=True, max_length=64)),
-                ('api_version', models.CharField(blank=True, max_length=32)),
-                ('dedup_key', models.CharField(max_length=200)),
-                ('headers', models.JSONField(blank=True, default=dict)),
-                ('raw_body', models.BinaryField()),
-                ('body_bytes', models.PositiveIntegerField(default=0)),
-                ('fetched', models.JSONField(blank=True, help_text="What was pulled from the channel's API for this event.", null=True)),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('correlation_id', models.CharField(db_index=True, max_length=64)),
-                ('status', django_fsm.FSMField(choices=[('received', 'Received'), ('processed', 'Processed'), ('duplicate', 'Duplicate (nothing new)'), ('quarantined', 'Quarantined'), ('replayed', 'Replayed')], db_index=True, default='received', max_length=16, protected=True)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('duplicate_deliveries', models.PositiveIntegerField(default=0)),
-                ('last_delivery_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(blank=True, help_text='What processing did.', max_length=32)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='channels.saleschannel')),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("webhook", "Webhook"), ("poll", "Poll"), ("file", "File import")],
+                        default="webhook",
+                        max_length=8,
+                    ),
+                ),
+                ("topic", models.CharField(blank=True, max_length=64)),
+                ("api_version", models.CharField(blank=True, max_length=32)),
+                ("dedup_key", models.CharField(max_length=200)),
+                ("headers", models.JSONField(blank=True, default=dict)),
+                ("raw_body", models.BinaryField()),
+                ("body_bytes", models.PositiveIntegerField(default=0)),
+                (
+                    "fetched",
+                    models.JSONField(
+                        blank=True,
+                        help_text="What was pulled from the channel's API for this event.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "received_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("correlation_id", models.CharField(db_index=True, max_length=64)),
+                (
+                    "status",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed"),
+                            ("duplicate", "Duplicate (nothing new)"),
+                            ("quarantined", "Quarantined"),
+                            ("replayed", "Replayed"),
+                        ],
+                        db_index=True,
+                        default="received",
+                        max_length=16,
+                        protected=True,
+                    ),
+                ),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("duplicate_deliveries", models.PositiveIntegerField(default=0)),
+                ("last_delivery_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(blank=True, help_text="What processing did.", max_length=32),
+                ),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="channels.saleschannel",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
-                'permissions': [('replay_inboundevent', 'Can replay a quarantined inbound event')],
-                'indexes': [models.Index(condition=models.Q(('status', 'received')), fields=['status', 'received_at'], name='inbound_event_pending_idx')],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'dedup_key'), name='inbound_event_dedup_key_unique')],
+                "ordering": ["-received_at", "-id"],
+                "permissions": [("replay_inboundevent", "Can replay a quarantined inbound event")],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "received")),
+                        fields=["status", "received_at"],
+                        name="inbound_event_pending_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("channel", "dedup_key"), name="inbound_event_dedup_key_unique"
+                    )
+                ],
             },
             bases=(django_fsm.ConcurrentTransitionMixin, models.Model),
         ),
         migrations.CreateModel(
-            name='SkuMapping',
+            name="SkuMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_ref', models.CharField(help_text='Variant id, ASIN or seller SKU as the channel sends it.', max_length=100)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sku_mappings', to='channels.saleschannel')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='mappings', to='channels.product')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "external_ref",
+                    models.CharField(
+                        help_text="Variant id, ASIN or seller SKU as the channel sends it.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sku_mappings",
+                        to="channels.saleschannel",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="mappings",
+                        to="channels.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['channel', 'external_ref'],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'external_ref'), name='sku_mapping_unique_per_channel')],
+                "ordering": ["channel", "external_ref"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("channel", "external_ref"), name="sku_mapping_unique_per_channel"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TaxCodeMapping',
+            name="TaxCodeMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel_tax', models.CharField(max_length=100)),
-                ('tax_code', models.CharField(max_length=32)),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tax_codes', to='channels.saleschannel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("channel_tax", models.CharField(max_length=100)),
+                ("tax_code", models.CharField(max_length=32)),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tax_codes",
+                        to="channels.saleschannel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['channel', 'channel_tax'],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'channel_tax'), name='tax_code_mapping_unique_per_channel')],
+                "ordering": ["channel", "channel_tax"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("channel", "channel_tax"),
+                        name="tax_code_mapping_unique_per_channel",
+                    )
+                ],
             },
         ),
     ]
