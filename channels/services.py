@@ -202,7 +202,7 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     fetched = adapter.fetch(config, payload)
     if fetched is not None:
         InboundEvent.objects.filter(pk=event.pk).update(fetched=fetched)
-        problems = jsonschemas.errors("channels", adapter.fetched_schema(), fetched)  # type: ignore[attr-defined]
+        problems = jsonschemas.errors("channels", adapter.fetched_schema(), fetched)
         if problems:
             raise NormalizationError(problems)
         payload = fetched

@@ -253,6 +253,10 @@ INGEST_LEASE_SECONDS = env.int("INGEST_LEASE_SECONDS", default=300)
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=8)
 INGEST_RETRY_BASE_SECONDS = env.int("INGEST_RETRY_BASE_SECONDS", default=30)
 INGEST_SWEEP_AFTER_SECONDS = env.int("INGEST_SWEEP_AFTER_SECONDS", default=60)
+# Channel REST APIs: (connect, read) timeouts, and the retry backoff for 429/5xx answers.
+CHANNEL_HTTP_TIMEOUT = (env.float("CHANNEL_HTTP_CONNECT_TIMEOUT", default=3.0),
+                        env.float("CHANNEL_HTTP_READ_TIMEOUT", default=15.0))  # fmt: skip
+CHANNEL_HTTP_BACKOFF_FACTOR = env.float("CHANNEL_HTTP_BACKOFF_FACTOR", default=0.5)
 POLL_INTERVAL_SECONDS = env.float("POLL_INTERVAL_SECONDS", default=300.0)
 POLL_BACKFILL_DAYS = env.int("POLL_BACKFILL_DAYS", default=7)  # a new channel's first poll
 

@@ -4,6 +4,7 @@ from config.logging import build_logging_config
 from config.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True
+CHANNEL_HTTP_BACKOFF_FACTOR = 0  # retries against loopback servers need no waiting
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # JSON lines whatever LOG_FORMAT the shell has: tests parse them.

@@ -8,7 +8,7 @@ payload (fetch, for channels whose webhooks carry only an id) and a canonical or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -85,8 +85,22 @@ class ChannelAdapter(Protocol):
         """For a thin cancel/delete delivery, the order id it cancels; else None."""
         ...
 
+    def fetched_schema(self) -> str:
+        """The schema of what ``fetch`` returns (only adapters whose fetch returns data)."""
+        ...
+
     def normalize(
         self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
     ) -> dict[str, Any]:
         """The canonical order (``sku`` left empty; the mapping table resolves it)."""
+        ...
+
+
+class PollingAdapter(ChannelAdapter, Protocol):
+    """A channel without usable webhooks: orders are pulled."""
+
+    def poll(
+        self, channel: ChannelConfig, *, updated_after: datetime
+    ) -> Iterator[tuple[dict[str, Any], datetime]]:
+        """Yield (payload for the inbox, the order's last update time), oldest first."""
         ...

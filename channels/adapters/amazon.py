@@ -1,0 +1,549 @@
+"""Amazon Selling Partner API (Orders v0): polled, never pushed.
+
+SP-API has no HTTP webhooks (its notifications go to an SQS queue or EventBridge), so
+``verify`` refuses every delivery and orders come in through ``poll()``: getOrders by
+``LastUpdatedAfter`` and, for each order, getOrderItems. Each order version is stored in the
+inbox as ``{"order": <getOrders Orders[] item>, "items": [<getOrderItems OrderItems[] item>]}``
+(``amazon_order.v0.json``) and normalized like any other delivery.
+
+Credentials (``channel.credentials``): ``client_id``, ``client_secret``, ``refresh_token`` (Login
+with Amazon), ``marketplace_ids`` (a list or comma-separated), optional ``lwa_token_url``.
+``api_base_url`` is the regional endpoint, e.g. ``https://sellingpartnerapi-na.amazon.com``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+
+from channels.adapters.base import (
+    AdapterError,
+    ChannelConfig,
+    Delivery,
+    NormalizationError,
+    SignatureInvalid,
+)
+from channels.http import ChannelHTTPError, ChannelSession, session_for
+from orders import money
+from orders.errors import InvalidInput
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+TOKEN_EARLY_REFRESH_SECONDS = 60
+RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
+MAX_PACE_SECONDS = 120.0  # a bogus tiny limit must not park a worker for hours
+
+FINANCIAL_STATUS = {
+    "Pending": "pending",
+    "PendingAvailability": "pending",
+    "Unshipped": "paid",
+    "PartiallyShipped": "paid",
+    "Shipped": "paid",
+    "InvoiceUnconfirmed": "paid",  # shipped; only the invoice confirmation is outstanding
+    "Canceled": "voided",
+}
+# Marketplaces whose prices exclude sales tax (ItemTax is added on top: the sandbox US order
+# is 10.00 + 1.01 tax = 11.01). Elsewhere (EU, UK, JP, ...) Amazon prices include VAT or
+# consumption tax and ItemTax is the part of ItemPrice that is tax.
+TAX_EXCLUSIVE_MARKETPLACES = frozenset({"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"})  # US, CA
+ITEM_MONEY = ("ItemPrice", "ItemTax", "PromotionDiscount", "ShippingPrice", "ShippingTax",
+              "ShippingDiscount")  # fmt: skip
+
+
+# --- Login with Amazon access tokens, cached per channel ---------------------------------------
+@dataclass(frozen=True)
+class _Token:
+    fingerprint: str  # of the credentials it was issued for: a new refresh token invalidates it
+    value: str
+    expires_at: float  # on the clock that cached it
+
+
+_tokens: dict[int, _Token] = {}
+_tokens_lock = threading.Lock()
+
+
+def forget_token(channel_id: int) -> None:
+    """Drop a channel's cached access token (credentials changed, or Amazon refused it)."""
+    with _tokens_lock:
+        _tokens.pop(channel_id, None)
+
+
+def _fingerprint(credentials: Mapping[str, Any]) -> str:
+    material = "\x00".join(
+        str(credentials.get(k, "")) for k in ("client_id", "refresh_token", "lwa_token_url")
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _required(credentials: Mapping[str, Any], key: str, channel_id: int) -> str:
+    value = credentials.get(key)
+    if not value:
+        raise AdapterError(
+            f"Amazon channel {channel_id} has no {key} in its credentials", retryable=False
+        )
+    return str(value)
+
+
+class SpApiClient:
+    """Calls to one channel's SP-API endpoint through one session.
+
+    Paces itself by ``x-amzn-RateLimit-Limit`` (requests per second, per operation): once a
+    response has stated a limit, the next call of that operation waits until ``1 / limit``
+    seconds have passed since the previous one. ``sleep`` and ``clock`` are injectable so tests
+    do not wait. 429s and 5xx are retried by the session itself (``channels.http``).
+    """
+
+    def __init__(
+        self,
+        channel: ChannelConfig,
+        *,
+        session: ChannelSession | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channel = channel
+        self.session = session or session_for(channel)
+        self.sleep, self.clock = sleep, clock
+        self._limits: dict[str, float] = {}
+        self._last_call: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- tokens --------------------------------------------------------------------------
+    def access_token(self) -> str:
+        creds = self.channel.credentials
+        fingerprint = _fingerprint(creds)
+        with _tokens_lock:
+            cached = _tokens.get(self.channel.id)
+        if cached and cached.fingerprint == fingerprint and self.clock() < cached.expires_at:
+            return cached.value
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": _required(creds, "refresh_token", self.channel.id),
+            "client_id": _required(creds, "client_id", self.channel.id),
+            "client_secret": _required(creds, "client_secret", self.channel.id),
+        }
+        url = str(creds.get("lwa_token_url") or DEFAULT_LWA_TOKEN_URL)
+        response = self.session.call(
+            "POST", url, what="Amazon LWA token exchange", data=form,
+            headers={"Accept": "application/json"},
+        )  # fmt: skip
+        answer = self.session.json_of(response, what="Amazon LWA token exchange") or {}
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not token:
+            raise AdapterError("Amazon LWA token exchange: no access_token", retryable=False)
+        try:
+            lifetime = int(answer.get("expires_in") or 0)
+        except (TypeError, ValueError):
+            lifetime = 0
+        with _tokens_lock:
+            _tokens[self.channel.id] = _Token(
+                fingerprint=fingerprint,
+                value=str(token),
+                expires_at=self.clock() + max(0, lifetime - TOKEN_EARLY_REFRESH_SECONDS),
+            )
+        return str(token)
+
+    # --- calls ---------------------------------------------------------------------------
+    def get(self, path: str, *, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET an SP-API path; the ``payload`` of its answer."""
+        self._pace(operation)
+        url = f"{self.channel.api_base_url.rstrip('/')}{path}"
+        headers = {"x-amz-access-token": self.access_token(), "Accept": "application/json"}
+        try:
+            response = self.session.call(
+                "GET", url, what=f"Amazon {operation}", headers=headers, params=dict(params)
+            )
+        except ChannelHTTPError as exc:
+            if exc.status in (401, 403):
+                forget_token(self.channel.id)  # expired or revoked: the next run asks afresh
+            raise
+        finally:
+            self._last_call[operation] = self.clock()
+        self._note_limit(operation, response.headers.get(RATE_LIMIT_HEADER))
+        body = self.session.json_of(response, what=f"Amazon {operation}") or {}
+        payload = body.get("payload") if isinstance(body, dict) else None
+        if not isinstance(payload, dict):
+            raise AdapterError(f"Amazon {operation}: the answer has no payload", retryable=True)
+        return payload
+
+    def _pace(self, operation: str) -> None:
+        limit, last = self._limits.get(operation), self._last_call.get(operation)
+        if not limit or last is None:
+            return
+        wait = min(1.0 / limit, MAX_PACE_SECONDS) - (self.clock() - last)
+        if wait > 0:
+            self.sleep(wait)
+
+    def _note_limit(self, operation: str, header: str | None) -> None:
+        if not header:
+            return
+        try:
+            limit = float(header)  # requests per second; not money
+        except ValueError:
+            return
+        if limit <= 0:
+            return
+        if self._limits.get(operation) != limit:
+            log.info(
+                "amazon.rate_limit",
+                channel_id=self.channel.id,
+                operation=operation,
+                limit_per_second=limit,
+            )
+        self._limits[operation] = limit
+
+    # --- Orders v0 -----------------------------------------------------------------------
+    def orders(self, *, updated_after: datetime) -> Iterator[dict[str, Any]]:
+        """getOrders since ``updated_after``, following ``NextToken`` to the last page."""
+        marketplaces = self.marketplace_ids()
+        params = {"MarketplaceIds": marketplaces, "LastUpdatedAfter": _iso_z(updated_after)}
+        while True:
+            page = self.get("/orders/v0/orders", operation="getOrders", params=params)
+            yield from page.get("Orders") or []
+            token = page.get("NextToken")
+            if not token:
+                return
+            # With NextToken every other filter is ignored; MarketplaceIds is still required.
+            params = {"MarketplaceIds": marketplaces, "NextToken": str(token)}
+
+    def order_items(self, order_id: str) -> list[dict[str, Any]]:
+        """getOrderItems for one order, all pages."""
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/orderItems"
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self.get(path, operation="getOrderItems", params=params)
+            items.extend(page.get("OrderItems") or [])
+            token = page.get("NextToken")
+            if not token:
+                return items
+            params = {"NextToken": str(token)}
+
+    def marketplace_ids(self) -> str:
+        value = self.channel.credentials.get("marketplace_ids")
+        ids = value.split(",") if isinstance(value, str) else list(value or [])
+        ids = [str(i).strip() for i in ids if str(i).strip()]
+        if not ids:
+            raise AdapterError(
+                f"Amazon channel {self.channel.id} has no marketplace_ids in its credentials",
+                retryable=False,
+            )
+        return ",".join(ids)
+
+
+class AmazonChannelAdapter:
+    kind = "amazon"
+
+    def verify(
+        self, channel: ChannelConfig, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> Delivery:
+        raise SignatureInvalid("Amazon orders are polled, not pushed")
+
+    def payload_schema(self, topic: str, api_version: str) -> str:
+        return "amazon_order.v0.json"
+
+    def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> None:
+        return None  # the poll already stored the order with its items
+
+    def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
+        """A Canceled order whose items all say 0 ordered (Amazon zeroes them on cancel) has
+        no line to normalize: treat it as a thin cancellation of the order we hold."""
+        order = payload.get("order") or {}
+        items = payload.get("items") or []
+        if order.get("OrderStatus") == "Canceled" and not any(
+            (item.get("QuantityOrdered") or 0) > 0 for item in items
+        ):
+            return str(order["AmazonOrderId"])
+        return None
+
+    def poll(
+        self,
+        channel: ChannelConfig,
+        *,
+        updated_after: datetime,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Iterator[tuple[dict[str, Any], datetime]]:
+        """Each order updated after ``updated_after`` with its items, and its LastUpdateDate."""
+        if updated_after.tzinfo is None:
+            raise ValueError("updated_after must be timezone-aware")
+        client = SpApiClient(channel, sleep=sleep, clock=clock)
+        try:
+            for order in client.orders(updated_after=updated_after):
+                order_id = str(order.get("AmazonOrderId") or "")
+                last_update = _parse_time(order.get("LastUpdateDate"))
+                if not order_id or last_update is None:
+                    raise AdapterError(
+                        "Amazon getOrders returned an order without AmazonOrderId or a valid "
+                        f"LastUpdateDate ({order_id or 'no id'})",
+                        retryable=False,
+                    )
+                yield {"order": order, "items": client.order_items(order_id)}, last_update
+        finally:
+            client.close()
+
+    def normalize(
+        self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
+    ) -> dict[str, Any]:
+        order = payload["order"]
+        items = list(payload.get("items") or [])
+        currency = _single_currency(order, items, channel)
+        amount = _Amounts(currency, channel.rounding)
+
+        lines = []
+        subtotal = discount_total = shipping = shipping_discount = Decimal(0)
+        item_tax = shipping_tax = Decimal(0)
+        gift_wrap = cod_fee = Decimal(0)
+        for i, item in enumerate(items):
+            where = f"/items/{i}"
+            quantity = item.get("QuantityOrdered")
+            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+                raise _error(f"{where}/QuantityOrdered", "must be a whole number", quantity)
+            if quantity == 0:
+                continue  # cancelled units: Amazon keeps the item with nothing ordered
+            if not item.get("ItemPrice"):
+                raise _error(
+                    f"{where}/ItemPrice",
+                    "missing (Amazon withholds prices of some Pending orders); the order "
+                    "can be normalized once Amazon reports its prices",
+                )
+            line_price = amount.money(item, "ItemPrice", where)
+            unit_price = amount.round(line_price / quantity)
+            if unit_price * quantity != line_price:
+                raise _error(
+                    f"{where}/ItemPrice/Amount",
+                    f"ItemPrice is the line total: {line_price} {currency} does not divide "
+                    f"into {quantity} equal unit prices",
+                    str(line_price),
+                )
+            discount = amount.money(item, "PromotionDiscount", where)
+            tax = amount.money(item, "ItemTax", where)
+            subtotal += line_price
+            discount_total += discount
+            item_tax += tax
+            shipping += amount.money(item, "ShippingPrice", where)
+            shipping_discount += amount.money(item, "ShippingDiscount", where)
+            shipping_tax += amount.money(item, "ShippingTax", where)
+            buyer_info = item.get("BuyerInfo") or {}
+            gift_wrap += amount.money(buyer_info, "GiftWrapPrice", f"{where}/BuyerInfo")
+            cod_fee += amount.money(item, "CODFee", where) - amount.money(
+                item, "CODFeeDiscount", where
+            )
+            lines.append(
+                {
+                    "external_line_id": str(item.get("OrderItemId") or ""),
+                    "channel_sku": str(item.get("SellerSKU") or ""),
+                    "variant_ref": str(item.get("ASIN") or ""),
+                    "sku": "",
+                    "title": str(item.get("Title") or ""),
+                    "quantity": quantity,
+                    "unit_price": str(unit_price),
+                    "discount": str(amount.round(discount)),
+                    "tax": str(amount.round(tax)),
+                }
+            )
+        if not lines:
+            raise _error("/items", "no item with a quantity ordered")
+
+        marketplace = str(order.get("MarketplaceId") or "")
+        # An order from a marketplace we cannot place is treated as tax-exclusive (the default
+        # of the canonical order); the totals check flags it if that was wrong.
+        taxes_included = bool(marketplace) and marketplace not in TAX_EXCLUSIVE_MARKETPLACES
+        shipping_total = shipping - shipping_discount
+        tax_total = item_tax + shipping_tax
+        source: dict[str, Any] = {
+            "order_status": order.get("OrderStatus", ""),
+            "fulfillment_channel": order.get("FulfillmentChannel", ""),
+            "sales_channel": order.get("SalesChannel", ""),
+            "marketplace_id": marketplace,
+        }
+        if order.get("OrderTotal"):
+            total = amount.money(order, "OrderTotal", "/order")
+            source["total_from"] = "OrderTotal"
+        else:
+            total = subtotal - discount_total + shipping_total
+            if not taxes_included:
+                total += tax_total
+            source["total_from"] = "computed from the items: Amazon sent no OrderTotal"
+        # Gift wrap and COD fees are in OrderTotal but have no canonical field: kept for people
+        # (the totals check shows the difference).
+        if gift_wrap:
+            source["gift_wrap"] = str(amount.round(gift_wrap))
+        if cod_fee:
+            source["cod_fee"] = str(amount.round(cod_fee))
+
+        status = str(order.get("OrderStatus") or "")
+        placed_at = _parse_time(order.get("PurchaseDate"))
+        if placed_at is None:
+            raise _error("/order/PurchaseDate", "missing or not a date-time")
+        canonical: dict[str, Any] = {
+            "schema_version": 1,
+            "external_id": str(order["AmazonOrderId"]),
+            "order_number": str(order["AmazonOrderId"]),
+            "currency": currency,
+            "placed_at": placed_at.isoformat(),
+            "cancelled": status == "Canceled",
+            "financial_status": FINANCIAL_STATUS.get(status, "unknown"),
+            "payment_method": str(order.get("PaymentMethod") or ""),
+            "customer": _customer(order.get("BuyerInfo")),
+            # Amazon leaves ShippingAddress out (or trims it) unless the app holds a
+            # Restricted Data Token for it; no address is then null, not an empty one.
+            "shipping_address": _address(order.get("ShippingAddress")),
+            "billing_address": None,
+            "lines": lines,
+            "subtotal": str(amount.round(subtotal)),
+            "discount_total": str(amount.round(discount_total)),
+            "shipping_total": str(amount.round(shipping_total)),
+            "shipping_tax": str(amount.round(shipping_tax)),
+            "tax_total": str(amount.round(tax_total)),
+            "total": str(amount.round(total)),
+            "taxes_included": taxes_included,
+            "source": source,
+        }
+        updated_at = _parse_time(order.get("LastUpdateDate"))
+        if updated_at is not None:
+            canonical["updated_at"] = updated_at.isoformat()
+        return canonical
+
+
+# --- helpers -----------------------------------------------------------------------------
+def _error(pointer: str, message: str, value: Any = None) -> NormalizationError:
+    return NormalizationError([{"pointer": pointer, "message": message, "value": value}])
+
+
+def _iso_z(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _currency_codes(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every ``CurrencyCode`` in a nested structure, with its JSON pointer."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "CurrencyCode":
+                yield f"{path}/{key}", child
+            else:
+                yield from _currency_codes(child, f"{path}/{key}")
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _currency_codes(child, f"{path}/{i}")
+
+
+def _single_currency(
+    order: Mapping[str, Any], items: list[dict[str, Any]], channel: ChannelConfig
+) -> str:
+    """The order's currency; refuse an order whose amounts name more than one."""
+    found = [
+        *_currency_codes(dict(order), "/order"),
+        *_currency_codes(items, "/items"),
+    ]
+    # OrderTotal decides; Pending orders have none, then the first item's price does.
+    expected = (order.get("OrderTotal") or {}).get("CurrencyCode")
+    if not expected:
+        expected = next(
+            (
+                i["ItemPrice"].get("CurrencyCode")
+                for i in items
+                if isinstance(i.get("ItemPrice"), dict)
+            ),
+            None,
+        )
+    if not expected:
+        expected = found[0][1] if found else channel.default_currency
+    try:
+        currency = money.validate_currency(str(expected))
+    except InvalidInput as exc:
+        raise _error("/order/OrderTotal/CurrencyCode", str(exc), expected) from None
+    mixed = [
+        {
+            "pointer": pointer,
+            "message": f"{code} in a {currency} order: amounts in more than one currency "
+            "cannot be added up, so the order is not normalized",
+            "value": code,
+        }
+        for pointer, code in found
+        if str(code).upper() != currency
+    ]
+    if mixed:
+        raise NormalizationError(mixed)
+    return currency
+
+
+class _Amounts:
+    """Amazon ``Money`` objects (``{"CurrencyCode", "Amount": "<decimal string>"}``) as
+    Decimals quantized to the order's currency with the channel's rounding."""
+
+    def __init__(self, currency: str, rounding: str) -> None:
+        self.currency, self.rounding = currency, rounding
+
+    def round(self, value: Decimal) -> Decimal:
+        return money.quantize(value, self.currency, rounding=self.rounding)
+
+    def money(self, data: Mapping[str, Any], key: str, where: str) -> Decimal:
+        """The amount of ``data[key]``; 0 when Amazon leaves it out."""
+        value = data.get(key)
+        if not value:
+            return Decimal(0)
+        pointer = f"{where}/{key}/Amount"
+        raw = value.get("Amount") if isinstance(value, dict) else None
+        try:
+            return self.round(money.to_decimal(raw))
+        except InvalidInput as exc:
+            raise _error(pointer, str(exc), raw) from None
+
+
+def _address(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not data:
+        return None
+    country = str(data.get("CountryCode") or "").upper()
+    if len(country) != 2:
+        return None
+    line2 = " ".join(str(data[k]) for k in ("AddressLine2", "AddressLine3") if data.get(k))
+    fields = {
+        "name": data.get("Name"),
+        "company": data.get("CompanyName"),
+        "line1": data.get("AddressLine1"),
+        "line2": line2,
+        "city": data.get("City"),
+        "region": data.get("StateOrRegion"),
+        "postal_code": data.get("PostalCode"),
+        "phone": data.get("Phone"),
+    }
+    address = {key: str(value) for key, value in fields.items() if value}
+    address["country_code"] = country
+    return address
+
+
+def _customer(buyer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not buyer:
+        return None
+    customer = {
+        key: str(buyer[field])
+        for key, field in (("email", "BuyerEmail"), ("name", "BuyerName"))
+        if buyer.get(field)
+    }
+    return customer or None
+
+
+adapter = AmazonChannelAdapter()
