@@ -36,6 +36,7 @@ class SalesChannelForm(forms.ModelForm):
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="Leave blank to keep the current value.",
     )  # fmt: skip
+    api_base_url = forms.URLField(required=False, assume_scheme="https", label="API base URL")
     credentials_json = forms.CharField(
         required=False, label="API credentials (JSON)", widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Leave blank to keep the stored credentials. They are never shown again.",

@@ -41,14 +41,19 @@ def resolve_canonical(*, channel_id: int, canonical: dict[str, Any]) -> list[str
     unmapped = []
     for line in lines:
         line["sku"] = resolve_line_sku(
-            resolved, variant_ref=line.get("variant_ref", ""), channel_sku=line.get("channel_sku", "")
+            resolved,
+            variant_ref=line.get("variant_ref", ""),
+            channel_sku=line.get("channel_sku", ""),
         )
         if not line["sku"]:
             unmapped.append(line.get("variant_ref") or line.get("channel_sku") or "(none)")
     tax_codes = dict(
         TaxCodeMapping.objects.filter(channel_id=channel_id).values_list("channel_tax", "tax_code")
     )
-    for tax_line in [*canonical.get("tax_lines", []), *(t for ln in lines for t in ln.get("tax_lines", []))]:
+    for tax_line in [
+        *canonical.get("tax_lines", []),
+        *(t for ln in lines for t in ln.get("tax_lines", [])),
+    ]:
         code = tax_codes.get(tax_line.get("title", ""))
         if code:
             tax_line["tax_code"] = code

@@ -25,7 +25,9 @@ class SkuMappedCheck:
             channel_skus=[ln.channel_sku for ln in lines],
         )
         found = {
-            ln.pk: resolve_line_sku(resolved, variant_ref=ln.variant_ref, channel_sku=ln.channel_sku)
+            ln.pk: resolve_line_sku(
+                resolved, variant_ref=ln.variant_ref, channel_sku=ln.channel_sku
+            )
             for ln in lines
         }
         order_lines_assign_skus(

@@ -407,7 +407,13 @@ def test_transition_answers_200_with_the_new_state_and_a_timeline_event_by_the_u
     body = response.json()
     assert body["status"] == "on_hold"
     assert body["status_reason"] == "customer called"
-    assert [e["action"] for e in body["timeline"]] == ["received", "check", "check", "validate", "hold"]
+    assert [e["action"] for e in body["timeline"]] == [
+        "received",
+        "check",
+        "check",
+        "validate",
+        "hold",
+    ]
     last = body["timeline"][-1]
     assert last["actor_kind"] == "user"
     assert last["actor_id"] == "carol"
