@@ -49,6 +49,42 @@ def test_setup_demo_run_twice_changes_nothing_and_keeps_the_passwords(db, settin
     assert counts == (Order.objects.count(), OrderEvent.objects.count(),
                       Incident.objects.count(), get_user_model().objects.count())  # fmt: skip
     assert "Demo data ready: 0 new order(s)." in second
-    password_lines = [ln for ln in first.splitlines() if ln.startswith("  ")]
-    assert password_lines == [ln for ln in second.splitlines() if ln.startswith("  ")]
+    users = {"admin", "cs", "reviewer", "finance", "ops"}
+
+    def password_lines(output):
+        return [ln for ln in output.splitlines() if ln.split()[:1] and ln.split()[0] in users]
+
+    assert len(password_lines(first)) == 5
+    assert password_lines(first) == password_lines(second)
     assert (tmp_path / "demo-credentials.txt").stat().st_mode & 0o077 == 0
+
+
+def test_setup_demo_delivers_every_channel_kinds_samples_through_the_real_paths(
+    db, settings, tmp_path
+):
+    from channels.models import InboundEvent
+
+    settings.VAR_DIR = tmp_path
+    output = run_demo()
+
+    kinds = set(Order.objects.values_list("channel__kind", flat=True))
+    assert kinds == {"shopify", "woocommerce", "bigcommerce", "amazon", "custom"}
+    by_status = {}
+    for event in InboundEvent.objects.all():
+        by_status.setdefault(event.status, []).append(event)
+    [quarantined] = by_status["quarantined"]
+    assert quarantined.errors[0]["pointer"] == "/order/lines/0/quantity"
+    assert "must be of type integer" in quarantined.errors[0]["message"]
+    assert '200 {"duplicate": true}' in output
+    assert sum(e.duplicate_deliveries for e in InboundEvent.objects.all()) == 1
+    assert {e.source for e in InboundEvent.objects.all()} == {"webhook", "poll"}
+    # Shopify's cancel delivery cancelled the order its create delivery made.
+    assert Order.objects.get(channel__slug="demo-shopify", external_id="450789469").status == (
+        "cancelled"
+    )
+    # The sandbox is gone after the demo: the Amazon channel is not polled any more.
+    assert not InboundEvent.objects.filter(channel__slug="demo-amazon").first().channel.is_active
+
+    again = run_demo()
+    assert again.count("duplicate") >= 8
+    assert InboundEvent.objects.filter(status="quarantined").count() == 1

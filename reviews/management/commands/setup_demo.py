@@ -1,4 +1,8 @@
-"""Load demo data: role users, customers, channels and orders in several states. Safe to re-run."""
+"""Load demo data: role users, channels with the vendors' sample orders delivered through the
+real webhook and polling paths, and orders in several states. Safe to re-run.
+
+It lives in ``reviews``, the top of the import order, because it touches every app.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from channels.demo import deliveries
 from channels.models import ChannelKind, SalesChannel
 from config import correlation
 from orders import checks
@@ -53,7 +58,7 @@ class DemoOrder:
 DEMO_ORDERS = [
     DemoOrder(
         "1001",
-        "demo-shopify",
+        "demo-webstore",
         "ada",
         "USD",
         [("TSHIRT-BLK-M", "T-shirt black M", 2, "19.99")],
@@ -63,7 +68,7 @@ DEMO_ORDERS = [
     ),
     DemoOrder(
         "1002",
-        "demo-shopify",
+        "demo-webstore",
         "ada",
         "USD",
         [("MUG-WHT", "Mug white", 1, "12.50"), ("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
@@ -73,7 +78,7 @@ DEMO_ORDERS = [
     ),
     DemoOrder(
         "1003",
-        "demo-shopify",
+        "demo-webstore",
         "grace",
         "USD",
         [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")],
@@ -82,7 +87,7 @@ DEMO_ORDERS = [
     ),
     DemoOrder(
         "1004",
-        "demo-shopify",
+        "demo-webstore",
         "grace",
         "EUR",
         [("CAP-NVY", "Cap navy", 3, "15.00")],
@@ -130,7 +135,7 @@ DEMO_ORDERS = [
     ),
     DemoOrder(
         "1009",
-        "demo-shopify",
+        "demo-webstore",
         "ada",
         "USD",
         [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
@@ -192,6 +197,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         passwords = self._users(reset=options["reset_passwords"])
+        self.stdout.write("Delivering the vendors' sample orders:")
+        deliveries.run(self.stdout.write)
         channels = self._channels()
         customers = self._customers()
         created = self._orders(channels, customers)
@@ -232,16 +239,11 @@ class Command(BaseCommand):
         return known
 
     def _channels(self) -> dict[str, SalesChannel]:
-        specs = {
-            "demo-shopify": (ChannelKind.SHOPIFY, "Demo Shopify store"),
-            "demo-webstore": (ChannelKind.CUSTOM, "Demo web storefront"),
-        }
-        result = {}
-        for slug, (kind, name) in specs.items():
-            result[slug], _ = SalesChannel.objects.get_or_create(
-                slug=slug, defaults={"kind": kind, "name": name}
-            )
-        return result
+        channel, _ = SalesChannel.objects.get_or_create(
+            slug="demo-webstore",
+            defaults={"kind": ChannelKind.CUSTOM, "name": "Demo web storefront"},
+        )
+        return {channel.slug: channel}
 
     def _customers(self) -> dict[str, Customer]:
         result = {}

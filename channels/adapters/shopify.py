@@ -1,0 +1,381 @@
+"""Shopify: ``orders/*`` webhooks that carry the whole order, signed with the app's secret.
+
+The webhook body is the bare REST order object (no ``{"order": ...}`` wrapper), validated
+against ``shopify_order.v1.json`` and normalized here; nothing is fetched. ``orders/cancelled``
+is a full order with ``cancelled_at`` set, so it needs no special path either.
+
+Amounts are the shop-currency fields (``total_price``, ``price``, ...: decimal strings), not the
+``*_set.presentment_money`` ones; the order's ``currency`` is the shop currency they are in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from channels import signatures
+from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
+from orders import money
+from orders.errors import InvalidInput
+from orders.jsonschemas import pointer, shown_value
+
+SIGNATURE_HEADER = "x-shopify-hmac-sha256"
+
+# Shopify financial_status -> canonical. The canonical order has no "partially paid": part of
+# the money is in, the rest is promised by nothing, so the order stays "pending" (calling it
+# "authorized" would claim the whole amount is held, and "paid" would let it ship). An expired
+# authorization holds no money any more, like a voided one. Anything else is "unknown".
+FINANCIAL_STATUS = {
+    "pending": "pending",
+    "authorized": "authorized",
+    "partially_paid": "pending",
+    "paid": "paid",
+    "partially_refunded": "partially_refunded",
+    "refunded": "refunded",
+    "voided": "voided",
+    "expired": "voided",
+}
+# Refund transactions that did not move money back (a failed or still pending refund).
+NOT_REFUNDED = frozenset({"failure", "error", "pending"})
+
+Path = Sequence[str | int]
+
+
+class ShopifyChannelAdapter:
+    kind = "shopify"
+
+    # --- receiving -----------------------------------------------------------------------
+    def verify(
+        self, channel: ChannelConfig, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> Delivery:
+        """``X-Shopify-Hmac-Sha256`` = base64(HMAC-SHA256(app secret, raw body)); headers come
+        with lower-case names. Nothing in the body is read."""
+        signatures.base64_hmac_body(
+            secret=channel.secret, header_value=headers.get(SIGNATURE_HEADER), body=body
+        )
+        return Delivery(
+            dedup_key=_dedup_key(headers, body),
+            topic=headers.get("x-shopify-topic", ""),
+            api_version=headers.get("x-shopify-api-version", ""),
+            event_at=_header_time(headers.get("x-shopify-triggered-at")),
+        )
+
+    def payload_schema(self, topic: str, api_version: str) -> str:
+        # orders/create, orders/updated, orders/cancelled (and orders/paid, orders/fulfilled...)
+        # all carry the full order. A topic with another body (orders/delete is only {"id"})
+        # fails this schema and is quarantined for a person to look at.
+        return "shopify_order.v1.json"
+
+    def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None  # the webhook carries the whole order
+
+    def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
+        # orders/cancelled is a full order (cancelled_at set): normalize() says "cancelled".
+        return None
+
+    # --- normalizing ---------------------------------------------------------------------
+    def normalize(
+        self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
+    ) -> dict[str, Any]:
+        """The canonical order. Order totals are Shopify's own figures, never recomputed: the
+        totals check compares them with the lines and flags what does not add up."""
+        order = payload
+        currency = _currency(order.get("currency"), ["currency"])
+        amount = _Amounts(currency, channel.rounding)
+        line_items = order.get("line_items")
+        if not isinstance(line_items, list) or not line_items:
+            raise _error(["line_items"], "the order has no line items", line_items)
+
+        shipping_lines = _list(order, "shipping_lines")
+        shipping_tax = amount.zero()
+        for i, shipping in enumerate(shipping_lines):
+            for j, tax in enumerate(_list(shipping, "tax_lines")):
+                shipping_tax += amount.required(tax, "price", ["shipping_lines", i, "tax_lines", j])
+
+        canonical: dict[str, Any] = {
+            "schema_version": 1,
+            "external_id": _external_id(order.get("id"), ["id"]),
+            "order_number": str(order.get("name") or order.get("order_number") or ""),
+            "currency": currency,
+            "placed_at": _timestamp(order.get("created_at"), ["created_at"]),
+            "cancelled": order.get("cancelled_at") is not None,
+            "financial_status": FINANCIAL_STATUS.get(
+                str(order.get("financial_status") or ""), "unknown"
+            ),
+            "payment_method": "+".join(_gateways(order)),
+            "customer": _customer(order),
+            "shipping_address": _address(order.get("shipping_address"), ["shipping_address"]),
+            "billing_address": _address(order.get("billing_address"), ["billing_address"]),
+            "lines": [_line(item, i, amount) for i, item in enumerate(line_items)],
+            "subtotal": str(amount.required(order, "total_line_items_price", [])),
+            "discount_total": str(amount.required(order, "total_discounts", [])),
+            "shipping_total": str(_shipping_total(order, shipping_lines, amount)),
+            "shipping_tax": str(shipping_tax),
+            "tax_total": str(amount.required(order, "total_tax", [])),
+            "total": str(amount.required(order, "total_price", [])),
+            "tax_lines": _tax_lines(_list(order, "tax_lines"), ["tax_lines"], amount),
+            "taxes_included": order.get("taxes_included") is True,
+            "refunded_total": str(_refunded(order, amount)),
+            "risk_signals": {},
+            "source": _source(order, shipping_lines, amount),
+        }
+        if order.get("updated_at"):
+            canonical["updated_at"] = _timestamp(order["updated_at"], ["updated_at"])
+        return canonical
+
+
+# --- verify helpers ------------------------------------------------------------------------
+def _dedup_key(headers: Mapping[str, str], body: bytes) -> str:
+    """X-Shopify-Event-Id is the same for every delivery of one event (also across several
+    subscriptions to a topic, so the order is processed once); X-Shopify-Webhook-Id is the
+    per-delivery id the newer docs call the idempotency key. A delivery with neither cannot
+    be refused through this interface (a 401 would be a lie about its signature), so its
+    bytes key it: Shopify retries carry the original payload, so a retry still matches."""
+    if headers.get("x-shopify-event-id"):
+        return f"event:{headers['x-shopify-event-id']}"
+    if headers.get("x-shopify-webhook-id"):
+        return f"webhook:{headers['x-shopify-webhook-id']}"
+    from channels.services import body_dedup_key  # services imports the adapters
+
+    return body_dedup_key(body)
+
+
+def _header_time(value: str | None) -> datetime | None:
+    """X-Shopify-Triggered-At (ISO 8601, often with nanoseconds and a Z); None if unusable."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+# --- normalize helpers ---------------------------------------------------------------------
+def _error(path: Path, message: str, value: Any = None) -> NormalizationError:
+    return NormalizationError(
+        [{"pointer": pointer(path), "message": message, "value": shown_value(path, value)}]
+    )
+
+
+class _Amounts:
+    """Amounts as Decimals quantized to the currency with the channel's rounding."""
+
+    def __init__(self, currency: str, rounding: str) -> None:
+        self.currency, self.rounding = currency, rounding
+
+    def zero(self) -> Decimal:
+        return money.quantize(Decimal(0), self.currency, rounding=self.rounding)
+
+    def parse(self, value: Any, path: Path) -> Decimal:
+        try:
+            return money.quantize(money.to_decimal(value), self.currency, rounding=self.rounding)
+        except InvalidInput as exc:
+            # The codes say what is wrong without quoting the value into the message.
+            reason = {"float_amount": "a JSON number, not a decimal string"}.get(exc.code)
+            raise _error(path, f"not an amount: {reason or 'not a decimal'}", value) from None
+
+    def required(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
+        value = data.get(key)
+        if value is None or value == "":
+            raise _error([*where, key], "missing amount", value)
+        return self.parse(value, [*where, key])
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _currency(code: Any, path: Path) -> str:
+    try:
+        return money.validate_currency(str(code or ""))
+    except InvalidInput:
+        raise _error(path, "unknown currency code", code) from None
+
+
+def _external_id(value: Any, path: Path) -> str:
+    if isinstance(value, bool) or value is None or str(value) == "":
+        raise _error(path, "missing order id", value)
+    return str(value)
+
+
+def _timestamp(value: Any, path: Path) -> str:
+    """An ISO 8601 time with its offset, as Shopify gives it."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise _error(path, "not an ISO 8601 time", value) from None
+    if when.tzinfo is None:
+        raise _error(path, "time without a UTC offset", value)
+    return when.isoformat()
+
+
+def _rate(value: Any) -> str | None:
+    """A tax rate as a string. Shopify sends it as a JSON number (``0.06``); it is a rate, not
+    money, and repr() gives back the shortest literal of the float, i.e. the one that was in
+    the JSON (written out without an exponent)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def _tax_lines(taxes: list[Any], where: Path, amount: _Amounts) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": str(tax.get("title") or ""),
+            "rate": _rate(tax.get("rate")),
+            "amount": str(amount.required(tax, "price", [*where, j])),
+        }
+        for j, tax in enumerate(taxes)
+    ]
+
+
+def _line(item: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str, Any]:
+    where: list[str | int] = ["line_items", index]
+    quantity = item.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise _error([*where, "quantity"], "must be a whole number of at least 1", quantity)
+    if item.get("id") is None:
+        raise _error([*where, "id"], "missing line id")
+    # price is the unit price before discounts; discount_allocations are the parts of every
+    # discount application (code, automatic, manual) that fell on this line, in total.
+    discount = amount.zero()
+    for j, allocation in enumerate(_list(item, "discount_allocations")):
+        discount += amount.required(allocation, "amount", [*where, "discount_allocations", j])
+    tax_lines = _tax_lines(_list(item, "tax_lines"), [*where, "tax_lines"], amount)
+    tax = sum((Decimal(t["amount"]) for t in tax_lines), amount.zero())
+    variant_id = item.get("variant_id")
+    return {
+        "external_line_id": str(item["id"]),
+        "channel_sku": str(item.get("sku") or ""),
+        "variant_ref": "" if variant_id is None else str(variant_id),
+        "sku": "",
+        "title": str(item.get("name") or item.get("title") or ""),
+        "quantity": quantity,
+        "unit_price": str(amount.required(item, "price", where)),
+        "discount": str(discount),
+        "tax": str(tax),
+        "tax_lines": tax_lines,
+    }
+
+
+def _shipping_total(
+    order: Mapping[str, Any], shipping_lines: list[Any], amount: _Amounts
+) -> Decimal:
+    """Shopify's stated shipping total (before shipping discounts); the sum of the shipping
+    lines' prices when an older payload has no ``total_shipping_price_set``."""
+    stated = ((order.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount")
+    if stated not in (None, ""):
+        return amount.parse(stated, ["total_shipping_price_set", "shop_money", "amount"])
+    total = amount.zero()
+    for i, shipping in enumerate(shipping_lines):
+        total += amount.required(shipping, "price", ["shipping_lines", i])
+    return total
+
+
+def _refunded(order: Mapping[str, Any], amount: _Amounts) -> Decimal:
+    """Money that went back: every refund transaction (kind ``refund``) that did not fail.
+    One refund may be split across gateways (10.00 to a card, 100.00 to a gift card)."""
+    total = amount.zero()
+    for i, refund in enumerate(_list(order, "refunds")):
+        for j, tx in enumerate(_list(refund, "transactions")):
+            if tx.get("kind") == "refund" and tx.get("status") not in NOT_REFUNDED:
+                total += amount.required(tx, "amount", ["refunds", i, "transactions", j])
+    return total
+
+
+def _gateways(order: Mapping[str, Any]) -> list[str]:
+    return [str(name) for name in _list(order, "payment_gateway_names") if name]
+
+
+def _address(data: Any, path: Path) -> dict[str, Any] | None:
+    """A postal address, or None when there is none (an order without shipping). Only the
+    fields we use are kept (not latitude/longitude); empty strings are dropped. An address with
+    street, city or postcode but no usable country is an error, not something to drop."""
+    if not isinstance(data, Mapping):
+        return None
+    name = data.get("name") or " ".join(
+        str(data[k]) for k in ("first_name", "last_name") if data.get(k)
+    )
+    fields = {
+        "name": name,
+        "company": data.get("company"),
+        "line1": data.get("address1"),
+        "line2": data.get("address2"),
+        "city": data.get("city"),
+        "region": data.get("province"),
+        "region_code": data.get("province_code"),
+        "postal_code": data.get("zip"),
+        "phone": data.get("phone"),
+    }
+    address = {key: str(value).strip() for key, value in fields.items() if value}
+    address = {key: value for key, value in address.items() if value}
+    country = str(data.get("country_code") or "").strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        if any(k in address for k in ("line1", "city", "postal_code")):
+            raise _error([*path, "country_code"], "not an ISO 3166-1 alpha-2 code", country)
+        return None
+    address["country_code"] = country
+    return address
+
+
+def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Who bought: the order's own contact details first (they are the ones given for this
+    order), the customer record's as a fallback. None for an order without any."""
+    record = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    customer: dict[str, Any] = {}
+    if record.get("id") is not None:
+        customer["external_id"] = str(record["id"])
+    email = order.get("email") or order.get("contact_email") or record.get("email")
+    if email:
+        customer["email"] = str(email)
+    name = " ".join(str(record[k]) for k in ("first_name", "last_name") if record.get(k))
+    if not name and isinstance(order.get("billing_address"), Mapping):
+        name = str(order["billing_address"].get("name") or "")
+    if name:
+        customer["name"] = name
+    phone = order.get("phone") or record.get("phone")
+    if phone:
+        customer["phone"] = str(phone)
+    return customer or None
+
+
+def _source(
+    order: Mapping[str, Any], shipping_lines: list[Any], amount: _Amounts
+) -> dict[str, Any]:
+    """Facts for people, never personal data."""
+    source: dict[str, Any] = {
+        "financial_status": order.get("financial_status"),
+        "fulfillment_status": order.get("fulfillment_status"),
+        "cancel_reason": order.get("cancel_reason"),
+        "payment_gateway_names": _gateways(order),
+        "source_name": order.get("source_name"),
+        "test": order.get("test") is True,
+        "discount_codes": [
+            str(code.get("code")) for code in _list(order, "discount_codes") if code.get("code")
+        ],
+    }
+    if order.get("presentment_currency") and order["presentment_currency"] != order.get("currency"):
+        source["presentment_currency"] = order["presentment_currency"]
+    # Amounts the canonical order has no field for; when they are not zero the totals will not
+    # add up, and this is where a person sees why.
+    shipping_discount = amount.zero()
+    for i, shipping in enumerate(shipping_lines):
+        for j, allocation in enumerate(_list(shipping, "discount_allocations")):
+            shipping_discount += amount.required(
+                allocation, "amount", ["shipping_lines", i, "discount_allocations", j]
+            )
+    if shipping_discount:
+        source["shipping_discount"] = str(shipping_discount)
+    tips = order.get("total_tip_received")
+    if tips not in (None, "") and amount.parse(tips, ["total_tip_received"]):
+        source["total_tip_received"] = str(amount.parse(tips, ["total_tip_received"]))
+    return source
+
+
+adapter = ShopifyChannelAdapter()

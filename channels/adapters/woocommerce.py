@@ -1,0 +1,396 @@
+"""WooCommerce: ``order.*`` webhooks carrying the REST v3 order, signed with the webhook secret.
+
+An ``order.created`` / ``order.updated`` / ``order.restored`` body is exactly the order as
+``GET /wp-json/wc/v3/orders/<id>`` returns it (``woocommerce_order.v1.json``); nothing is
+fetched. ``order.deleted`` (the order went to the trash) carries only ``{"id": ...}``
+(``woocommerce_order_deleted.v1.json``) and cancels the order through
+``cancelled_external_id``. When a webhook is activated WooCommerce posts an unsigned form body
+``webhook_id=<id>``: that ping is answered 200 and nothing is stored.
+
+Amounts in the REST order are always EXCLUSIVE of tax, whatever the store's
+``prices_include_tax`` says: line ``subtotal``/``total``, ``discount_total`` and
+``shipping_total`` are net, taxes are separate, and WooCommerce computes
+``total = line totals + fees + shipping_total + cart_tax + shipping_tax``
+(``WC_Abstract_Order::calculate_totals``). So ``taxes_included`` is always false here and
+``prices_include_tax`` is kept in ``source``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from channels import signatures
+from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
+from orders import money
+from orders.errors import InvalidInput
+from orders.jsonschemas import pointer, shown_value
+
+SIGNATURE_HEADER = "x-wc-webhook-signature"
+DELETED_TOPIC = "order.deleted"
+# WC_Webhook::deliver_ping() posts exactly 'webhook_id=' . $this->get_id(), unsigned.
+PING_BODY = re.compile(rb"webhook_id=([0-9]{1,20})")
+# A WooCommerce state is a code ("CA", "RJ") for countries with a state list, free text else.
+STATE_CODE = re.compile(r"[A-Z0-9]{1,3}")
+
+# WooCommerce order status -> canonical financial status. "processing" means the payment was
+# received and the order awaits fulfilment, "completed" that it was fulfilled: both are paid.
+# "on-hold" awaits a payment to be confirmed (a bank transfer, say) and "failed" is a payment
+# that did not go through, which the customer may retry: neither holds money, so "pending".
+# "cancelled" is voided (and ``cancelled`` is set). Partial refunds leave the status as it is
+# (WooCommerce only moves a fully refunded order to "refunded"), so a paid order with refunds
+# is reported as partially_refunded (see ``_financial_status``).
+FINANCIAL_STATUS = {
+    "pending": "pending",
+    "checkout-draft": "pending",
+    "on-hold": "pending",
+    "failed": "pending",
+    "processing": "paid",
+    "completed": "paid",
+    "cancelled": "voided",
+    "refunded": "refunded",
+}
+
+Path = Sequence[str | int]
+
+
+class WooCommerceChannelAdapter:
+    kind = "woocommerce"
+
+    # --- receiving -----------------------------------------------------------------------
+    def verify(
+        self, channel: ChannelConfig, headers: Mapping[str, str], body: bytes, *, now: datetime
+    ) -> Delivery:
+        """``X-WC-Webhook-Signature`` = base64(HMAC-SHA256(secret, raw body)); headers come
+        with lower-case names. The activation ping is the one unsigned body let through, and
+        only when it is exactly ``webhook_id=<digits>`` (it is answered and never stored)."""
+        ping = PING_BODY.fullmatch(body)
+        if ping is not None:
+            return Delivery(dedup_key=f"ping:{ping.group(1).decode()}", topic="ping", is_ping=True)
+        signatures.base64_hmac_body(
+            secret=channel.secret, header_value=headers.get(SIGNATURE_HEADER), body=body
+        )
+        return Delivery(
+            dedup_key=_dedup_key(headers, body), topic=headers.get("x-wc-webhook-topic", "")
+        )
+
+    def payload_schema(self, topic: str, api_version: str) -> str:
+        if topic == DELETED_TOPIC:
+            return "woocommerce_order_deleted.v1.json"
+        return "woocommerce_order.v1.json"
+
+    def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        return None  # the webhook carries the whole order
+
+    def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
+        if topic == DELETED_TOPIC:
+            return str(payload["id"])
+        return None
+
+    # --- normalizing ---------------------------------------------------------------------
+    def normalize(
+        self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
+    ) -> dict[str, Any]:
+        """The canonical order. Order totals are WooCommerce's own figures, never recomputed
+        (the totals check compares them with the lines); the subtotal, which the REST order
+        does not state, is the sum of the line subtotals."""
+        order = payload
+        currency = _currency(order.get("currency"), ["currency"])
+        amount = _Amounts(currency, channel.rounding)
+        line_items = order.get("line_items")
+        if not isinstance(line_items, list) or not line_items:
+            raise _error(["line_items"], "the order has no line items", line_items)
+
+        rates = _rates(order)
+        lines, subtotal = [], amount.zero()
+        for i, item in enumerate(line_items):
+            line, line_subtotal = _line(item, i, amount, rates)
+            lines.append(line)
+            subtotal += line_subtotal
+        refunded = _refunded(order, amount)
+        status = str(order.get("status") or "")
+
+        canonical: dict[str, Any] = {
+            "schema_version": 1,
+            "external_id": _external_id(order.get("id"), ["id"]),
+            "order_number": str(order.get("number") or order.get("id") or ""),
+            "currency": currency,
+            "placed_at": _gmt(order.get("date_created_gmt"), ["date_created_gmt"]),
+            "cancelled": status == "cancelled",
+            "financial_status": _financial_status(status, refunded),
+            "payment_method": str(order.get("payment_method") or ""),
+            "customer": _customer(order),
+            "shipping_address": _address(order.get("shipping"), ["shipping"]),
+            "billing_address": _address(order.get("billing"), ["billing"]),
+            "lines": lines,
+            "subtotal": str(subtotal),
+            "discount_total": str(amount.required(order, "discount_total", [])),
+            "shipping_total": str(amount.required(order, "shipping_total", [])),
+            "shipping_tax": str(amount.optional(order, "shipping_tax", [])),
+            "tax_total": str(amount.required(order, "total_tax", [])),
+            "total": str(amount.required(order, "total", [])),
+            "tax_lines": _order_tax_lines(order, amount),
+            "taxes_included": False,  # REST amounts are net whatever prices_include_tax says
+            "refunded_total": str(refunded),
+            "risk_signals": {},
+            "source": _source(order, amount),
+        }
+        if order.get("date_modified_gmt"):
+            canonical["updated_at"] = _gmt(order["date_modified_gmt"], ["date_modified_gmt"])
+        return canonical
+
+
+# --- verify helpers ------------------------------------------------------------------------
+def _dedup_key(headers: Mapping[str, str], body: bytes) -> str:
+    """X-WC-Webhook-Delivery-ID names one delivery. A delivery without it cannot be refused
+    through this interface (a 401 would be a lie about its signature), so its bytes key it."""
+    if headers.get("x-wc-webhook-delivery-id"):
+        return f"delivery:{headers['x-wc-webhook-delivery-id']}"
+    from channels.services import body_dedup_key  # services imports the adapters
+
+    return body_dedup_key(body)
+
+
+# --- normalize helpers ---------------------------------------------------------------------
+def _error(path: Path, message: str, value: Any = None) -> NormalizationError:
+    return NormalizationError(
+        [{"pointer": pointer(path), "message": message, "value": shown_value(path, value)}]
+    )
+
+
+class _Amounts:
+    """Amounts as Decimals quantized to the currency with the channel's rounding."""
+
+    def __init__(self, currency: str, rounding: str) -> None:
+        self.currency, self.rounding = currency, rounding
+
+    def zero(self) -> Decimal:
+        return money.quantize(Decimal(0), self.currency, rounding=self.rounding)
+
+    def exact(self, value: Any, path: Path) -> Decimal:
+        """The amount as given, not yet quantized (for sums and quotients)."""
+        try:
+            return money.to_decimal(value)
+        except InvalidInput as exc:
+            # The codes say what is wrong without quoting the value into the message.
+            reason = {"float_amount": "a JSON number, not a decimal string"}.get(exc.code)
+            raise _error(path, f"not an amount: {reason or 'not a decimal'}", value) from None
+
+    def q(self, value: Decimal) -> Decimal:
+        return money.quantize(value, self.currency, rounding=self.rounding)
+
+    def parse(self, value: Any, path: Path) -> Decimal:
+        return self.q(self.exact(value, path))
+
+    def required(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
+        value = data.get(key)
+        if value is None or value == "":
+            raise _error([*where, key], "missing amount", value)
+        return self.parse(value, [*where, key])
+
+    def optional(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
+        """WooCommerce writes "" for an amount that was never set (a tax that does not apply)."""
+        value = data.get(key)
+        return self.zero() if value is None or value == "" else self.parse(value, [*where, key])
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _currency(code: Any, path: Path) -> str:
+    try:
+        return money.validate_currency(str(code or ""))
+    except InvalidInput:
+        raise _error(path, "unknown currency code", code) from None
+
+
+def _external_id(value: Any, path: Path) -> str:
+    if isinstance(value, bool) or value is None or str(value) == "":
+        raise _error(path, "missing order id", value)
+    return str(value)
+
+
+def _gmt(value: Any, path: Path) -> str:
+    """``date_*_gmt`` is UTC written without an offset ("2017-03-22T19:28:02")."""
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise _error(path, "not an ISO 8601 time", value) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.isoformat()
+
+
+def _financial_status(status: str, refunded: Decimal) -> str:
+    mapped = FINANCIAL_STATUS.get(status, "unknown")
+    if mapped == "paid" and refunded > 0:
+        return "partially_refunded"
+    return mapped
+
+
+def _rates(order: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
+    """The order's tax lines by rate id: line ``taxes`` name only the rate id."""
+    return {tax.get("rate_id"): tax for tax in _list(order, "tax_lines") if isinstance(tax, dict)}
+
+
+def _rate_percent(tax: Mapping[str, Any] | None) -> str | None:
+    """``rate_percent`` (WooCommerce 3.7+) as a string; the 3.0-era docs examples have none,
+    and a rate is not made up from amounts."""
+    value = (tax or {}).get("rate_percent")
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):  # a rate, not money: repr() is the literal that was sent
+        return format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def _line(
+    item: Mapping[str, Any], index: int, amount: _Amounts, rates: Mapping[Any, Mapping[str, Any]]
+) -> tuple[dict[str, Any], Decimal]:
+    """The canonical line and the line's subtotal (the order's subtotal is their sum)."""
+    where: list[str | int] = ["line_items", index]
+    quantity = item.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise _error([*where, "quantity"], "must be a whole number of at least 1", quantity)
+    if item.get("id") is None:
+        raise _error([*where, "id"], "missing line id")
+    # subtotal is quantity x the unit price before discounts, total the same after them
+    # (both net of tax). ``price`` is total / quantity, after discounts, as a JSON number: not
+    # used. A subtotal that does not divide by the quantity (10.00 for 3) gets a unit price
+    # rounded with the channel's rule, and the totals check shows the cent it loses.
+    line_subtotal = amount.required(item, "subtotal", where)
+    line_total = amount.required(item, "total", where)
+    tax_lines = []
+    for j, tax in enumerate(_list(item, "taxes")):
+        rate = rates.get(tax.get("id"))
+        tax_lines.append(
+            {
+                "title": str((rate or {}).get("label") or (rate or {}).get("rate_code") or ""),
+                "rate": _rate_percent(rate),
+                "amount": str(amount.optional(tax, "total", [*where, "taxes", j])),
+            }
+        )
+    variation = item.get("variation_id")
+    return (
+        {
+            "external_line_id": str(item["id"]),
+            "channel_sku": str(item.get("sku") or ""),
+            "variant_ref": str(variation if variation else item.get("product_id") or ""),
+            "sku": "",
+            "title": html.unescape(str(item.get("name") or "")),
+            "quantity": quantity,
+            "unit_price": str(amount.q(line_subtotal / quantity)),
+            "discount": str(line_subtotal - line_total),
+            "tax": str(amount.required(item, "total_tax", where)),
+            "tax_lines": tax_lines,
+        },
+        line_subtotal,
+    )
+
+
+def _order_tax_lines(order: Mapping[str, Any], amount: _Amounts) -> list[dict[str, Any]]:
+    """One per tax rate: what it raised on the items and on shipping together."""
+    result = []
+    for i, tax in enumerate(_list(order, "tax_lines")):
+        raised = amount.optional(tax, "tax_total", ["tax_lines", i]) + amount.optional(
+            tax, "shipping_tax_total", ["tax_lines", i]
+        )
+        result.append(
+            {
+                "title": str(tax.get("label") or tax.get("rate_code") or ""),
+                "rate": _rate_percent(tax),
+                "amount": str(raised),
+            }
+        )
+    return result
+
+
+def _refunded(order: Mapping[str, Any], amount: _Amounts) -> Decimal:
+    """Refunds are listed with negative totals ("-10.00")."""
+    total = amount.zero()
+    for i, refund in enumerate(_list(order, "refunds")):
+        total += abs(amount.required(refund, "total", ["refunds", i]))
+    return total
+
+
+def _address(data: Any, path: Path) -> dict[str, Any] | None:
+    """A postal address, or None when there is none (a digital order's shipping block is all
+    empty strings). Empty strings are dropped. An address with street, city or postcode but
+    no usable country is an error, not something to drop."""
+    if not isinstance(data, Mapping):
+        return None
+    state = str(data.get("state") or "").strip()
+    fields = {
+        "name": " ".join(str(data[k]).strip() for k in ("first_name", "last_name") if data.get(k)),
+        "company": data.get("company"),
+        "line1": data.get("address_1"),
+        "line2": data.get("address_2"),
+        "city": data.get("city"),
+        "region": "" if STATE_CODE.fullmatch(state) else state,
+        "region_code": state if STATE_CODE.fullmatch(state) else "",
+        "postal_code": data.get("postcode"),
+        "phone": data.get("phone"),
+    }
+    address = {key: str(value).strip() for key, value in fields.items() if value}
+    address = {key: value for key, value in address.items() if value}
+    country = str(data.get("country") or "").strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        if any(k in address for k in ("line1", "city", "postal_code")):
+            raise _error([*path, "country"], "not an ISO 3166-1 alpha-2 code", country)
+        return None
+    address["country_code"] = country
+    return address
+
+
+def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
+    """From the billing block; ``customer_id`` 0 is a guest checkout."""
+    billing = order.get("billing") if isinstance(order.get("billing"), Mapping) else {}
+    customer: dict[str, Any] = {}
+    if order.get("customer_id"):
+        customer["external_id"] = str(order["customer_id"])
+    if billing.get("email"):
+        customer["email"] = str(billing["email"])
+    name = " ".join(str(billing[k]).strip() for k in ("first_name", "last_name") if billing.get(k))
+    if name:
+        customer["name"] = name
+    if billing.get("phone"):
+        customer["phone"] = str(billing["phone"])
+    return customer or None
+
+
+def _source(order: Mapping[str, Any], amount: _Amounts) -> dict[str, Any]:
+    """Facts for people, never personal data (no customer note, IP or user agent)."""
+    source: dict[str, Any] = {
+        "status": order.get("status"),
+        "payment_method_title": order.get("payment_method_title"),
+        "created_via": order.get("created_via"),
+        "prices_include_tax": order.get("prices_include_tax") is True,
+        "coupon_codes": [str(c.get("code")) for c in _list(order, "coupon_lines") if c.get("code")],
+    }
+    # Fees (surcharges, or negative fees used as discounts) have no canonical field: they are
+    # in WooCommerce's total and their tax in total_tax, so an order with fees does not add up
+    # and the totals check flags it; this is where a person sees why.
+    fees = _list(order, "fee_lines")
+    if fees:
+        source["fee_total"] = str(
+            sum(
+                (amount.optional(fee, "total", ["fee_lines", i]) for i, fee in enumerate(fees)),
+                amount.zero(),
+            )
+        )
+        source["fee_tax"] = str(
+            sum(
+                (amount.optional(fee, "total_tax", ["fee_lines", i]) for i, fee in enumerate(fees)),
+                amount.zero(),
+            )
+        )
+    return source
+
+
+adapter = WooCommerceChannelAdapter()
