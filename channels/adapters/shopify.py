@@ -64,8 +64,9 @@ class ShopifyChannelAdapter:
 
     def payload_schema(self, topic: str, api_version: str) -> str:
         # orders/create, orders/updated, orders/cancelled (and orders/paid, orders/fulfilled...)
-        # all carry the full order. A topic with another body (orders/delete is only {"id"})
-        # fails this schema and is quarantined for a person to look at.
+        # all carry the full order; orders/delete carries only {"id": ...}.
+        if topic == "orders/delete":
+            return "shopify_order_deleted.v1.json"
         return "shopify_order.v1.json"
 
     def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -73,6 +74,9 @@ class ShopifyChannelAdapter:
 
     def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
         # orders/cancelled is a full order (cancelled_at set): normalize() says "cancelled".
+        # A deleted order is gone from the store: we cancel ours if it has not shipped.
+        if topic == "orders/delete":
+            return str(payload["id"])
         return None
 
     # --- normalizing ---------------------------------------------------------------------

@@ -535,3 +535,13 @@ def test_normalize_does_not_change_the_payload():
     before = copy.deepcopy(payload)
     adapter.normalize(payload, CHANNEL, "orders/updated")
     assert payload == before
+
+
+def test_an_orders_delete_delivery_names_the_order_to_cancel():
+    from channels.adapters.shopify import adapter
+    from orders import jsonschemas
+
+    assert adapter.payload_schema("orders/delete", "2026-07") == "shopify_order_deleted.v1.json"
+    assert jsonschemas.errors("channels", "shopify_order_deleted.v1.json", {"id": 450789469}) == []
+    assert adapter.cancelled_external_id({"id": 450789469}, "orders/delete") == "450789469"
+    assert adapter.cancelled_external_id({"id": 450789469}, "orders/updated") is None
