@@ -31,6 +31,8 @@ demo: migrate
 run: demo
 	@$(MANAGE) collectstatic --noinput --verbosity 0
 	@set -euo pipefail; \
+	rm -rf var/prometheus && mkdir -p var/prometheus; \
+	export PROMETHEUS_MULTIPROC_DIR=$$PWD/var/prometheus; \
 	$(BIN)/celery -A config worker --beat --queues $(QUEUES) --concurrency 2 \
 	  --loglevel INFO --schedule var/celerybeat-schedule >var/worker.log 2>&1 & \
 	worker=$$!; \
