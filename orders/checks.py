@@ -8,6 +8,7 @@ valid, so this module never imports them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -34,10 +35,42 @@ class CheckResult:
     severity: str = Severity.MEDIUM
     key: str = ""  # tells incidents of the same check apart (a SKU, say)
     details: dict[str, Any] = field(default_factory=dict)
+    # "review": a person must look before the order goes on (it is not held: stock stays
+    # reserved). Any check may ask; the reasons are the messages of the checks that asked.
+    route: str = ""
+    # A risk assessment to store on the order: {"score": "<decimal>", "signals": [...]}.
+    risk: dict[str, Any] | None = None
 
     @classmethod
     def passed(cls, message: str = "", **details: Any) -> CheckResult:
         return cls(outcome=PASSED, message=message, details=details)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """What an allocator did for an order: ``reserved`` (every line) or ``short``."""
+
+    outcome: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Allocator = Callable[[int], Allocation]
+ReviewRouter = Callable[[int, list[str], dict[str, Any] | None], None]
+_ALLOCATOR: dict[str, Allocator] = {}
+_REVIEW_ROUTER: dict[str, ReviewRouter] = {}
+
+
+def set_allocator(allocator: Allocator) -> None:
+    """The stock step (fulfillment registers it). Called with an order id outside any
+    transaction; reserves stock in its own and must be idempotent (a re-run reserves nothing
+    twice)."""
+    _ALLOCATOR["default"] = allocator
+
+
+def set_review_router(router: ReviewRouter) -> None:
+    """Who opens a review (reviews registers it). Called inside the pipeline's transaction
+    with (order id, reasons, risk); it must move the order to ``in_review``."""
+    _REVIEW_ROUTER["default"] = router
 
 
 class Check(Protocol):
@@ -165,6 +198,11 @@ def _run_checks(order: Order) -> Order | None:
         results.append((check.name, result, (time.perf_counter() - started) * 1000))
 
     failures = [(name, r) for name, r, _ in results if r.outcome == FAILED]
+    allocator = _ALLOCATOR.get("default")
+    # Stock is reserved only for an order that passed its checks, before anyone reviews it.
+    allocation = allocator(order.pk) if allocator is not None and not failures else None
+    reviews = [r.message or f"{n} asked for a review" for n, r, _ in results if r.route == "review"]
+    risk = next((r.risk for _, r, _ in results if r.risk is not None), None)
     try:
         with transaction.atomic():
             for name, result, duration_ms in results:
@@ -191,6 +229,10 @@ def _run_checks(order: Order) -> Order | None:
                         details={"check": name, **result.details},
                         key=result.key or name,
                     )
+            if risk is not None:
+                Order.objects.filter(pk=order.pk).update(
+                    risk_score=risk.get("score"), risk_signals=risk.get("signals", [])
+                )
             if failures:
                 reason = "; ".join(r.message or f"{n} failed" for n, r in failures)
                 order = order_transition(
@@ -202,11 +244,65 @@ def _run_checks(order: Order) -> Order | None:
                     order_id=order.pk, transition="validate", actor=actor,
                     expected_status=OrderStatus.RECEIVED,
                 )  # fmt: skip
+                router = _REVIEW_ROUTER.get("default")
+                if reviews and router is not None:
+                    router(order.pk, reviews, risk)
+                elif allocation is not None:
+                    _record_allocation(order.pk, allocation, actor)
                 for task_name in _AFTER_VALIDATED_TASKS:
                     enqueue_on_commit(task_name, order_id=order.pk)
+                order.refresh_from_db()
     except DomainError as exc:
         # Another worker moved the order first: that run wins, this one changes nothing.
         log.info("pipeline.skipped", order_id=order_id, reason=exc.code)
         return None
     log.info("pipeline.done", order_id=order.pk, status=order.status, failed=len(failures))
     return order
+
+
+def _record_allocation(order_id: int, allocation: Allocation, actor: Actor) -> Order:
+    """Move a validated (or backordered) order by what the allocator managed to reserve."""
+    from orders.services import incident_raise, order_event_record, order_transition
+
+    order_event_record(
+        order_id=order_id, action="allocation", actor=actor,
+        data={"outcome": allocation.outcome, **allocation.details},
+    )  # fmt: skip
+    current = Order.objects.get(pk=order_id)
+    if allocation.outcome == "reserved":
+        _resolve_incidents_of(order_id, "stock", actor)
+        return order_transition(
+            order_id=order_id, transition="allocate", actor=actor, expected_status=current.status
+        )
+    incident_raise(
+        category=IncidentCategory.INVENTORY_UNAVAILABLE,
+        summary="Not enough stock for " + ", ".join(allocation.details.get("short_skus", [])),
+        order_id=order_id,
+        details={"check": "stock", **allocation.details},
+        key="stock",
+    )
+    if current.status == OrderStatus.VALIDATED:
+        return order_transition(
+            order_id=order_id, transition="backorder", actor=actor,
+            expected_status=OrderStatus.VALIDATED,
+        )  # fmt: skip
+    return current
+
+
+def order_allocate(*, order_id: int) -> Order | None:
+    """Reserve stock for a validated order (after a review was approved) or a backordered one
+    (stock may have arrived), then allocate it or keep it backordered. Idempotent."""
+    allocator = _ALLOCATOR.get("default")
+    order = Order.objects.filter(pk=order_id).first()
+    if allocator is None or order is None:
+        return None
+    if order.status not in (OrderStatus.VALIDATED, OrderStatus.BACKORDERED):
+        return None
+    with correlation.bound(correlation.get() or order.correlation_id):
+        allocation = allocator(order_id)
+        try:
+            with transaction.atomic():
+                return _record_allocation(order_id, allocation, Actor.system("allocation"))
+        except DomainError as exc:
+            log.info("allocation.skipped", order_id=order_id, reason=exc.code)
+            return None

@@ -17,7 +17,7 @@ from django_fsm import ConcurrentTransition, FSMField
 
 from config import correlation
 from config.tasks import enqueue_on_commit
-from orders import money
+from orders import hooks, money
 from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, PermissionRefused, StaleState, TransitionRefused
 from orders.models import (
@@ -189,6 +189,7 @@ def order_transition(
         to_state=str(getattr(order, field_name)),
         actor_kind=str(actor.kind),
     )
+    hooks.fire(transition, order.pk)
     if transition == "release_hold":
         enqueue_on_commit("orders.order_validate", order_id=order.pk)
     return order

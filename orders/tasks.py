@@ -17,6 +17,12 @@ def order_validate_task(order_id: int, **kwargs: Any) -> str | None:
     return order.status if order is not None else None
 
 
+@shared_task(name="orders.order_allocate", acks_late=True)
+def order_allocate_task(order_id: int, **kwargs: Any) -> str | None:
+    order = checks.order_allocate(order_id=order_id)
+    return order.status if order is not None else None
+
+
 @shared_task(name="orders.order_pipeline_sweep")
 def order_pipeline_sweep_task(**kwargs: Any) -> int:
     """Re-enqueue orders stuck in ``received`` (their message was lost: broker wiped, worker
