@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django.urls import include, path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,6 +15,7 @@ from rest_framework.routers import DefaultRouter
 
 from orders import money, selectors
 from orders.actors import Actor
+from orders.errors import InvalidInput
 from orders.models import (
     Incident,
     IncidentCategory,
@@ -186,12 +187,49 @@ class IncidentFilter(django_filters.FilterSet):
         fields = ["category", "status", "severity", "order"]
 
 
+class IncidentTrendSerializer(serializers.Serializer):
+    category = serializers.ChoiceField(choices=IncidentCategory.choices)
+    day = serializers.DateField(help_text="UTC day the incidents were first seen")
+    incidents = serializers.IntegerField(help_text="Incidents first seen that day")
+    occurrences = serializers.IntegerField(help_text="Their occurrences, repeats included")
+
+
+class IncidentTrendResponseSerializer(serializers.Serializer):
+    group_by = serializers.CharField()
+    results = IncidentTrendSerializer(many=True)
+
+
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
 
     def get_queryset(self) -> Any:
         return selectors.incident_list()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "group_by", str, enum=["category"],
+                description="Instead of incidents, their frequency by category and UTC day "
+                "(the other filters still apply).",
+            )
+        ],
+        responses={200: OpenApiResponse(
+            IncidentSerializer(many=True),
+            description="Incidents; with group_by=category an object "
+            "{group_by, results: [{category, day, incidents, occurrences}]} instead.",
+        )},
+    )  # fmt: skip
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        group_by = request.query_params.get("group_by")
+        if group_by is None:
+            return super().list(request, *args, **kwargs)
+        if group_by != "category":
+            raise InvalidInput(f"group_by must be 'category', not {group_by!r}")
+        rows = selectors.incident_trend(queryset=self.filter_queryset(self.get_queryset()))
+        return Response(
+            {"group_by": "category", "results": IncidentTrendSerializer(rows, many=True).data}
+        )
 
     def get_permissions(self) -> list[Any]:
         if self.action in ("acknowledge", "resolve"):

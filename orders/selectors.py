@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from orders.models import Incident, Order, OrderEvent, OrderStatus
@@ -38,3 +39,16 @@ def incident_list() -> QuerySet[Incident]:
     return Incident.objects.select_related("order", "order__channel").order_by(
         "-last_seen_at", "-id"
     )
+
+
+def incident_trend(*, queryset: QuerySet[Incident]) -> list[dict[str, object]]:
+    """Incidents per category and UTC day first seen, with their occurrences: the trend a
+    person reads to see what keeps breaking."""
+    rows = (
+        queryset.order_by()
+        .annotate(day=TruncDate("first_seen_at", tzinfo=UTC))
+        .values("category", "day")
+        .annotate(incidents=Count("id"), occurrences=Sum("occurrence_count"))
+        .order_by("-day", "category")
+    )
+    return list(rows)

@@ -664,3 +664,28 @@ def test_acknowledging_a_missing_incident_is_404(as_cs):
     response = as_cs.post(f"{INCIDENTS}987654/acknowledge/", {}, format="json")
 
     assert response.status_code == 404
+
+
+def test_incidents_grouped_by_category_give_the_frequency_per_day(api_client, cs_user):
+    from orders.services import incident_raise
+
+    first = make_order(total="999.00")  # schema_invalid, from the totals check
+    make_order(total="998.00")
+    incident_raise(category="schema_invalid", summary="again", order_id=first.pk, key="totals")
+    incident_raise(category="other", summary="something else")
+    api_client.force_authenticate(cs_user)
+
+    response = api_client.get("/api/v1/incidents/", {"group_by": "category"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["group_by"] == "category"
+    by_category = {row["category"]: row for row in body["results"]}
+    assert by_category["schema_invalid"]["incidents"] == 2
+    assert by_category["schema_invalid"]["occurrences"] == 3
+    assert by_category["other"] == {
+        "category": "other", "day": by_category["other"]["day"], "incidents": 1, "occurrences": 1,
+    }  # fmt: skip
+    filtered = api_client.get("/api/v1/incidents/", {"group_by": "category", "category": "other"})
+    assert [row["category"] for row in filtered.json()["results"]] == ["other"]
+    assert api_client.get("/api/v1/incidents/", {"group_by": "colour"}).status_code == 400
