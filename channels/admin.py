@@ -185,13 +185,18 @@ class InboundEventAdmin(admin.ModelAdmin):
     @admin.action(description="Replay selected quarantined events", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
         actor = Actor.for_user(request.user)
-        for event_id in queryset.values_list("pk", flat=True):
+        for event_id, before in queryset.values_list("pk", "status"):
             try:
                 event = inbound_event_replay(event_id=event_id, actor=actor)
             except DomainError as exc:
                 self.message_user(request, f"Event {event_id}: {exc}", messages.ERROR)
                 continue
-            if event.status == InboundStatus.REPLAYED:
+            if before != InboundStatus.QUARANTINED:
+                self.message_user(
+                    request, f"Event {event_id} was not quarantined ({event.status}): unchanged.",
+                    messages.INFO,
+                )  # fmt: skip
+            elif event.status == InboundStatus.REPLAYED:
                 self.message_user(
                     request, f"Event {event_id} replayed: order {event.outcome}.", messages.SUCCESS
                 )

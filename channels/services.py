@@ -206,7 +206,10 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
         if problems:
             raise NormalizationError(problems)
         payload = fetched
-    canonical = adapter.normalize(payload, config, event.topic)
+    try:
+        canonical = adapter.normalize(payload, config, event.topic)
+    except InvalidInput as exc:  # a channel setting the payload cannot be read with
+        raise NormalizationError([{"pointer": "", "message": str(exc), "value": None}]) from None
     problems = canonical_errors(canonical)
     if problems:
         raise NormalizationError(problems)

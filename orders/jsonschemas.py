@@ -70,21 +70,25 @@ def errors(app_label: str, name: str, instance: Any, *, limit: int = 20) -> list
         validator(app_label, name).iter_errors(instance),
         key=lambda e: (list(e.absolute_path), e.validator),
     )
-    result = []
-    for error in found[:limit]:
+    result: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for error in found:
         message = error.message
         if error.validator in (
             "required", "additionalProperties", "enum", "const", "type", "pattern", "format",
             "minLength", "maxLength",
         ):  # fmt: skip
             message = _short(error)
+        where = pointer(error.absolute_path)
+        if (where, message) in seen:  # one "required" error per missing field, same message
+            continue
+        seen.add((where, message))
         result.append(
-            {
-                "pointer": pointer(error.absolute_path),
-                "message": message,
-                "value": shown_value(error.absolute_path, error.instance),
-            }
-        )
+            {"pointer": where, "message": message,
+             "value": shown_value(error.absolute_path, error.instance)}
+        )  # fmt: skip
+        if len(result) == limit:
+            break
     return result
 
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -46,15 +48,22 @@ class Command(BaseCommand):
         except InvalidInput as exc:
             raise CommandError(str(exc)) from None
         kind = options["kind"]
+        if options["api_url"]:
+            try:
+                URLValidator(schemes=["http", "https"])(options["api_url"])
+            except ValidationError:
+                raise CommandError(
+                    f"--api-url {options['api_url']!r} is not an http(s) URL"
+                ) from None
         if kind in ("shopify", "woocommerce", "custom") and not options["secret"]:
             existing = SalesChannel.objects.filter(slug=slug).values_list(
                 "webhook_secret", flat=True
             )
             if not any(existing):
-                raise CommandError(f"A {kind} channel needs --secret to verify its webhooks")
+                raise CommandError(f"{_a(kind)} channel needs --secret to verify its webhooks")
         if kind in ("bigcommerce", "amazon") and not options["api_url"]:
             if not SalesChannel.objects.filter(slug=slug).exclude(api_base_url="").exists():
-                raise CommandError(f"A {kind} channel needs --api-url to pull orders from")
+                raise CommandError(f"{_a(kind)} channel needs --api-url to pull orders from")
         fields: dict[str, Any] = {
             "kind": kind, "default_currency": currency, "rounding": options["rounding"],
             "is_active": not options["inactive"],
@@ -99,3 +108,7 @@ class Command(BaseCommand):
         if not isinstance(value, dict):
             raise CommandError("--credentials must be a JSON object")
         return value
+
+
+def _a(kind: str) -> str:
+    return ("An " if kind[0] in "aeiou" else "A ") + kind

@@ -32,39 +32,24 @@ class Command(BaseCommand):
             handle = path.open(newline="", encoding="utf-8-sig")
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
-        with handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in ("sku", "title") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise CommandError(
-                    f"{path}: header must include {', '.join(missing)} "
-                    f"(expected columns: {','.join(COLUMNS)})"
-                )
-            rows, rejected = [], []
-            seen: dict[str, int] = {}
-            for line_no, row in enumerate(reader, start=2):
-                try:
-                    product = self._parse(row)
-                    if product["sku"] in seen:
-                        raise ValueError(f"duplicate sku (first on line {seen[product['sku']]})")
-                    seen[product["sku"]] = line_no
-                    rows.append(product)
-                except ValueError as exc:
-                    rejected.append((line_no, str(exc)))
-        created = updated = 0
+        try:
+            with handle:
+                rows, rejected = self._read(path, handle)
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
+            ) from None
+        existing = set(
+            Product.objects.filter(sku__in=[r["sku"] for r in rows]).values_list("sku", flat=True)
+        )
+        updated = len(existing)
+        created = len(rows) - updated
         if not options["dry_run"]:
             with transaction.atomic():
-                existing = set(
-                    Product.objects.filter(sku__in=[r["sku"] for r in rows]).values_list(
-                        "sku", flat=True
-                    )
-                )
                 for i, row in enumerate(rows, start=1):
                     Product.objects.update_or_create(sku=row["sku"], defaults=row)
                     if i % 1000 == 0:
                         self.stdout.write(f"  {i}/{len(rows)} rows…")
-                updated = len(existing)
-                created = len(rows) - updated
         for line_no, reason in rejected:
             self.stderr.write(f"line {line_no}: {reason}")
         prefix = "Dry run: would import" if options["dry_run"] else "Imported"
@@ -74,6 +59,28 @@ class Command(BaseCommand):
         )
         if rejected:
             raise SystemExit(1)
+
+    def _read(self, path: Path, handle: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("sku", "title") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CommandError(
+                f"{path}: header must include {', '.join(missing)} "
+                f"(expected columns: {','.join(COLUMNS)})"
+            )
+        rows, rejected = [], []
+        seen: dict[str, int] = {}
+        for row in reader:
+            line_no = reader.line_num  # the file's line, even after multi-line fields
+            try:
+                product = self._parse(row)
+                if product["sku"] in seen:
+                    raise ValueError(f"duplicate sku (first on line {seen[product['sku']]})")
+                seen[product["sku"]] = line_no
+                rows.append(product)
+            except ValueError as exc:
+                rejected.append((line_no, str(exc)))
+        return rows, rejected
 
     def _parse(self, row: dict[str, str]) -> dict[str, Any]:
         sku = (row.get("sku") or "").strip()
@@ -90,6 +97,8 @@ class Command(BaseCommand):
             if not weight_raw.isdigit():
                 raise ValueError(f"weight {weight_raw!r} is not a whole number of grams")
             weight = int(weight_raw)
+            if weight > 2_147_483_647:
+                raise ValueError(f"weight {weight_raw} grams is not plausible")
         country = (row.get("origin_country") or "").strip().upper()
         if country and (len(country) != 2 or not country.isalpha()):
             raise ValueError(f"origin_country {country!r} is not an ISO 3166-1 alpha-2 code")

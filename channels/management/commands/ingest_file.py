@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from channels.models import InboundStatus, SalesChannel
-from channels.services import inbound_event_ingest_file, inbound_event_process
+from channels.models import InboundEvent, InboundStatus, SalesChannel
+from channels.services import body_dedup_key, inbound_event_ingest_file, inbound_event_process
 
 DEFAULT_TOPICS = {
     "shopify": "orders/create",
@@ -46,20 +46,29 @@ class Command(BaseCommand):
         topic = options["topic"] or DEFAULT_TOPICS[channel.kind]
         event, created = inbound_event_ingest_file(channel=channel, body=body, topic=topic)
         if not created:
-            self.stdout.write(f"{path.name}: already imported (duplicate), nothing to do")
+            existing = InboundEvent.objects.get(channel=channel, dedup_key=body_dedup_key(body))
+            if existing.status == InboundStatus.QUARANTINED:
+                self._report_quarantine(path.name, existing)
+            self.stdout.write(
+                f"{path.name}: already imported as event {existing.pk} ({existing.status}), "
+                "nothing to do"
+            )
             return
         if not options["queue"]:
             event = inbound_event_process(event_id=event.pk) or event
             event.refresh_from_db()
         if event.status == InboundStatus.QUARANTINED:
-            self.stderr.write(f"{path.name}: event {event.pk} quarantined")
-            for error in event.errors:
-                self.stderr.write(f"  {error.get('pointer') or '(body)'}: {error['message']}")
-            raise SystemExit(1)
+            self._report_quarantine(path.name, event)
         order = f", order #{event.order_id} {event.outcome}" if event.order_id else ""
         self.stdout.write(
             self.style.SUCCESS(f"{path.name}: event {event.pk} {event.status}{order}")
         )
+
+    def _report_quarantine(self, name: str, event: InboundEvent) -> None:
+        self.stderr.write(f"{name}: event {event.pk} quarantined (fix, then replay_event)")
+        for error in event.errors:
+            self.stderr.write(f"  {error.get('pointer') or '(body)'}: {error['message']}")
+        raise SystemExit(1)
 
     def _unwrapped(self, body: bytes) -> bytes:
         try:

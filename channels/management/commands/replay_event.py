@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from channels.models import InboundStatus
+from channels.models import InboundEvent, InboundStatus
 from channels.services import inbound_event_replay
 from orders.actors import Actor
 from orders.errors import NotFound
@@ -24,11 +24,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         failed = 0
         for event_id in options["event_ids"]:
+            before = InboundEvent.objects.filter(pk=event_id).values_list("status", flat=True)
+            was_quarantined = list(before) == [InboundStatus.QUARANTINED]
             try:
                 event = inbound_event_replay(event_id=event_id, actor=Actor.system("replay_event"))
             except NotFound as exc:
                 raise CommandError(str(exc)) from None
-            if event.status == InboundStatus.REPLAYED:
+            if not was_quarantined:
+                self.stdout.write(f"Event {event_id}: {event.status}, nothing to replay")
+            elif event.status == InboundStatus.REPLAYED:
                 self.stdout.write(
                     self.style.SUCCESS(
                         f"Event {event_id}: replayed, order #{event.order_id} {event.outcome}"
