@@ -74,6 +74,8 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            # urllib3 retry warnings quote request URLs, and address lookups carry the address.
+            "urllib3": {"level": "ERROR"},
             "celery": {"level": level},
         },
     }

@@ -241,6 +241,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.order_pipeline_sweep",
         "schedule": env.float("PIPELINE_SWEEP_SECONDS", default=60.0),
     },
+    "fulfillment-reservations-expire": {
+        "task": "fulfillment.reservations_expire",
+        "schedule": env.float("RESERVATION_EXPIRE_SWEEP_SECONDS", default=900.0),
+    },
+    "fulfillment-backorders-retry": {
+        "task": "fulfillment.backorders_retry",
+        "schedule": env.float("BACKORDER_RETRY_SECONDS", default=300.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -262,6 +270,32 @@ POLL_BACKFILL_DAYS = env.int("POLL_BACKFILL_DAYS", default=7)  # a new channel's
 
 # Orders left in `received` longer than this are re-enqueued by the sweeper (lost message).
 ORDER_PIPELINE_STUCK_AFTER_SECONDS = env.int("ORDER_PIPELINE_STUCK_AFTER_SECONDS", default=120)
+
+# --- Validation --------------------------------------------------------------------------------
+# The business's own country and currency: "international" and order-value signals use them.
+HOME_COUNTRY = env.str("HOME_COUNTRY", default="US")
+SHOP_CURRENCY = env.str("SHOP_CURRENCY", default="USD")
+# Stock: split an order across warehouses only when allowed; reservations expire after this.
+ALLOCATION_ALLOW_SPLIT = env.bool("ALLOCATION_ALLOW_SPLIT", default=False)
+RESERVATION_TTL_MINUTES = env.int("RESERVATION_TTL_MINUTES", default=60 * 24 * 7)
+# Address: the offline check always runs; ADDRESS_VERIFIER adds online verifiers, comma
+# separated, tried in order for the countries they serve ("", "usps", "canadapost").
+ADDRESS_VERIFIER = env.str("ADDRESS_VERIFIER", default="")
+ADDRESS_CACHE_SECONDS = env.int("ADDRESS_CACHE_SECONDS", default=7 * 24 * 3600)
+ADDRESS_VERIFIER_TIMEOUT = (env.float("ADDRESS_VERIFIER_CONNECT_TIMEOUT", default=2.0),
+                            env.float("ADDRESS_VERIFIER_READ_TIMEOUT", default=5.0))  # fmt: skip
+ADDRESS_VERIFIER_RETRIES = env.int("ADDRESS_VERIFIER_RETRIES", default=1)
+ADDRESS_VERIFIER_BACKOFF = env.float("ADDRESS_VERIFIER_BACKOFF", default=0.25)
+USPS_API_BASE = env.str("USPS_API_BASE", default="")
+USPS_CLIENT_ID = env.str("USPS_CLIENT_ID", default="")
+USPS_CLIENT_SECRET = env.str("USPS_CLIENT_SECRET", default="")
+CANADAPOST_API_BASE = env.str("CANADAPOST_API_BASE", default="")
+CANADAPOST_KEY = env.str("CANADAPOST_KEY", default="")
+# Payment: per channel kind, the methods consumer orders may pay with, as JSON, e.g.
+# {"shopify": ["shopify_payments", "paypal"]}; a kind not named accepts every method.
+ACCEPTED_PAYMENT_METHODS = env.json("ACCEPTED_PAYMENT_METHODS", default={})
+# Reviews: a case is due this many hours after it opens.
+REVIEW_SLA_HOURS = env.int("REVIEW_SLA_HOURS", default=4)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

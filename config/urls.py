@@ -12,6 +12,8 @@ admin.site.index_title = "Operations"
 api_v1 = [
     path("", include("orders.api")),
     path("", include("channels.api")),
+    path("", include("fulfillment.api")),
+    path("", include("reviews.api")),
 ]
 
 urlpatterns = [

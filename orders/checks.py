@@ -142,8 +142,101 @@ class TotalsCheck:
         return CheckResult.passed(total=str(order.total), currency=order.currency)
 
 
+class DuplicateOrderCheck:
+    """The same customer ordering the same items for the same total within a short window
+    (a double-clicked checkout, a storefront that re-sent an order under a new number): the
+    later order waits for a person. A person who releases its hold after the warning has
+    decided: the check lets it through from then on."""
+
+    name = "duplicate"
+
+    def run(self, order: Order) -> CheckResult:
+        from django.conf import settings
+        from django.db.models import Q
+        from django.utils.timezone import timedelta
+
+        from orders.models import Incident, OrderEvent
+
+        if order.customer_id is None:
+            return CheckResult.passed("Guest order: no customer history to compare")
+        window = timedelta(minutes=int(getattr(settings, "DUPLICATE_ORDER_WINDOW_MINUTES", 30)))
+        items = sorted((ln.sku or ln.channel_sku, ln.quantity) for ln in order.lines.all())
+        candidates = (
+            Order.objects.filter(
+                customer_id=order.customer_id, currency=order.currency, total=order.total,
+                placed_at__gte=order.placed_at - window, placed_at__lte=order.placed_at + window,
+            )
+            .filter(
+                Q(placed_at__lt=order.placed_at) | Q(placed_at=order.placed_at, pk__lt=order.pk)
+            )
+            .exclude(status=OrderStatus.CANCELLED)
+            .select_related("channel")
+            .prefetch_related("lines")
+            .order_by("-placed_at", "-pk")
+        )  # fmt: skip
+        twin = next(
+            (
+                other for other in candidates[:20]
+                if sorted((ln.sku or ln.channel_sku, ln.quantity) for ln in other.lines.all())
+                == items
+            ),
+            None,
+        )  # fmt: skip
+        if twin is None:
+            return CheckResult.passed(
+                f"No order of the same items and total by this customer within {window}"
+            )
+        warned = Incident.objects.filter(order_id=order.pk, details__check=self.name).first()
+        if warned is not None and OrderEvent.objects.filter(
+            order_id=order.pk, action="release_hold", actor_kind="user",
+            at__gte=warned.first_seen_at,
+        ).exists():  # fmt: skip
+            return CheckResult.passed(
+                f"Looks like order {twin.pk}, but a person released the hold after the warning",
+                other_order_id=twin.pk,
+            )
+        minutes = int(abs((order.placed_at - twin.placed_at).total_seconds()) // 60)
+        return CheckResult(
+            outcome=FAILED,
+            message=(
+                f"Possible duplicate of order {twin.pk} ({twin.channel.slug} "
+                f"{twin.external_id}): same customer, items and total, placed {minutes} min apart"
+            ),
+            incident_category=IncidentCategory.DUPLICATE_SUSPECTED,
+            key=self.name,
+            details={
+                "other_order_id": twin.pk,
+                "other_channel": twin.channel.slug,
+                "other_external_id": twin.external_id,
+                "minutes_apart": minutes,
+            },
+        )
+
+
 def register_builtin_checks() -> None:
+    from orders.address import AddressCheck
+    from orders.payment import PaymentEligibilityCheck
+
     register(TotalsCheck())
+    register(DuplicateOrderCheck())
+    register(AddressCheck())
+    register(PaymentEligibilityCheck())
+
+
+def _address_outcome(results: list[tuple[str, CheckResult, float]]) -> dict[str, Any]:
+    """The address check's verdict as Order fields (empty when it did not run or say)."""
+    from django.utils import timezone
+
+    for name, result, _ in results:
+        deliverability = result.details.get("deliverability") if name == "address" else None
+        if deliverability:
+            return {
+                "address_deliverability": deliverability,
+                "address_confidence": Decimal(str(result.details.get("confidence", "0"))),
+                "address_source": str(result.details.get("source", ""))[:16],
+                "address_checked_at": timezone.now(),
+            }
+    return {}
 
 
 def _resolve_incidents_of(order_id: int, check_name: str, actor: Actor) -> None:
@@ -229,10 +322,11 @@ def _run_checks(order: Order) -> Order | None:
                         details={"check": name, **result.details},
                         key=result.key or name,
                     )
+            stored: dict[str, Any] = _address_outcome(results)
             if risk is not None:
-                Order.objects.filter(pk=order.pk).update(
-                    risk_score=risk.get("score"), risk_signals=risk.get("signals", [])
-                )
+                stored.update(risk_score=risk.get("score"), risk_signals=risk.get("signals", []))
+            if stored:
+                Order.objects.filter(pk=order.pk).update(**stored)
             if failures:
                 reason = "; ".join(r.message or f"{n} failed" for n, r in failures)
                 order = order_transition(

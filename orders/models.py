@@ -151,6 +151,13 @@ def customer_may_use_net_terms(order: Order) -> bool:
     return order.customer is not None and order.customer.can_buy_on_net_terms
 
 
+class Deliverability(models.TextChoices):
+    CONFIRMED = "confirmed", "Confirmed"
+    LIKELY = "likely", "Likely"
+    UNKNOWN = "unknown", "Unknown (format valid)"
+    UNDELIVERABLE = "undeliverable", "Undeliverable"
+
+
 class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     """One order from one channel. ``status`` and ``payment_status`` move only by transitions."""
 
@@ -195,6 +202,18 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     correlation_id = models.CharField(max_length=64, db_index=True)
     risk_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     risk_signals = models.JSONField(default=dict, blank=True)
+    # The address check's outcome (orders.address): how sure we are the parcel can arrive.
+    address_deliverability = models.CharField(
+        max_length=16, choices=Deliverability.choices, blank=True,
+        help_text="confirmed / likely: a verifier said so; unknown: format only",
+    )  # fmt: skip
+    address_confidence = models.DecimalField(
+        max_digits=3, decimal_places=2, null=True, blank=True, help_text="0.00 to 1.00"
+    )
+    address_source = models.CharField(
+        max_length=16, blank=True, help_text="offline rules, usps or canadapost"
+    )
+    address_checked_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.CharField(
         max_length=255, blank=True, help_text="Why the order is on hold or was cancelled."
     )
@@ -285,9 +304,10 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     def allocate(self) -> None:
         """Stock is reserved for every line."""
 
-    @transition(field=status, source=S.VALIDATED, target=S.BACKORDERED, permission=PERM_PROCESS)
+    @transition(field=status, source=[S.VALIDATED, S.ALLOCATED], target=S.BACKORDERED,
+                permission=PERM_PROCESS)  # fmt: skip
     def backorder(self) -> None:
-        """Not enough stock anywhere yet."""
+        """Not enough stock anywhere yet, or the stock held for it lapsed (reservation expiry)."""
 
     @transition(field=status, source=S.ALLOCATED, target=S.FULFILLING,
                 conditions=[payment_secured], permission=PERM_PROCESS)  # fmt: skip

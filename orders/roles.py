@@ -13,6 +13,7 @@ VIEW_ORDERS = [
     "orders.view_order", "orders.view_orderline", "orders.view_orderevent",
     "orders.view_customer", "orders.view_incident", "channels.view_saleschannel",
     "channels.view_inboundevent", "channels.view_product", "channels.view_skumapping",
+    "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {
@@ -21,13 +22,13 @@ ROLES: dict[str, list[str]] = {
     "customer_service": [
         *VIEW_ORDERS,
         "orders.hold_order", "orders.cancel_order", "orders.change_customer",
-        "orders.work_incident",
+        "orders.work_incident", "reviews.view_reviewcase",
     ],
     # Decides on high-risk orders: approve, hold, or reject (cancel).
     "reviewer": [
         *VIEW_ORDERS,
         "orders.review_order", "orders.hold_order", "orders.cancel_order",
-        "orders.work_incident",
+        "orders.work_incident", "reviews.view_reviewcase", "reviews.view_fraudsettings",
     ],
     # Money: payment status, refunds, credit terms; reads orders.
     "finance": [

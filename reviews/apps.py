@@ -5,3 +5,12 @@ class ReviewsConfig(AppConfig):
     name = "reviews"
     verbose_name = "Reviews and incidents"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orders import checks
+        from reviews.fraud import FraudCheck
+        from reviews.services import route_to_review
+
+        # orders never imports reviews: the pipeline knows only these registrations.
+        checks.set_review_router(route_to_review)
+        checks.register(FraudCheck())

@@ -57,6 +57,25 @@ def make_user(username: str, *roles: str, superuser: bool = False) -> Any:
 _counter = iter(range(1, 10**9))
 
 
+# A deliverable-looking address per country (it meets that country's address rules).
+DEFAULT_ADDRESSES: dict[str, dict[str, str]] = {
+    "US": {"line1": "1 Main St", "city": "Springfield", "region_code": "IL",
+           "postal_code": "62701", "country_code": "US"},
+    "CA": {"line1": "111 Wellington St", "city": "Ottawa", "region_code": "ON",
+           "postal_code": "K1A 0A9", "country_code": "CA"},
+    "GB": {"line1": "10 Downing Street", "city": "London", "postal_code": "SW1A 2AA",
+           "country_code": "GB"},
+    "DE": {"line1": "Unter den Linden 77", "city": "Berlin", "postal_code": "10117",
+           "country_code": "DE"},
+    "AT": {"line1": "Stephansplatz 1", "city": "Wien", "postal_code": "1010",
+           "country_code": "AT"},
+    "FR": {"line1": "55 Rue du Faubourg Saint-Honore", "city": "Paris", "postal_code": "75008",
+           "country_code": "FR"},
+    "JP": {"line1": "1-1 Chiyoda", "city": "Chiyoda-ku", "region_code": "13",
+           "postal_code": "100-8111", "country_code": "JP"},
+}  # fmt: skip
+
+
 def make_order(
     *,
     channel: SalesChannel | None = None,
@@ -70,16 +89,21 @@ def make_order(
     external_id: str | None = None,
     country: str = "US",
     pipeline: bool = True,
+    paid: bool = False,
 ) -> Order:
     """An order built by ``order_create``; its after-commit pipeline task runs (eager tasks),
     so a consistent order comes back ``validated`` and an inconsistent one ``on_hold``.
-    With ``pipeline=False`` the task is not run and the order stays ``received``."""
+    With ``pipeline=False`` the task is not run and the order stays ``received``; with
+    ``paid=True`` the payment is captured before the pipeline sees the order."""
     channel = channel or SalesChannelFactory()
     with TestCase.captureOnCommitCallbacks(execute=pipeline), transaction.atomic():
         pending = transaction.get_connection().run_on_commit
         already = len(pending)
         order = _create(channel, customer, currency, lines, shipping, tax, discount, total,
                         external_id, country)  # fmt: skip
+        if paid:
+            order_transition(order_id=order.pk, transition="capture_payment",
+                             actor=Actor.system("test"))  # fmt: skip
         if not pipeline:
             # Drop the pipeline's doorbell: the order stays `received`, as if the message were
             # still on its way (also in transaction=True tests, where commit would ring it).
@@ -105,7 +129,7 @@ def _create(channel, customer, currency, lines, shipping, tax, discount, total, 
             tax_total=Decimal(tax),
             discount_total=Decimal(discount),
             total=Decimal(total) if total is not None else None,
-            shipping_address={"line1": "1 Main St", "city": "Springfield", "country_code": country},
+            shipping_address=dict(DEFAULT_ADDRESSES.get(country, {"country_code": country})),
         ),
         actor=Actor.system("test"),
     )

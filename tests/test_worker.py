@@ -65,8 +65,12 @@ def worker(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
 def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
+    from fulfillment.services import stock_restock, warehouse_upsert
+
     proc, log = worker
-    order = make_order(pipeline=False)
+    warehouse_upsert(code="W1", country="US")
+    stock_restock(sku="SKU-1", warehouse_code="W1", on_hand=5)
+    order = make_order(pipeline=False, paid=True)
     assert order.status == "received"
     cid = correlation.sign(f"worker-test:{order.pk}")
 
@@ -80,7 +84,9 @@ def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
             break
         time.sleep(0.25)
     assert proc.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
-    assert order.status == "validated", f"worker log:\n{log.read_text()[-3000:]}"
+    # The worker runs every check, as in production, and reserves the stock.
+    assert order.status == "allocated", f"worker log:\n{log.read_text()[-3000:]}"
+    assert order.reservations.get().quantity == 2
     event = order.events.get(action="validate")
     assert (event.actor_kind, event.actor_id) == ("system", "pipeline")
     assert (event.from_state, event.to_state) == ("received", "validated")

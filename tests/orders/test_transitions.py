@@ -42,7 +42,8 @@ EXPECTED_STATUS_TRANSITIONS = {
     "validated": {"hold", "send_to_review", "allocate", "backorder", "cancel"},
     "in_review": {"hold", "approve_review", "cancel"},
     "on_hold": {"release_hold", "cancel"},
-    "allocated": {"hold", "cancel"},  # start_fulfillment waits for payment (see below)
+    # start_fulfillment waits for payment (see below); backorder when its reservations lapse
+    "allocated": {"hold", "backorder", "cancel"},
     "backordered": {"hold", "allocate", "cancel"},
     "fulfilling": {"ship_partially", "ship", "cancel"},
     "partially_shipped": {"ship_partially", "ship"},

@@ -20,7 +20,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
     output = run_demo()
 
     statuses = set(Order.objects.values_list("status", flat=True))
-    assert {"received", "validated", "on_hold", "in_review", "fulfilling", "closed",
+    assert {"received", "allocated", "on_hold", "in_review", "fulfilling", "closed",
             "cancelled", "backordered", "partially_shipped"} <= statuses  # fmt: skip
     payments = set(Order.objects.values_list("payment_status", flat=True))
     assert {"pending", "authorized", "paid", "net_terms", "partially_refunded"} <= payments
@@ -37,7 +37,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
         if len(parts) == 3 and parts[0] in users:
             request = RequestFactory().post("/admin/login/")
             assert authenticate(request, username=parts[0], password=parts[1]) is not None
-    assert "Demo data ready: 10 new order(s)." in output
+    assert "Demo data ready: 12 new order(s)." in output
 
 
 def test_setup_demo_run_twice_changes_nothing_and_keeps_the_passwords(db, settings, tmp_path):
@@ -88,3 +88,44 @@ def test_setup_demo_delivers_every_channel_kinds_samples_through_the_real_paths(
     again = run_demo()
     assert again.count("duplicate") >= 8
     assert InboundEvent.objects.filter(status="quarantined").count() == 1
+
+
+def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_path):
+    from fulfillment.models import Reservation, StockLevel
+    from reviews.models import ReviewCase
+
+    settings.VAR_DIR = tmp_path
+    output = run_demo()
+    demo = {o.external_id: o for o in Order.objects.filter(channel__slug="demo-webstore")}
+
+    def categories(external_id):
+        return set(demo[external_id].incidents.values_list("category", flat=True))
+
+    # Clean: every check passed and its stock is reserved.
+    assert demo["1002"].status == "allocated"
+    assert demo["1002"].address_deliverability == "unknown"  # offline rules only
+    assert Reservation.objects.filter(order=demo["1002"], status="active").count() == 2
+    # Backordered: no stock of the SKU anywhere.
+    assert demo["1009"].status == "backordered"
+    assert categories("1009") == {"inventory_unavailable"}
+    # Address problem: a four-digit ZIP code.
+    assert demo["1012"].status == "on_hold"
+    assert categories("1012") == {"address_format_invalid"}
+    assert "postal_code is not valid" in demo["1012"].status_reason
+    # B2B over its credit limit: 800.00 open on net terms + 4810.00 > 5000.00.
+    assert demo["1011"].status == "on_hold"
+    assert categories("1011") == {"payment_ineligible"}
+    assert "exceeds the credit limit 5000.00 USD" in demo["1011"].status_reason
+    # In review: international, with its stock still reserved.
+    assert demo["1008"].status == "in_review"
+    case = ReviewCase.objects.get(order=demo["1008"])
+    assert case.status == "open"
+    assert case.reasons == ["International order (ships to JP)"]
+    assert Reservation.objects.filter(order=demo["1008"], status="active").exists()
+    # Approved reviews went on to stock and the rest of their steps.
+    assert demo["1004"].status == "closed"
+    assert ReviewCase.objects.get(order=demo["1004"]).status == "approved"
+    # Stock is never oversold.
+    assert all(s.reserved <= s.on_hand for s in StockLevel.objects.all())
+    for external_id in ("1002", "1009", "1012", "1011", "1008"):
+        assert f"order {external_id}" in output

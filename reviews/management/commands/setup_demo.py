@@ -23,11 +23,15 @@ from django.utils import timezone
 from channels.demo import deliveries
 from channels.models import ChannelKind, SalesChannel
 from config import correlation
+from fulfillment.models import StockLevel, Warehouse
+from fulfillment.services import stock_restock, warehouse_upsert
 from orders import checks
 from orders.actors import Actor
 from orders.models import AccountType, Customer, Order
 from orders.roles import ROLES
 from orders.services import LineInput, OrderInput, customer_create, order_create, order_transition
+from reviews.models import ReviewCase
+from reviews.services import review_case_approve, review_case_start
 
 DEMO_USERS = {
     "admin": None,  # superuser
@@ -46,121 +50,77 @@ class DemoOrder:
     customer: str
     currency: str
     lines: list[tuple[str, str, int, str]]  # sku, title, quantity, unit price
-    steps: list[str]  # transitions after the pipeline has run
+    steps: list[str]  # after the pipeline: transitions, or "review:approve" by the reviewer
+    before: tuple[str, ...] = ()  # payment transitions before the pipeline sees the order
     shipping: str = "5.00"
     tax: str = "0"
     discount: str = "0"
     stated_total: str | None = None  # a channel total that does not add up -> on hold
     country: str = "US"
+    address: str = ""  # a key of ADDRESSES other than the country's own
     validate: bool = True
+    shows: str = ""  # what the order demonstrates (printed)
 
+
+PAID, AUTHORIZED, NET_TERMS = ("capture_payment",), ("authorize_payment",), ("grant_net_terms",)
+APPROVE = "review:approve"
 
 DEMO_ORDERS = [
-    DemoOrder(
-        "1001",
-        "demo-webstore",
-        "ada",
-        "USD",
-        [("TSHIRT-BLK-M", "T-shirt black M", 2, "19.99")],
-        [],
-        tax="3.20",
-        validate=False,
-    ),
-    DemoOrder(
-        "1002",
-        "demo-webstore",
-        "ada",
-        "USD",
-        [("MUG-WHT", "Mug white", 1, "12.50"), ("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
-        ["authorize_payment"],
-        discount="3.25",
-        tax="2.35",
-    ),
-    DemoOrder(
-        "1003",
-        "demo-webstore",
-        "grace",
-        "USD",
-        [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")],
-        ["capture_payment", "allocate", "start_fulfillment"],
-        tax="4.41",
-    ),
-    DemoOrder(
-        "1004",
-        "demo-webstore",
-        "grace",
-        "EUR",
-        [("CAP-NVY", "Cap navy", 3, "15.00")],
-        ["capture_payment", "allocate", "start_fulfillment", "ship", "deliver", "close"],
-        tax="8.55",
-        country="DE",
-    ),
-    DemoOrder(
-        "1005",
-        "demo-webstore",
-        "linus",
-        "USD",
-        [("MUG-WHT", "Mug white", 4, "12.50")],
-        ["cancel"],
-        stated_total="99.99",
-    ),
-    DemoOrder(
-        "1006",
-        "demo-webstore",
-        "linus",
-        "USD",
-        [("POSTER-A2", "Poster A2", 1, "25.00")],
-        [],
-        stated_total="31.00",
-    ),
-    DemoOrder(
-        "1007",
-        "demo-webstore",
-        "acme",
-        "USD",
-        [("TSHIRT-BLK-M", "T-shirt black M", 120, "9.50")],
-        ["grant_net_terms", "allocate", "start_fulfillment", "ship_partially"],
-        shipping="40.00",
-    ),
-    DemoOrder(
-        "1008",
-        "demo-webstore",
-        "hiro",
-        "JPY",
-        [("TEA-SENCHA", "Sencha 100 g", 3, "1480")],
-        ["send_to_review"],
-        shipping="800",
-        tax="524",
-        country="JP",
-    ),
-    DemoOrder(
-        "1009",
-        "demo-webstore",
-        "ada",
-        "USD",
-        [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
-        ["backorder"],
-        tax="4.41",
-    ),
-    DemoOrder(
-        "1010",
-        "demo-webstore",
-        "fatima",
-        "KWD",
-        [("SCARF-SLK", "Silk scarf", 2, "12.750")],
-        [
-            "capture_payment",
-            "allocate",
-            "start_fulfillment",
-            "ship",
-            "deliver",
-            "close",
-            "refund_partially",
-        ],
-        shipping="1.500",
-        country="KW",
-    ),
-]
+    DemoOrder("1001", "demo-webstore", "ada", "USD",
+              [("TSHIRT-BLK-M", "T-shirt black M", 2, "19.99")], [],
+              tax="3.20", validate=False, shows="received, its pipeline not run yet"),
+    DemoOrder("1002", "demo-webstore", "ada", "USD",
+              [("MUG-WHT", "Mug white", 1, "12.50"),
+               ("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
+              [], before=AUTHORIZED, discount="3.25", tax="2.35",
+              shows="clean: every check passes, stock reserved"),
+    DemoOrder("1003", "demo-webstore", "grace", "USD",
+              [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")], ["start_fulfillment"],
+              before=PAID, tax="4.41", shows="clean, being picked"),
+    DemoOrder("1004", "demo-webstore", "grace", "EUR", [("CAP-NVY", "Cap navy", 3, "15.00")],
+              [APPROVE, "start_fulfillment", "ship", "deliver", "close"],
+              before=PAID, tax="8.55", country="DE",
+              shows="international: reviewed, approved, delivered and closed"),
+    DemoOrder("1005", "demo-webstore", "linus", "USD", [("MUG-WHT", "Mug white", 4, "12.50")],
+              ["cancel"], before=PAID, stated_total="99.99",
+              shows="totals do not add up: held, then cancelled"),
+    DemoOrder("1006", "demo-webstore", "linus", "USD", [("POSTER-A2", "Poster A2", 1, "25.00")],
+              [], before=PAID, stated_total="31.00", shows="totals do not add up: on hold"),
+    DemoOrder("1007", "demo-webstore", "acme", "USD",
+              [("TSHIRT-BLK-M", "T-shirt black M", 80, "9.50")],
+              ["start_fulfillment", "ship_partially"], before=NET_TERMS, shipping="40.00",
+              shows="B2B on net terms within its credit limit, partly shipped"),
+    DemoOrder("1008", "demo-webstore", "hiro", "JPY", [("TEA-SENCHA", "Sencha 100 g", 3, "1480")],
+              [], before=PAID, shipping="800", tax="524", country="JP",
+              shows="in review: international"),
+    DemoOrder("1009", "demo-webstore", "ada", "USD",
+              [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
+              [], before=PAID, tax="4.41", shows="backordered: no stock anywhere"),
+    DemoOrder("1010", "demo-webstore", "fatima", "KWD", [("SCARF-SLK", "Silk scarf", 2, "12.750")],
+              [APPROVE, "start_fulfillment", "ship", "deliver", "close", "refund_partially"],
+              before=PAID, shipping="1.500", country="KW",
+              shows="international: reviewed, closed, partly refunded"),
+    DemoOrder("1011", "demo-webstore", "acme", "USD",
+              [("TSHIRT-BLK-M", "T-shirt black M", 500, "9.50")], [], shipping="60.00",
+              shows="B2B over its credit limit: payment ineligible, on hold"),
+    DemoOrder("1012", "demo-webstore", "grace", "USD",
+              [("MUG-WHT", "Mug white", 2, "12.50")], [], before=PAID, address="US-BAD-ZIP",
+              shows="address problem: the ZIP code is not valid, on hold"),
+]  # fmt: skip
+
+# Demo stock: a US warehouse of our own and a 3PL in the Netherlands. HOODIE-GRY-L has none
+# (its order is backordered until `import_stock` brings some).
+DEMO_WAREHOUSES = [
+    {"code": "NJ1", "name": "Newark DC", "country": "US", "region": "NJ", "kind": "own",
+     "priority": 1, "ships_international": True},
+    {"code": "RTM3PL", "name": "Rotterdam 3PL", "country": "NL", "kind": "3pl",
+     "priority": 2, "ships_international": True},
+]  # fmt: skip
+DEMO_STOCK = [
+    ("TSHIRT-BLK-M", "NJ1", 200), ("TSHIRT-BLK-L", "NJ1", 40), ("MUG-WHT", "NJ1", 60),
+    ("HOODIE-GRY-M", "NJ1", 25), ("CAP-NVY", "RTM3PL", 50), ("CAP-NVY", "NJ1", 10),
+    ("POSTER-A2", "NJ1", 30), ("TEA-SENCHA", "RTM3PL", 40), ("SCARF-SLK", "RTM3PL", 12),
+]  # fmt: skip
 
 DEMO_CUSTOMERS: dict[str, dict[str, Any]] = {
     "ada": {"email": "ada@example.com", "name": "Ada Lovelace"},
@@ -184,6 +144,9 @@ ADDRESSES = {
            "postal_code": "100-8111", "country_code": "JP"},
     "KW": {"line1": "Arabian Gulf St", "city": "Kuwait City", "postal_code": "15000",
            "country_code": "KW"},
+    # A US ZIP code has five digits (or ZIP+4): this one fails the address rules.
+    "US-BAD-ZIP": {"line1": "742 Evergreen Terrace", "city": "Springfield", "region": "OR",
+                   "postal_code": "9740", "country_code": "US"},
 }  # fmt: skip
 
 
@@ -197,6 +160,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         passwords = self._users(reset=options["reset_passwords"])
+        self._stock()
         self.stdout.write("Delivering the vendors' sample orders:")
         deliveries.run(self.stdout.write)
         channels = self._channels()
@@ -238,6 +202,15 @@ class Command(BaseCommand):
         assert set(ROLES) == {r for r in DEMO_USERS.values() if r}
         return known
 
+    def _stock(self) -> None:
+        """Warehouses and opening stock, set once: a re-run never resets counted stock."""
+        for spec in DEMO_WAREHOUSES:
+            if not Warehouse.objects.filter(code=spec["code"]).exists():
+                warehouse_upsert(**spec)
+        for sku, code, on_hand in DEMO_STOCK:
+            if not StockLevel.objects.filter(sku=sku, warehouse__code=code).exists():
+                stock_restock(sku=sku, warehouse_code=code, on_hand=on_hand)
+
     def _channels(self) -> dict[str, SalesChannel]:
         channel, _ = SalesChannel.objects.get_or_create(
             slug="demo-webstore",
@@ -256,11 +229,13 @@ class Command(BaseCommand):
         created = 0
         now = timezone.now()
         actor = Actor.system("setup_demo")
+        reviewer = Actor.for_user(get_user_model().objects.get(username="reviewer"))
         for i, spec in enumerate(DEMO_ORDERS):
             channel = channels[spec.channel]
             if Order.objects.filter(channel=channel, external_id=spec.external_id).exists():
                 continue
             cid = correlation.sign(f"demo:{spec.channel}:{spec.external_id}")
+            address = ADDRESSES[spec.address or spec.country]
             with correlation.bound(cid), transaction.atomic():
                 order = order_create(
                     data=OrderInput(
@@ -277,22 +252,38 @@ class Command(BaseCommand):
                         tax_total=Decimal(spec.tax),
                         discount_total=Decimal(spec.discount),
                         total=Decimal(spec.stated_total) if spec.stated_total else None,
-                        shipping_address=ADDRESSES[spec.country],
-                        billing_address=ADDRESSES[spec.country],
+                        shipping_address=address,
+                        billing_address=address,
                         payment_method="net_terms" if spec.customer == "acme" else "card",
                         correlation_id=cid,
                     ),
                     actor=actor,
                 )
+                for step in spec.before:
+                    order_transition(order_id=order.pk, transition=step, actor=actor)
             created += 1
             with correlation.bound(cid):
                 if spec.validate:
+                    # What the after-commit task does; run here so the steps below see its result.
                     checks.order_validate(order_id=order.pk)
                 for step in spec.steps:
+                    if step == APPROVE:
+                        case = ReviewCase.objects.unresolved().get(order_id=order.pk)
+                        review_case_start(case_id=case.pk, actor=reviewer)
+                        review_case_approve(
+                            case_id=case.pk, actor=reviewer, note="Known customer (demo)"
+                        )
+                        checks.order_allocate(order_id=order.pk)
+                        continue
                     extra: dict[str, Any] = {}
                     if step == "cancel":
                         extra["reason"] = "Customer asked to cancel"
                     if step == "refund_partially":
                         extra["amount"] = "12.750"
                     order_transition(order_id=order.pk, transition=step, actor=actor, **extra)
+            order.refresh_from_db()
+            self.stdout.write(
+                f"  order {spec.external_id:<5} {order.status:<18} {order.payment_status:<19} "
+                f"{spec.shows}"
+            )
         return created

@@ -1,0 +1,26 @@
+"""Reads of stock for the API, the admin and reports."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from fulfillment.models import Reservation, StockLevel
+
+
+def stock_level_list(*, sku: str | None = None, warehouse_code: str | None = None) -> QuerySet[
+    StockLevel
+]:  # fmt: skip
+    qs = StockLevel.objects.select_related("warehouse")
+    if sku:
+        qs = qs.filter(sku=sku)
+    if warehouse_code:
+        qs = qs.filter(warehouse__code=warehouse_code)
+    return qs.order_by("sku", "warehouse__code", "pk")
+
+
+def reservation_list_for_order(*, order_id: int) -> QuerySet[Reservation]:
+    return (
+        Reservation.objects.filter(order_id=order_id)
+        .select_related("warehouse", "order_line")
+        .order_by("order_line__line_no", "warehouse__code", "pk")
+    )

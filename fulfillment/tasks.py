@@ -1,0 +1,26 @@
+"""Celery entry points for stock: ids in, one service call, safe to repeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from config.tasks import enqueue
+from fulfillment import services
+
+
+@shared_task(name="fulfillment.reservations_expire", acks_late=True)
+def reservations_expire_task(**kwargs: Any) -> int:
+    """Beat: free the stock of reservations held past their expiry."""
+    return services.reservations_expire()
+
+
+@shared_task(name="fulfillment.backorders_retry", acks_late=True)
+def backorders_retry_task(**kwargs: Any) -> int:
+    """Beat (and after a stock import): try again to allocate backordered orders whose SKUs
+    have stock now. ``orders.order_allocate`` is idempotent, so a repeat is harmless."""
+    order_ids = services.backordered_order_ids_with_stock()
+    for order_id in order_ids:
+        enqueue("orders.order_allocate", order_id=order_id)
+    return len(order_ids)

@@ -1,0 +1,59 @@
+"""Online address verifiers, one module per vendor behind ``AddressVerifier``.
+
+``settings.ADDRESS_VERIFIER`` picks them: "" (none, offline check only), "usps", "canadapost",
+or both ("usps,canadapost"). Each verifies the addresses of its own country only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+
+from orders.adapters.base import (
+    AddressInput,
+    AddressVerifier,
+    Verification,
+    VerifierUnavailable,
+)
+
+__all__ = [
+    "AddressInput",
+    "AddressVerifier",
+    "Verification",
+    "VerifierUnavailable",
+    "configured_verifiers",
+    "verifier_for",
+]
+
+COUNTRY_OF = {"usps": "US", "canadapost": "CA"}
+
+
+def _usps() -> AddressVerifier:
+    from orders.adapters.usps import USPSAddressVerifier
+
+    return USPSAddressVerifier()
+
+
+def _canadapost() -> AddressVerifier:
+    from orders.adapters.canadapost import CanadaPostAddressVerifier
+
+    return CanadaPostAddressVerifier()
+
+
+FACTORIES: dict[str, Callable[[], AddressVerifier]] = {"usps": _usps, "canadapost": _canadapost}
+
+
+def configured_verifiers() -> list[str]:
+    """The verifier codes named by ``settings.ADDRESS_VERIFIER`` (unknown names are ignored)."""
+    value = getattr(settings, "ADDRESS_VERIFIER", "") or ""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    return [n.strip().lower() for n in names if n.strip().lower() in FACTORIES]
+
+
+def verifier_for(country_code: str) -> AddressVerifier | None:
+    """A new verifier for addresses in ``country_code`` (close it after use), or None."""
+    for name in configured_verifiers():
+        if COUNTRY_OF[name] == country_code.upper():
+            return FACTORIES[name]()
+    return None
