@@ -294,6 +294,8 @@ CANADAPOST_KEY = env.str("CANADAPOST_KEY", default="")
 # Payment: per channel kind, the methods consumer orders may pay with, as JSON, e.g.
 # {"shopify": ["shopify_payments", "paypal"]}; a kind not named accepts every method.
 ACCEPTED_PAYMENT_METHODS = env.json("ACCEPTED_PAYMENT_METHODS", default={})
+# Duplicates: the same customer, items and total within this window holds the later order.
+DUPLICATE_ORDER_WINDOW_MINUTES = env.int("DUPLICATE_ORDER_WINDOW_MINUTES", default=30)
 # Reviews: a case is due this many hours after it opens.
 REVIEW_SLA_HOURS = env.int("REVIEW_SLA_HOURS", default=4)
 

@@ -239,6 +239,17 @@ def _address_outcome(results: list[tuple[str, CheckResult, float]]) -> dict[str,
     return {}
 
 
+def _checks_with_unresolved_incidents(order_id: int) -> set[str]:
+    """The checks that opened incidents of the order still unresolved (one query)."""
+    from orders.models import Incident, IncidentStatus
+
+    return set(
+        Incident.objects.filter(order_id=order_id)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .values_list("details__check", flat=True)
+    )
+
+
 def _resolve_incidents_of(order_id: int, check_name: str, actor: Actor) -> None:
     """A check that passes now settles the incidents it opened on an earlier run."""
     from orders.models import Incident, IncidentStatus
@@ -298,6 +309,7 @@ def _run_checks(order: Order) -> Order | None:
     risk = next((r.risk for _, r, _ in results if r.risk is not None), None)
     try:
         with transaction.atomic():
+            unresolved = _checks_with_unresolved_incidents(order.pk)
             for name, result, duration_ms in results:
                 order_event_record(
                     order_id=order.pk,
@@ -311,7 +323,7 @@ def _run_checks(order: Order) -> Order | None:
                         "details": result.details,
                     },
                 )
-                if result.outcome == PASSED:
+                if result.outcome == PASSED and name in unresolved:
                     _resolve_incidents_of(order.pk, name, actor)
                 if result.outcome == FAILED and result.incident_category:
                     incident_raise(
