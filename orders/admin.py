@@ -137,8 +137,8 @@ class OrderAdmin(admin.ModelAdmin):
                            "status_reason", "placed_at", "correlation_id"]}),
         ("Amounts", {"fields": ["subtotal_", "discount_", "shipping_", "tax_", "amount",
                                 "refunded_", "payment_method"]}),
-        ("Addresses", {"fields": ["ship_to_country", "ship_to", "bill_to"]}),
-        ("Risk", {"fields": ["risk_score", "risk_signals", "review_approved_at"]}),
+        ("Addresses", {"fields": ["ship_to_country", "ship_to", "bill_to", "address_verdict"]}),
+        ("Risk", {"fields": ["risk_score", "risk_breakdown", "review_approved_at"]}),
     ]  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -163,6 +163,23 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Bill to")
     def bill_to(self, order: Order) -> str:
         return format_address(order.billing_address)
+
+    @admin.display(description="Address check")
+    def address_verdict(self, order: Order) -> str:
+        if not order.address_deliverability:
+            return "not checked yet"
+        confidence = order.address_confidence if order.address_confidence is not None else "-"
+        source = "offline rules" if order.address_source == "offline" else order.address_source
+        return f"{order.get_address_deliverability_display()}, confidence {confidence} ({source})"
+
+    @admin.display(description="Score breakdown")
+    def risk_breakdown(self, order: Order) -> str:
+        signals = order.risk_signals if isinstance(order.risk_signals, list) else []
+        rows = [(f"+{s.get('weight', 0)}", s.get("name", "?"), s.get("evidence", ""))
+                for s in signals if isinstance(s, dict)]  # fmt: skip
+        if not rows:
+            return "no signals" if order.risk_score is not None else "not scored yet"
+        return format_html_join("", "{} {}: {}<br>", rows)
 
     amount = money_display("total", "Total")
     subtotal_ = money_display("subtotal", "Subtotal")

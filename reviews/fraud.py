@@ -17,10 +17,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.utils.crypto import salted_hmac
 
 from orders import money
 from orders.checks import PASSED, CheckResult
+from orders.fingerprints import fingerprint
 from orders.models import Order, OrderStatus
 from reviews.models import FraudSettings
 
@@ -64,11 +64,6 @@ FALLBACK_DISPOSABLE = frozenset(
         "throwawaymail.com",
     }
 )
-
-
-def fingerprint(kind: str, value: str) -> str:
-    """A keyed hash to tell values apart in evidence without showing them (IPs, cards)."""
-    return salted_hmac(f"reviews.fraud.{kind}", value.strip().lower()).hexdigest()[:12]
 
 
 def _name(address: dict[str, Any]) -> str:

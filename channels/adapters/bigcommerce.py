@@ -31,6 +31,7 @@ from channels.adapters.base import (
 from channels.http import session_for
 from orders import money
 from orders.errors import InvalidInput
+from orders.fingerprints import client_ip_hash
 
 CANCELLED_STATUS_ID = 5
 PAGE_LIMIT = 250  # the v2 API's largest page; its default of 50 would cut long orders short
@@ -369,6 +370,9 @@ def _source(order: Mapping[str, Any], addresses: list[Any], amount: _Amounts) ->
         "order_source": order.get("order_source", ""),
         "shipping_address_count": len(addresses),
     }
+    ip_hash = client_ip_hash(order.get("ip_address") or order.get("ip_address_v6"))
+    if ip_hash:
+        source["browser_ip_hash"] = ip_hash  # the address itself is never kept
     if fees:
         source["fees_ex_tax"] = str(fees_total)
     return source

@@ -19,6 +19,7 @@ from channels import signatures
 from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
 from orders import money
 from orders.errors import InvalidInput
+from orders.fingerprints import client_ip_hash, fingerprint
 from orders.jsonschemas import pointer, shown_value
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
@@ -364,6 +365,18 @@ def _source(
             str(code.get("code")) for code in _list(order, "discount_codes") if code.get("code")
         ],
     }
+    client = order.get("client_details") if isinstance(order.get("client_details"), dict) else {}
+    ip_hash = client_ip_hash(order.get("browser_ip") or client.get("browser_ip"))
+    if ip_hash:
+        source["browser_ip_hash"] = ip_hash
+    # Card checks of the (older) payment_details block: result codes only, never the card.
+    details = order.get("payment_details") if isinstance(order.get("payment_details"), dict) else {}
+    for key in ("avs_result_code", "cvv_result_code"):
+        if details.get(key):
+            source[key] = str(details[key])
+    if details.get("credit_card_bin") and details.get("credit_card_number"):
+        card = f"{details['credit_card_bin']}:{str(details['credit_card_number'])[-4:]}"
+        source["card_fingerprint"] = fingerprint("card", card)
     if order.get("presentment_currency") and order["presentment_currency"] != order.get("currency"):
         source["presentment_currency"] = order["presentment_currency"]
     # Amounts the canonical order has no field for; when they are not zero the totals will not

@@ -28,6 +28,7 @@ from channels import signatures
 from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
 from orders import money
 from orders.errors import InvalidInput
+from orders.fingerprints import client_ip_hash
 from orders.jsonschemas import pointer, shown_value
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
@@ -373,6 +374,9 @@ def _source(order: Mapping[str, Any], amount: _Amounts) -> dict[str, Any]:
         "prices_include_tax": order.get("prices_include_tax") is True,
         "coupon_codes": [str(c.get("code")) for c in _list(order, "coupon_lines") if c.get("code")],
     }
+    ip_hash = client_ip_hash(order.get("customer_ip_address"))
+    if ip_hash:
+        source["browser_ip_hash"] = ip_hash  # the address itself is never kept
     # Fees (surcharges, or negative fees used as discounts) have no canonical field: they are
     # in WooCommerce's total and their tax in total_tax, so an order with fees does not add up
     # and the totals check flags it; this is where a person sees why.

@@ -143,3 +143,14 @@ def test_other_items_or_a_cancelled_twin_are_no_duplicate():
     order_transition(order_id=other_items.pk, transition="cancel", actor=Actor.system(),
                      reason="x")  # fmt: skip
     assert make_order(paid=True, customer=customer).status == "allocated"
+
+
+def test_the_order_page_shows_the_address_verdict_and_the_score_breakdown_in_words(client, cs_user):
+    order = make_order(paid=True, country="DE")  # international: in review
+    assert order.status == "in_review"
+    client.force_login(cs_user)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "Unknown (format valid), confidence 0.50 (offline rules)" in page
+    assert "+20 international: ships to DE (home US)" in page
+    assert "+10 first_time_customer: no earlier order by this customer" in page
+    assert "&quot;weight&quot;" not in page  # no raw JSON dump

@@ -545,3 +545,42 @@ def test_an_orders_delete_delivery_names_the_order_to_cancel():
     assert jsonschemas.errors("channels", "shopify_order_deleted.v1.json", {"id": 450789469}) == []
     assert adapter.cancelled_external_id({"id": 450789469}, "orders/delete") == "450789469"
     assert adapter.cancelled_external_id({"id": 450789469}, "orders/updated") is None
+
+
+# --- fraud facts -------------------------------------------------------------------------------
+def test_the_sample_keeps_no_ip_hash_for_its_unspecified_browser_ip():
+    canonical = adapter.normalize(_order(GET), CHANNEL, "orders/create")
+    assert _order(GET)["browser_ip"] == "0.0.0.0"
+    assert "browser_ip_hash" not in canonical["source"]
+    assert "0.0.0.0" not in json.dumps(canonical["source"])
+
+
+def test_a_public_client_ip_and_card_checks_are_kept_as_hashes_and_result_codes():
+    from orders.fingerprints import client_ip_hash
+
+    payload = _order(GET)
+    payload["browser_ip"] = None
+    payload["client_details"]["browser_ip"] = "81.2.69.142"
+    payload["payment_details"] = {
+        "avs_result_code": "N", "cvv_result_code": "N", "credit_card_bin": "424242",
+        "credit_card_number": "•••• •••• •••• 4242", "credit_card_company": "Visa",
+    }  # fmt: skip
+    source = adapter.normalize(payload, CHANNEL, "orders/create")["source"]
+    assert source["browser_ip_hash"] == client_ip_hash("81.2.69.142")
+    assert len(source["browser_ip_hash"]) == 12
+    assert (source["avs_result_code"], source["cvv_result_code"]) == ("N", "N")
+    assert len(source["card_fingerprint"]) == 12
+    dumped = json.dumps(source)
+    assert "81.2.69.142" not in dumped and "424242" not in dumped
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("81.2.69.142", True), ("2a00:1450:4001:81b::200e", True), ("0.0.0.0", False),
+     ("127.0.0.1", False), ("10.1.2.3", False), ("192.168.0.9", False), ("", False),
+     (None, False), ("not an ip", False)],
+)  # fmt: skip
+def test_only_a_public_client_address_is_hashed(value, kept):
+    from orders.fingerprints import client_ip_hash
+
+    assert bool(client_ip_hash(value)) is kept
