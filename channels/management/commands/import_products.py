@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from channels.models import Product
+from config.csvfiles import read_csv_file
 
 COLUMNS = ["sku", "title", "weight", "hs_code", "origin_country", "tags"]
 
@@ -28,17 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
-        try:
-            handle = path.open(newline="", encoding="utf-8-sig")
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
-        try:
-            with handle:
-                rows, rejected = self._read(path, handle)
-        except UnicodeDecodeError as exc:
-            raise CommandError(
-                f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-            ) from None
+        rows, rejected = read_csv_file(path, self._read)
         existing = set(
             Product.objects.filter(sku__in=[r["sku"] for r in rows]).values_list("sku", flat=True)
         )

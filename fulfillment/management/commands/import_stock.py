@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.csvfiles import read_csv_file
 from config.tasks import enqueue
 from fulfillment.models import StockLevel, Warehouse
 from fulfillment.services import stock_restock
@@ -33,17 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path = Path(options["file"])
         dry_run = options["dry_run"]
-        try:
-            handle = path.open(newline="", encoding="utf-8-sig")
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
-        try:
-            with handle:
-                rows, rejected = self._read(path, handle)
-        except UnicodeDecodeError as exc:
-            raise CommandError(
-                f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"
-            ) from None
+        rows, rejected = read_csv_file(path, self._read)
 
         # Compare with what is reserved now; a real import compares again in the update itself.
         reserved = {
