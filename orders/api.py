@@ -73,13 +73,28 @@ class OrderSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerialize
         read_only_fields = fields
 
 
+class ReservationSummarySerializer(serializers.Serializer):
+    """Stock held for the order (fulfillment's Reservation, read by relation name only)."""
+
+    id = serializers.IntegerField()
+    line_no = serializers.IntegerField(source="order_line.line_no")
+    sku = serializers.CharField()
+    warehouse = serializers.CharField(source="warehouse.code")
+    quantity = serializers.IntegerField()
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
 class OrderDetailSerializer(OrderSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
+    reservations = ReservationSummarySerializer(many=True, read_only=True)
     timeline = OrderEventSerializer(many=True, read_only=True, source="events")
 
     class Meta(OrderSerializer.Meta):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
-                  "billing_address", "risk_signals", "lines", "timeline"]  # fmt: skip
+                  "billing_address", "address_deliverability", "address_confidence",
+                  "address_source", "address_checked_at", "risk_signals", "lines",
+                  "reservations", "timeline"]  # fmt: skip
         read_only_fields = fields
 
 

@@ -17,7 +17,11 @@ def order_list() -> QuerySet[Order]:
 
 def order_detail_queryset() -> QuerySet[Order]:
     return order_list().prefetch_related(
-        "lines", Prefetch("events", queryset=OrderEvent.objects.order_by("at", "id"))
+        "lines",
+        Prefetch("events", queryset=OrderEvent.objects.order_by("at", "id")),
+        # fulfillment's reservations, by relation name (orders imports no higher app)
+        "reservations__warehouse",
+        "reservations__order_line",
     )
 
 

@@ -154,3 +154,15 @@ def test_the_order_page_shows_the_address_verdict_and_the_score_breakdown_in_wor
     assert "+20 international: ships to DE (home US)" in page
     assert "+10 first_time_customer: no earlier order by this customer" in page
     assert "&quot;weight&quot;" not in page  # no raw JSON dump
+
+
+def test_the_order_api_shows_its_reservations_and_address_verdict(api_client, cs_user):
+    order = make_order(paid=True, lines=[("SKU-1", 3, "10.00")])
+    api_client.force_authenticate(cs_user)
+    body = api_client.get(f"/api/v1/orders/{order.pk}/").json()
+    [reservation] = body["reservations"]
+    assert {k: reservation[k] for k in ("line_no", "sku", "warehouse", "quantity", "status")} == {
+        "line_no": 1, "sku": "SKU-1", "warehouse": "W1", "quantity": 3, "status": "active",
+    }  # fmt: skip
+    assert reservation["expires_at"]
+    assert (body["address_deliverability"], body["address_confidence"]) == ("unknown", "0.50")
