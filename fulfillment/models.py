@@ -159,3 +159,289 @@ class Reservation(ConcurrentTransitionMixin, models.Model):
     def expire(self) -> None:
         """Held too long without the order moving on: the units are free again."""
         self.released_at = timezone.now()
+
+
+# --- routing -----------------------------------------------------------------------------------
+class RoutingRule(models.Model):
+    """A business rule: when every condition holds, its actions decide how the order ships.
+
+    ``conditions`` and ``actions`` are structured data validated by the JSON Schema
+    ``fulfillment/schemas/routing_rule.v1.json``; rules are tried by ascending priority and the
+    first match wins (``actions.continue`` lets a rule add flags and let later rules decide the
+    rest).
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    priority = models.IntegerField(default=100, help_text="Lower runs first.")
+    is_active = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    conditions = models.JSONField(default=dict, blank=True)
+    actions = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (priority {self.priority})"
+
+
+class RoutingDecision(models.Model):
+    """What routing decided for an order, with the explanation of which rules matched."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT,
+                              related_name="routing_decisions")  # fmt: skip
+    rule = models.ForeignKey(RoutingRule, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="decisions")  # fmt: skip
+    actions = models.JSONField(default=dict, help_text="The merged actions that apply.")
+    explanation = models.JSONField(default=list, help_text="Each rule tried and why it matched.")
+    decided_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        get_latest_by = "decided_at"
+
+    def __str__(self) -> str:
+        return f"Routing of order {self.order_id} ({self.rule or 'defaults'})"
+
+
+# --- shipments ---------------------------------------------------------------------------------
+class ShipmentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    LABEL_PURCHASED = "label_purchased", "Label purchased"
+    SHIPPED = "shipped", "Shipped"
+    IN_TRANSIT = "in_transit", "In transit"
+    DELIVERED = "delivered", "Delivered"
+    EXCEPTION = "exception", "Exception"
+    RETURNED = "returned", "Returned"
+    VOIDED = "voided", "Voided"
+
+
+SH = ShipmentStatus
+
+
+class Shipment(ConcurrentTransitionMixin, models.Model):
+    """One parcel (or pallet) from one warehouse: some of an order's lines, one label."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="shipments")
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="shipments")
+    status = FSMField(max_length=20, choices=ShipmentStatus.choices, default=SH.DRAFT,
+                      protected=True, db_index=True)  # fmt: skip
+    carrier = models.CharField(max_length=40, blank=True, help_text="Carrier code, e.g. local.")
+    service_level = models.CharField(max_length=40, blank=True)
+    carrier_shipment_id = models.CharField(max_length=120, blank=True)
+    tracking_number = models.CharField(max_length=64, blank=True, db_index=True)
+    tracking_url = models.URLField(max_length=500, blank=True)
+    rate_amount = models.DecimalField(max_digits=19, decimal_places=4, null=True, blank=True)
+    rate_currency = models.CharField(max_length=3, blank=True)
+    label_pdf = models.BinaryField(null=True, blank=True, editable=False)
+    label_zpl = models.TextField(blank=True, editable=False)
+    flags = models.JSONField(default=dict, blank=True,
+                             help_text="signature_required, customs data...")  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["carrier", "tracking_number"], condition=~Q(tracking_number=""),
+                name="shipment_tracking_unique_per_carrier",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"Shipment #{self.pk} ({self.status})"
+
+    @transition(field=status, source=SH.DRAFT, target=SH.LABEL_PURCHASED)
+    def purchase_label(self) -> None:
+        """The carrier sold us a label: tracking number and label are set by the service."""
+
+    @transition(field=status, source=SH.LABEL_PURCHASED, target=SH.SHIPPED)
+    def ship(self) -> None:
+        """Handed to the carrier: the reservations of its lines are consumed."""
+        self.shipped_at = timezone.now()
+
+    @transition(field=status, source=[SH.SHIPPED, SH.EXCEPTION], target=SH.IN_TRANSIT)
+    def mark_in_transit(self) -> None:
+        """The carrier scanned it."""
+
+    @transition(field=status, source=[SH.SHIPPED, SH.IN_TRANSIT, SH.EXCEPTION],
+                target=SH.DELIVERED)  # fmt: skip
+    def deliver(self) -> None:
+        self.delivered_at = timezone.now()
+
+    @transition(field=status, source=[SH.SHIPPED, SH.IN_TRANSIT], target=SH.EXCEPTION)
+    def report_exception(self) -> None:
+        """Delayed, damaged, address problem: a person looks."""
+
+    @transition(field=status, source=[SH.IN_TRANSIT, SH.EXCEPTION, SH.DELIVERED],
+                target=SH.RETURNED)  # fmt: skip
+    def mark_returned(self) -> None:
+        """Came back to us."""
+
+    @transition(field=status, source=[SH.DRAFT, SH.LABEL_PURCHASED], target=SH.VOIDED)
+    def void(self) -> None:
+        """Cancelled before it left: the label (if any) is refunded; nothing was consumed."""
+
+
+class ShipmentLine(models.Model):
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey("orders.OrderLine", on_delete=models.PROTECT,
+                                   related_name="shipment_lines")  # fmt: skip
+    reservation = models.ForeignKey(Reservation, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="shipment_lines")  # fmt: skip
+    sku = models.CharField(max_length=100)
+    quantity = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="shipment_line_quantity_positive"
+            ),  # fmt: skip
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x {self.quantity}"
+
+
+# --- outbox ------------------------------------------------------------------------------------
+class ActionKind(models.TextChoices):
+    ERP_POST = "erp_post", "Post to ERP"
+    WMS_TASK = "wms_task", "Task the warehouse / 3PL"
+    NOTIFY_CUSTOMER = "notify_customer", "Notify the customer"
+    LABEL_PURCHASE = "label_purchase", "Buy a shipping label"
+    CHANNEL_TRACKING_SYNC = "channel_tracking_sync", "Send tracking to the channel"
+    CRM_UPDATE = "crm_update", "Update the CRM"
+
+
+class ActionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_FLIGHT = "in_flight", "In flight"
+    RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DEAD = "dead", "Dead (a person must look)"
+
+
+A = ActionStatus
+
+
+class OutboundAction(ConcurrentTransitionMixin, models.Model):
+    """One side effect on a downstream system, written in the same transaction as the state
+    change that causes it and dispatched after commit (the transactional outbox).
+
+    The idempotency key is unique per (order, kind, target, version) and is sent downstream, so
+    a retry after an ambiguous failure finds the first result instead of making a second.
+    """
+
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="outbound_actions")  # fmt: skip
+    kind = models.CharField(max_length=32, choices=ActionKind.choices, db_index=True)
+    target = models.CharField(max_length=60, help_text="Downstream system, e.g. netsuite.")
+    version = models.PositiveIntegerField(
+        default=1, help_text="Bumped when the same effect is due again."
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    lane = models.CharField(max_length=40, default="sync", help_text="Celery queue.")
+    payload = models.JSONField(default=dict, blank=True)
+    status = FSMField(max_length=20, choices=ActionStatus.choices, default=A.PENDING,
+                      protected=True, db_index=True)  # fmt: skip
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=8)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="What the target answered.")
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind", "target", "version"],
+                name="outbound_action_once_per_version",
+            ),  # fmt: skip
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.target} #{self.pk} ({self.status})"
+
+    @transition(field=status, source=[A.PENDING, A.RETRY_SCHEDULED], target=A.IN_FLIGHT)
+    def start(self) -> None:
+        """Leased by a worker: attempts counts it before anything is sent."""
+        self.attempts += 1
+
+    @transition(field=status, source=A.IN_FLIGHT, target=A.SUCCEEDED)
+    def succeed(self) -> None:
+        self.completed_at = timezone.now()
+        self.lease_expires_at = None
+        self.last_error = ""
+
+    @transition(field=status, source=A.IN_FLIGHT, target=A.RETRY_SCHEDULED)
+    def schedule_retry(self) -> None:
+        self.lease_expires_at = None
+
+    @transition(field=status, source=A.IN_FLIGHT, target=A.DEAD)
+    def give_up(self) -> None:
+        """The last attempt failed (or the error cannot be retried): a person decides."""
+        self.lease_expires_at = None
+
+    @transition(field=status, source=A.DEAD, target=A.PENDING)
+    def revive(self) -> None:
+        """One click: try again from the start of the retry policy."""
+        self.attempts = 0
+        self.next_attempt_at = timezone.now()
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "closed", "Closed (calls go through)"
+    OPEN = "open", "Open (calls wait)"
+    HALF_OPEN = "half_open", "Half-open (one trial call)"
+
+
+class CircuitBreaker(models.Model):
+    """Per downstream system: after repeated failures, calls wait instead of hammering it."""
+
+    target = models.CharField(max_length=60, unique=True)
+    state = models.CharField(max_length=12, choices=CircuitState.choices,
+                             default=CircuitState.CLOSED)  # fmt: skip
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.state}"
+
+
+class PickTaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PICKED = "picked", "Picked"
+    PACKED = "packed", "Packed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class PickTask(models.Model):
+    """The built-in local WMS: a pick list for one warehouse, created once per idempotency key."""
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="pick_tasks")
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.PROTECT, related_name="pick_tasks")
+    lines = models.JSONField(default=list, help_text='[{"sku": ..., "quantity": ...}]')
+    status = models.CharField(max_length=12, choices=PickTaskStatus.choices,
+                              default=PickTaskStatus.OPEN, db_index=True)  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Pick task #{self.pk} ({self.status})"

@@ -1,0 +1,103 @@
+"""The carrier interface: rates, buy a label, void it, track it.
+
+Carriers are small adapters behind this one interface (``local``: built in, renders its own
+labels; ``easypost``: EasyPost's REST API). Amounts are ``Decimal`` quantized to the currency;
+weights are grams; addresses are the canonical order's address dicts (``line1``, ``line2``,
+``city``, ``region_code``, ``postal_code``, ``country_code``, ``name``, ``company``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+# Service levels a routing rule asks for, slowest to fastest; a rate "meets" a level when its
+# own level is the same or faster.
+SERVICE_LEVELS = ("economy", "ground", "express", "premium")
+
+
+class CarrierError(Exception):
+    """The carrier refused or failed. ``retryable``: the same call may succeed later."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CustomsLine:
+    sku: str
+    description: str
+    quantity: int
+    value: Decimal  # declared value of the whole line, in ``currency``
+    currency: str
+    hs_code: str = ""
+    origin_country: str = ""
+    weight_grams: int = 0
+
+
+@dataclass(frozen=True)
+class ShipmentRequest:
+    reference: str  # our idempotency key for this shipment: the same key never buys twice
+    ship_from: dict[str, Any]
+    ship_to: dict[str, Any]
+    weight_grams: int
+    service_level: str = "ground"
+    signature_required: bool = False
+    customs: list[CustomsLine] = field(default_factory=list)
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True)
+class Rate:
+    carrier: str
+    service: str  # the carrier's own service name
+    service_level: str  # one of SERVICE_LEVELS
+    amount: Decimal
+    currency: str
+    delivery_days: int | None = None
+    rate_id: str = ""  # the carrier's id of this quote, when it has one
+    carrier_shipment_id: str = ""  # the carrier's shipment the quote belongs to, if any
+
+
+@dataclass(frozen=True)
+class Label:
+    carrier: str
+    service: str
+    tracking_number: str
+    carrier_shipment_id: str
+    rate: Rate
+    label_pdf: bytes | None = None  # a 4x6 inch PDF when the carrier gives (or we render) one
+    label_zpl: str = ""
+    label_url: str = ""
+    tracking_url: str = ""
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    at: datetime
+    status: str  # shipped | in_transit | delivered | exception | returned
+    description: str = ""
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Tracking:
+    tracking_number: str
+    status: str  # the latest of TrackingEvent.status
+    events: list[TrackingEvent] = field(default_factory=list)
+
+
+class Carrier(Protocol):
+    code: str
+
+    def rates(self, request: ShipmentRequest) -> list[Rate]: ...
+
+    def buy(self, request: ShipmentRequest, rate: Rate) -> Label: ...
+
+    def void(self, label: Label) -> bool: ...
+
+    def track(self, tracking_number: str) -> Tracking: ...
