@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 PORT ?= 8000
 HOST ?= 127.0.0.1
-QUEUES := ingest,fulfillment,sync,notify
+QUEUES := ingest,fulfillment,sync,notify,subscriptions
 
 .PHONY: install run test lint migrate demo worker clean
 

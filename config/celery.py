@@ -1,4 +1,5 @@
-"""The Celery app. Queues: ingest, fulfillment, sync, notify. Beat uses django-celery-beat.
+"""The Celery app. Queues: ingest, fulfillment, sync, notify, and the fulfillment lanes routing
+rules name (subscriptions). Beat uses django-celery-beat.
 
 The correlation id travels in a message header and is bound around each task run, so a worker's
 log lines and audit events carry the id of the work that caused them.
@@ -16,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("orderdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("ingest", "fulfillment", "sync", "notify")]
+app.conf.task_queues = [Queue(name) for name in app.conf.task_queues_names]
 app.autodiscover_tasks()
 
 # Not "correlation_id": Celery already uses that name for the task id on its requests.

@@ -218,7 +218,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "sync"
-CELERY_TASK_QUEUES_NAMES = ("ingest", "fulfillment", "sync", "notify")
+CELERY_TASK_QUEUES_NAMES = ("ingest", "fulfillment", "sync", "notify", "subscriptions")
 CELERY_TASK_ROUTES = {
     "channels.*": {"queue": "ingest"},
     "orders.*": {"queue": "ingest"},
@@ -298,6 +298,23 @@ ACCEPTED_PAYMENT_METHODS = env.json("ACCEPTED_PAYMENT_METHODS", default={})
 DUPLICATE_ORDER_WINDOW_MINUTES = env.int("DUPLICATE_ORDER_WINDOW_MINUTES", default=30)
 # Reviews: a case is due this many hours after it opens.
 REVIEW_SLA_HOURS = env.int("REVIEW_SLA_HOURS", default=4)
+
+# --- Fulfillment -------------------------------------------------------------------------------
+# Routing defaults (a rule's actions override them).
+ROUTING_DEFAULT_CARRIER = env.str("ROUTING_DEFAULT_CARRIER", default="local")
+ROUTING_DEFAULT_SERVICE_LEVEL = env.str("ROUTING_DEFAULT_SERVICE_LEVEL", default="ground")
+ROUTING_DEFAULT_LANE = env.str("ROUTING_DEFAULT_LANE", default="fulfillment")
+# Carriers: the built-in local carrier renders its own labels; EasyPost when a key is set.
+LOCAL_CARRIER_CURRENCY = env.str("LOCAL_CARRIER_CURRENCY", default="USD")
+EASYPOST_API_KEY = env.str("EASYPOST_API_KEY", default="")
+EASYPOST_API_BASE = env.str("EASYPOST_API_BASE", default="https://api.easypost.com/v2")
+EASYPOST_TIMEOUT = (env.float("EASYPOST_CONNECT_TIMEOUT", default=3.0),
+                    env.float("EASYPOST_READ_TIMEOUT", default=30.0))  # fmt: skip
+EASYPOST_RETRIES = env.int("EASYPOST_RETRIES", default=2)
+EASYPOST_BACKOFF = env.float("EASYPOST_BACKOFF", default=0.5)
+EASYPOST_LABEL_FORMAT = env.str("EASYPOST_LABEL_FORMAT", default="PDF")
+EASYPOST_CUSTOMS_SIGNER = env.str("EASYPOST_CUSTOMS_SIGNER", default="")
+EASYPOST_EEL_PFC = env.str("EASYPOST_EEL_PFC", default="NOEEI 30.37(a)")
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

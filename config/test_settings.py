@@ -7,6 +7,8 @@ CELERY_TASK_ALWAYS_EAGER = True
 CHANNEL_HTTP_BACKOFF_FACTOR = 0  # retries against loopback servers need no waiting
 ADDRESS_VERIFIER = ""  # offline address rules only, whatever the shell says
 ADDRESS_VERIFIER_BACKOFF = 0
+EASYPOST_API_KEY = ""  # carriers: local only unless a test configures EasyPost
+EASYPOST_BACKOFF = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # JSON lines whatever LOG_FORMAT the shell has: tests parse them.

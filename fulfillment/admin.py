@@ -2,9 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from fulfillment.models import Reservation, StockLevel, Warehouse
+from fulfillment.carriers.base import CarrierError
+from fulfillment.models import Reservation, Shipment, ShipmentLine, StockLevel, Warehouse
+from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
+from orders.actors import Actor
+from orders.errors import DomainError
 
 
 @admin.register(Warehouse)
@@ -60,3 +70,89 @@ class ReservationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+class ShipmentLineInline(admin.TabularInline):
+    model = ShipmentLine
+    fields = ["order_line", "sku", "quantity", "reservation"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(admin.ModelAdmin):
+    """Parcels: buy the label, hand over to the carrier, or void one that has not left."""
+
+    list_display = ["id", "order", "warehouse", "status", "carrier", "service_level",
+                    "tracking_number", "label_link", "created_at"]  # fmt: skip
+    list_filter = ["status", "carrier", "warehouse"]
+    search_fields = ["tracking_number", "order__external_id"]
+    list_select_related = ["order", "warehouse"]
+    inlines = [ShipmentLineInline]
+    readonly_fields = [
+        "order", "warehouse", "status", "carrier", "service_level", "tracking_number",
+        "tracking_url", "rate_amount", "rate_currency", "flags", "label_link", "created_at",
+        "shipped_at", "delivered_at",
+    ]  # fmt: skip
+    fields = readonly_fields
+    actions = ["buy_labels", "ship_selected", "void_selected"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # shipments are planned from reservations (services), never typed in
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        label = self.admin_site.admin_view(self.label_view)
+        return [path("<int:pk>/label/", label, name="fulfillment_shipment_label"),
+                *super().get_urls()]  # fmt: skip
+
+    def label_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        shipment = get_object_or_404(Shipment, pk=pk)
+        if not shipment.label_pdf:
+            raise PermissionDenied("This shipment has no label yet")
+        response = HttpResponse(bytes(shipment.label_pdf), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="label-{shipment.tracking_number}.pdf"'
+        return response
+
+    @admin.display(description="Label")
+    def label_link(self, shipment: Shipment) -> str:
+        if not shipment.label_pdf:
+            return "-"
+        url = reverse("admin:fulfillment_shipment_label", args=[shipment.pk])
+        return format_html('<a href="{}" target="_blank">4x6 PDF</a>', url)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Shipment], verb: str,
+               call: Any) -> None:  # fmt: skip
+        if not request.user.has_perm("fulfillment.change_shipment"):
+            raise PermissionDenied
+        actor = Actor.for_user(request.user)
+        for shipment in queryset:
+            try:
+                call(shipment_id=shipment.pk, actor=actor)
+                self.message_user(request, f"Shipment {shipment.pk}: {verb}.", messages.SUCCESS)
+            except (DomainError, CarrierError) as exc:
+                self.message_user(request, f"Shipment {shipment.pk}: {exc}", messages.ERROR)
+
+    @admin.action(description="Buy labels", permissions=["change"])
+    def buy_labels(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "label bought", shipment_buy_label)
+
+    @admin.action(description="Mark handed to the carrier (ship)", permissions=["change"])
+    def ship_selected(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "shipped", shipment_ship)
+
+    @admin.action(description="Void (not left yet)", permissions=["change"])
+    def void_selected(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> None:
+        self._apply(request, queryset, "voided", shipment_void)
+
+
+# Routing rules (with the "try it on order N" preview) and decisions.
+from fulfillment import routing_admin  # noqa: E402, F401

@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.urls import include, path
+from django.http import HttpResponse
+from django.urls import include, path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
-from fulfillment.models import StockLevel
-from fulfillment.selectors import stock_level_list
+from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel
+from fulfillment.selectors import shipment_list, stock_level_list
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
@@ -46,7 +52,81 @@ class StockLevelViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return stock_level_list()
 
 
+class ShipmentLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ShipmentLine
+        fields = ["order_line", "sku", "quantity"]
+        read_only_fields = fields
+
+
+class ShipmentSerializer(serializers.ModelSerializer):
+    warehouse = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    lines = ShipmentLineSerializer(many=True, read_only=True)
+    label_url = serializers.SerializerMethodField(help_text="The 4x6 PDF label, once bought.")
+
+    class Meta:
+        model = Shipment
+        fields = ["id", "order", "warehouse", "status", "carrier", "service_level",
+                  "tracking_number", "tracking_url", "rate_amount", "rate_currency", "lines",
+                  "label_url", "created_at", "shipped_at", "delivered_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_label_url(self, shipment: Shipment) -> str | None:
+        if not shipment.label_pdf and not shipment.label_zpl:
+            return None
+        request = self.context.get("request")
+        url = reverse("api:shipment-label", kwargs={"pk": shipment.pk})
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ShipmentFilter(django_filters.FilterSet):
+    order = django_filters.NumberFilter(field_name="order_id")
+    status = django_filters.MultipleChoiceFilter(choices=ShipmentStatus.choices)
+    tracking_number = django_filters.CharFilter()
+
+    class Meta:
+        model = Shipment
+        fields = ["order", "status", "tracking_number"]
+
+
+class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Shipments with their lines and tracking. Needs ``fulfillment.view_shipment``."""
+
+    serializer_class = ShipmentSerializer
+    filterset_class = ShipmentFilter
+
+    def get_queryset(self) -> Any:
+        return shipment_list()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["pdf", "zpl"], description="pdf (default) or zpl")
+        ],  # fmt: skip
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            (200, "text/plain"): OpenApiTypes.STR,
+        },  # fmt: skip
+    )
+    @action(detail=True, methods=["get"], url_path="label", url_name="label")
+    def label(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """Download the label: the 4x6 inch PDF, or ZPL for thermal printers
+        (``?label_format=zpl``; ``format`` is DRF's own content negotiation parameter)."""
+        shipment = self.get_object()
+        wanted = request.query_params.get("label_format", "pdf")
+        name = f"label-{shipment.tracking_number or shipment.pk}"
+        if wanted == "zpl" and shipment.label_zpl:
+            response = HttpResponse(shipment.label_zpl, content_type="text/plain; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="{name}.zpl"'
+            return response
+        if wanted == "pdf" and shipment.label_pdf:
+            response = HttpResponse(bytes(shipment.label_pdf), content_type="application/pdf")
+            response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+            return response
+        raise NotFound(f"Shipment {shipment.pk} has no {wanted} label")
+
+
 router = DefaultRouter()
 router.register("stock", StockLevelViewSet, basename="stock")
+router.register("shipments", ShipmentViewSet, basename="shipment")
 
 urlpatterns = [path("", include(router.urls))]

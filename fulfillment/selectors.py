@@ -1,10 +1,10 @@
-"""Reads of stock for the API, the admin and reports."""
+"""Reads of stock and shipments for the API, the admin and reports."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from fulfillment.models import Reservation, StockLevel
+from fulfillment.models import Reservation, Shipment, StockLevel
 
 
 def stock_level_list(*, sku: str | None = None, warehouse_code: str | None = None) -> QuerySet[
@@ -23,4 +23,12 @@ def reservation_list_for_order(*, order_id: int) -> QuerySet[Reservation]:
         Reservation.objects.filter(order_id=order_id)
         .select_related("warehouse", "order_line")
         .order_by("order_line__line_no", "warehouse__code", "pk")
+    )
+
+
+def shipment_list() -> QuerySet[Shipment]:
+    return (
+        Shipment.objects.select_related("warehouse")
+        .prefetch_related("lines")
+        .order_by("-created_at", "-id")
     )

@@ -14,6 +14,8 @@ VIEW_ORDERS = [
     "orders.view_customer", "orders.view_incident", "channels.view_saleschannel",
     "channels.view_inboundevent", "channels.view_product", "channels.view_skumapping",
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
+    "fulfillment.view_shipment", "fulfillment.view_shipmentline",
+    "fulfillment.view_routingdecision",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {

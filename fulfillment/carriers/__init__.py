@@ -1,0 +1,96 @@
+"""Carriers: which one answers to a code, and which of their quotes to buy.
+
+``get_carrier("local")`` always works (the built-in carrier renders its own labels);
+``get_carrier("easypost")`` needs ``EASYPOST_API_KEY``. ``cheapest_rate`` picks, among quotes
+from one or more carriers, the cheapest that is at least as fast as the service level asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from fulfillment.carriers.base import (
+    SERVICE_LEVELS,
+    Carrier,
+    CarrierError,
+    CarrierNotConfigured,
+    NoRateAvailable,
+    Rate,
+)
+
+__all__ = [
+    "CARRIER_CODES",
+    "Carrier",
+    "CarrierError",
+    "CarrierNotConfigured",
+    "NoRateAvailable",
+    "cheapest_rate",
+    "get_carrier",
+]
+
+
+def _local() -> Carrier:
+    from fulfillment.carriers.local import LocalCarrier
+
+    return LocalCarrier()
+
+
+def _easypost() -> Carrier:
+    # Imported on use: the local carrier must work whatever EasyPost's module needs.
+    from fulfillment.carriers.easypost import EasyPostCarrier
+
+    return EasyPostCarrier()  # raises CarrierNotConfigured without EASYPOST_API_KEY
+
+
+_FACTORIES: dict[str, Callable[[], Carrier]] = {"local": _local, "easypost": _easypost}
+CARRIER_CODES = tuple(_FACTORIES)
+
+
+def get_carrier(code: str) -> Carrier:
+    """The carrier for ``code`` (settings are read now). ``CarrierNotConfigured`` for a code
+    nobody answers to, or for EasyPost without an API key."""
+    factory = _FACTORIES.get((code or "").strip().lower())
+    if factory is None:
+        raise CarrierNotConfigured(
+            f"Unknown carrier {code!r}: known carriers are {', '.join(CARRIER_CODES)}"
+        )
+    return factory()
+
+
+def _meets(rate: Rate, wanted: int) -> bool:
+    return (
+        rate.service_level in SERVICE_LEVELS and SERVICE_LEVELS.index(rate.service_level) >= wanted
+    )
+
+
+def cheapest_rate(rates: Iterable[Rate], service_level: str) -> Rate:
+    """The cheapest rate whose level is ``service_level`` or faster (``SERVICE_LEVELS`` order).
+    Ties go to fewer delivery days (unknown days last), then carrier and service name, so the
+    choice never depends on the order the carrier listed its quotes in. ``NoRateAvailable`` when
+    none meets the level, or when the candidates are in several currencies (not comparable)."""
+    if service_level not in SERVICE_LEVELS:
+        raise NoRateAvailable(
+            f"Unknown service level {service_level!r}: use one of {', '.join(SERVICE_LEVELS)}"
+        )
+    quotes = list(rates)
+    candidates = [r for r in quotes if _meets(r, SERVICE_LEVELS.index(service_level))]
+    if not candidates:
+        offered = sorted({f"{r.service} ({r.service_level})" for r in quotes}) or ["none"]
+        raise NoRateAvailable(
+            f"No rate meets service level {service_level!r}; offered: {', '.join(offered)}"
+        )
+    currencies = {r.currency for r in candidates}
+    if len(currencies) > 1:
+        raise NoRateAvailable(
+            f"Rates in several currencies cannot be compared: {', '.join(sorted(currencies))}"
+        )
+    return min(
+        candidates,
+        key=lambda r: (
+            r.amount,
+            r.delivery_days is None,
+            r.delivery_days or 0,
+            r.carrier,
+            r.service,
+        ),
+    )

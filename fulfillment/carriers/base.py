@@ -101,3 +101,17 @@ class Carrier(Protocol):
     def void(self, label: Label) -> bool: ...
 
     def track(self, tracking_number: str) -> Tracking: ...
+
+
+class CarrierNotConfigured(CarrierError):
+    """No carrier answers to this code here (unknown, or its credentials are not set)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class NoRateAvailable(CarrierError):
+    """No quote meets the service level asked for: asking again gives the same quotes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)

@@ -1,0 +1,773 @@
+"""EasyPost behind the carrier interface: its REST API v2 over ``requests`` (no SDK).
+
+Calls (base URL ``EASYPOST_API_BASE``, API key ``EASYPOST_API_KEY`` as the basic-auth user name):
+
+- ``rates()``: ``GET /shipments/{reference}`` first (EasyPost accepts a ``reference`` in place of
+  an id); if a shipment with our reference is already *purchased*, its rates are returned, so a
+  retry after a lost answer goes on to find that label (below) instead of rating, and buying, a
+  second shipment. Otherwise ``POST /shipments`` (addresses, parcel weight in ounces, options,
+  ``customs_info`` when the request declares customs lines, ``reference``) and its ``rates[]``.
+- ``buy()``: ``POST /shipments/{id}/buy`` with the rate id. If EasyPost refuses (a 4xx: it
+  answers that way when the shipment already has postage, e.g. we bought it and lost the
+  answer), ``GET /shipments/{id}``: a shipment that has a label is returned as it is, never
+  bought twice. Otherwise the refusal stands.
+- ``void()``: ``POST /shipments/{id}/refund``; ``True`` when the refund is submitted or done. A
+  refusal is checked the same way (a refund already submitted counts as done).
+- ``track()``: ``GET /trackers?tracking_code=...`` (EasyPost made the tracker when it sold the
+  label). ``tracking_from_tracker`` also reads a shipment's embedded ``tracker`` and a
+  ``tracker.updated`` webhook's ``result``.
+- ``verify_webhook()``: the ``X-Hmac-Signature`` check of EasyPost's client libraries.
+
+Retries: only calls that are safe to repeat (the GETs) are retried here, after a 429, a 5xx or
+a failed connection, with exponential backoff and jitter (``Retry-After`` honoured, capped). A
+read timeout is not retried here: the caller's outbox tries again later, so a slow EasyPost
+costs one read timeout per attempt. POSTs are never repeated here: a repeated create makes a
+second shipment, a repeated buy could pay twice. What still fails raises ``EasyPostError``:
+``retryable=True`` for 408, 429, 5xx, timeouts and connection failures; ``False`` for other
+4xx, with EasyPost's own message (and field errors).
+
+Service levels (``service_level_for``): a table of well-known (carrier, service) pairs, then
+keywords in the service name, then ``economy``. Unknown services count as the slowest level so
+that a guess never satisfies a faster request.
+
+=============================  =========================================================
+level                          services (EasyPost names; case and punctuation ignored)
+=============================  =========================================================
+economy                        USPS ParcelSelect, MediaMail, LibraryMail, FirstClass...
+                               International; FedEx SMART_POST, GROUND_ECONOMY; UPS
+                               SurePost; names with "economy", "smartpost", "surepost"
+ground                         USPS GroundAdvantage, First; UPS Ground, UPSStandard; FedEx
+                               FEDEX_GROUND, GROUND_HOME_DELIVERY; names with "ground",
+                               "standard", "regular", "home"
+express                        USPS Priority, Express, PriorityMailInternational,
+                               ExpressMailInternational; UPS 3DaySelect, 2ndDayAir(AM),
+                               Expedited; FedEx FEDEX_2_DAY(_AM), FEDEX_EXPRESS_SAVER,
+                               INTERNATIONAL_PRIORITY; names with "express", "priority",
+                               "2day", "2ndday", "3day", "expedited", "saver"
+premium                        UPS NextDayAir, NextDayAirSaver, NextDayAirEarlyAM, UPSSaver,
+                               Express(Plus) (UPS international); FedEx STANDARD_OVERNIGHT,
+                               PRIORITY_OVERNIGHT, FIRST_OVERNIGHT, INTERNATIONAL_FIRST;
+                               names with "overnight", "nextday", "earlyam", "sameday"
+=============================  =========================================================
+
+Logs carry the call, status, EasyPost's error code, shipment id, tracking number, reference and
+country codes; never addresses, names, request or response bodies, or error messages (EasyPost
+quotes the address it could not verify).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import json
+import random
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+import structlog
+from django.conf import settings
+
+from config import correlation
+from fulfillment.carriers.base import (
+    CarrierError,
+    CarrierNotConfigured,
+    CustomsLine,
+    Label,
+    Rate,
+    ShipmentRequest,
+    Tracking,
+    TrackingEvent,
+)
+from orders import money
+
+log = structlog.get_logger(__name__)
+
+CODE = "easypost"
+DEFAULT_API_BASE = "https://api.easypost.com/v2"
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 30.0  # a purchase waits on the carrier's own API behind EasyPost
+RETRIES = 2
+BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 8.0
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+USER_AGENT = "orderdesk/0.1 (+carrier adapters)"
+MAX_MESSAGE_CHARS = 500
+
+GRAMS_PER_OUNCE = Decimal("28.349523125")
+LABEL_FORMAT = "PDF"
+EEL_PFC = "NOEEI 30.37(a)"  # US exports under USD 2,500 per Schedule B number
+
+HMAC_HEADER = "X-Hmac-Signature"
+HMAC_PREFIX = "hmac-sha256-hex="
+
+REFUNDED = frozenset({"submitted", "refunded"})
+
+# EasyPost tracker and tracking-detail statuses -> ours (shipped | in_transit | delivered |
+# exception | returned). A status we do not know claims no progress: shipped.
+TRACKING_STATUSES = {
+    "unknown": "shipped",
+    "pre_transit": "shipped",
+    "in_transit": "in_transit",
+    "out_for_delivery": "in_transit",
+    "available_for_pickup": "in_transit",
+    "delivered": "delivered",
+    "return_to_sender": "returned",
+    "failure": "exception",
+    "error": "exception",
+    "cancelled": "exception",
+}
+
+
+# --- errors and HTTP ---------------------------------------------------------------------------
+class EasyPostError(CarrierError):
+    """A failed EasyPost call; ``code`` is EasyPost's machine-readable error code, if any."""
+
+    def __init__(
+        self, message: str, *, retryable: bool, status: int | None = None, code: str = ""
+    ) -> None:
+        super().__init__(message, retryable=retryable, status=status)
+        self.code = code
+
+
+def _where(url: str) -> str:
+    """Host and path only (the query may carry a tracking code; nothing else is needed)."""
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"
+
+
+def _error_text(body: Any) -> tuple[str, str]:
+    """EasyPost's error message with its field errors, and its code, from an error body."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping):
+        return "", ""
+    parts = [str(error.get("message") or "").strip()]
+    for item in error.get("errors") or []:
+        if isinstance(item, Mapping):
+            field, text = item.get("field"), item.get("message")
+            parts.append(f"{field}: {text}" if field else str(text or ""))
+        elif item:
+            parts.append(str(item))
+    message = "; ".join(p for p in parts if p)
+    return message[:MAX_MESSAGE_CHARS], str(error.get("code") or "")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class EasyPostClient:
+    """One EasyPost account: base URL, key, timeouts and the retry policy of the module doc."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: tuple[float, float],
+        retries: int,
+        backoff: float,
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        idempotent: bool,
+        payload: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        correlation_id: str = "",
+        absent: frozenset[int] = frozenset(),
+    ) -> Any:
+        """Send one call (retried only when ``idempotent``); return its parsed JSON body, with
+        every JSON number as ``Decimal``, or ``None`` for a status in ``absent`` (an expected
+        "no such thing"). Raise ``EasyPostError`` otherwise."""
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        cid = correlation_id or correlation.get()
+        if cid:
+            headers[correlation.HEADER] = cid
+        attempts = 1 + (self.retries if idempotent else 0)
+        with requests.Session() as session:
+            for attempt in range(attempts):
+                last = attempt == attempts - 1
+                try:
+                    response = session.request(
+                        method, url, json=payload, params=params, headers=headers,
+                        auth=(self.api_key, ""), timeout=self.timeout,
+                    )  # fmt: skip
+                except requests.ConnectTimeout as exc:
+                    if not last:
+                        self._pause(what, attempt, "connect timeout")
+                        continue
+                    raise self._failed(what, f"timed out connecting to {_where(url)}") from exc
+                except requests.Timeout as exc:
+                    # The request may have been processed: never repeated here.
+                    raise self._failed(what, f"timed out waiting for {_where(url)}") from exc
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                    if not last:
+                        self._pause(what, attempt, "connection failed")
+                        continue
+                    raise self._failed(what, f"could not reach {_where(url)}") from exc
+                except requests.RequestException as exc:  # a bad URL: configuration
+                    raise self._failed(
+                        what, f"{type(exc).__name__} for {_where(url)}", retryable=False
+                    ) from exc
+                status = response.status_code
+                if 200 <= status < 300:
+                    return self._json(response, what)
+                if status in absent:
+                    return None
+                if status in RETRY_STATUSES and not last:
+                    self._pause(what, attempt, f"HTTP {status}", _retry_after(response))
+                    continue
+                raise self._refused(response, what)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _pause(self, what: str, attempt: int, why: str, retry_after: float | None = None) -> None:
+        delay = self.backoff * 2**attempt
+        delay = min(MAX_BACKOFF_SECONDS, delay + random.uniform(0, self.backoff))
+        if retry_after is not None:
+            delay = min(MAX_BACKOFF_SECONDS, max(delay, retry_after))
+        log.info("easypost.retry", call=what, why=why, attempt=attempt + 1, delay=round(delay, 3))
+        time.sleep(delay)
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            # Decimal for every number: amounts arrive as strings, but nothing becomes a float.
+            return json.loads(response.content or b"null", parse_float=Decimal)
+        except ValueError:
+            # A 2xx that is not JSON is a proxy's or maintenance page: likely to pass.
+            raise self._failed(
+                what, "the answer is not JSON", status=response.status_code
+            ) from None
+
+    def _refused(self, response: requests.Response, what: str) -> EasyPostError:
+        status = response.status_code
+        try:
+            body = json.loads(response.content or b"null")
+        except ValueError:
+            body = None
+        message, code = _error_text(body)
+        return self._failed(
+            what, message or f"HTTP {status}", retryable=status in RETRYABLE_STATUSES,
+            status=status, code=code,
+        )  # fmt: skip
+
+    def _failed(
+        self,
+        what: str,
+        detail: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        code: str = "",
+    ) -> EasyPostError:
+        # The detail may quote an address: it goes into the error, not into the log.
+        log.warning("easypost.failed", call=what, status=status, code=code, retryable=retryable)
+        return EasyPostError(
+            f"EasyPost {what}: {detail}", retryable=retryable, status=status, code=code
+        )
+
+
+# --- mapping -----------------------------------------------------------------------------------
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", (text or "").lower())
+
+
+def _carrier_key(carrier: str) -> str:
+    key = _key(carrier)
+    if key.startswith("fedex"):
+        return "fedex"  # FedEx, FedExDefault, FedExSmartPost
+    if key.startswith("ups") and not key.startswith("usps"):
+        return "ups"  # UPS, UPSDAP, UPSMailInnovations
+    return key
+
+
+SERVICE_LEVEL_TABLE: dict[tuple[str, str], str] = {
+    ("usps", "parcelselect"): "economy",
+    ("usps", "mediamail"): "economy",
+    ("usps", "librarymail"): "economy",
+    ("usps", "firstclassmailinternational"): "economy",
+    ("usps", "firstclasspackageinternationalservice"): "economy",
+    ("usps", "groundadvantage"): "ground",
+    ("usps", "first"): "ground",
+    ("usps", "priority"): "express",
+    ("usps", "express"): "express",
+    ("usps", "prioritymailinternational"): "express",
+    ("usps", "expressmailinternational"): "express",
+    ("ups", "surepostlessthan1lb"): "economy",
+    ("ups", "surepostover1lb"): "economy",
+    ("ups", "ground"): "ground",
+    ("ups", "upsstandard"): "ground",
+    ("ups", "3dayselect"): "express",
+    ("ups", "2nddayair"): "express",
+    ("ups", "2nddayairam"): "express",
+    ("ups", "expedited"): "express",
+    ("ups", "nextdayairsaver"): "premium",
+    ("ups", "nextdayair"): "premium",
+    ("ups", "nextdayairearlyam"): "premium",
+    ("ups", "upssaver"): "premium",
+    ("ups", "express"): "premium",
+    ("ups", "expressplus"): "premium",
+    ("fedex", "smartpost"): "economy",
+    ("fedex", "groundeconomy"): "economy",
+    ("fedex", "fedexground"): "ground",
+    ("fedex", "groundhomedelivery"): "ground",
+    ("fedex", "internationaleconomy"): "ground",
+    ("fedex", "fedex2day"): "express",
+    ("fedex", "fedex2dayam"): "express",
+    ("fedex", "fedexexpresssaver"): "express",
+    ("fedex", "internationalpriority"): "express",
+    ("fedex", "standardovernight"): "premium",
+    ("fedex", "priorityovernight"): "premium",
+    ("fedex", "firstovernight"): "premium",
+    ("fedex", "internationalfirst"): "premium",
+}
+# Checked in this order: "StandardOvernight" is premium, "GroundEconomy" economy.
+SERVICE_LEVEL_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("premium", ("overnight", "nextday", "earlyam", "sameday")),
+    ("economy", ("economy", "smartpost", "surepost", "parcelselect", "mediamail", "deferred")),
+    ("express", ("express", "priority", "2day", "2ndday", "3day", "expedited", "saver")),
+    ("ground", ("ground", "standard", "regular", "home")),
+)
+
+
+def service_level_for(carrier: str, service: str) -> str:
+    """Our service level for an EasyPost (carrier, service) pair (see the module doc)."""
+    key = _key(service)
+    level = SERVICE_LEVEL_TABLE.get((_carrier_key(carrier), key))
+    if level is not None:
+        return level
+    for candidate, words in SERVICE_LEVEL_KEYWORDS:
+        if any(word in key for word in words):
+            return candidate
+    return "economy"
+
+
+def _amount(value: Any, currency: str) -> Decimal:
+    if value is None or isinstance(value, bool | float):
+        raise EasyPostError(f"EasyPost sent an amount that is not one: {value!r}", retryable=False)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise EasyPostError(f"EasyPost sent a bad amount: {value!r}", retryable=False) from None
+    # "6.07000" -> 6.07: EasyPost amounts are exact; extra places are zeros.
+    return money.quantize(amount, currency, rounding=money.ROUND_HALF_UP)
+
+
+def _days(rate: Mapping[str, Any]) -> int | None:
+    for name in ("delivery_days", "est_delivery_days"):
+        value = rate.get(name)
+        if value is not None and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def rate_from_easypost(rate: Mapping[str, Any], *, shipment_id: str = "") -> Rate:
+    """Our ``Rate`` for one EasyPost rate. ``service`` names the real carrier too
+    (``USPS GroundAdvantage``): every rate's ``carrier`` is ``easypost``, our carrier code."""
+    carrier, service = str(rate.get("carrier") or ""), str(rate.get("service") or "")
+    currency = str(rate.get("currency") or "USD").upper()
+    return Rate(
+        carrier=CODE,
+        service=f"{carrier} {service}".strip(),
+        service_level=service_level_for(carrier, service),
+        amount=_amount(rate.get("rate"), currency),
+        currency=currency,
+        delivery_days=_days(rate),
+        rate_id=str(rate.get("id") or ""),
+        carrier_shipment_id=str(rate.get("shipment_id") or shipment_id),
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # EasyPost times are UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _location(place: Any) -> str:
+    if not isinstance(place, Mapping):
+        return ""
+    parts = (place.get("city"), place.get("state"), place.get("country"))
+    return ", ".join(str(p) for p in parts if p)
+
+
+def tracking_status(status: str | None) -> str:
+    """Our tracking status for an EasyPost one (``shipped`` for what we do not know)."""
+    return TRACKING_STATUSES.get(str(status or "unknown"), "shipped")
+
+
+def tracking_from_tracker(tracker: Mapping[str, Any]) -> Tracking:
+    """A ``Tracking`` from an EasyPost Tracker (a tracker list item, a shipment's ``tracker``,
+    or the ``result`` of a ``tracker.updated`` webhook event); events oldest first."""
+    events = []
+    for detail in tracker.get("tracking_details") or []:
+        at = _time(detail.get("datetime"))
+        if at is None:
+            continue
+        events.append(
+            TrackingEvent(
+                at=at,
+                status=tracking_status(detail.get("status")),
+                description=str(detail.get("message") or detail.get("description") or ""),
+                location=_location(detail.get("tracking_location")),
+            )
+        )
+    events.sort(key=lambda event: event.at)
+    return Tracking(
+        tracking_number=str(tracker.get("tracking_code") or ""),
+        status=tracking_status(tracker.get("status")),
+        events=events,
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return str(value or "")
+
+
+def verify_webhook(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+    """Whether ``X-Hmac-Signature`` is ``hmac-sha256-hex=`` + hex HMAC-SHA256 of the raw body.
+
+    The key is the webhook secret NFKD-normalized, then UTF-8 encoded, as EasyPost's own
+    libraries do it (easypost-python ``validate_webhook``): a secret typed with composed
+    accents ("sécret") signs with the decomposed form. Constant-time comparison.
+    """
+    received = _header(headers, HMAC_HEADER).strip()
+    if not secret or not received:
+        return False
+    key = unicodedata.normalize("NFKD", secret).encode("utf-8")
+    expected = HMAC_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), received.encode("utf-8", "replace"))
+
+
+# --- request bodies ----------------------------------------------------------------------------
+def ounces(grams: int) -> Decimal:
+    """Grams in ounces, rounded up to the tenth EasyPost takes (never under-declared)."""
+    oz = (Decimal(grams) / GRAMS_PER_OUNCE).quantize(Decimal("0.1"), rounding=ROUND_CEILING)
+    return max(oz, Decimal("0.1"))
+
+
+def _address(address: Mapping[str, Any]) -> dict[str, str]:
+    fields = {
+        "name": address.get("name"),
+        "company": address.get("company"),
+        "street1": address.get("line1"),
+        "street2": address.get("line2"),
+        "city": address.get("city"),
+        "state": address.get("region_code"),
+        "zip": address.get("postal_code"),
+        "country": address.get("country_code"),
+        "phone": address.get("phone"),
+        "email": address.get("email"),
+    }
+    return {name: str(value) for name, value in fields.items() if value}
+
+
+def _customs_item(line: CustomsLine, fallback_grams: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "description": (line.description or line.sku)[:255],
+        "quantity": line.quantity,
+        "value": str(line.value),  # the whole line's value; a string keeps it exact
+        "currency": line.currency,
+        "weight": float(ounces(line.weight_grams or fallback_grams)),
+        "code": line.sku,
+    }
+    if line.hs_code:
+        item["hs_tariff_number"] = line.hs_code
+    if line.origin_country:
+        item["origin_country"] = line.origin_country
+    return item
+
+
+def shipment_payload(
+    request: ShipmentRequest, *, label_format: str, customs_signer: str, eel_pfc: str
+) -> dict[str, Any]:
+    """The ``POST /shipments`` body for ``request``."""
+    options: dict[str, Any] = {
+        "label_format": label_format,
+        "label_size": "4x6",
+        "print_custom_1": request.reference,
+    }
+    if request.signature_required:
+        options["delivery_confirmation"] = "SIGNATURE"
+    shipment: dict[str, Any] = {
+        "reference": request.reference,
+        "to_address": _address(request.ship_to),
+        "from_address": _address(request.ship_from),
+        "parcel": {"weight": float(ounces(request.weight_grams))},
+        "options": options,
+    }
+    if request.customs:
+        options["currency"] = request.customs[0].currency
+        share = max(1, request.weight_grams // len(request.customs))
+        signer = customs_signer or str(
+            request.ship_from.get("company") or request.ship_from.get("name") or ""
+        )
+        shipment["customs_info"] = {
+            "contents_type": "merchandise",
+            "customs_certify": True,
+            "customs_signer": signer,
+            "eel_pfc": eel_pfc,
+            "non_delivery_option": "return",
+            "restriction_type": "none",
+            "customs_items": [_customs_item(line, share) for line in request.customs],
+        }
+    return {"shipment": shipment}
+
+
+# --- the carrier -------------------------------------------------------------------------------
+def _purchased(shipment: Any) -> bool:
+    return (
+        isinstance(shipment, Mapping)
+        and bool(shipment.get("tracking_code"))
+        and isinstance(shipment.get("postage_label"), Mapping)
+    )
+
+
+def _countries(request: ShipmentRequest) -> dict[str, str]:
+    return {
+        "from_country": str(request.ship_from.get("country_code") or ""),
+        "to_country": str(request.ship_to.get("country_code") or ""),
+    }
+
+
+class EasyPostCarrier:
+    """EasyPost (``code = "easypost"``). Settings are read when it is made; pass values to
+    override them (tests, a second account)."""
+
+    code = CODE
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: tuple[float, float] | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+    ) -> None:
+        api_key = api_key if api_key is not None else getattr(settings, "EASYPOST_API_KEY", "")
+        if not api_key:
+            raise CarrierNotConfigured("EasyPost is not configured: set EASYPOST_API_KEY")
+        if timeout is None:
+            connect, read = getattr(settings, "EASYPOST_TIMEOUT", (CONNECT_TIMEOUT, READ_TIMEOUT))
+            timeout = (float(connect), float(read))
+        if retries is None:
+            retries = int(getattr(settings, "EASYPOST_RETRIES", RETRIES))
+        if backoff is None:
+            # Tests set EASYPOST_BACKOFF = 0 so retries against loopback do not wait.
+            backoff = float(getattr(settings, "EASYPOST_BACKOFF", BACKOFF_SECONDS))
+        self.client = EasyPostClient(
+            api_key=api_key,
+            base_url=base_url or getattr(settings, "EASYPOST_API_BASE", DEFAULT_API_BASE),
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+        )
+        self.label_format = str(getattr(settings, "EASYPOST_LABEL_FORMAT", LABEL_FORMAT))
+        self.customs_signer = str(getattr(settings, "EASYPOST_CUSTOMS_SIGNER", ""))
+        self.eel_pfc = str(getattr(settings, "EASYPOST_EEL_PFC", EEL_PFC))
+
+    # rates -------------------------------------------------------------------------------------
+    def rates(self, request: ShipmentRequest) -> list[Rate]:
+        if not request.reference:
+            raise CarrierError("EasyPost shipments need our reference", retryable=False)
+        if request.weight_grams <= 0:
+            raise CarrierError("A parcel must weigh something", retryable=False)
+        shipment = self._purchased_for(request)
+        if shipment is None:
+            payload = shipment_payload(
+                request, label_format=self.label_format, customs_signer=self.customs_signer,
+                eel_pfc=self.eel_pfc,
+            )  # fmt: skip
+            shipment = self.client.call(
+                "POST", "shipments", what="create shipment", idempotent=False, payload=payload,
+                correlation_id=request.correlation_id,
+            )  # fmt: skip
+        rates = self._rates_of(shipment)
+        log.info(
+            "easypost.rated", reference=request.reference, shipment_id=shipment.get("id"),
+            rates=len(rates), customs_lines=len(request.customs), **_countries(request),
+        )  # fmt: skip
+        return rates
+
+    def _purchased_for(self, request: ShipmentRequest) -> Mapping[str, Any] | None:
+        """The shipment already bought under our reference, if EasyPost knows one."""
+        shipment = self.client.call(
+            "GET", f"shipments/{quote(request.reference, safe='')}", what="find shipment",
+            idempotent=True, correlation_id=request.correlation_id,
+            absent=frozenset({400, 404, 422}),  # no such shipment (or no lookup by reference)
+        )  # fmt: skip
+        if not _purchased(shipment) or shipment.get("reference") != request.reference:
+            return None
+        log.info(
+            "easypost.reference_already_purchased", reference=request.reference,
+            shipment_id=shipment.get("id"), tracking_number=shipment.get("tracking_code"),
+        )  # fmt: skip
+        return shipment
+
+    def _rates_of(self, shipment: Any) -> list[Rate]:
+        if not isinstance(shipment, Mapping):
+            raise EasyPostError("EasyPost answered without a shipment", retryable=True)
+        shipment_id = str(shipment.get("id") or "")
+        quotes = shipment.get("rates") or []
+        if not quotes and isinstance(shipment.get("selected_rate"), Mapping):
+            quotes = [shipment["selected_rate"]]  # a bought shipment: at least what it bought
+        rates = [rate_from_easypost(rate, shipment_id=shipment_id) for rate in quotes]
+        if not rates:
+            messages = [
+                f"{m.get('carrier') or 'EasyPost'}: {m.get('message')}"
+                for m in shipment.get("messages") or []
+                if isinstance(m, Mapping)
+            ]
+            raise EasyPostError(
+                "EasyPost returned no rates" + (f" ({'; '.join(messages)})" if messages else ""),
+                retryable=False,
+            )
+        return rates
+
+    # buy ---------------------------------------------------------------------------------------
+    def buy(self, request: ShipmentRequest, rate: Rate) -> Label:
+        shipment_id, rate_id = rate.carrier_shipment_id, rate.rate_id
+        if rate.carrier != CODE or not shipment_id or not rate_id:
+            raise CarrierError(
+                f"Not an EasyPost quote: {rate.carrier}/{rate.service}", retryable=False
+            )
+        try:
+            shipment = self.client.call(
+                "POST", f"shipments/{quote(shipment_id, safe='')}/buy", what="buy label",
+                idempotent=False, payload={"rate": {"id": rate_id}},
+                correlation_id=request.correlation_id,
+            )  # fmt: skip
+        except EasyPostError as exc:
+            shipment = self._already_done(exc, shipment_id, request.correlation_id, _purchased)
+            log.info(
+                "easypost.label_already_purchased", reference=request.reference,
+                shipment_id=shipment_id, code=exc.code, status=exc.status,
+            )  # fmt: skip
+        label = self._label_of(shipment)
+        log.info(
+            "easypost.label_purchased", reference=request.reference, shipment_id=shipment_id,
+            tracking_number=label.tracking_number, service=label.service, **_countries(request),
+        )  # fmt: skip
+        return label
+
+    def _already_done(
+        self,
+        refusal: EasyPostError,
+        shipment_id: str,
+        correlation_id: str,
+        done: Callable[[Any], bool],
+    ) -> Mapping[str, Any]:
+        """After EasyPost refused a POST: the shipment if it shows the work done already (a
+        retry after a lost answer), else the refusal is raised again."""
+        if refusal.retryable or refusal.status in (401, 403):
+            raise refusal
+        shipment = self.client.call(
+            "GET", f"shipments/{quote(shipment_id, safe='')}", what="get shipment",
+            idempotent=True, correlation_id=correlation_id,
+        )  # fmt: skip
+        if not done(shipment):
+            raise refusal
+        return shipment
+
+    def _label_of(self, shipment: Any) -> Label:
+        if not _purchased(shipment):
+            raise EasyPostError("EasyPost sold no label (no tracking code yet)", retryable=True)
+        postage = shipment["postage_label"]
+        selected = shipment.get("selected_rate")
+        if not isinstance(selected, Mapping):
+            raise EasyPostError("EasyPost sold a label without its rate", retryable=False)
+        shipment_id = str(shipment.get("id") or "")
+        rate = rate_from_easypost(selected, shipment_id=shipment_id)
+        tracker = shipment.get("tracker")
+        tracking_url = str(tracker.get("public_url") or "") if isinstance(tracker, Mapping) else ""
+        return Label(
+            carrier=CODE,
+            service=rate.service,
+            tracking_number=str(shipment["tracking_code"]),
+            carrier_shipment_id=shipment_id,
+            rate=rate,
+            label_url=str(
+                postage.get("label_pdf_url")
+                or postage.get("label_url")
+                or postage.get("label_zpl_url")
+                or ""
+            ),
+            tracking_url=tracking_url,
+        )
+
+    # void --------------------------------------------------------------------------------------
+    def void(self, label: Label) -> bool:
+        """Ask EasyPost to refund the label: ``True`` once the refund is submitted or done."""
+        shipment_id = label.carrier_shipment_id
+        if not shipment_id:
+            raise CarrierError("No EasyPost shipment id on this label", retryable=False)
+
+        def refunded(shipment: Any) -> bool:
+            return isinstance(shipment, Mapping) and shipment.get("refund_status") in REFUNDED
+
+        try:
+            shipment = self.client.call(
+                "POST", f"shipments/{quote(shipment_id, safe='')}/refund", what="refund label",
+                idempotent=False,
+            )  # fmt: skip
+        except EasyPostError as exc:
+            shipment = self._already_done(exc, shipment_id, "", refunded)
+        status = shipment.get("refund_status") if isinstance(shipment, Mapping) else None
+        log.info(
+            "easypost.refund", shipment_id=shipment_id, tracking_number=label.tracking_number,
+            refund_status=status,
+        )  # fmt: skip
+        return refunded(shipment)
+
+    # track -------------------------------------------------------------------------------------
+    def track(self, tracking_number: str) -> Tracking:
+        body = self.client.call(
+            "GET", "trackers", what="list trackers", idempotent=True,
+            params={"tracking_code": tracking_number},
+        )  # fmt: skip
+        trackers = [
+            t for t in (body.get("trackers") if isinstance(body, Mapping) else None) or []
+            if isinstance(t, Mapping) and t.get("tracking_code") == tracking_number
+        ]  # fmt: skip
+        if not trackers:
+            raise EasyPostError(f"EasyPost has no tracker for {tracking_number}", retryable=False)
+        latest = max(trackers, key=lambda t: str(t.get("updated_at") or t.get("created_at") or ""))
+        return tracking_from_tracker(latest)

@@ -1,0 +1,398 @@
+"""Shipments: what leaves a warehouse in one parcel, its label, and what shipping it does to
+stock and to the order.
+
+- ``shipments_create_for_order`` splits an allocated order into one draft shipment per warehouse
+  that holds its reservations (split shipments), or ``shipment_create`` takes chosen lines and
+  quantities (partial fulfillment). The order moves ``allocated -> fulfilling``.
+- ``shipment_buy_label`` rate-shops the carrier the routing decision names and buys the
+  cheapest rate that meets its service level. The carrier is called outside any transaction
+  with the shipment's own reference as idempotency key; the label is recorded with a
+  compare-and-set, so a retry never records (or, for our carriers, buys) a second label.
+- ``shipment_ship`` consumes the reserved units of its lines (on hand and reserved both go
+  down) and moves the order to ``partially_shipped`` or ``shipped``.
+- ``shipment_void`` cancels a shipment that has not left: nothing was consumed, so nothing is
+  given back, and voiding twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from fulfillment.carriers import cheapest_rate, get_carrier
+from fulfillment.carriers.base import CarrierError, CustomsLine, Label, ShipmentRequest
+from fulfillment.models import (
+    Reservation,
+    ReservationStatus,
+    RoutingDecision,
+    Shipment,
+    ShipmentLine,
+    ShipmentStatus,
+    StockLevel,
+    Warehouse,
+)
+from fulfillment.services import StockInconsistent
+from orders import money
+from orders.actors import Actor
+from orders.errors import InvalidInput, NotFound, TransitionRefused
+from orders.models import Order, OrderLine, OrderStatus
+from orders.services import order_event_record, order_transition
+
+log = structlog.get_logger(__name__)
+
+OPEN_SHIPMENT_STATES = (ShipmentStatus.DRAFT, ShipmentStatus.LABEL_PURCHASED)
+GONE_STATES = (
+    ShipmentStatus.SHIPPED, ShipmentStatus.IN_TRANSIT, ShipmentStatus.DELIVERED,
+    ShipmentStatus.EXCEPTION, ShipmentStatus.RETURNED,
+)  # fmt: skip
+DEFAULT_WEIGHT_GRAMS = 500  # a line whose SKU has no catalogue weight
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    order_line_id: int
+    quantity: int
+
+
+def _shipped_or_planned(order_id: int) -> dict[int, int]:
+    """Units per order line already in a shipment that is not voided."""
+    rows = (
+        ShipmentLine.objects.filter(shipment__order_id=order_id)
+        .exclude(shipment__status=ShipmentStatus.VOIDED)
+        .values("order_line_id")
+        .annotate(n=Sum("quantity"))
+    )
+    return {r["order_line_id"]: r["n"] for r in rows}
+
+
+def _start_fulfillment(order: Order, actor: Actor) -> None:
+    if order.status == OrderStatus.ALLOCATED:
+        order_transition(order_id=order.pk, transition="start_fulfillment", actor=actor,
+                         expected_status=OrderStatus.ALLOCATED)  # fmt: skip
+
+
+def _locked_order(order_id: int) -> Order:
+    order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist")
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
+                            OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
+        raise TransitionRefused(
+            f"Cannot ship order {order_id}: it is '{order.status}' "
+            "(allowed: allocated, fulfilling, partially_shipped)"
+        )
+    return order
+
+
+@transaction.atomic
+def shipment_create(*, order_id: int, lines: list[LineRequest], actor: Actor,
+                    warehouse_code: str = "") -> Shipment:  # fmt: skip
+    """A draft shipment of chosen lines and quantities from one warehouse (partial shipment).
+
+    Each quantity must be held by an active reservation of that line in that warehouse and not
+    already be in another (not voided) shipment.
+    """
+    order = _locked_order(order_id)
+    if not lines:
+        raise InvalidInput("A shipment needs at least one line", code="no_lines")
+    reservations = {
+        (r.order_line_id, r.warehouse.code): r
+        for r in Reservation.objects.select_related("warehouse").filter(
+            order_id=order_id, status=ReservationStatus.ACTIVE
+        )
+    }
+    codes = {code for (_, code) in reservations}
+    if not warehouse_code:
+        if len(codes) != 1:
+            raise InvalidInput(
+                f"Order {order_id} holds stock in {len(codes)} warehouses: name one",
+                code="warehouse_required",
+            )
+        warehouse_code = next(iter(codes))
+    planned = _shipped_or_planned(order_id)
+    warehouse = Warehouse.objects.get(code=warehouse_code)
+    shipment = Shipment.objects.create(order=order, warehouse=warehouse)
+    for request in lines:
+        reservation = reservations.get((request.order_line_id, warehouse_code))
+        if reservation is None:
+            raise InvalidInput(
+                f"Line {request.order_line_id} has no stock reserved at {warehouse_code}",
+                code="not_reserved",
+            )
+        # Units of this reservation not yet in another open shipment.
+        open_here = (
+            ShipmentLine.objects.filter(
+                reservation=reservation, shipment__status__in=OPEN_SHIPMENT_STATES
+            ).aggregate(n=Sum("quantity"))["n"]
+            or 0
+        )
+        free = reservation.quantity - open_here
+        if request.quantity <= 0 or request.quantity > free:
+            raise InvalidInput(
+                f"Line {request.order_line_id}: {request.quantity} unit(s) asked, "
+                f"{free} reserved at {warehouse_code} and not yet in a shipment",
+                code="quantity_unavailable",
+            )
+        ShipmentLine.objects.create(
+            shipment=shipment, order_line_id=request.order_line_id, reservation=reservation,
+            sku=reservation.sku, quantity=request.quantity,
+        )  # fmt: skip
+        planned[request.order_line_id] = planned.get(request.order_line_id, 0) + request.quantity
+    _start_fulfillment(order, actor)
+    order_event_record(
+        order_id=order_id, action="shipment_created", actor=actor,
+        data={"shipment_id": shipment.pk, "warehouse": warehouse_code,
+              "lines": [{"order_line_id": r.order_line_id, "quantity": r.quantity} for r in lines]},
+    )  # fmt: skip
+    log.info("shipment.created", shipment_id=shipment.pk, order_id=order_id)
+    return shipment
+
+
+@transaction.atomic
+def shipments_create_for_order(*, order_id: int, actor: Actor) -> list[Shipment]:
+    """One draft shipment per warehouse for every reserved unit not yet in a shipment.
+    Safe to repeat: a second call finds nothing left to plan and returns []."""
+    _locked_order(order_id)
+    open_by_reservation: dict[int, int] = defaultdict(int)
+    for row in (
+        ShipmentLine.objects.filter(shipment__order_id=order_id)
+        .exclude(shipment__status=ShipmentStatus.VOIDED)
+        .exclude(shipment__status__in=GONE_STATES)
+        .values("reservation_id")
+        .annotate(n=Sum("quantity"))
+    ):
+        open_by_reservation[row["reservation_id"]] = row["n"]
+    by_warehouse: dict[str, list[LineRequest]] = defaultdict(list)
+    for r in (
+        Reservation.objects.select_related("warehouse")
+        .filter(order_id=order_id, status=ReservationStatus.ACTIVE)
+        .order_by("warehouse__code", "order_line__line_no")
+    ):
+        free = r.quantity - open_by_reservation.get(r.pk, 0)
+        if free > 0:
+            by_warehouse[r.warehouse.code].append(LineRequest(r.order_line_id, free))
+    return [
+        shipment_create(order_id=order_id, lines=requested, actor=actor, warehouse_code=code)
+        for code, requested in sorted(by_warehouse.items())
+    ]
+
+
+# --- labels ------------------------------------------------------------------------------------
+def _routing(order_id: int) -> dict[str, Any]:
+    decision = (
+        RoutingDecision.objects.filter(order_id=order_id).order_by("-decided_at", "-id").first()
+    )
+    return dict(decision.actions) if decision is not None else {}
+
+
+def _weight_and_customs(shipment: Shipment, *, customs: bool) -> tuple[int, list[CustomsLine]]:
+    from channels.models import Product
+
+    lines = list(shipment.lines.select_related("order_line"))
+    products = {p.sku: p for p in Product.objects.filter(sku__in={ln.sku for ln in lines})}
+    order = shipment.order
+    weight = 0
+    customs_lines = []
+    for ln in lines:
+        product = products.get(ln.sku)
+        unit_weight = (
+            int(product.weight_grams)
+            if product is not None and product.weight_grams
+            else DEFAULT_WEIGHT_GRAMS
+        )
+        weight += unit_weight * ln.quantity
+        if customs:
+            line = ln.order_line
+            share = Decimal(ln.quantity) / Decimal(line.quantity)
+            # Declared value: the price paid for these units, after discount, before tax.
+            value = (line.gross - line.discount_allocation) * share
+            customs_lines.append(
+                CustomsLine(
+                    sku=ln.sku, description=line.title or ln.sku, quantity=ln.quantity,
+                    value=money.quantize(value, order.currency, rounding=money.ROUND_HALF_UP),
+                    currency=order.currency,
+                    hs_code=getattr(product, "hs_code", "") or "",
+                    origin_country=getattr(product, "origin_country", "") or "",
+                    weight_grams=unit_weight * ln.quantity,
+                )
+            )  # fmt: skip
+    return weight, customs_lines
+
+
+def _request(shipment: Shipment, routing: dict[str, Any]) -> ShipmentRequest:
+    order = shipment.order
+    warehouse = shipment.warehouse
+    flags = routing.get("flags") or {}
+    ship_to = dict(order.shipping_address or {})
+    international = (ship_to.get("country_code") or order.ship_to_country) != warehouse.country
+    weight, customs = _weight_and_customs(
+        shipment, customs=bool(flags.get("customs_declaration")) or international
+    )
+    return ShipmentRequest(
+        reference=f"shipment-{shipment.pk}",
+        ship_from={
+            "name": warehouse.name or warehouse.code,
+            "country_code": warehouse.country,
+            "region_code": warehouse.region,
+        },  # fmt: skip
+        ship_to=ship_to,
+        weight_grams=max(weight, 1),
+        service_level=routing.get("service_level") or "ground",
+        signature_required=bool(flags.get("signature_required")),
+        customs=customs,
+        correlation_id=order.correlation_id,
+    )
+
+
+def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
+    """Buy the label of a draft shipment (rate shopping within the routed carrier). Calls the
+    carrier outside any transaction; safe to repeat: a shipment with a label is returned as is."""
+    shipment = Shipment.objects.select_related("order", "warehouse").get(pk=shipment_id)
+    if shipment.status != ShipmentStatus.DRAFT:
+        return shipment
+    routing = _routing(shipment.order_id)
+    carrier = get_carrier(routing.get("carrier") or "local")
+    request = _request(shipment, routing)
+    rates = carrier.rates(request)
+    rate = cheapest_rate(rates, request.service_level)
+    label: Label = carrier.buy(request, rate)
+    with transaction.atomic():
+        current = Shipment.objects.select_for_update().get(pk=shipment_id)
+        if current.status != ShipmentStatus.DRAFT:
+            # Another worker recorded a label first; ours has the same reference (idempotent).
+            return current
+        current.purchase_label()
+        current.carrier = label.carrier
+        current.service_level = request.service_level
+        current.carrier_shipment_id = label.carrier_shipment_id
+        current.tracking_number = label.tracking_number
+        current.tracking_url = label.tracking_url
+        current.rate_amount = label.rate.amount
+        current.rate_currency = label.rate.currency
+        current.label_pdf = label.label_pdf
+        current.label_zpl = label.label_zpl
+        current.flags = {**(routing.get("flags") or {}), "service": label.service,
+                         "customs_lines": len(request.customs)}  # fmt: skip
+        current.save()
+        order_event_record(
+            order_id=current.order_id, action="label_purchased", actor=actor,
+            data={"shipment_id": current.pk, "carrier": label.carrier, "service": label.service,
+                  "tracking_number": label.tracking_number, "rate": str(label.rate.amount),
+                  "currency": label.rate.currency},
+        )  # fmt: skip
+    log.info("shipment.label_purchased", shipment_id=shipment_id, carrier=label.carrier,
+             tracking_number=label.tracking_number)  # fmt: skip
+    return current
+
+
+# --- shipping ----------------------------------------------------------------------------------
+def _consume(line: ShipmentLine, actor: Actor) -> None:
+    """Take the line's units out of stock: on hand and reserved both go down; the reservation
+    holds that many fewer (it is consumed when none are left)."""
+    reservation = Reservation.objects.select_for_update().get(pk=line.reservation_id)
+    q = line.quantity
+    if reservation.status != ReservationStatus.ACTIVE or reservation.quantity < q:
+        raise StockInconsistent(
+            f"Reservation {reservation.pk} holds {reservation.quantity} ({reservation.status}); "
+            f"shipment line {line.pk} needs {q}"
+        )
+    done = StockLevel.objects.filter(
+        sku=reservation.sku, warehouse_id=reservation.warehouse_id, reserved__gte=q, on_hand__gte=q
+    ).update(on_hand=F("on_hand") - q, reserved=F("reserved") - q, updated_at=timezone.now())
+    if done != 1:
+        raise StockInconsistent(f"Stock of {reservation.sku} holds fewer units than shipped ({q})")
+    if reservation.quantity == q:
+        reservation.consume()
+        reservation.save()
+    else:
+        Reservation.objects.filter(pk=reservation.pk).update(quantity=F("quantity") - q)
+    order_event_record(
+        order_id=reservation.order_id, action="reservation_consumed", actor=actor,
+        data={"reservation_id": reservation.pk, "sku": reservation.sku, "quantity": q,
+              "warehouse_id": reservation.warehouse_id, "shipment_id": line.shipment_id},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
+    """Hand the parcel to the carrier: consume its units and move the order on."""
+    shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
+    order = _locked_order(shipment.order_id)
+    if shipment.status != ShipmentStatus.LABEL_PURCHASED:
+        raise TransitionRefused(
+            f"Cannot ship shipment {shipment_id}: it is '{shipment.status}' "
+            "(allowed from: label_purchased)"
+        )
+    shipment.ship()
+    shipment.save()
+    for line in shipment.lines.all():
+        _consume(line, actor)
+    shipped = {
+        r["order_line_id"]: r["n"]
+        for r in ShipmentLine.objects.filter(shipment__order_id=order.pk,
+                                             shipment__status__in=GONE_STATES)
+        .values("order_line_id").annotate(n=Sum("quantity"))
+    }  # fmt: skip
+    complete = all(
+        shipped.get(line.pk, 0) >= line.quantity
+        for line in OrderLine.objects.filter(order_id=order.pk)
+    )
+    _start_fulfillment(order, actor)
+    order.refresh_from_db()
+    order_transition(
+        order_id=order.pk, transition="ship" if complete else "ship_partially", actor=actor,
+        expected_status=order.status,
+        data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
+    )  # fmt: skip
+    log.info("shipment.shipped", shipment_id=shipment_id, order_id=order.pk, complete=complete)
+    return shipment
+
+
+def shipment_void(*, shipment_id: int, actor: Actor) -> Shipment:
+    """Cancel a shipment that has not left. Its label is refunded by the carrier (outside any
+    transaction); nothing was consumed, so nothing is given back. Voiding twice is a no-op."""
+    shipment = Shipment.objects.get(pk=shipment_id)
+    if shipment.status == ShipmentStatus.VOIDED:
+        return shipment
+    if shipment.status not in OPEN_SHIPMENT_STATES:
+        raise TransitionRefused(
+            f"Cannot void shipment {shipment_id}: it is '{shipment.status}' "
+            "(allowed from: draft, label_purchased)"
+        )
+    refunded = None
+    if shipment.status == ShipmentStatus.LABEL_PURCHASED and shipment.carrier:
+        try:
+            refunded = get_carrier(shipment.carrier).void(_label_of(shipment))
+        except CarrierError as exc:
+            log.warning("shipment.void_refund_failed", shipment_id=shipment_id, error=str(exc))
+            refunded = False
+    with transaction.atomic():
+        current = Shipment.objects.select_for_update().get(pk=shipment_id)
+        if current.status == ShipmentStatus.VOIDED:
+            return current
+        current.void()
+        current.save()
+        order_event_record(
+            order_id=current.order_id, action="shipment_voided", actor=actor,
+            data={"shipment_id": current.pk, "tracking_number": current.tracking_number,
+                  "label_refunded": refunded},
+        )  # fmt: skip
+    return current
+
+
+def _label_of(shipment: Shipment) -> Label:
+    from fulfillment.carriers.base import Rate
+
+    rate = Rate(carrier=shipment.carrier, service=str(shipment.flags.get("service", "")),
+                service_level=shipment.service_level, amount=shipment.rate_amount or Decimal(0),
+                currency=shipment.rate_currency or "USD")  # fmt: skip
+    return Label(carrier=shipment.carrier, service=rate.service,
+                 tracking_number=shipment.tracking_number,
+                 carrier_shipment_id=shipment.carrier_shipment_id, rate=rate)  # fmt: skip
