@@ -245,6 +245,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fulfillment.reservations_expire",
         "schedule": env.float("RESERVATION_EXPIRE_SWEEP_SECONDS", default=900.0),
     },
+    "fulfillment-outbox-sweep": {
+        "task": "fulfillment.outbox_sweep",
+        "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=60.0),
+    },
+    "fulfillment-orchestrate-sweep": {
+        "task": "fulfillment.orchestrate_sweep",
+        "schedule": env.float("ORCHESTRATE_SWEEP_SECONDS", default=120.0),
+    },
     "fulfillment-backorders-retry": {
         "task": "fulfillment.backorders_retry",
         "schedule": env.float("BACKORDER_RETRY_SECONDS", default=300.0),
@@ -315,6 +323,35 @@ EASYPOST_BACKOFF = env.float("EASYPOST_BACKOFF", default=0.5)
 EASYPOST_LABEL_FORMAT = env.str("EASYPOST_LABEL_FORMAT", default="PDF")
 EASYPOST_CUSTOMS_SIGNER = env.str("EASYPOST_CUSTOMS_SIGNER", default="")
 EASYPOST_EEL_PFC = env.str("EASYPOST_EEL_PFC", default="NOEEI 30.37(a)")
+# Downstream systems (the outbox). ERP: "filedrop" (CSV batches into ERP_DROP_DIR), "netsuite",
+# or "" (off); WMS: "local" (pick tasks in the admin), "rest", or ""; notifications: "email",
+# plus "twilio" for SMS once configured.
+ERP_TARGET = env.str("ERP_TARGET", default="filedrop")
+WMS_TARGET = env.str("WMS_TARGET", default="local")
+NOTIFY_TARGETS = env.list("NOTIFY_TARGETS", default=["email"])
+ERP_DROP_DIR = env.str("ERP_DROP_DIR", default="")  # "" means VAR_DIR/erp-drop
+NETSUITE_API_BASE = env.str("NETSUITE_API_BASE", default="")
+NETSUITE_TOKEN = env.str("NETSUITE_TOKEN", default="")
+NETSUITE_CUSTOMER_ID = env.str("NETSUITE_CUSTOMER_ID", default="")
+WMS_API_BASE = env.str("WMS_API_BASE", default="")
+WMS_API_TOKEN = env.str("WMS_API_TOKEN", default="")
+TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="https://api.twilio.com")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+DOWNSTREAM_HTTP_TIMEOUT = (env.float("DOWNSTREAM_CONNECT_TIMEOUT", default=3.0),
+                           env.float("DOWNSTREAM_READ_TIMEOUT", default=15.0))  # fmt: skip
+# Outbox retries: full-jitter exponential backoff, a circuit breaker per target, then dead.
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=30.0)
+OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=3600.0)
+OUTBOX_BREAKER_THRESHOLD = env.int("OUTBOX_BREAKER_THRESHOLD", default=5)
+OUTBOX_BREAKER_COOLDOWN_SECONDS = env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=60.0)
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+# Hand a parcel to the carrier as soon as its label is bought (no warehouse scan-out).
+FULFILLMENT_AUTO_SHIP = env.bool("FULFILLMENT_AUTO_SHIP", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@orderdesk.invalid")
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -331,4 +368,6 @@ if SENTRY_DSN:
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Default: customer emails land as files in var/emails (a mailbox to read, never a log line).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "emails"))

@@ -7,10 +7,28 @@ class FulfillmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fulfillment import tasks  # noqa: F401  (registers the Celery tasks)
+        from fulfillment import (  # noqa: F401  (register the Celery tasks and admin screens)
+            downstream,
+            outbox_admin,
+            outbox_tasks,
+            tasks,
+        )
+        from fulfillment.carriers import CARRIER_CODES
+        from fulfillment.models import ActionKind
+        from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped
         from fulfillment.services import allocate, release_on_cancel
+        from fulfillment.shipments import LabelPurchaseAdapter
         from orders import checks, hooks
 
         # The pipeline reserves stock through the allocator; a cancel gives the stock back.
         checks.set_allocator(allocate)
         hooks.on_transition("cancel", release_on_cancel)
+        # Once the stock is held and the payment secured: route, plan shipments, write the
+        # outbox actions (ERP, WMS, confirmation, labels) in that same transaction.
+        for name in TRIGGERS:
+            hooks.on_transition(name, on_order_transition)
+        for name in ("ship", "ship_partially"):
+            hooks.on_transition(name, on_shipped)
+        for code in CARRIER_CODES:
+            downstream.register(ActionKind.LABEL_PURCHASE, code,
+                                lambda code=code: LabelPurchaseAdapter(code))  # fmt: skip

@@ -24,3 +24,11 @@ def backorders_retry_task(**kwargs: Any) -> int:
     for order_id in order_ids:
         enqueue("orders.order_allocate", order_id=order_id)
     return len(order_ids)
+
+
+@shared_task(name="fulfillment.orchestrate_sweep", acks_late=True)
+def orchestrate_sweep_task(**kwargs: Any) -> int:
+    """Beat: plan shipments and outbox actions for allocated orders a hook missed."""
+    from fulfillment.orchestration import orchestrate_sweep
+
+    return orchestrate_sweep()

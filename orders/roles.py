@@ -15,7 +15,7 @@ VIEW_ORDERS = [
     "channels.view_inboundevent", "channels.view_product", "channels.view_skumapping",
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
     "fulfillment.view_shipment", "fulfillment.view_shipmentline",
-    "fulfillment.view_routingdecision",
+    "fulfillment.view_routingdecision", "fulfillment.view_outboundaction",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {

@@ -29,7 +29,7 @@ def database_url() -> str:
 
 def purge_queues() -> None:
     with app.connection_for_write() as conn:
-        for queue in ("ingest", "fulfillment", "sync", "notify"):
+        for queue in settings.CELERY_TASK_QUEUES_NAMES:
             try:
                 conn.default_channel.queue_purge(queue)
             except Exception:  # a queue the broker has never seen: nothing to purge
@@ -47,10 +47,12 @@ def worker(tmp_path):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        "ERP_DROP_DIR": str(tmp_path / "erp-drop"),
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
-         "ingest,fulfillment,sync,notify", "--concurrency", "1", "--loglevel", "INFO",
+         ",".join(settings.CELERY_TASK_QUEUES_NAMES), "--concurrency", "1", "--loglevel", "INFO",
          "--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
         cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -64,6 +66,7 @@ def worker(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+@pytest.mark.orchestration
 def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
     from fulfillment.services import stock_restock, warehouse_upsert
 
@@ -84,8 +87,9 @@ def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
             break
         time.sleep(0.25)
     assert proc.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
-    # The worker runs every check, as in production, and reserves the stock.
-    assert order.status == "allocated", f"worker log:\n{log.read_text()[-3000:]}"
+    # The worker runs every check, as in production, reserves the stock, and (allocated with
+    # a secured payment) plans the shipment and writes the outbox actions in that transaction.
+    assert order.status == "fulfilling", f"worker log:\n{log.read_text()[-3000:]}"
     assert order.reservations.get().quantity == 2
     event = order.events.get(action="validate")
     assert (event.actor_kind, event.actor_id) == ("system", "pipeline")
@@ -93,3 +97,21 @@ def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
     assert event.correlation_id == cid
     assert {e.correlation_id for e in order.events.filter(action="check")} == {cid}
     assert f'"correlation_id": "{cid}"' in log.read_text()
+
+    # The same worker then performs every outbox action on its lane: the ERP file, the pick
+    # task, the confirmation email and the label.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        statuses = set(order.outbound_actions.values_list("status", flat=True))
+        if statuses == {"succeeded"}:
+            break
+        time.sleep(0.25)
+    kinds = dict(order.outbound_actions.values_list("kind", "status"))
+    assert kinds == {"erp_post": "succeeded", "notify_customer": "succeeded",
+                     "wms_task": "succeeded", "label_purchase": "succeeded"}, (
+        f"{kinds}\nworker log:\n{log.read_text()[-3000:]}"
+    )  # fmt: skip
+    shipment = order.shipments.get()
+    assert shipment.status == "label_purchased" and shipment.tracking_number
+    assert order.pick_tasks.count() == 1
+    assert {a.correlation_id for a in order.outbound_actions.all()} == {order.correlation_id}

@@ -2,11 +2,15 @@
 
 from io import StringIO
 
+import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.test import RequestFactory
 
 from orders.models import Incident, Order, OrderEvent
+
+# setup_demo runs what production runs, orchestration included.
+pytestmark = pytest.mark.orchestration
 
 
 def run_demo():
@@ -37,7 +41,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
         if len(parts) == 3 and parts[0] in users:
             request = RequestFactory().post("/admin/login/")
             assert authenticate(request, username=parts[0], password=parts[1]) is not None
-    assert "Demo data ready: 12 new order(s)." in output
+    assert "Demo data ready: 13 new order(s)." in output
 
 
 def test_setup_demo_run_twice_changes_nothing_and_keeps_the_passwords(db, settings, tmp_path):
@@ -95,16 +99,32 @@ def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_
     from reviews.models import ReviewCase
 
     settings.VAR_DIR = tmp_path
+    settings.ERP_DROP_DIR = str(tmp_path / "erp-drop")
     output = run_demo()
+    # The worker's part (the test's transaction never commits, so no doorbell rang).
+    drained = StringIO()
+    call_command("process_outbox", stdout=drained, stderr=StringIO())
     demo = {o.external_id: o for o in Order.objects.filter(channel__slug="demo-webstore")}
 
     def categories(external_id):
         return set(demo[external_id].incidents.values_list("category", flat=True))
 
-    # Clean: every check passed and its stock is reserved.
-    assert demo["1002"].status == "allocated"
+    # Clean: every check passed, its stock is reserved, its parcel planned and the downstream
+    # work done through the outbox (eager here; the worker does it under `make run`).
+    assert demo["1002"].status == "fulfilling"
     assert demo["1002"].address_deliverability == "unknown"  # offline rules only
     assert Reservation.objects.filter(order=demo["1002"], status="active").count() == 2
+    assert dict(demo["1002"].outbound_actions.values_list("kind", "status")) == {
+        "erp_post": "succeeded", "notify_customer": "succeeded", "wms_task": "succeeded",
+        "label_purchase": "succeeded",
+    }  # fmt: skip
+    assert demo["1002"].shipments.get().tracking_number
+    # B2B within its limit whose net terms finance has not granted yet: held stock, no parcel.
+    assert (demo["1013"].status, demo["1013"].payment_status) == ("allocated", "pending")
+    assert not demo["1013"].shipments.exists()
+    # Partly shipped: half of its 80 units left, the rest still reserved.
+    assert demo["1007"].status == "partially_shipped"
+    assert Reservation.objects.get(order=demo["1007"], status="active").quantity == 40
     # Backordered: no stock of the SKU anywhere.
     assert demo["1009"].status == "backordered"
     assert categories("1009") == {"inventory_unavailable"}

@@ -23,11 +23,19 @@ from django.utils import timezone
 from channels.demo import deliveries
 from channels.models import ChannelKind, SalesChannel
 from config import correlation
-from fulfillment.models import StockLevel, Warehouse
+from fulfillment.models import Shipment, StockLevel, Warehouse
 from fulfillment.services import stock_restock, warehouse_upsert
+from fulfillment.shipments import (
+    LineRequest,
+    shipment_buy_label,
+    shipment_create,
+    shipment_ship,
+    shipment_void,
+    shipments_create_for_order,
+)
 from orders import checks
 from orders.actors import Actor
-from orders.models import AccountType, Customer, Order
+from orders.models import AccountType, Customer, Order, OrderLine
 from orders.roles import ROLES
 from orders.services import LineInput, OrderInput, customer_create, order_create, order_transition
 from reviews.models import ReviewCase
@@ -64,6 +72,8 @@ class DemoOrder:
 
 PAID, AUTHORIZED, NET_TERMS = ("capture_payment",), ("authorize_payment",), ("grant_net_terms",)
 APPROVE = "review:approve"
+# Parcels: buy the label of every planned shipment and hand it over; SHIP_PART ships half.
+SHIP, SHIP_PART = "shipments:ship", "shipments:ship_part"
 
 DEMO_ORDERS = [
     DemoOrder("1001", "demo-webstore", "ada", "USD",
@@ -73,12 +83,12 @@ DEMO_ORDERS = [
               [("MUG-WHT", "Mug white", 1, "12.50"),
                ("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
               [], before=AUTHORIZED, discount="3.25", tax="2.35",
-              shows="clean: every check passes, stock reserved"),
+              shows="clean: checks pass, stock reserved, parcel planned, ERP/WMS/email queued"),
     DemoOrder("1003", "demo-webstore", "grace", "USD",
-              [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")], ["start_fulfillment"],
+              [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")], [],
               before=PAID, tax="4.41", shows="clean, being picked"),
     DemoOrder("1004", "demo-webstore", "grace", "EUR", [("CAP-NVY", "Cap navy", 3, "15.00")],
-              [APPROVE, "start_fulfillment", "ship", "deliver", "close"],
+              [APPROVE, SHIP, "deliver", "close"],
               before=PAID, tax="8.55", country="DE",
               shows="international: reviewed, approved, delivered and closed"),
     DemoOrder("1005", "demo-webstore", "linus", "USD", [("MUG-WHT", "Mug white", 4, "12.50")],
@@ -88,7 +98,7 @@ DEMO_ORDERS = [
               [], before=PAID, stated_total="31.00", shows="totals do not add up: on hold"),
     DemoOrder("1007", "demo-webstore", "acme", "USD",
               [("TSHIRT-BLK-M", "T-shirt black M", 80, "9.50")],
-              ["start_fulfillment", "ship_partially"], before=NET_TERMS, shipping="40.00",
+              [SHIP_PART], before=NET_TERMS, shipping="40.00",
               shows="B2B on net terms within its credit limit, partly shipped"),
     DemoOrder("1008", "demo-webstore", "hiro", "JPY", [("TEA-SENCHA", "Sencha 100 g", 3, "1480")],
               [], before=PAID, shipping="800", tax="524", country="JP",
@@ -97,7 +107,7 @@ DEMO_ORDERS = [
               [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
               [], before=PAID, tax="4.41", shows="backordered: no stock anywhere"),
     DemoOrder("1010", "demo-webstore", "fatima", "KWD", [("SCARF-SLK", "Silk scarf", 2, "12.750")],
-              [APPROVE, "start_fulfillment", "ship", "deliver", "close", "refund_partially"],
+              [APPROVE, SHIP, "deliver", "close", "refund_partially"],
               before=PAID, shipping="1.500", country="KW",
               shows="international: reviewed, closed, partly refunded"),
     DemoOrder("1011", "demo-webstore", "acme", "USD",
@@ -106,6 +116,9 @@ DEMO_ORDERS = [
     DemoOrder("1012", "demo-webstore", "grace", "USD",
               [("MUG-WHT", "Mug white", 2, "12.50")], [], before=PAID, address="US-BAD-ZIP",
               shows="address problem: the ZIP code is not valid, on hold"),
+    DemoOrder("1013", "demo-webstore", "acme", "USD", [("MUG-WHT", "Mug white", 6, "12.50")],
+              [], shipping="10.00",
+              shows="B2B: stock reserved, waits for finance to grant net terms"),
 ]  # fmt: skip
 
 # Demo stock: a US warehouse of our own and a 3PL in the Netherlands. HOODIE-GRY-L has none
@@ -275,6 +288,9 @@ class Command(BaseCommand):
                         )
                         checks.order_allocate(order_id=order.pk)
                         continue
+                    if step in (SHIP, SHIP_PART):
+                        self._ship(order.pk, actor, part=step == SHIP_PART)
+                        continue
                     extra: dict[str, Any] = {}
                     if step == "cancel":
                         extra["reason"] = "Customer asked to cancel"
@@ -287,3 +303,24 @@ class Command(BaseCommand):
                 f"{spec.shows}"
             )
         return created
+
+    def _ship(self, order_id: int, actor: Actor, *, part: bool) -> None:
+        """What the warehouse does: label, then hand over (half of it for a partial one)."""
+        if part:
+            for draft in Shipment.objects.filter(
+                order_id=order_id, status__in=["draft", "label_purchased"]
+            ):
+                shipment_void(shipment_id=draft.pk, actor=actor)
+            line = OrderLine.objects.filter(order_id=order_id).order_by("line_no").first()
+            shipments = [
+                shipment_create(order_id=order_id, actor=actor,
+                                lines=[LineRequest(line.pk, max(1, line.quantity // 2))])
+            ]  # fmt: skip
+        else:
+            shipments_create_for_order(order_id=order_id, actor=actor)
+            shipments = list(
+                Shipment.objects.filter(order_id=order_id, status__in=["draft", "label_purchased"])
+            )
+        for shipment in shipments:
+            shipment_buy_label(shipment_id=shipment.pk, actor=actor)
+            shipment_ship(shipment_id=shipment.pk, actor=actor)

@@ -1,0 +1,128 @@
+"""Downstream adapters behind one small interface, and the registry that finds them.
+
+Which system each kind of action goes to is configuration:
+
+- ``ERP_TARGET`` (default ``"filedrop"``; ``"netsuite"``; ``""`` turns ERP posting off),
+- ``WMS_TARGET`` (default ``"local"``: the built-in pick lists; ``"rest"``; ``""`` off),
+- ``NOTIFY_TARGETS`` (default ``["email"]``; add ``"twilio"`` for SMS, used only once
+  ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` and a sender are set).
+
+Callers that write outbox actions ask ``targets_for(kind)`` and write one action per target.
+Another app (or module) adds a system with ``register(kind, target, factory)`` from its
+``ready()``; the factory builds the adapter at call time, so settings are read per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fulfillment.downstream.base import Downstream, DownstreamError, UnknownTarget, setting
+
+__all__ = [
+    "Downstream",
+    "DownstreamError",
+    "UnknownTarget",
+    "get_handler",
+    "register",
+    "registered",
+    "targets_for",
+]
+
+Factory = Callable[[], Downstream]
+_REGISTRY: dict[tuple[str, str], Factory] = {}
+
+# ActionKind values, spelled out so importing the registry does not import the models.
+ERP_POST, WMS_TASK, NOTIFY_CUSTOMER = "erp_post", "wms_task", "notify_customer"
+
+
+def register(kind: str, target: str, factory: Factory) -> None:
+    """Make ``factory()`` the adapter for actions of ``kind`` sent to ``target``."""
+    _REGISTRY[(str(kind), target)] = factory
+
+
+def registered() -> list[tuple[str, str]]:
+    return sorted(_REGISTRY)
+
+
+def get_handler(kind: str, target: str) -> Downstream:
+    """The adapter for (kind, target); ``UnknownTarget`` (not retryable) if there is none."""
+    factory = _REGISTRY.get((str(kind), target))
+    if factory is None:
+        raise UnknownTarget(str(kind), target)
+    return factory()
+
+
+def _names(value: Any) -> list[str]:
+    """A setting given as a list, or as one comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def targets_for(kind: str) -> list[str]:
+    """The targets an action of ``kind`` is written for, per settings (``[]``: none)."""
+    kind = str(kind)
+    if kind == ERP_POST:
+        names = _names(setting("ERP_TARGET", "filedrop"))
+    elif kind == WMS_TASK:
+        names = _names(setting("WMS_TARGET", "local"))
+    elif kind == NOTIFY_CUSTOMER:
+        names = _names(setting("NOTIFY_TARGETS", ["email"]))
+    else:
+        return []
+    # A notification channel that is not configured is skipped, not written to die. A name
+    # with no adapter (a typo) is kept: its action goes dead with a message a person can act on.
+    return [name for name in names if _configured(kind, name)]
+
+
+def _configured(kind: str, target: str) -> bool:
+    if kind == NOTIFY_CUSTOMER and target == "twilio":
+        from fulfillment.downstream.notify_twilio import twilio_configured
+
+        return twilio_configured()
+    return True
+
+
+# --- the built-in adapters (imported when first used) ------------------------------------------
+def _filedrop() -> Downstream:
+    from fulfillment.downstream.erp_filedrop import FileDropERPAdapter
+
+    return FileDropERPAdapter()
+
+
+def _netsuite() -> Downstream:
+    from fulfillment.downstream.erp_netsuite import NetSuiteERPAdapter
+
+    return NetSuiteERPAdapter.from_settings()
+
+
+def _wms_local() -> Downstream:
+    from fulfillment.downstream.wms_local import LocalWMSAdapter
+
+    return LocalWMSAdapter()
+
+
+def _wms_rest() -> Downstream:
+    from fulfillment.downstream.wms_rest import RestWMSAdapter
+
+    return RestWMSAdapter.from_settings()
+
+
+def _email() -> Downstream:
+    from fulfillment.downstream.notify_email import EmailNotifyAdapter
+
+    return EmailNotifyAdapter()
+
+
+def _twilio() -> Downstream:
+    from fulfillment.downstream.notify_twilio import TwilioSMSNotifyAdapter
+
+    return TwilioSMSNotifyAdapter.from_settings()
+
+
+register(ERP_POST, "filedrop", _filedrop)
+register(ERP_POST, "netsuite", _netsuite)
+register(WMS_TASK, "local", _wms_local)
+register(WMS_TASK, "rest", _wms_rest)
+register(NOTIFY_CUSTOMER, "email", _email)
+register(NOTIFY_CUSTOMER, "twilio", _twilio)

@@ -1,0 +1,147 @@
+"""Customer emails (order confirmation, shipping confirmation) through Django's email backend
+(console by default, SMTP or a provider's backend in production).
+
+The action's payload names the template (``{"template": "order_confirmation"}``) and, for a
+shipping confirmation, the shipment (``"shipment_id"``); nothing personal. The recipient, the
+greeting and the lines are read from the order at send time, so the address lives only in the
+customer record: never in the payload, the result, an audit event or a log line.
+
+Each email carries a ``Message-ID`` derived from the action's idempotency key: the same on
+every attempt, so a resend after an ambiguous SMTP failure is recognisably the same message
+(mail stores and many providers drop a repeated Message-ID). An order without a customer email
+(marketplaces often hide it) is not an error: the result says ``sent: false``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from config import correlation
+from fulfillment.downstream.base import DownstreamError, order_of, setting
+from orders import money
+
+if TYPE_CHECKING:
+    from fulfillment.models import OutboundAction
+    from orders.models import Order
+
+log = structlog.get_logger(__name__)
+
+SUBJECTS = {
+    "order_confirmation": "Your order {number} is confirmed",
+    "shipping_confirmation": "Your order {number} has shipped",
+}
+
+
+def message_id_for(idempotency_key: str) -> str:
+    """A stable ``Message-ID`` for this action (the same on every attempt and every host)."""
+    domain = str(setting("OUTBOX_EMAIL_DOMAIN", "") or "")
+    if not domain:
+        _name, address = parseaddr(str(settings.DEFAULT_FROM_EMAIL))
+        domain = address.rpartition("@")[2] or "localhost"
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    return f"<outbox.{digest}@{domain}>"
+
+
+def _money(value: Any, currency: str) -> str:
+    return f"{money.normalize(value, currency)} {currency}"
+
+
+def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
+    from fulfillment.models import Shipment
+
+    cur = order.currency
+    number = order.order_number or order.external_id
+    lines = [
+        {
+            "title": line.title or line.sku,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price": _money(line.unit_price, cur),
+            "total": _money(line.gross - line.discount_allocation, cur),
+        }
+        for line in order.lines.order_by("line_no")
+    ]
+    shipments = Shipment.objects.filter(order_id=order.pk).exclude(tracking_number="")
+    shipment_id = (action.payload or {}).get("shipment_id")
+    if shipment_id:
+        shipments = shipments.filter(pk=shipment_id)
+    return {
+        "shop_name": order.channel.name or order.channel.slug,
+        "order_number": number,
+        "customer_name": order.customer.name if order.customer else "",
+        "placed_at": order.placed_at,
+        "lines": lines,
+        "subtotal": _money(order.subtotal, cur),
+        "discount": _money(order.discount_total, cur) if order.discount_total else "",
+        "shipping": _money(order.shipping_total, cur),
+        "tax": _money(order.tax_total, cur),
+        "total": _money(order.total, cur),
+        "taxes_included": order.taxes_included,
+        "shipments": [
+            {
+                "carrier": s.carrier,
+                "tracking_number": s.tracking_number,
+                "tracking_url": s.tracking_url,
+                "service_level": s.service_level,
+            }
+            for s in shipments.order_by("pk")
+        ],  # fmt: skip
+    }
+
+
+class EmailNotifyAdapter:
+    target = "email"
+
+    def perform(self, action: OutboundAction) -> dict[str, Any]:
+        template = str((action.payload or {}).get("template") or "order_confirmation")
+        if template not in SUBJECTS:
+            raise DownstreamError(f"unknown email template {template!r}", retryable=False)
+        order = order_of(action)
+        recipient = (order.customer.email if order.customer else "").strip()
+        if not recipient:
+            log.info("notify_email.no_recipient", action_id=action.pk, order_id=order.pk)
+            return {"sent": False, "reason": "no_recipient", "template": template}
+        context = _context(order, action)
+        if template == "shipping_confirmation" and not context["shipments"]:
+            # The shipment has no tracking number yet; it will (or a person looks).
+            raise DownstreamError(
+                f"shipping confirmation for order {order.pk}: no tracking number yet",
+                retryable=True,
+            )
+        subject = SUBJECTS[template].format(number=context["order_number"])
+        message_id = message_id_for(action.idempotency_key)
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string(f"emails/{template}.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[recipient],
+            headers={"Message-ID": message_id,
+                     correlation.HEADER: action.correlation_id or correlation.get()},
+        )  # fmt: skip
+        message.attach_alternative(
+            render_to_string(f"emails/{template}.html", context), "text/html"
+        )
+        try:
+            message.send(fail_silently=False)
+        # The exceptions' own text can quote the recipient: our messages name only the code.
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DownstreamError("the mail server refused the recipient", False) from exc
+        except smtplib.SMTPResponseException as exc:
+            code = int(exc.smtp_code)
+            raise DownstreamError(
+                f"the mail server answered SMTP {code}", retryable=code < 500, status=code
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DownstreamError(
+                f"could not send the email ({type(exc).__name__})", retryable=True
+            ) from exc
+        log.info("notify_email.sent", action_id=action.pk, order_id=order.pk, template=template)
+        return {"sent": True, "template": template, "message_id": message_id}

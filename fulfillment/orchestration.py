@@ -1,0 +1,141 @@
+"""What happens once an order holds its stock: route it, plan its shipments, and write the
+downstream work into the outbox, all in the transaction of the state change that causes it.
+
+``order_orchestrate`` is idempotent: routing is decided once, shipments are planned only for
+units not yet in one, and each outbox action is unique per (order, kind, target, version), so a
+repeat (another hook, a re-run) writes nothing new. It runs from transition hooks:
+
+- ``allocate``: the order holds its stock;
+- ``authorize_payment`` / ``capture_payment`` / ``grant_net_terms``: an allocated order whose
+  payment was not secured yet can start now (``start_fulfillment`` needs a secured payment).
+
+Actions written: ``erp_post`` and ``notify_customer`` (order confirmation, version 1) once per
+order; ``wms_task`` and ``label_purchase`` once per shipment (version = the shipment id). When
+a shipment leaves (``ship`` / ``ship_partially``), ``notify_customer`` with the shipping
+confirmation (version = 1 + the shipment's number within the order). Each action is dispatched
+after commit on its lane, independently of the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.db import transaction
+
+from fulfillment import outbox
+from fulfillment.downstream import targets_for
+from fulfillment.models import ActionKind, RoutingDecision, Shipment, ShipmentStatus
+from fulfillment.routing import route_order
+from fulfillment.shipments import shipments_create_for_order
+from orders.actors import Actor
+from orders.models import Order, OrderStatus, PaymentStatus
+
+log = structlog.get_logger(__name__)
+
+ACTOR = Actor.system("orchestration")
+SECURED = (PaymentStatus.AUTHORIZED, PaymentStatus.PAID, PaymentStatus.NET_TERMS)
+TRIGGERS = ("allocate", "authorize_payment", "capture_payment", "grant_net_terms")
+
+
+def _lane(decision: RoutingDecision | None, default: str) -> str:
+    return str((decision.actions if decision else {}).get("lane") or default)
+
+
+def order_orchestrate(*, order_id: int) -> list[int]:
+    """Route, plan shipments and write outbox actions for an allocated order whose payment is
+    secured; returns the ids of the actions written now (none on a repeat)."""
+    order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
+    if order is None or order.payment_status not in SECURED:
+        return []
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING):
+        return []
+    decision = RoutingDecision.objects.filter(order_id=order_id).order_by("-decided_at").first()
+    if decision is None:
+        decision = route_order(order_id=order_id, actor=ACTOR)
+    shipments_create_for_order(order_id=order_id, actor=ACTOR)
+    written: list[int] = []
+
+    def write(kind: str, target: str, payload: dict[str, Any], lane: str, version: int = 1) -> None:
+        before = outbox_count(order_id)
+        action = outbox.action_write(
+            order_id=order_id, kind=kind, target=target, payload=payload, lane=lane,
+            version=version, correlation_id=order.correlation_id,
+        )  # fmt: skip
+        if outbox_count(order_id) > before:
+            written.append(action.pk)
+
+    for target in targets_for(ActionKind.ERP_POST):
+        write(ActionKind.ERP_POST, target, {"order_id": order_id}, "sync")
+    for target in targets_for(ActionKind.NOTIFY_CUSTOMER):
+        write(ActionKind.NOTIFY_CUSTOMER, target,
+              {"order_id": order_id, "template": "order_confirmation"}, "notify")  # fmt: skip
+    lane = _lane(decision, "fulfillment")
+    for shipment in Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.DRAFT):
+        carrier = str((decision.actions if decision else {}).get("carrier") or "local")
+        # Shipment-scoped actions: the shipment id is their version, so each shipment of the
+        # order (split or partial) gets its own label and warehouse task, exactly once.
+        write(ActionKind.LABEL_PURCHASE, carrier, {"shipment_id": shipment.pk}, lane,
+              version=shipment.pk)  # fmt: skip
+        for target in targets_for(ActionKind.WMS_TASK):
+            write(ActionKind.WMS_TASK, target,
+                  {"shipment_id": shipment.pk, "warehouse": shipment.warehouse.code}, lane,
+                  version=shipment.pk)  # fmt: skip
+    if written:
+        log.info("order.orchestrated", order_id=order_id, actions=len(written))
+    return written
+
+
+def outbox_count(order_id: int) -> int:
+    from fulfillment.models import OutboundAction
+
+    return OutboundAction.objects.filter(order_id=order_id).count()
+
+
+def on_order_transition(order_id: int) -> None:
+    """The transition hook: orchestrate inside the transition's transaction. A failure here
+    must not undo the transition (the stock is held either way): it is logged and a savepoint
+    rolls back only the orchestration; the sweeper tries again."""
+    try:
+        with transaction.atomic():
+            order_orchestrate(order_id=order_id)
+    except Exception:
+        log.exception("order.orchestration_failed", order_id=order_id)
+
+
+def on_shipped(order_id: int) -> None:
+    """``ship`` / ``ship_partially`` hook: a shipping confirmation per shipment that left."""
+    from fulfillment.shipments import GONE_STATES, shipment_sequence
+
+    order = Order.objects.get(pk=order_id)
+    for shipment in Shipment.objects.filter(order_id=order_id, status__in=GONE_STATES):
+        for target in targets_for(ActionKind.NOTIFY_CUSTOMER):
+            outbox.action_write(
+                order_id=order_id, kind=ActionKind.NOTIFY_CUSTOMER, target=target,
+                payload={"order_id": order_id, "template": "shipping_confirmation",
+                         "shipment_id": shipment.pk},
+                lane="notify", version=1 + shipment_sequence(shipment),
+                correlation_id=order.correlation_id,
+            )  # fmt: skip
+
+
+def orchestrate_sweep(*, limit: int = 200) -> int:
+    """Beat: orchestrate allocated orders with a secured payment that hold stock not yet in a
+    shipment (a hook that failed, or a payment secured by a path without a hook)."""
+    from fulfillment.models import Reservation, ReservationStatus, ShipmentLine
+
+    planned = ShipmentLine.objects.exclude(shipment__status=ShipmentStatus.VOIDED).values(
+        "reservation_id"
+    )
+    order_ids = list(
+        Reservation.objects.filter(
+            status=ReservationStatus.ACTIVE, order__status=OrderStatus.ALLOCATED,
+            order__payment_status__in=SECURED,
+        )
+        .exclude(pk__in=planned)
+        .values_list("order_id", flat=True)
+        .distinct()[:limit]
+    )  # fmt: skip
+    for order_id in order_ids:
+        on_order_transition(order_id)
+    return len(order_ids)

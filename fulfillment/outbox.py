@@ -1,0 +1,615 @@
+"""The transactional outbox: side effects on downstream systems (ERP, WMS, notifications),
+written in the transaction of the state change that causes them and performed after commit.
+
+How an action travels (``OutboundAction``, see its state machine):
+
+1. ``action_write`` inserts the row inside the caller's transaction. The idempotency key
+   ``{OUTBOX_KEY_PREFIX}{order_id}:{kind}:{target}:v{version}`` and the unique
+   (order, kind, target, version) make a duplicate trigger return the first row; the
+   correlation id is deliberately not part of the key (two triggers of one effect carry
+   different ones). After commit a doorbell message (``fulfillment.outbox_dispatch``) goes to
+   the action's lane (Celery queue).
+2. ``action_dispatch`` leases the row in a short transaction (row lock with SKIP LOCKED, FSM
+   ``start()``, ``attempts`` + 1, ``lease_expires_at``), commits, calls the adapter with no
+   transaction or lock held (pitfall 6), then records the outcome in a second short
+   transaction with a compare-and-set on (status=in_flight, attempts=the attempt it leased): a
+   worker whose lease ran out and was taken over cannot overwrite the newer attempt's outcome.
+3. Success -> ``succeeded`` with a PII-free result. A retryable failure -> ``retry_scheduled``
+   at now + full-jitter backoff; a short delay also gets a countdown message, a long one lives
+   only in ``next_attempt_at`` (pitfall 3: no ETA beyond the broker's visibility timeout) and
+   the sweeper picks it up. A non-retryable failure or the last attempt -> ``dead``, with a
+   ``downstream_failed`` incident per action (a re-death bumps its count) and a one-click retry.
+4. ``outbox_sweep`` (beat) re-enqueues what is due and what a dead worker left in flight: the
+   database is the truth, Redis only the doorbell (pitfalls 1 and 4).
+
+Poison-message guard: ``attempts`` is counted in the database when the lease is taken, before
+the downstream call. A message whose worker is SIGKILLed or OOM-killed mid-call (and that the
+broker redelivers, pitfall 2) has used its attempt all the same; when its lease expires the
+next dispatch records the lost attempt, and once ``max_attempts`` are used up the action goes
+dead instead of being tried again, so no message can loop forever.
+
+Circuit breaker, per target (``CircuitBreaker`` row, conditional updates only): after
+``OUTBOX_BREAKER_THRESHOLD`` consecutive retryable failures it opens for
+``OUTBOX_BREAKER_COOLDOWN_SECONDS``; due actions for that target are then rescheduled to the
+breaker's ``retry_at`` without calling and without using an attempt. After the cooldown one
+dispatch wins the half-open trial (a conditional UPDATE); its success closes the breaker, its
+failure re-opens it for another cooldown.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter as TallyCounter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+
+from config import correlation
+from config.celery import app
+from config.tasks import enqueue
+from fulfillment.downstream import DownstreamError, get_handler
+from fulfillment.models import (
+    ActionKind,
+    ActionStatus,
+    CircuitBreaker,
+    CircuitState,
+    OutboundAction,
+)
+from orders.actors import Actor
+from orders.errors import InvalidInput, NotFound, TransitionRefused
+from orders.models import Incident, IncidentCategory, IncidentStatus, Order, Severity
+from orders.services import incident_raise, incident_transition, order_event_record
+
+log = structlog.get_logger(__name__)
+
+DISPATCH_TASK = "fulfillment.outbox_dispatch"
+ACTOR = Actor.system("outbox")
+
+# Outcomes of action_dispatch.
+SUCCEEDED = "succeeded"
+RESCHEDULED = "rescheduled"  # failed, will be tried again (an attempt was used)
+DEFERRED = "deferred"  # not called: the target's circuit breaker is open (no attempt used)
+DEAD = "dead"
+NOT_DUE = "not_due"
+BUSY = "busy"  # leased by another worker right now
+DONE = "done"  # already succeeded or dead: nothing to do
+MISSING = "missing"
+STALE = "stale"  # our lease was taken over meanwhile: our outcome is not recorded
+
+DISPATCHES = Counter("outbox_dispatches", "Outbox dispatch outcomes", ["kind", "target", "outcome"])
+CALL_SECONDS = Histogram(
+    "outbox_call_seconds", "Time of one downstream call", ["kind", "target"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)  # fmt: skip
+
+# Keys that must never be in a stored payload: adapters read personal data at send time.
+PII_KEYS = frozenset({
+    "email", "phone", "name", "first_name", "last_name", "full_name", "address",
+    "shipping_address", "billing_address", "line1", "line2", "street", "postal_code", "zip",
+    "to", "recipient",
+})  # fmt: skip
+
+
+# --- settings --------------------------------------------------------------------------------
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def backoff_base() -> float:
+    return float(_setting("OUTBOX_BACKOFF_BASE_SECONDS", 30))
+
+
+def backoff_cap() -> float:
+    return float(_setting("OUTBOX_BACKOFF_CAP_SECONDS", 3600))
+
+
+def lease_seconds() -> int:
+    return int(_setting("OUTBOX_LEASE_SECONDS", 300))
+
+
+def breaker_threshold() -> int:
+    return int(_setting("OUTBOX_BREAKER_THRESHOLD", 5))
+
+
+def breaker_cooldown() -> float:
+    return float(_setting("OUTBOX_BREAKER_COOLDOWN_SECONDS", 60))
+
+
+# --- keys, backoff, enqueueing ---------------------------------------------------------------
+def action_key(*, order_id: int | None, kind: str, target: str, version: int) -> str:
+    """The action's idempotency key, sent downstream (see the module docstring)."""
+    prefix = str(_setting("OUTBOX_KEY_PREFIX", ""))
+    return f"{prefix}{order_id if order_id is not None else '-'}:{kind}:{target}:v{version}"
+
+
+def backoff_seconds(
+    retry: int, *, base: float | None = None, cap: float | None = None, rng: Any = random
+) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**retry)], where
+    ``retry`` is 0 before the first retry, 1 before the second... (AWS's "full jitter")."""
+    base = backoff_base() if base is None else base
+    cap = backoff_cap() if cap is None else cap
+    ceiling = min(cap, base * 2 ** min(max(retry, 0), 32))
+    return float(rng.uniform(0, ceiling))
+
+
+def _queues() -> set[str]:
+    return {q.name for q in (app.conf.task_queues or [])}
+
+
+def _send_dispatch(action_id: int, lane: str, countdown: float | None = None) -> None:
+    """Ring the doorbell for one action on its lane (the row is the truth: a lost message is
+    re-sent by the sweeper)."""
+    if app.conf.task_always_eager:
+        if countdown:
+            return  # an in-process run cannot wait: the sweeper or process_outbox picks it up
+        enqueue(DISPATCH_TASK, action_id=action_id)
+        return
+    options: dict[str, Any] = {}
+    if lane in _queues():
+        options["queue"] = lane
+    else:
+        log.warning("outbox.unknown_lane", action_id=action_id, lane=lane)
+    if countdown:
+        options["countdown"] = countdown
+    app.send_task(DISPATCH_TASK, kwargs={"action_id": action_id}, **options)
+
+
+def _dispatch_on_commit(action_id: int, lane: str, countdown: float | None = None) -> None:
+    # Robust outside eager mode: a broker that is down must not fail the committed business
+    # transaction's caller; the sweeper re-sends the doorbell.
+    transaction.on_commit(
+        partial(_send_dispatch, action_id, lane, countdown),
+        robust=not app.conf.task_always_eager,
+    )
+
+
+def _in_transaction() -> bool:
+    """Inside a real transaction (a test case's wrapping transaction does not count)."""
+    conn = transaction.get_connection()
+    return conn.in_atomic_block and any(
+        not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks
+    )
+
+
+def _check_payload(payload: Mapping[str, Any], path: str = "") -> None:
+    for key, value in payload.items():
+        if str(key).lower() in PII_KEYS:
+            raise InvalidInput(
+                f"Outbox payloads hold ids, not personal data: drop {path}{key!s} "
+                "(the adapter reads it from the order when it sends)",
+                code="pii_in_payload",
+            )
+        if isinstance(value, Mapping):
+            _check_payload(value, f"{path}{key}.")
+
+
+# --- writing ---------------------------------------------------------------------------------
+def action_write(
+    *,
+    order_id: int | None,
+    kind: str,
+    target: str,
+    payload: Mapping[str, Any],
+    lane: str = "sync",
+    version: int = 1,
+    correlation_id: str = "",
+    max_attempts: int | None = None,
+) -> OutboundAction:
+    """Write one outbox action in the caller's transaction and dispatch it after commit.
+
+    Idempotent: a duplicate trigger (same order, kind, target and version) returns the first
+    row and writes nothing. The payload holds ids only (personal data is refused).
+    """
+    kind = str(kind)
+    if kind not in ActionKind.values:
+        raise InvalidInput(f"Unknown outbound action kind {kind!r}", code="unknown_kind")
+    if not target:
+        raise InvalidInput("An outbound action needs a target", code="target_required")
+    payload = dict(payload or {})
+    _check_payload(payload)
+    key = action_key(order_id=order_id, kind=kind, target=target, version=version)
+    same = Q(idempotency_key=key)
+    if order_id is not None:
+        same |= Q(order_id=order_id, kind=kind, target=target, version=version)
+    with transaction.atomic():
+        existing = OutboundAction.objects.filter(same).first()
+        if existing is not None:
+            return existing
+        cid = correlation_id or correlation.get()
+        if not cid and order_id is not None:
+            cid = Order.objects.filter(pk=order_id).values_list("correlation_id", flat=True).first()
+        try:
+            # A savepoint: when a concurrent twin commits first, only this insert fails (the
+            # unique constraints decide, never the read above) and we return the twin's row.
+            with transaction.atomic():
+                action = OutboundAction.objects.create(
+                    order_id=order_id, kind=kind, target=target, version=version,
+                    idempotency_key=key, lane=lane, payload=payload,
+                    correlation_id=(cid or "")[:64],
+                    max_attempts=max_attempts or int(_setting("OUTBOX_MAX_ATTEMPTS", 8)),
+                )  # fmt: skip
+        except IntegrityError:
+            twin = OutboundAction.objects.filter(same).first()
+            if twin is None:
+                raise  # not a duplicate: another constraint refused the row
+            return twin
+        if order_id is not None:
+            order_event_record(
+                order_id=order_id, action="outbound_queued", actor=ACTOR, to_state=action.status,
+                data={"action_id": action.pk, "kind": kind, "target": target,
+                      "version": version, "lane": lane},
+                correlation_id=action.correlation_id,
+            )  # fmt: skip
+        log.info("outbox.queued", action_id=action.pk, order_id=order_id, kind=kind, target=target)
+        _dispatch_on_commit(action.pk, lane)
+    return action
+
+
+# --- dispatching -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Lease:
+    action: OutboundAction
+    attempt: int
+    trial: bool  # this call is the circuit breaker's half-open trial
+
+
+def _due(now: datetime) -> Q:
+    return Q(
+        status__in=[ActionStatus.PENDING, ActionStatus.RETRY_SCHEDULED], next_attempt_at__lte=now
+    )
+
+
+def _lost(now: datetime) -> Q:
+    """In flight, but the worker's lease ran out: it died or lost its message."""
+    return Q(status=ActionStatus.IN_FLIGHT) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
+
+
+def _breaker_gate(target: str, now: datetime) -> str | datetime:
+    """``"closed"``, ``"trial"`` (this caller won the half-open trial), or the time to wait
+    until (open, or another caller's trial is running)."""
+    breaker = CircuitBreaker.objects.filter(target=target).first()
+    if breaker is None or breaker.state == CircuitState.CLOSED:
+        return "closed"
+    if breaker.retry_at is not None and breaker.retry_at > now:
+        return breaker.retry_at
+    trial_until = now + timedelta(seconds=breaker_cooldown())
+    # Conditional: of concurrent callers after the cooldown, exactly one moves retry_at on.
+    won = (
+        CircuitBreaker.objects.filter(
+            pk=breaker.pk, state__in=[CircuitState.OPEN, CircuitState.HALF_OPEN]
+        )
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .update(state=CircuitState.HALF_OPEN, retry_at=trial_until)
+    )
+    if won:
+        log.info("outbox.breaker_half_open", target=target)
+        return "trial"
+    # Another caller won it: wait for its verdict.
+    current = CircuitBreaker.objects.filter(pk=breaker.pk).values_list("retry_at", flat=True)
+    return current.first() or trial_until
+
+
+def _lease(action_id: int) -> tuple[str, _Lease | None]:
+    """Take the action for this worker if it is due; commit before anything is called."""
+    now = timezone.now()
+    with transaction.atomic():
+        action = (
+            OutboundAction.objects.select_for_update(skip_locked=True).filter(pk=action_id).first()
+        )
+        if action is None:
+            exists = OutboundAction.objects.filter(pk=action_id).exists()
+            return (BUSY if exists else MISSING), None
+        if action.status in (ActionStatus.SUCCEEDED, ActionStatus.DEAD):
+            return DONE, None
+        if action.status == ActionStatus.IN_FLIGHT:
+            if action.lease_expires_at is not None and action.lease_expires_at > now:
+                return BUSY, None
+            # The worker that leased it is gone (killed, OOM, redeploy) or lost the message:
+            # its attempt counts (poison guard); give up or schedule the next one now.
+            action.last_error = (
+                f"attempt {action.attempts} lost: its lease expired before an outcome was recorded"
+            )
+            _event(action, "outbound_attempt_lost", {"error": action.last_error})
+            if action.attempts >= action.max_attempts:
+                _give_up(action)
+                return DEAD, None
+            action.schedule_retry()
+            action.next_attempt_at = now
+            log.warning("outbox.lease_expired", action_id=action.pk, attempts=action.attempts)
+        elif action.next_attempt_at > now:
+            return NOT_DUE, None
+        gate = _breaker_gate(action.target, now)
+        if isinstance(gate, datetime):
+            action.next_attempt_at = gate  # no attempt used: nothing is called
+            action.save()
+            return DEFERRED, None
+        action.start()
+        action.lease_expires_at = now + timedelta(seconds=lease_seconds())
+        action.save()
+    return "leased", _Lease(action=action, attempt=action.attempts, trial=gate == "trial")
+
+
+def action_dispatch(*, action_id: int) -> str:
+    """Perform one due action on its downstream system; returns the outcome (``succeeded``,
+    ``rescheduled``, ``deferred``, ``dead``, or a no-op: ``not_due``, ``busy``, ``done``,
+    ``missing``, ``stale``). Safe to call any number of times, from any number of workers."""
+    if _in_transaction():
+        # The lease would not be committed and the row lock would be held through the call.
+        raise RuntimeError("action_dispatch must run outside a transaction (pitfall 6)")
+    outcome, lease = _lease(action_id)
+    if lease is None:
+        if outcome in (DEFERRED, DEAD):
+            _count(action_id, outcome)
+        return outcome
+    action = lease.action
+    with correlation.bound(action.correlation_id or correlation.get()):
+        started = time.perf_counter()
+        result: dict[str, Any] | None = None
+        error: DownstreamError | None = None
+        try:
+            result = dict(get_handler(action.kind, action.target).perform(action) or {})
+        except DownstreamError as exc:
+            error = exc
+        except Exception as exc:
+            # A bug or an unforeseen failure in an adapter: retried like an outage, then a
+            # person. The log has the traceback; the stored error only the exception type.
+            log.exception("outbox.adapter_crashed", action_id=action.pk, target=action.target)
+            error = DownstreamError(
+                f"unexpected {type(exc).__name__} in the {action.target} adapter", True
+            )
+        CALL_SECONDS.labels(action.kind, action.target).observe(time.perf_counter() - started)
+        outcome = _record(lease, result, error)
+    DISPATCHES.labels(action.kind, action.target, outcome).inc()
+    return outcome
+
+
+def _count(action_id: int, outcome: str) -> None:
+    row = OutboundAction.objects.filter(pk=action_id).values_list("kind", "target").first()
+    if row is not None:
+        DISPATCHES.labels(row[0], row[1], outcome).inc()
+
+
+def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError | None) -> str:
+    """Record the call's outcome, only if our lease still stands (compare-and-set)."""
+    now = timezone.now()
+    with transaction.atomic():
+        action = (
+            OutboundAction.objects.select_for_update()
+            .filter(pk=lease.action.pk, status=ActionStatus.IN_FLIGHT, attempts=lease.attempt)
+            .first()
+        )
+        if action is None:
+            log.warning(
+                "outbox.stale_outcome", action_id=lease.action.pk, attempt=lease.attempt,
+                failed=error is not None,
+            )  # fmt: skip
+            return STALE
+        if error is None:
+            action.succeed()
+            action.result = result or {}
+            action.save()
+            _breaker_success(action.target)
+            _event(action, "outbound_succeeded", {"result": action.result})
+            _resolve_incident(action)
+            log.info(
+                "outbox.succeeded", action_id=action.pk, attempt=action.attempts,
+                breaker_trial=lease.trial,
+            )  # fmt: skip
+            return SUCCEEDED
+        action.last_error = str(error)[:2000]
+        if error.retryable:
+            reopened_until = _breaker_failure(action.target, now)
+        else:
+            # The system answered (a 4xx): it is up, whatever it thought of this request.
+            _breaker_success(action.target)
+            reopened_until = None
+        if not error.retryable or action.attempts >= action.max_attempts:
+            _give_up(action)
+            return DEAD
+        delay = max(backoff_seconds(action.attempts - 1), float(error.retry_after or 0))
+        next_at = now + timedelta(seconds=delay)
+        if reopened_until is not None and reopened_until > next_at:
+            next_at = reopened_until  # no point waking up while the breaker is open
+        action.schedule_retry()
+        action.next_attempt_at = next_at
+        action.save()
+        _event(action, "outbound_retry_scheduled", {
+            "error": action.last_error, "next_attempt_at": next_at.isoformat(),
+        })  # fmt: skip
+        countdown = (next_at - now).total_seconds()
+        if countdown <= float(_setting("OUTBOX_COUNTDOWN_MAX_SECONDS", 60)):
+            _dispatch_on_commit(action.pk, action.lane, countdown=max(countdown, 0.001))
+        log.warning(
+            "outbox.retry_scheduled", action_id=action.pk, attempt=action.attempts,
+            delay=round(countdown, 3), status=error.status,
+        )  # fmt: skip
+        return RESCHEDULED
+
+
+def _event(
+    action: OutboundAction, name: str, extra: Mapping[str, Any], actor: Actor = ACTOR
+) -> None:
+    if action.order_id is None:
+        return
+    order_event_record(
+        order_id=action.order_id, action=name, actor=actor, to_state=action.status,
+        data={"action_id": action.pk, "kind": action.kind, "target": action.target,
+              "attempt": action.attempts, **extra},
+        correlation_id=action.correlation_id,
+    )  # fmt: skip
+
+
+def _incident_key(action: OutboundAction) -> str:
+    return f"outbound_action:{action.pk}"
+
+
+def _give_up(action: OutboundAction) -> None:
+    """Dead: a person decides (incident per action, bumped when it dies again)."""
+    action.give_up()
+    action.save()
+    incident = incident_raise(
+        category=IncidentCategory.DOWNSTREAM_FAILED,
+        severity=Severity.HIGH,
+        order_id=action.order_id,
+        key=_incident_key(action),
+        summary=(
+            f"{action.get_kind_display()} via {action.target} failed after {action.attempts} "
+            f"attempt(s): {action.last_error}"
+        )[:255],
+        details={"outbound_action_id": action.pk, "kind": action.kind, "target": action.target,
+                 "attempts": action.attempts, "last_error": action.last_error,
+                 "idempotency_key": action.idempotency_key},
+    )  # fmt: skip
+    _event(action, "outbound_dead", {"error": action.last_error, "incident_id": incident.pk})
+    log.error(
+        "outbox.dead", action_id=action.pk, order_id=action.order_id, kind=action.kind,
+        target=action.target, attempts=action.attempts, incident_id=incident.pk,
+    )  # fmt: skip
+
+
+def _resolve_incident(action: OutboundAction) -> None:
+    fingerprint = (
+        f"{IncidentCategory.DOWNSTREAM_FAILED}:{action.order_id or '-'}:{_incident_key(action)}"
+    )[:255]
+    open_ids = (
+        Incident.objects.filter(fingerprint=fingerprint)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .values_list("pk", flat=True)
+    )
+    for incident_id in open_ids:
+        incident_transition(
+            incident_id=incident_id, transition="resolve", actor=ACTOR,
+            note=f"Outbound action {action.pk} succeeded on attempt {action.attempts}",
+        )  # fmt: skip
+
+
+# --- circuit breaker -------------------------------------------------------------------------
+def _breaker_success(target: str) -> None:
+    closed = (
+        CircuitBreaker.objects.filter(target=target)
+        .filter(~Q(state=CircuitState.CLOSED) | Q(consecutive_failures__gt=0))
+        .update(state=CircuitState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None)
+    )
+    if closed:
+        log.info("outbox.breaker_closed", target=target)
+
+
+def _breaker_failure(target: str, now: datetime) -> datetime | None:
+    """Count a failure; open (or re-open after a failed trial) when due. Returns the breaker's
+    ``retry_at`` when it is open now."""
+    CircuitBreaker.objects.get_or_create(target=target)
+    CircuitBreaker.objects.filter(target=target).update(
+        consecutive_failures=F("consecutive_failures") + 1
+    )
+    retry_at = now + timedelta(seconds=breaker_cooldown())
+    opened = (
+        CircuitBreaker.objects.filter(target=target)
+        .filter(
+            Q(state=CircuitState.HALF_OPEN)
+            | Q(state=CircuitState.CLOSED, consecutive_failures__gte=breaker_threshold())
+        )
+        .update(state=CircuitState.OPEN, opened_at=now, retry_at=retry_at)
+    )
+    if opened:
+        log.warning("outbox.breaker_opened", target=target, retry_at=retry_at.isoformat())
+    row = CircuitBreaker.objects.filter(target=target).values_list("state", "retry_at").first()
+    return row[1] if row is not None and row[0] == CircuitState.OPEN else None
+
+
+# --- people ----------------------------------------------------------------------------------
+@transaction.atomic
+def action_retry_dead(*, action_id: int, actor: Actor) -> OutboundAction:
+    """Revive a dead action (attempts start over) and dispatch it after commit; audited."""
+    action = OutboundAction.objects.select_for_update().filter(pk=action_id).first()
+    if action is None:
+        raise NotFound(f"Outbound action {action_id} does not exist")
+    if action.status != ActionStatus.DEAD:
+        raise TransitionRefused(
+            f"Outbound action {action_id} is '{action.status}', not dead: only a dead action "
+            "can be retried",
+            code="not_dead",
+        )
+    action.revive()
+    action.save()
+    _event(action, "outbound_retried", {"previous_error": action.last_error}, actor=actor)
+    log.info("outbox.retried", action_id=action.pk, actor_kind=str(actor.kind))
+    _dispatch_on_commit(action.pk, action.lane)
+    return action
+
+
+# --- sweeping and draining -------------------------------------------------------------------
+def outbox_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Re-send the doorbell for actions that are due but whose message is lost (Redis wiped,
+    worker killed) or that were delayed in the database, and for in-flight ones whose lease
+    expired. Returns how many were enqueued.
+
+    A just-written action gets ``OUTBOX_SWEEP_GRACE_SECONDS`` (default 30) for its own
+    after-commit message to arrive first, so a busy queue does not collect duplicates (which
+    would be harmless: the lease lets one through).
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=float(_setting("OUTBOX_SWEEP_GRACE_SECONDS", 30)))
+    with transaction.atomic():
+        # SKIP LOCKED: rows a worker is leasing right now, or another sweeper took, are left.
+        rows = list(
+            OutboundAction.objects.select_for_update(skip_locked=True)
+            .filter(_due(now - grace) | _lost(now))
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", "lane")[:limit]
+        )
+        for action_id, lane in rows:
+            _dispatch_on_commit(action_id, lane)
+    if rows:
+        log.info("outbox.swept", enqueued=len(rows))
+    return len(rows)
+
+
+def due_action_ids(*, now: datetime | None = None, limit: int | None = None) -> list[int]:
+    """Ids of actions due now (or left in flight by a dead worker), oldest first."""
+    now = now or timezone.now()
+    qs = (
+        OutboundAction.objects.filter(_due(now) | _lost(now))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    return list(qs[:limit] if limit else qs)
+
+
+def outbox_drain(
+    *,
+    limit: int | None = None,
+    progress: Callable[[list[int]], Iterable[int]] | None = None,
+) -> dict[str, int]:
+    """Dispatch every due action once, one by one, in this process (``process_outbox``).
+
+    ``progress`` wraps the list of ids (``tqdm`` does). Returns counts per outcome, plus
+    ``due`` (how many were tried) and ``dead_total`` (dead actions in the outbox afterwards).
+    """
+    ids = due_action_ids(limit=limit)
+    tally: TallyCounter[str] = TallyCounter()
+    for action_id in progress(ids) if progress is not None else ids:
+        tally[action_dispatch(action_id=action_id)] += 1
+    summary = {name: tally.get(name, 0) for name in (SUCCEEDED, RESCHEDULED, DEFERRED, DEAD)}
+    summary["skipped"] = sum(tally.values()) - sum(summary.values())
+    summary["due"] = len(ids)
+    summary["dead_total"] = OutboundAction.objects.filter(status=ActionStatus.DEAD).count()
+    return summary
+
+
+# --- reads -----------------------------------------------------------------------------------
+def outbound_action_list() -> QuerySet[OutboundAction]:
+    """Actions for the API and the admin, newest first."""
+    return OutboundAction.objects.select_related("order").order_by("-created_at", "-id")

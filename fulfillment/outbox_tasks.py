@@ -1,0 +1,27 @@
+"""Celery entry points of the outbox: ids in, one service call, safe to repeat.
+
+``fulfillment.outbox_dispatch`` is a doorbell: the row decides whether anything happens (the
+lease lets one worker through; a duplicate or late message is a no-op). ``acks_late`` with the
+project's ``task_reject_on_worker_lost`` redelivers a message whose worker died; the attempt it
+used is already counted in the row, so a poison message ends dead, never in a loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from fulfillment import outbox
+
+
+@shared_task(name="fulfillment.outbox_dispatch", acks_late=True)
+def outbox_dispatch_task(action_id: int, **kwargs: Any) -> str:
+    """Perform one outbox action if it is due (kwargs: tolerate newer callers)."""
+    return outbox.action_dispatch(action_id=action_id)
+
+
+@shared_task(name="fulfillment.outbox_sweep", acks_late=True)
+def outbox_sweep_task(**kwargs: Any) -> int:
+    """Beat: re-enqueue due actions whose message was lost, and those a dead worker left."""
+    return outbox.outbox_sweep()

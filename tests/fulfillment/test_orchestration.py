@@ -1,0 +1,101 @@
+"""Once an order holds its stock and its payment is secured, nobody touches it: it is routed,
+its parcels planned, and ERP, WMS, confirmation and label actions written in the same
+transaction and performed through the outbox (eagerly here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.test import TestCase
+
+from fulfillment.models import OutboundAction, PickTask
+from fulfillment.orchestration import order_orchestrate
+from orders.actors import Actor
+from orders.services import order_transition
+from tests.factories import BusinessCustomerFactory, make_order
+from tests.fulfillment.helpers import add_warehouse, levels, stock
+
+pytestmark = [pytest.mark.django_db, pytest.mark.orchestration]
+
+
+@pytest.fixture(autouse=True)
+def downstream(settings, tmp_path):
+    settings.ERP_TARGET = "filedrop"
+    settings.ERP_DROP_DIR = str(tmp_path / "erp")
+    settings.WMS_TARGET = "local"
+    settings.NOTIFY_TARGETS = ["email"]
+    add_warehouse("A")
+    stock("MUG", "A", 20)
+    return tmp_path
+
+
+def kinds(order):
+    return sorted(OutboundAction.objects.filter(order=order).values_list("kind", "status"))
+
+
+def test_an_allocated_paid_order_is_routed_planned_and_its_downstream_work_done(downstream):
+    order = make_order(paid=True, lines=[("MUG", 2, "10.00")])
+    assert order.status == "fulfilling"
+    assert kinds(order) == [
+        ("erp_post", "succeeded"), ("label_purchase", "succeeded"),
+        ("notify_customer", "succeeded"), ("wms_task", "succeeded"),
+    ]  # fmt: skip
+    actions = [e.action for e in order.events.order_by("id")]
+    assert actions.index("allocate") < actions.index("routed") < actions.index("shipment_created")
+    shipment = order.shipments.get()
+    assert shipment.status == "label_purchased" and shipment.tracking_number
+    assert PickTask.objects.get(order=order).lines == [{"sku": "MUG", "quantity": 2}]
+    assert len(list(Path(downstream / "erp").glob("*.csv"))) == 1
+    assert [m.subject for m in mail.outbox] == [mail.outbox[0].subject]
+    assert order.external_id in mail.outbox[0].subject or order.order_number in (
+        mail.outbox[0].subject
+    )
+
+    # A duplicate trigger writes nothing and sends nothing again.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert order_orchestrate(order_id=order.pk) == []
+    assert OutboundAction.objects.filter(order=order).count() == 4
+    assert len(mail.outbox) == 1 and PickTask.objects.count() == 1
+
+
+def test_with_auto_ship_the_parcel_leaves_and_the_customer_is_told(settings):
+    settings.FULFILLMENT_AUTO_SHIP = True
+    order = make_order(paid=True, lines=[("MUG", 3, "10.00")])
+    order.refresh_from_db()
+    assert order.status == "shipped"
+    assert levels("MUG") == {"A": (17, 0)}
+    notices = OutboundAction.objects.filter(order=order, kind="notify_customer").order_by("version")
+    assert [(a.version, a.payload["template"], a.status) for a in notices] == [
+        (1, "order_confirmation", "succeeded"), (2, "shipping_confirmation", "succeeded"),
+    ]  # fmt: skip
+    assert len(mail.outbox) == 2
+
+
+def test_a_b2b_order_waits_allocated_until_finance_grants_net_terms():
+    customer = BusinessCustomerFactory(net_terms_approved=True, credit_limit="1000")
+    order = make_order(customer=customer, lines=[("MUG", 1, "10.00")])
+    assert (order.status, order.payment_status) == ("allocated", "pending")
+    assert not OutboundAction.objects.filter(order=order).exists()
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order_transition(order_id=order.pk, transition="grant_net_terms", actor=Actor.system())
+    order.refresh_from_db()
+    assert order.status == "fulfilling"
+    assert {k for k, _ in kinds(order)} == {"erp_post", "label_purchase", "notify_customer",
+                                            "wms_task"}  # fmt: skip
+
+
+def test_a_split_order_gets_a_label_and_a_pick_task_per_warehouse(settings):
+    settings.ALLOCATION_ALLOW_SPLIT = True
+    add_warehouse("B", priority=200)
+    stock("CUP", "A", 1)
+    stock("CUP", "B", 1)
+    order = make_order(paid=True, lines=[("CUP", 2, "10.00")])
+    assert order.status == "fulfilling"
+    assert order.shipments.count() == 2
+    labels = OutboundAction.objects.filter(order=order, kind="label_purchase")
+    assert sorted(a.version for a in labels) == sorted(order.shipments.values_list("pk", flat=True))
+    picks = PickTask.objects.filter(order=order).values_list("warehouse__code", flat=True)
+    assert sorted(picks) == ["A", "B"]
