@@ -25,7 +25,13 @@ from django.db import transaction
 
 from fulfillment import outbox
 from fulfillment.downstream import targets_for
-from fulfillment.models import ActionKind, RoutingDecision, Shipment, ShipmentStatus
+from fulfillment.models import (
+    ActionKind,
+    OutboundAction,
+    RoutingDecision,
+    Shipment,
+    ShipmentStatus,
+)
 from fulfillment.routing import route_order
 from fulfillment.shipments import shipments_create_for_order
 from orders.actors import Actor
@@ -55,14 +61,14 @@ def order_orchestrate(*, order_id: int) -> list[int]:
         decision = route_order(order_id=order_id, actor=ACTOR)
     shipments_create_for_order(order_id=order_id, actor=ACTOR)
     written: list[int] = []
+    existing = set(OutboundAction.objects.filter(order_id=order_id).values_list("pk", flat=True))
 
     def write(kind: str, target: str, payload: dict[str, Any], lane: str, version: int = 1) -> None:
-        before = outbox_count(order_id)
         action = outbox.action_write(
             order_id=order_id, kind=kind, target=target, payload=payload, lane=lane,
             version=version, correlation_id=order.correlation_id,
         )  # fmt: skip
-        if outbox_count(order_id) > before:
+        if action.pk not in existing:
             written.append(action.pk)
 
     for target in targets_for(ActionKind.ERP_POST):
@@ -84,12 +90,6 @@ def order_orchestrate(*, order_id: int) -> list[int]:
     if written:
         log.info("order.orchestrated", order_id=order_id, actions=len(written))
     return written
-
-
-def outbox_count(order_id: int) -> int:
-    from fulfillment.models import OutboundAction
-
-    return OutboundAction.objects.filter(order_id=order_id).count()
 
 
 def on_order_transition(order_id: int) -> None:

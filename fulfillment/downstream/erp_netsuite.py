@@ -1,9 +1,11 @@
 """ERP posting to Oracle NetSuite through its REST Record API (SuiteTalk REST web services).
 
 Create: ``POST {NETSUITE_API_BASE}/services/rest/record/v1/salesOrder`` with a JSON body whose
-``externalId`` is our idempotency key (in the characters NetSuite allows: letters, digits, ``_``
-and ``-``). NetSuite keeps external ids unique per record type, so a second create with the same
-key cannot make a second sales order: it is refused as a duplicate. NetSuite answers a create
+``externalId`` is the order's correlation id (signed, stable for the order; ``-v<n>`` added when
+a later version of the posting is due; our idempotency key when an action has no correlation id),
+in the characters NetSuite allows: letters, digits, ``_`` and ``-``. NetSuite keeps external
+ids unique per record type, so a second create with the same id cannot make a second sales
+order: it is refused as a duplicate. NetSuite answers a create
 with ``204 No Content`` and the new record's URL in ``Location`` (its last segment is the
 internal id).
 
@@ -47,8 +49,13 @@ RECORD_PATH = "/services/rest/record/v1/salesOrder"
 DUPLICATE_CODES = frozenset({"DUP_RCRD", "DUP_ENTITY", "DUPLICATE_EXTERNAL_ID", "DUP_RCRD_LINK"})
 
 
-def external_id_for(idempotency_key: str) -> str:
-    return safe_key(idempotency_key)
+def external_id_for(action: OutboundAction) -> str:
+    """The sales order's externalId: the correlation id, so a retry (or a second trigger of the
+    same posting) finds the first record instead of making a second."""
+    if not action.correlation_id:
+        return safe_key(action.idempotency_key)
+    suffix = f"-v{action.version}" if action.version > 1 else ""
+    return safe_key(f"{action.correlation_id}{suffix}")
 
 
 def dumps(value: Any) -> str:
@@ -84,7 +91,7 @@ class NetSuiteERPAdapter:
             raise DownstreamError(
                 "NetSuite is not configured (NETSUITE_API_BASE, NETSUITE_TOKEN)", retryable=False
             )
-        external_id = external_id_for(action.idempotency_key)
+        external_id = external_id_for(action)
         body = self._body(action, external_id)
         with session_for(self.target) as session:
             session.headers["Authorization"] = f"Bearer {self.token}"

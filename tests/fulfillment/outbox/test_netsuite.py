@@ -38,13 +38,14 @@ def configure(settings, netsuite: FakeNetSuite, **extra) -> None:
         setattr(settings, name, value)
 
 
-def test_a_sales_order_is_created_with_our_key_as_external_id(order, settings):
+def test_a_sales_order_is_created_with_the_correlation_id_as_external_id(order, settings):
     with FakeNetSuite() as netsuite:
         configure(settings, netsuite)
         action = write(order, ActionKind.ERP_POST, "netsuite")
 
     assert action.status == ActionStatus.SUCCEEDED
-    external_id = f"{order.pk}-erp_post-netsuite-v1"
+    external_id = order.correlation_id
+    assert action.correlation_id == order.correlation_id
     assert action.result == {"record_id": "1001", "external_id": external_id, "created": True}
     [post] = netsuite.posts
     body, headers = post["body"], post["headers"]
@@ -110,7 +111,7 @@ def test_a_create_refused_as_duplicate_finds_the_existing_record(order, settings
     the create with DUP_RCRD and we take the existing one."""
     with FakeNetSuite() as netsuite:
         configure(settings, netsuite)
-        netsuite.records[f"{order.pk}-erp_post-netsuite-v1"] = {"id": "555"}
+        netsuite.records[order.correlation_id] = {"id": "555"}
         action = write(order, ActionKind.ERP_POST, "netsuite")
     assert action.status == ActionStatus.SUCCEEDED
     assert action.result["record_id"] == "555" and action.result["created"] is False
@@ -120,7 +121,7 @@ def test_a_create_refused_as_duplicate_finds_the_existing_record(order, settings
 def test_a_409_is_a_duplicate_too(order, settings):
     with FakeNetSuite() as netsuite:
         configure(settings, netsuite)
-        netsuite.records[f"{order.pk}-erp_post-netsuite-v1"] = {"id": "556"}
+        netsuite.records[order.correlation_id] = {"id": "556"}
         netsuite.server.clear()
         netsuite.server.expect_request(SALES_ORDER, method="POST").respond_with_response(
             Response("", status=409)
