@@ -29,7 +29,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Retry
 
 from channels.adapters.base import AdapterError, ChannelConfig
-from config import correlation
+from config.http import CorrelatedSession
 
 log = structlog.get_logger(__name__)
 
@@ -62,25 +62,13 @@ class _CappedRetry(Retry):
         return None if value is None else min(value, MAX_RETRY_AFTER_SECONDS)
 
 
-class ChannelSession(requests.Session):
+class ChannelSession(CorrelatedSession):
     """A session that applies the default timeout and the current correlation id to every
     request (read per request: one session may serve several correlation ids)."""
 
     def __init__(self, *, channel_id: int, timeout: tuple[float, float]) -> None:
-        super().__init__()
+        super().__init__(timeout=timeout, user_agent=USER_AGENT)
         self.channel_id = channel_id
-        self.default_timeout = timeout
-        self.headers["User-Agent"] = USER_AGENT
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        cid = correlation.get()
-        if cid:
-            headers = dict(kwargs.get("headers") or {})
-            headers.setdefault(correlation.HEADER, cid)
-            kwargs["headers"] = headers
-        return super().request(method, url, *args, **kwargs)
 
     def call(self, method: str, url: str, *, what: str, **kwargs: Any) -> requests.Response:
         """Send a request; return a 2xx response or raise ``ChannelHTTPError``."""

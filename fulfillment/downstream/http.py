@@ -24,7 +24,7 @@ import structlog
 from django.utils import timezone
 from urllib3.exceptions import ConnectTimeoutError
 
-from config import correlation
+from config.http import CorrelatedSession
 from fulfillment.downstream.base import DownstreamError, setting
 
 log = structlog.get_logger(__name__)
@@ -36,24 +36,12 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
-class DownstreamSession(requests.Session):
+class DownstreamSession(CorrelatedSession):
     """Applies the default timeout and the current correlation id to every request."""
 
     def __init__(self, *, target: str, timeout: tuple[float, float]) -> None:
-        super().__init__()
+        super().__init__(timeout=timeout, user_agent=USER_AGENT)
         self.target = target
-        self.default_timeout = timeout
-        self.headers["User-Agent"] = USER_AGENT
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        cid = correlation.get()
-        if cid:
-            headers = dict(kwargs.get("headers") or {})
-            headers.setdefault(correlation.HEADER, cid)
-            kwargs["headers"] = headers
-        return super().request(method, url, *args, **kwargs)
 
     def call(
         self, method: str, url: str, *, what: str, accept: tuple[int, ...] = (), **kwargs: Any

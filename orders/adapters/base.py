@@ -25,7 +25,7 @@ import requests
 import structlog
 from django.conf import settings
 
-from config import correlation
+from config.http import CorrelatedSession
 
 log = structlog.get_logger(__name__)
 
@@ -100,26 +100,14 @@ def configured_timeout() -> tuple[float, float]:
     return float(connect), float(read)
 
 
-class VerifierSession(requests.Session):
+class VerifierSession(CorrelatedSession):
     """A session with default timeouts and the current correlation id on every request."""
 
     def __init__(self, *, vendor: str, timeout: tuple[float, float] | None = None) -> None:
-        super().__init__()
+        super().__init__(timeout=timeout or configured_timeout(), user_agent=USER_AGENT)
         self.vendor = vendor
-        self.default_timeout = timeout or configured_timeout()
         self.retries = int(getattr(settings, "ADDRESS_VERIFIER_RETRIES", RETRIES))
         self.backoff = float(getattr(settings, "ADDRESS_VERIFIER_BACKOFF", BACKOFF_SECONDS))
-        self.headers["User-Agent"] = USER_AGENT
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.default_timeout
-        cid = correlation.get()
-        if cid:
-            headers = dict(kwargs.get("headers") or {})
-            headers.setdefault(correlation.HEADER, cid)
-            kwargs["headers"] = headers
-        return super().request(method, url, *args, **kwargs)
 
     def call(
         self, method: str, url: str, *, what: str, ok: frozenset[int] = frozenset(), **kwargs: Any
