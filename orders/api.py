@@ -85,16 +85,30 @@ class ReservationSummarySerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class ShipmentSummarySerializer(serializers.Serializer):
+    """The order's parcels (fulfillment's Shipment, read by relation name only)."""
+
+    id = serializers.IntegerField()
+    warehouse = serializers.CharField(source="warehouse.code")
+    status = serializers.CharField()
+    carrier = serializers.CharField()
+    service_level = serializers.CharField()
+    tracking_number = serializers.CharField()
+    tracking_url = serializers.CharField()
+    shipped_at = serializers.DateTimeField(allow_null=True)
+
+
 class OrderDetailSerializer(OrderSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     reservations = ReservationSummarySerializer(many=True, read_only=True)
+    shipments = ShipmentSummarySerializer(many=True, read_only=True)
     timeline = OrderEventSerializer(many=True, read_only=True, source="events")
 
     class Meta(OrderSerializer.Meta):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
                   "billing_address", "address_deliverability", "address_confidence",
                   "address_source", "address_checked_at", "risk_signals", "lines",
-                  "reservations", "timeline"]  # fmt: skip
+                  "reservations", "shipments", "timeline"]  # fmt: skip
         read_only_fields = fields
 
 

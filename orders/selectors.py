@@ -22,6 +22,7 @@ def order_detail_queryset() -> QuerySet[Order]:
         # fulfillment's reservations, by relation name (orders imports no higher app)
         "reservations__warehouse",
         "reservations__order_line",
+        "shipments__warehouse",
     )
 
 

@@ -153,6 +153,11 @@ def test_the_api_lists_shipments_and_downloads_their_labels(api_client, cs_user,
         zpl.content.decode().startswith("^XA") and shipment.tracking_number in zpl.content.decode()
     )
 
+    # The order's own page in the API lists its parcels.
+    detail = api_client.get(f"/api/v1/orders/{order.pk}/").json()
+    assert [(s["id"], s["status"], s["tracking_number"]) for s in detail["shipments"]] == [
+        (shipment.pk, "label_purchased", shipment.tracking_number)
+    ]
     # The admin offers the same PDF to people with view rights.
     client.force_login(ops_user)
     page = client.get(f"/admin/fulfillment/shipment/{shipment.pk}/change/").content.decode()
