@@ -125,7 +125,12 @@ class ShipmentAdmin(admin.ModelAdmin):
     @admin.display(description="Label")
     def label_link(self, shipment: Shipment) -> str:
         if not shipment.label_pdf:
-            return "-"
+            hosted = (shipment.flags or {}).get("label_url")
+            return (
+                format_html('<a href="{}" target="_blank">carrier label</a>', hosted)
+                if hosted
+                else "-"
+            )
         url = reverse("admin:fulfillment_shipment_label", args=[shipment.pk])
         return format_html('<a href="{}" target="_blank">4x6 PDF</a>', url)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import include, path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -73,7 +73,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
 
     def get_label_url(self, shipment: Shipment) -> str | None:
         if not shipment.label_pdf and not shipment.label_zpl:
-            return None
+            return (shipment.flags or {}).get("label_url") or None
         request = self.context.get("request")
         url = reverse("api:shipment-label", kwargs={"pk": shipment.pk})
         return request.build_absolute_uri(url) if request is not None else url
@@ -122,6 +122,8 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             response = HttpResponse(bytes(shipment.label_pdf), content_type="application/pdf")
             response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
             return response
+        if wanted == "pdf" and (shipment.flags or {}).get("label_url"):
+            return HttpResponseRedirect(shipment.flags["label_url"])  # the carrier hosts it
         raise NotFound(f"Shipment {shipment.pk} has no {wanted} label")
 
 

@@ -280,6 +280,9 @@ def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
         current.label_zpl = label.label_zpl
         current.flags = {**(routing.get("flags") or {}), "service": label.service,
                          "customs_lines": len(request.customs)}  # fmt: skip
+        if label.label_url:
+            # Carriers that host the label file (EasyPost) give a link instead of the bytes.
+            current.flags["label_url"] = label.label_url
         current.save()
         order_event_record(
             order_id=current.order_id, action="label_purchased", actor=actor,

@@ -186,3 +186,20 @@ def test_an_international_label_declares_customs_from_the_catalogue():
     text = PdfReader(io.BytesIO(bytes(shipment.label_pdf))).pages[0].extract_text()
     assert "6912.00" in text and "PT" in text
     assert shipment.flags["customs_lines"] == 1
+
+
+def test_a_carrier_hosted_label_is_linked_not_stored(api_client, cs_user):
+    """EasyPost hosts its label files: the shipment keeps the link, the API redirects to it."""
+    add_warehouse("A")
+    stock("MUG", "A", 5)
+    order = allocated(("MUG", 1))
+    [shipment] = shipments_create_for_order(order_id=order.pk, actor=OPS)
+    shipment = shipment_buy_label(shipment_id=shipment.pk, actor=OPS)
+    hosted = "https://easypost-files.s3.us-west-2.amazonaws.com/files/postage_label/label.pdf"
+    Shipment.objects.filter(pk=shipment.pk).update(
+        label_pdf=None, label_zpl="", flags={**shipment.flags, "label_url": hosted}
+    )
+    api_client.force_authenticate(cs_user)
+    assert api_client.get(f"/api/v1/shipments/{shipment.pk}/").json()["label_url"] == hosted
+    response = api_client.get(f"/api/v1/shipments/{shipment.pk}/label/")
+    assert (response.status_code, response["Location"]) == (302, hosted)
