@@ -168,11 +168,16 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from orders import checks
+    from fulfillment.orchestration import on_order_transition, on_shipped
+    from orders import checks, hooks
     from orders.actors import Actor
     from orders.models import Incident, Order, OrderEvent
     from orders.services import order_transition
 
+    # The validation pipeline only: what happens once an order is allocated (routing, shipments,
+    # the outbox) is bench/orchestrate.py's subject.
+    for registered in hooks._HOOKS.values():
+        registered[:] = [h for h in registered if h not in (on_order_transition, on_shipped)]
     sides = build_world(args.orders)
     actor = Actor.system("bench")
 
