@@ -11,13 +11,11 @@ import os
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("orderdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in app.conf.task_queues_names]
 app.autodiscover_tasks()
 
 # Not "correlation_id": Celery already uses that name for the task id on its requests.

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 from config.logging import build_logging_config
 
@@ -219,6 +220,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "sync"
 CELERY_TASK_QUEUES_NAMES = ("ingest", "fulfillment", "sync", "notify", "subscriptions")
+CELERY_TASK_QUEUES = [Queue(name) for name in CELERY_TASK_QUEUES_NAMES]
 CELERY_TASK_ROUTES = {
     "channels.*": {"queue": "ingest"},
     "orders.*": {"queue": "ingest"},
