@@ -141,7 +141,7 @@ def main() -> None:
             try:
                 requests.get(f"{base}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.2)
         n = args.requests
         warm = [payload(-i - 1) for i in range(200)]
