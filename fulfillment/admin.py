@@ -11,7 +11,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from fulfillment.carriers.base import CarrierError
-from fulfillment.models import Reservation, Shipment, ShipmentLine, StockLevel, Warehouse
+from fulfillment.models import (
+    OutboundAction,
+    Reservation,
+    Shipment,
+    ShipmentLine,
+    StockLevel,
+    Warehouse,
+)
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
 from orders.actors import Actor
 from orders.errors import DomainError
@@ -161,3 +168,60 @@ class ShipmentAdmin(admin.ModelAdmin):
 
 # Routing rules (with the "try it on order N" preview) and decisions.
 from fulfillment import routing_admin  # noqa: E402, F401
+
+
+# --- on the order's own page (orders imports nothing from here: we add ourselves) -------------
+class OrderShipmentInline(admin.TabularInline):
+    """The order's parcels: where from, state, carrier, tracking, label."""
+
+    model = Shipment
+    fields = ["shipment_link", "warehouse", "status", "carrier", "service_level",
+              "tracking_number", "label_link", "shipped_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Shipments"
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Shipment")
+    def shipment_link(self, shipment: Shipment) -> str:
+        url = reverse("admin:fulfillment_shipment_change", args=[shipment.pk])
+        return format_html('<a href="{}">#{}</a>', url, shipment.pk)
+
+    label_link = ShipmentAdmin.label_link
+
+
+class OrderOutboundActionInline(admin.TabularInline):
+    """What was (or will be) sent downstream for the order, and whether it went through."""
+
+    model = OutboundAction
+    fields = ["action_link", "kind", "target", "status", "attempts", "next_attempt_at",
+              "last_error"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Downstream actions (outbox)"
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Action")
+    def action_link(self, action: OutboundAction) -> str:
+        url = reverse("admin:fulfillment_outboundaction_change", args=[action.pk])
+        return format_html('<a href="{}">#{}</a>', url, action.pk)
+
+
+def _attach_to_order_admin() -> None:
+    from orders.models import Order
+
+    order_admin = admin.site._registry.get(Order)
+    if order_admin is None:
+        return
+    missing = [i for i in (OrderShipmentInline, OrderOutboundActionInline)
+               if i not in order_admin.inlines]  # fmt: skip
+    order_admin.inlines = [*order_admin.inlines, *missing]
+
+
+_attach_to_order_admin()

@@ -99,3 +99,15 @@ def test_a_split_order_gets_a_label_and_a_pick_task_per_warehouse(settings):
     assert sorted(a.version for a in labels) == sorted(order.shipments.values_list("pk", flat=True))
     picks = PickTask.objects.filter(order=order).values_list("warehouse__code", flat=True)
     assert sorted(picks) == ["A", "B"]
+
+
+def test_the_order_page_shows_its_shipments_and_downstream_actions(client, cs_user):
+    order = make_order(paid=True, lines=[("MUG", 1, "10.00")])
+    shipment = order.shipments.get()
+    client.force_login(cs_user)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "Shipments" in page and shipment.tracking_number in page
+    assert "Downstream actions (outbox)" in page
+    for kind in ("erp_post", "wms_task", "notify_customer", "label_purchase"):
+        assert kind in page
+    assert page.count("Succeeded") >= 4
