@@ -7,46 +7,20 @@ connection (closed when it is done), so the race is between real sessions.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connection
 from django.db.models import Sum
 
 from fulfillment.models import Reservation, StockLevel
 from fulfillment.services import reservation_release, stock_reserve_for_order
 from orders.checks import order_allocate
 from orders.models import Incident, Order
+from tests.concurrency import race
 from tests.factories import SalesChannelFactory, advance, make_order
 from tests.fulfillment.helpers import add_warehouse, levels, stock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 50
-
-
-def race(calls):
-    """Run each call in its own thread, released together; collect results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = call()
-        except Exception as exc:  # reported by the assertions
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    close_old_connections()
-    return results
 
 
 def assert_invariants():

@@ -4,42 +4,18 @@ Runs on SQLite and on PostgreSQL (the CI's second pass). Each thread has its own
 connection, so the race is a real one between two sessions.
 """
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django_fsm import ConcurrentTransition
 
 from orders.actors import Actor
 from orders.errors import DomainError, StaleState, TransitionRefused
 from orders.models import Order
 from orders.services import order_transition
+from tests.concurrency import race
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def race(calls):
-    """Run each call in its own thread, released together; collect results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(i, call):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = call()
-        except Exception as exc:  # the loser's refusal is the point of the test
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    close_old_connections()
-    return results
 
 
 def test_two_sessions_applying_the_same_transition_only_one_wins():

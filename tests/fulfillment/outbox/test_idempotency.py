@@ -7,13 +7,14 @@ import threading
 
 import pytest
 from django.core import mail
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.test import TestCase
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction, PickTask
 from fulfillment.outbox import action_dispatch, action_write
 from orders.errors import InvalidInput
 from orders.models import OrderEvent
+from tests.concurrency import race
 from tests.factories import make_order
 from tests.fulfillment.helpers import add_warehouse
 from tests.fulfillment.outbox.helpers import (
@@ -150,29 +151,6 @@ def test_a_duplicate_netsuite_trigger_makes_one_sales_order(order, settings):
 
 
 # --- real races: each thread is a worker with its own database connection -------------------
-def _threads(calls):
-    results: list = [None] * len(calls)
-    barrier = threading.Barrier(len(calls))
-
-    def run(i, call):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = call()
-        except Exception as exc:  # reported by the assertions
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    close_old_connections()
-    return results
-
-
 def _write_in_own_transaction(order_id: int) -> int:
     with transaction.atomic():
         action = action_write(order_id=order_id, kind="wms_task", target="local",
@@ -185,7 +163,7 @@ def test_concurrent_triggers_write_one_row_and_make_one_pick_task():
     add_warehouse("EAST")
     order = make_order(paid=True, pipeline=False)
 
-    results = _threads([lambda: _write_in_own_transaction(order.pk) for _ in range(8)])
+    results = race([lambda: _write_in_own_transaction(order.pk) for _ in range(8)])
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(set(results)) == 1
@@ -201,7 +179,7 @@ def test_concurrent_deliveries_of_one_message_call_netsuite_once(settings):
         settings.NETSUITE_API_BASE, settings.NETSUITE_TOKEN = netsuite.url, "tok"
         action = write_silently(order, "erp_post", "netsuite")  # its message is "in Redis"
 
-        results = _threads([lambda: action_dispatch(action_id=action.pk) for _ in range(6)])
+        results = race([lambda: action_dispatch(action_id=action.pk) for _ in range(6)])
 
     assert sorted(map(str, results)).count("succeeded") == 1, results
     assert set(results) <= {"succeeded", "busy", "done"}, results
