@@ -167,7 +167,7 @@ class ShipmentAdmin(admin.ModelAdmin):
 
 
 # Routing rules (with the "try it on order N" preview) and decisions.
-from fulfillment import routing_admin  # noqa: E402, F401
+from fulfillment.routing import admin as routing_admin  # noqa: E402, F401
 
 
 # --- on the order's own page (orders imports nothing from here: we add ourselves) -------------

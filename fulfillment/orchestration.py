@@ -32,7 +32,7 @@ from fulfillment.models import (
     Shipment,
     ShipmentStatus,
 )
-from fulfillment.routing import route_order
+from fulfillment.routing.services import route_order
 from fulfillment.shipments import shipments_create_for_order
 from orders.actors import Actor
 from orders.models import Order, OrderStatus, PaymentStatus

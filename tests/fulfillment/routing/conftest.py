@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-import fulfillment.routing_admin  # noqa: F401  (registers the routing admin screens)
+import fulfillment.routing.admin  # noqa: F401  (registers the routing admin screens)
 from channels.models import Product
 from fulfillment.models import RoutingRule
 from orders.models import Order

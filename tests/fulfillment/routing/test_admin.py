@@ -195,7 +195,7 @@ def test_without_routing_permissions_the_preview_is_refused(client, cs_user, def
 
 
 def test_decisions_are_listed_read_only(client, ops_user, default_rules, catalogue):
-    from fulfillment.routing import route_order
+    from fulfillment.routing.services import route_order
 
     order = make_order(lines=[("CAMERA", 1, "1243.50")], pipeline=False)
     decision = route_order(order_id=order.pk)

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from fulfillment.routing import evaluate, order_facts
+from fulfillment.routing.evaluation import evaluate
+from fulfillment.routing.facts import order_facts
 from orders.models import OrderLine
 from tests.factories import BusinessCustomerFactory, make_order
 from tests.fulfillment.routing.conftest import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fulfillment.models import RoutingDecision, RoutingRule
-from fulfillment.routing import route_order
+from fulfillment.routing.services import route_order
 from orders.actors import Actor
 from orders.errors import NotFound
 from orders.models import OrderEvent

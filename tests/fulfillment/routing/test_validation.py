@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fulfillment.routing import validate_rule
+from fulfillment.routing.validation import validate_rule
 from tests.fulfillment.helpers import add_warehouse
 
 pytestmark = pytest.mark.django_db

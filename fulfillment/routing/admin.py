@@ -24,14 +24,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from fulfillment.models import RoutingDecision, RoutingRule
-from fulfillment.routing import (
-    FLAGS,
-    condition_checks,
-    describe_actions,
-    describe_rule,
-    evaluate,
-    validate_rule,
-)
+from fulfillment.routing.conditions import condition_checks
+from fulfillment.routing.evaluation import FLAGS, evaluate
+from fulfillment.routing.explain import describe_actions, describe_rule
+from fulfillment.routing.validation import validate_rule
 from orders.models import Order
 
 CONDITIONS_HELP = (
