@@ -373,3 +373,11 @@ if SENTRY_DSN:
 # Default: customer emails land as files in var/emails (a mailbox to read, never a log line).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "emails"))
+
+# --- Fulfillment: routing, outbox, shipments (issue 9, engineer C) ------------------------------
+# Prefix of every outbox idempotency key sent downstream (tell environments sharing a vendor apart).
+OUTBOX_KEY_PREFIX = env.str("OUTBOX_KEY_PREFIX", default="")
+# A retry due within this many seconds also gets a countdown message; later: the sweeper.
+OUTBOX_COUNTDOWN_MAX_SECONDS = env.float("OUTBOX_COUNTDOWN_MAX_SECONDS", default=60.0)
+# The sweeper leaves a just-written action this long for its own after-commit message to arrive.
+OUTBOX_SWEEP_GRACE_SECONDS = env.float("OUTBOX_SWEEP_GRACE_SECONDS", default=30.0)

@@ -13,7 +13,7 @@ api_v1 = [
     path("", include("orders.api")),
     path("", include("channels.api")),
     path("", include("fulfillment.api")),
-    path("", include("fulfillment.outbox_api")),
+    path("", include("fulfillment.outbox.api")),
     path("", include("reviews.api")),
 ]
 

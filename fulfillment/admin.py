@@ -166,7 +166,10 @@ class ShipmentAdmin(admin.ModelAdmin):
         self._apply(request, queryset, "voided", shipment_void)
 
 
-# Routing rules (with the "try it on order N" preview) and decisions.
+# Django autodiscovers ``fulfillment.admin`` only: the sub-domains' screens register from here.
+# Routing rules (with the "try it on order N" preview) and decisions; the outbox's actions,
+# circuit breakers and pick tasks.
+from fulfillment.outbox import admin as outbox_admin  # noqa: E402, F401
 from fulfillment.routing import admin as routing_admin  # noqa: E402, F401
 
 

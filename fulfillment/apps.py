@@ -7,12 +7,7 @@ class FulfillmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fulfillment import (  # noqa: F401  (register the Celery tasks and admin screens)
-            downstream,
-            outbox_admin,
-            outbox_tasks,
-            tasks,
-        )
+        from fulfillment import downstream, tasks  # noqa: F401  (register the Celery tasks)
         from fulfillment.carriers import CARRIER_CODES
         from fulfillment.models import ActionKind
         from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped

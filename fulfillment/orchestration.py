@@ -23,7 +23,6 @@ from typing import Any
 import structlog
 from django.db import transaction
 
-from fulfillment import outbox
 from fulfillment.downstream import targets_for
 from fulfillment.models import (
     ActionKind,
@@ -32,6 +31,7 @@ from fulfillment.models import (
     Shipment,
     ShipmentStatus,
 )
+from fulfillment.outbox import services as outbox
 from fulfillment.routing.services import route_order
 from fulfillment.shipments import shipments_create_for_order
 from orders.actors import Actor

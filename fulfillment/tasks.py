@@ -9,6 +9,9 @@ from celery import shared_task
 from config.tasks import enqueue
 from fulfillment import services
 
+# Celery autodiscovers ``fulfillment.tasks`` only: the outbox's tasks register from here.
+from fulfillment.outbox.tasks import outbox_dispatch_task, outbox_sweep_task  # noqa: F401
+
 
 @shared_task(name="fulfillment.reservations_expire", acks_late=True)
 def reservations_expire_task(**kwargs: Any) -> int:

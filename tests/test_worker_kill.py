@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import transaction
 
 from config.celery import app
-from fulfillment import outbox
 from fulfillment.models import OutboundAction
+from fulfillment.outbox import services as outbox
 from tests.factories import make_order
 from tests.fulfillment.helpers import add_warehouse
 from tests.test_worker import database_url, purge_queues

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from fulfillment.models import ActionStatus, OutboundAction
-from fulfillment.outbox import action_retry_dead, outbox_drain
+from fulfillment.outbox.services import action_retry_dead, outbox_drain
 from orders.actors import Actor
 from orders.errors import DomainError
 

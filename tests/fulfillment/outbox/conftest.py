@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import fulfillment.outbox_admin  # noqa: F401  (registers the admin screens)
-import fulfillment.outbox_tasks  # noqa: F401  (registers the Celery tasks)
+import fulfillment.outbox.admin  # noqa: F401  (registers the admin screens)
+import fulfillment.outbox.tasks  # noqa: F401  (registers the Celery tasks)
 
 
 @pytest.fixture(autouse=True)

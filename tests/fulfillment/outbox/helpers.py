@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from fulfillment.models import ActionKind, CircuitBreaker, OutboundAction
-from fulfillment.outbox import action_dispatch, action_write, outbox_sweep
+from fulfillment.outbox.services import action_dispatch, action_write, outbox_sweep
 from orders.models import Order
 
 SALES_ORDER = "/services/rest/record/v1/salesOrder"

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction, PickTask
-from fulfillment.outbox import backoff_seconds, outbox_sweep
+from fulfillment.outbox.services import backoff_seconds, outbox_sweep
 from tests.factories import make_order
 from tests.fulfillment.helpers import add_warehouse
 from tests.fulfillment.outbox.helpers import (

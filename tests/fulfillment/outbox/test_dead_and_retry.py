@@ -11,7 +11,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction, PickTask
-from fulfillment.outbox import action_retry_dead
+from fulfillment.outbox.services import action_retry_dead
 from orders.actors import Actor
 from orders.errors import TransitionRefused
 from orders.models import Incident, IncidentCategory, IncidentStatus, OrderEvent

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test import TestCase
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction, PickTask
-from fulfillment.outbox import action_dispatch, action_write
+from fulfillment.outbox.services import action_dispatch, action_write
 from orders.errors import InvalidInput
 from orders.models import OrderEvent
 from tests.concurrency import race

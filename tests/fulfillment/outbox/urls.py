@@ -4,10 +4,10 @@ into ``config.urls`` (``pytest.mark.urls("tests.fulfillment.outbox.urls")``)."""
 from django.contrib import admin
 from django.urls import include, path
 
-import fulfillment.outbox_admin  # noqa: F401  (registered before the admin's URLs are built)
+import fulfillment.outbox.admin  # noqa: F401  (registered before the admin's URLs are built)
 from config import urls as project
 
-api_v1 = [*project.api_v1, path("", include("fulfillment.outbox_api"))]
+api_v1 = [*project.api_v1, path("", include("fulfillment.outbox.api"))]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

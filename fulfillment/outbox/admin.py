@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from fulfillment.models import CircuitBreaker, OutboundAction, PickTask
-from fulfillment.outbox import action_retry_dead
+from fulfillment.outbox.services import action_retry_dead
 from orders.actors import Actor
 from orders.errors import DomainError
 

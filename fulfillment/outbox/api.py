@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction
-from fulfillment.outbox import action_retry_dead, outbound_action_list
+from fulfillment.outbox.services import action_retry_dead, outbound_action_list
 from orders.actors import Actor
 
 

@@ -50,7 +50,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
@@ -61,10 +61,9 @@ from fulfillment.downstream import DownstreamError, get_handler
 from fulfillment.models import (
     ActionKind,
     ActionStatus,
-    CircuitBreaker,
-    CircuitState,
     OutboundAction,
 )
+from fulfillment.outbox.breaker import breaker_failure, breaker_gate, breaker_success
 from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, TransitionRefused
 from orders.models import Incident, IncidentCategory, IncidentStatus, Order, Severity
@@ -101,34 +100,22 @@ PII_KEYS = frozenset({
 
 
 # --- settings --------------------------------------------------------------------------------
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 def backoff_base() -> float:
-    return float(_setting("OUTBOX_BACKOFF_BASE_SECONDS", 30))
+    return float(settings.OUTBOX_BACKOFF_BASE_SECONDS)
 
 
 def backoff_cap() -> float:
-    return float(_setting("OUTBOX_BACKOFF_CAP_SECONDS", 3600))
+    return float(settings.OUTBOX_BACKOFF_CAP_SECONDS)
 
 
 def lease_seconds() -> int:
-    return int(_setting("OUTBOX_LEASE_SECONDS", 300))
-
-
-def breaker_threshold() -> int:
-    return int(_setting("OUTBOX_BREAKER_THRESHOLD", 5))
-
-
-def breaker_cooldown() -> float:
-    return float(_setting("OUTBOX_BREAKER_COOLDOWN_SECONDS", 60))
+    return int(settings.OUTBOX_LEASE_SECONDS)
 
 
 # --- keys, backoff, enqueueing ---------------------------------------------------------------
 def action_key(*, order_id: int | None, kind: str, target: str, version: int) -> str:
     """The action's idempotency key, sent downstream (see the module docstring)."""
-    prefix = str(_setting("OUTBOX_KEY_PREFIX", ""))
+    prefix = str(settings.OUTBOX_KEY_PREFIX)
     return f"{prefix}{order_id if order_id is not None else '-'}:{kind}:{target}:v{version}"
 
 
@@ -237,7 +224,7 @@ def action_write(
                     order_id=order_id, kind=kind, target=target, version=version,
                     idempotency_key=key, lane=lane, payload=payload,
                     correlation_id=(cid or "")[:64],
-                    max_attempts=max_attempts or int(_setting("OUTBOX_MAX_ATTEMPTS", 8)),
+                    max_attempts=max_attempts or int(settings.OUTBOX_MAX_ATTEMPTS),
                 )  # fmt: skip
         except IntegrityError:
             twin = OutboundAction.objects.filter(same).first()
@@ -277,31 +264,6 @@ def _lost(now: datetime) -> Q:
     )
 
 
-def _breaker_gate(target: str, now: datetime) -> str | datetime:
-    """``"closed"``, ``"trial"`` (this caller won the half-open trial), or the time to wait
-    until (open, or another caller's trial is running)."""
-    breaker = CircuitBreaker.objects.filter(target=target).first()
-    if breaker is None or breaker.state == CircuitState.CLOSED:
-        return "closed"
-    if breaker.retry_at is not None and breaker.retry_at > now:
-        return breaker.retry_at
-    trial_until = now + timedelta(seconds=breaker_cooldown())
-    # Conditional: of concurrent callers after the cooldown, exactly one moves retry_at on.
-    won = (
-        CircuitBreaker.objects.filter(
-            pk=breaker.pk, state__in=[CircuitState.OPEN, CircuitState.HALF_OPEN]
-        )
-        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
-        .update(state=CircuitState.HALF_OPEN, retry_at=trial_until)
-    )
-    if won:
-        log.info("outbox.breaker_half_open", target=target)
-        return "trial"
-    # Another caller won it: wait for its verdict.
-    current = CircuitBreaker.objects.filter(pk=breaker.pk).values_list("retry_at", flat=True)
-    return current.first() or trial_until
-
-
 def _lease(action_id: int) -> tuple[str, _Lease | None]:
     """Take the action for this worker if it is due; commit before anything is called."""
     now = timezone.now()
@@ -331,7 +293,7 @@ def _lease(action_id: int) -> tuple[str, _Lease | None]:
             log.warning("outbox.lease_expired", action_id=action.pk, attempts=action.attempts)
         elif action.next_attempt_at > now:
             return NOT_DUE, None
-        gate = _breaker_gate(action.target, now)
+        gate = breaker_gate(action.target, now)
         if isinstance(gate, datetime):
             action.next_attempt_at = gate  # no attempt used: nothing is called
             action.save()
@@ -401,7 +363,7 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
             action.succeed()
             action.result = result or {}
             action.save()
-            _breaker_success(action.target)
+            breaker_success(action.target)
             _event(action, "outbound_succeeded", {"result": action.result})
             _resolve_incident(action)
             log.info(
@@ -411,10 +373,10 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
             return SUCCEEDED
         action.last_error = str(error)[:2000]
         if error.retryable:
-            reopened_until = _breaker_failure(action.target, now)
+            reopened_until = breaker_failure(action.target, now)
         else:
             # The system answered (a 4xx): it is up, whatever it thought of this request.
-            _breaker_success(action.target)
+            breaker_success(action.target)
             reopened_until = None
         if not error.retryable or action.attempts >= action.max_attempts:
             _give_up(action)
@@ -430,7 +392,7 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
             "error": action.last_error, "next_attempt_at": next_at.isoformat(),
         })  # fmt: skip
         countdown = (next_at - now).total_seconds()
-        if countdown <= float(_setting("OUTBOX_COUNTDOWN_MAX_SECONDS", 60)):
+        if countdown <= float(settings.OUTBOX_COUNTDOWN_MAX_SECONDS):
             _dispatch_on_commit(action.pk, action.lane, countdown=max(countdown, 0.001))
         log.warning(
             "outbox.retry_scheduled", action_id=action.pk, attempt=action.attempts,
@@ -496,39 +458,6 @@ def _resolve_incident(action: OutboundAction) -> None:
         )  # fmt: skip
 
 
-# --- circuit breaker -------------------------------------------------------------------------
-def _breaker_success(target: str) -> None:
-    closed = (
-        CircuitBreaker.objects.filter(target=target)
-        .filter(~Q(state=CircuitState.CLOSED) | Q(consecutive_failures__gt=0))
-        .update(state=CircuitState.CLOSED, consecutive_failures=0, opened_at=None, retry_at=None)
-    )
-    if closed:
-        log.info("outbox.breaker_closed", target=target)
-
-
-def _breaker_failure(target: str, now: datetime) -> datetime | None:
-    """Count a failure; open (or re-open after a failed trial) when due. Returns the breaker's
-    ``retry_at`` when it is open now."""
-    CircuitBreaker.objects.get_or_create(target=target)
-    CircuitBreaker.objects.filter(target=target).update(
-        consecutive_failures=F("consecutive_failures") + 1
-    )
-    retry_at = now + timedelta(seconds=breaker_cooldown())
-    opened = (
-        CircuitBreaker.objects.filter(target=target)
-        .filter(
-            Q(state=CircuitState.HALF_OPEN)
-            | Q(state=CircuitState.CLOSED, consecutive_failures__gte=breaker_threshold())
-        )
-        .update(state=CircuitState.OPEN, opened_at=now, retry_at=retry_at)
-    )
-    if opened:
-        log.warning("outbox.breaker_opened", target=target, retry_at=retry_at.isoformat())
-    row = CircuitBreaker.objects.filter(target=target).values_list("state", "retry_at").first()
-    return row[1] if row is not None and row[0] == CircuitState.OPEN else None
-
-
 # --- people ----------------------------------------------------------------------------------
 @transaction.atomic
 def action_retry_dead(*, action_id: int, actor: Actor) -> OutboundAction:
@@ -561,7 +490,7 @@ def outbox_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
     would be harmless: the lease lets one through).
     """
     now = now or timezone.now()
-    grace = timedelta(seconds=float(_setting("OUTBOX_SWEEP_GRACE_SECONDS", 30)))
+    grace = timedelta(seconds=float(settings.OUTBOX_SWEEP_GRACE_SECONDS))
     with transaction.atomic():
         # SKIP LOCKED: rows a worker is leasing right now, or another sweeper took, are left.
         rows = list(

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import shared_task
 
-from fulfillment import outbox
+from fulfillment.outbox import services as outbox
 
 
 @shared_task(name="fulfillment.outbox_dispatch", acks_late=True)
