@@ -9,10 +9,10 @@ class FulfillmentConfig(AppConfig):
     def ready(self) -> None:
         from fulfillment import downstream, tasks  # noqa: F401  (register the Celery tasks)
         from fulfillment.carriers import CARRIER_CODES
+        from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
         from fulfillment.models import ActionKind
         from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped
         from fulfillment.services import allocate, release_on_cancel
-        from fulfillment.shipments import LabelPurchaseAdapter
         from orders import checks, hooks
 
         # The pipeline reserves stock through the allocator; a cancel gives the stock back.

@@ -401,43 +401,6 @@ def _label_of(shipment: Shipment) -> Label:
                  carrier_shipment_id=shipment.carrier_shipment_id, rate=rate)  # fmt: skip
 
 
-# --- the outbox's label_purchase action ----------------------------------------------------------
-class LabelPurchaseAdapter:
-    """``label_purchase`` actions (target: the carrier code): buy the shipment's label, and with
-    ``FULFILLMENT_AUTO_SHIP`` hand it to the carrier at once (the demo and the benchmark, where
-    no warehouse scans parcels out). Carrier errors keep their retryable verdict."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def perform(self, action: Any) -> dict[str, Any]:
-        from django.conf import settings
-
-        from fulfillment.downstream import DownstreamError
-
-        shipment_id = (action.payload or {}).get("shipment_id")
-        if not shipment_id:
-            raise DownstreamError(f"action {action.pk} names no shipment", retryable=False)
-        actor = Actor.system("outbox")
-        try:
-            shipment = shipment_buy_label(shipment_id=int(shipment_id), actor=actor)
-        except CarrierError as exc:
-            raise DownstreamError(f"{self.target}: {exc}", retryable=exc.retryable,
-                                  status=exc.status) from exc  # fmt: skip
-        except Shipment.DoesNotExist as exc:
-            raise DownstreamError(
-                f"shipment {shipment_id} does not exist", retryable=False
-            ) from exc
-        if shipment.status == ShipmentStatus.VOIDED:
-            return {"shipment_id": shipment.pk, "voided": True}
-        if getattr(settings, "FULFILLMENT_AUTO_SHIP", False) and (
-            shipment.status == ShipmentStatus.LABEL_PURCHASED
-        ):
-            shipment = shipment_ship(shipment_id=shipment.pk, actor=actor)
-        return {"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number,
-                "status": shipment.status}  # fmt: skip
-
-
 def shipment_sequence(shipment: Shipment) -> int:
     """1 for an order's first shipment, 2 for its second... (voided ones count: stable)."""
     return Shipment.objects.filter(order_id=shipment.order_id, pk__lte=shipment.pk).count()

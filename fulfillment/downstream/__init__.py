@@ -7,6 +7,9 @@ Which system each kind of action goes to is configuration:
 - ``NOTIFY_TARGETS`` (default ``["email"]``; add ``"twilio"`` for SMS, used only once
   ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` and a sender are set).
 
+``label_purchase`` actions go to ``label_purchase.LabelPurchaseAdapter``, one per carrier code,
+registered from ``FulfillmentConfig.ready()``.
+
 Callers that write outbox actions ask ``targets_for(kind)`` and write one action per target.
 Another app (or module) adds a system with ``register(kind, target, factory)`` from its
 ``ready()``; the factory builds the adapter at call time, so settings are read per call.
