@@ -79,11 +79,11 @@ class StockInconsistent(RuntimeError):
 
 
 def _ttl() -> timedelta:
-    return timedelta(minutes=int(getattr(settings, "RESERVATION_TTL_MINUTES", 60 * 24 * 7)))
+    return timedelta(minutes=int(settings.RESERVATION_TTL_MINUTES))
 
 
 def _split_allowed() -> bool:
-    return bool(getattr(settings, "ALLOCATION_ALLOW_SPLIT", False))
+    return bool(settings.ALLOCATION_ALLOW_SPLIT)
 
 
 # --- warehouses and stock ----------------------------------------------------------------------

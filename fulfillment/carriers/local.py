@@ -52,7 +52,6 @@ from orders import money
 log = structlog.get_logger(__name__)
 
 CODE = "local"
-DEFAULT_CURRENCY = "USD"
 
 TRACKING_PREFIX = "LC"
 TRACKING_COUNTRY = "US"
@@ -136,7 +135,7 @@ def is_international(request: ShipmentRequest) -> bool:
 
 
 def _currency() -> str:
-    return money.validate_currency(getattr(settings, "LOCAL_CARRIER_CURRENCY", DEFAULT_CURRENCY))
+    return money.validate_currency(settings.LOCAL_CARRIER_CURRENCY)
 
 
 def quote(level: str, *, weight_grams: int, international: bool, currency: str) -> Rate:
