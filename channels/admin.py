@@ -1,4 +1,5 @@
-"""Admin for channels, the catalogue and its mappings, and the inbox (with replay)."""
+"""Admin for channels, their SKU and tax code mappings, and the inbox (with replay). The catalogue
+(``orders.Product``) has its screen in ``orders.admin``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from django.utils.html import format_html, format_html_join
 from channels.models import (
     InboundEvent,
     InboundStatus,
-    Product,
     SalesChannel,
     SkuMapping,
     TaxCodeMapping,
@@ -93,13 +93,6 @@ class SalesChannelAdmin(admin.ModelAdmin):
     @admin.display(description="Webhook URL")
     def webhook_url(self, channel: SalesChannel) -> str:
         return reverse("webhook", args=[channel.slug])
-
-
-@admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
-    list_display = ["sku", "title", "weight_grams", "hs_code", "origin_country", "is_active"]
-    list_filter = ["is_active", "origin_country"]
-    search_fields = ["sku", "title", "hs_code"]
 
 
 @admin.register(SkuMapping)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.models import Product, SkuMapping, TaxCodeMapping
+from channels.models import SkuMapping, TaxCodeMapping
+from orders.models import Product
 
 
 def resolve_sku_map(*, channel_id: int, refs: list[str], channel_skus: list[str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Sales channels, the product catalogue and its mappings, and the inbox of inbound events."""
+"""Sales channels, their SKU and tax code mappings (the catalogue itself is ``orders.Product``),
+and the inbox of inbound events."""
 
 from __future__ import annotations
 
@@ -61,24 +62,6 @@ class SalesChannel(models.Model):
         return self.name
 
 
-class Product(models.Model):
-    """Our catalogue: the SKUs we stock and ship."""
-
-    sku = models.CharField(max_length=100, unique=True)
-    title = models.CharField(max_length=255)
-    weight_grams = models.PositiveIntegerField(null=True, blank=True)
-    hs_code = models.CharField(max_length=12, blank=True, help_text="Customs tariff code.")
-    origin_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
-    tags = models.JSONField(default=list, blank=True)
-    is_active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["sku"]
-
-    def __str__(self) -> str:
-        return self.sku
-
-
 class SkuMapping(models.Model):
     """A channel's own product reference (variant id, ASIN, seller SKU) -> our SKU."""
 
@@ -86,7 +69,7 @@ class SkuMapping(models.Model):
     external_ref = models.CharField(
         max_length=100, help_text="Variant id, ASIN or seller SKU as the channel sends it."
     )
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="mappings")
+    product = models.ForeignKey("orders.Product", on_delete=models.PROTECT, related_name="mappings")
 
     class Meta:
         ordering = ["channel", "external_ref"]

@@ -42,7 +42,7 @@ from fulfillment.services import StockInconsistent
 from orders import money
 from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, TransitionRefused
-from orders.models import Order, OrderLine, OrderStatus
+from orders.models import Order, OrderLine, OrderStatus, Product
 from orders.services import order_event_record, order_transition
 
 log = structlog.get_logger(__name__)
@@ -193,8 +193,6 @@ def _routing(order_id: int) -> dict[str, Any]:
 
 
 def _weight_and_customs(shipment: Shipment, *, customs: bool) -> tuple[int, list[CustomsLine]]:
-    from channels.models import Product
-
     lines = list(shipment.lines.select_related("order_line"))
     products = {p.sku: p for p in Product.objects.filter(sku__in={ln.sku for ln in lines})}
     order = shipment.order

@@ -20,7 +20,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from orders.actors import Actor
 from orders.errors import DomainError
-from orders.models import Customer, Incident, Order, OrderEvent, OrderLine
+from orders.models import Customer, Incident, Order, OrderEvent, OrderLine, Product
 from orders.services import incident_transition, order_available_transitions, order_transition
 
 
@@ -277,6 +277,15 @@ class CustomerAdmin(admin.ModelAdmin):
         if request.user.has_perm("orders.manage_credit"):
             return []
         return list(self.CREDIT_FIELDS)
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    """The catalogue (``import_products`` fills it); channels map their references onto it."""
+
+    list_display = ["sku", "title", "weight_grams", "hs_code", "origin_country", "is_active"]
+    list_filter = ["is_active", "origin_country"]
+    search_fields = ["sku", "title", "hs_code"]
 
 
 @admin.register(Incident)

@@ -1,4 +1,5 @@
-"""The order core: customers, orders and their lines, the audit trail, incidents.
+"""The order core: customers, the product catalogue, orders and their lines, the audit trail,
+incidents.
 
 Models hold data and legal moves only. A transition says whether a move is allowed (source,
 conditions, permission) and sets the row's own fields; services (``orders.services``) lock the
@@ -90,6 +91,25 @@ class Customer(CurrencyAmountsMixin, models.Model):
             and self.net_terms_approved
             and self.net_terms_days > 0
         )
+
+
+class Product(models.Model):
+    """Our catalogue: the SKUs we stock and ship. It lives here, in the lowest app, because
+    channels (SKU mappings) and fulfillment (weights, tags, customs data) both read it."""
+
+    sku = models.CharField(max_length=100, unique=True)
+    title = models.CharField(max_length=255)
+    weight_grams = models.PositiveIntegerField(null=True, blank=True)
+    hs_code = models.CharField(max_length=12, blank=True, help_text="Customs tariff code.")
+    origin_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    tags = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return self.sku
 
 
 class OrderStatus(models.TextChoices):

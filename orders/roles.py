@@ -11,8 +11,8 @@ from typing import Any
 
 VIEW_ORDERS = [
     "orders.view_order", "orders.view_orderline", "orders.view_orderevent",
-    "orders.view_customer", "orders.view_incident", "channels.view_saleschannel",
-    "channels.view_inboundevent", "channels.view_product", "channels.view_skumapping",
+    "orders.view_customer", "orders.view_incident", "orders.view_product",
+    "channels.view_saleschannel", "channels.view_inboundevent", "channels.view_skumapping",
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
     "fulfillment.view_shipment", "fulfillment.view_shipmentline",
     "fulfillment.view_routingdecision", "fulfillment.view_outboundaction",

@@ -19,10 +19,11 @@ from django.conf import settings
 from django.test import Client
 
 from channels.demo.sandbox import vendor_sandbox
-from channels.models import InboundEvent, Product, SalesChannel, SkuMapping
+from channels.models import InboundEvent, SalesChannel, SkuMapping
 from channels.polling import channel_poll
 from channels.services import inbound_event_process
 from channels.signatures import sign_custom
+from orders.models import Product
 
 DEMO_DIR = Path(__file__).resolve().parent
 

@@ -16,7 +16,7 @@ from fulfillment.routing.explain import describe_actions, rule_note
 from fulfillment.routing.facts import catalogue_products, facts_of, order_with_lines
 from fulfillment.routing.validation import schema_errors
 from orders import money
-from orders.models import Order
+from orders.models import Order, Product
 
 FLAGS = ("signature_required", "customs_declaration", "hazmat")
 # What a rule can decide; `warehouse` and `warehouse_kind` fill the same slot.
@@ -145,7 +145,7 @@ def _apply(
     return filled
 
 
-def _customs(order: Order, products: Mapping[str, Any]) -> tuple[list[dict], list[str]]:
+def _customs(order: Order, products: Mapping[str, Product]) -> tuple[list[dict], list[str]]:
     """Per line: what a customs declaration needs; the declared value is the line's net amount
     (quantity x unit price - discount allocation, before tax) in the order currency."""
     lines, problems = [], []

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from orders import money
-from orders.models import Order
+from orders.models import Order, Product
 
 
 def home_country() -> str:
@@ -67,15 +67,13 @@ def order_with_lines(order: Order | int) -> Order:
     )
 
 
-def catalogue_products(skus: Iterable[str]) -> dict[str, Any]:
+def catalogue_products(skus: Iterable[str]) -> dict[str, Product]:
     """The catalogue's products of these SKUs, by SKU."""
-    from channels.models import Product  # the catalogue (channels sits beside fulfillment)
-
     wanted = {s for s in skus if s}
     return {p.sku: p for p in Product.objects.filter(sku__in=wanted)} if wanted else {}
 
 
-def facts_of(order: Order, products: Mapping[str, Any]) -> dict[str, Any]:
+def facts_of(order: Order, products: Mapping[str, Product]) -> dict[str, Any]:
     """The facts of an order already read, given its catalogue products (see ``order_facts``)."""
     shipping = order.shipping_address if isinstance(order.shipping_address, dict) else {}
     destination = str(order.ship_to_country or shipping.get("country_code") or "").upper()

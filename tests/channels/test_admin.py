@@ -12,9 +12,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from channels.models import ChannelKind, InboundEvent, Product, SalesChannel
+from channels.models import ChannelKind, InboundEvent, SalesChannel
 from channels.signatures import sign_custom
-from orders.models import Order
+from orders.models import Order, Product
 from tests.factories import SalesChannelFactory
 
 WEBHOOK_SECRET = "whsec-stored-never-shown-1"

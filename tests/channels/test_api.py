@@ -13,14 +13,14 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from channels.models import ChannelKind, InboundEvent, InboundSource, Product, SalesChannel
+from channels.models import ChannelKind, InboundEvent, InboundSource, SalesChannel
 from channels.services import (
     body_dedup_key,
     inbound_event_ingest_file,
     inbound_event_process,
     inbound_event_store,
 )
-from orders.models import Order
+from orders.models import Order, Product
 from tests.factories import SalesChannelFactory, make_user
 
 URL = "/api/v1/inbound-events/"

@@ -23,9 +23,9 @@ from django.forms.models import model_to_dict
 from pytest_httpserver import HTTPServer
 
 from channels.adapters import amazon
-from channels.models import ChannelKind, InboundEvent, Product, SalesChannel
+from channels.models import ChannelKind, InboundEvent, SalesChannel
 from channels.services import inbound_event_ingest_file, inbound_event_process
-from orders.models import Incident, Order
+from orders.models import Incident, Order, Product
 from tests.factories import SalesChannelFactory
 
 SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples"

@@ -17,9 +17,9 @@ import pytest
 from django.db import close_old_connections, connection
 from django.test import Client
 
-from channels.models import ChannelKind, InboundEvent, Product
+from channels.models import ChannelKind, InboundEvent
 from channels.signatures import sign_custom
-from orders.models import Order, OrderLine
+from orders.models import Order, OrderLine, Product
 from tests.channels.test_webhook import (
     SECRET,
     SLUG,

@@ -20,7 +20,6 @@ from django.utils import timezone
 from channels.models import (
     ChannelKind,
     InboundEvent,
-    Product,
     SalesChannel,
     SkuMapping,
 )
@@ -29,7 +28,7 @@ from channels.signatures import sign_custom
 from channels.tasks import inbound_event_sweep_task
 from config import correlation
 from orders.actors import Actor
-from orders.models import Incident, Order, OrderEvent
+from orders.models import Incident, Order, OrderEvent, Product
 from orders.services import order_transition
 from tests.factories import SalesChannelFactory
 

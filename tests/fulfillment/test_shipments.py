@@ -168,7 +168,7 @@ def test_the_api_lists_shipments_and_downloads_their_labels(api_client, cs_user,
 
 
 def test_an_international_label_declares_customs_from_the_catalogue():
-    from channels.models import Product
+    from orders.models import Product
 
     Product.objects.create(sku="MUG", title="Mug", weight_grams=350, hs_code="6912.00",
                            origin_country="PT")  # fmt: skip

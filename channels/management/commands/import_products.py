@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from channels.models import Product
 from config.csvfiles import read_csv_file
+from orders.models import Product
 
 COLUMNS = ["sku", "title", "weight", "hs_code", "origin_country", "tags"]
 

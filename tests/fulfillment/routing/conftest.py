@@ -9,9 +9,8 @@ import pytest
 from django.apps import apps
 
 import fulfillment.routing.admin  # noqa: F401  (registers the routing admin screens)
-from channels.models import Product
 from fulfillment.models import RoutingRule
-from orders.models import Order
+from orders.models import Order, Product
 
 SEED = importlib.import_module("fulfillment.migrations.0003_default_routing_rules")
 HAZMAT = "Hazmat ships ground only"
