@@ -21,6 +21,7 @@ from fulfillment.models import (
 )
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
 from orders.actors import Actor
+from orders.admin import register_order_inline
 from orders.errors import DomainError
 
 
@@ -173,7 +174,8 @@ from fulfillment.outbox import admin as outbox_admin  # noqa: E402, F401
 from fulfillment.routing import admin as routing_admin  # noqa: E402, F401
 
 
-# --- on the order's own page (orders imports nothing from here: we add ourselves) -------------
+# --- on the order's own page, through the extension point orders.admin offers ----------------
+@register_order_inline
 class OrderShipmentInline(admin.TabularInline):
     """The order's parcels: where from, state, carrier, tracking, label."""
 
@@ -196,6 +198,7 @@ class OrderShipmentInline(admin.TabularInline):
     label_link = ShipmentAdmin.label_link
 
 
+@register_order_inline
 class OrderOutboundActionInline(admin.TabularInline):
     """What was (or will be) sent downstream for the order, and whether it went through."""
 
@@ -214,17 +217,3 @@ class OrderOutboundActionInline(admin.TabularInline):
     def action_link(self, action: OutboundAction) -> str:
         url = reverse("admin:fulfillment_outboundaction_change", args=[action.pk])
         return format_html('<a href="{}">#{}</a>', url, action.pk)
-
-
-def _attach_to_order_admin() -> None:
-    from orders.models import Order
-
-    order_admin = admin.site._registry.get(Order)
-    if order_admin is None:
-        return
-    missing = [i for i in (OrderShipmentInline, OrderOutboundActionInline)
-               if i not in order_admin.inlines]  # fmt: skip
-    order_admin.inlines = [*order_admin.inlines, *missing]
-
-
-_attach_to_order_admin()

@@ -2,6 +2,9 @@
 
 Orders are read-only forms: their state moves only through the transition buttons, each of which
 calls ``order_transition`` (the same service as the API) and reports a refusal in words.
+
+Other apps add to the order's page through ``register_order_inline`` (see below), never by
+changing ``OrderAdmin``: orders imports no other app, so the apps above it register themselves.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
+from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -121,6 +126,34 @@ class OrderEventInline(admin.TabularInline):
         return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list))
 
 
+# --- extension point: the order's change page -------------------------------------------------
+# An app above orders (fulfillment: shipments, downstream actions) shows its rows for an order
+# on the order's page by registering an inline from its own admin module. The inlines appear
+# after the order's own (lines, timeline), in registration order.
+_EXTRA_ORDER_INLINES: list[type[InlineModelAdmin]] = []
+
+
+def register_order_inline(inline: type[InlineModelAdmin]) -> type[InlineModelAdmin]:
+    """Show ``inline`` (an InlineModelAdmin of a model with a foreign key to ``Order``) on the
+    order's change page. Registering the same inline again is a no-op; usable as a decorator."""
+    if inline not in _EXTRA_ORDER_INLINES:
+        _EXTRA_ORDER_INLINES.append(inline)
+    return inline
+
+
+def registered_order_inlines() -> list[type[InlineModelAdmin]]:
+    """The inlines other apps registered for the order's page, in registration order."""
+    return list(_EXTRA_ORDER_INLINES)
+
+
+@checks.register(checks.Tags.admin)
+def check_registered_order_inlines(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Django's admin checks see only ``OrderAdmin.inlines``: run the same checks on the
+    registered ones, so a broken inline fails ``manage.py check``, not a person's page."""
+    return [error for inline in registered_order_inlines()
+            for error in inline(Order, admin.site).check()]  # fmt: skip
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = ["external_id", "channel", "status_badge", "payment_status", "amount",
@@ -140,6 +173,10 @@ class OrderAdmin(admin.ModelAdmin):
         ("Addresses", {"fields": ["ship_to_country", "ship_to", "bill_to", "address_verdict"]}),
         ("Risk", {"fields": ["risk_score", "risk_breakdown", "review_approved_at"]}),
     ]  # fmt: skip
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[type[InlineModelAdmin]]:
+        # Read per request, so an app's admin module may register after this one loaded.
+        return [*self.inlines, *registered_order_inlines()]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Everything: the state fields are protected, amounts come from the channel.
