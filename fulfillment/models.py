@@ -56,7 +56,7 @@ class StockLevel(models.Model):
     """How many units of a SKU a warehouse holds (``on_hand``) and how many of them are promised
     to orders (``reserved``).
 
-    ``sku`` is our catalogue SKU as a string, not a foreign key to ``channels.Product``: stock
+    ``sku`` is our catalogue SKU as a string, not a foreign key to ``orders.Product``: stock
     files often arrive before the catalogue does, order lines carry the same string, and
     fulfillment stays independent of the catalogue's import timing.
     """
