@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 
 def listing(values: Iterable[Any]) -> str:
+    """Values joined for a sentence: ``US, CA``."""
     return ", ".join(str(v) for v in values)
 
 
