@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "fulfillment",
     "reviews",
     "reconciliation",
+    "demo",  # last: it builds demo data out of every app above
 ]
 
 MIDDLEWARE = [
@@ -373,3 +374,7 @@ if SENTRY_DSN:
 # Default: customer emails land as files in var/emails (a mailbox to read, never a log line).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "emails"))
+
+# --- Demo (issue 9, demo/ app) ------------------------------------------------------------------
+# Where `setup_demo` reads the vendors' published sample payloads (the checkout's sibling).
+DEMO_SAMPLES_DIR = BASE_DIR.parent / "shared" / "samples"
