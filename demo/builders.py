@@ -121,7 +121,7 @@ DEMO_ORDERS = [
 
 # Demo stock: a US warehouse of our own and a 3PL in the Netherlands. HOODIE-GRY-L has none
 # (its order is backordered until `import_stock` brings some).
-DEMO_WAREHOUSES = [
+DEMO_WAREHOUSES: list[dict[str, Any]] = [
     {"code": "NJ1", "name": "Newark DC", "country": "US", "region": "NJ", "kind": "own",
      "priority": 1, "ships_international": True},
     {"code": "RTM3PL", "name": "Rotterdam 3PL", "country": "NL", "kind": "3pl",
@@ -172,8 +172,8 @@ def users_ensure(*, reset: bool) -> dict[str, str]:
     known: dict[str, str] = {}
     if path.exists() and not reset:
         for line in path.read_text().splitlines():
-            name, _, password = line.partition(" ")
-            known[name] = password
+            name, _, kept = line.partition(" ")
+            known[name] = kept
     user_model = get_user_model()
     for username, role in DEMO_USERS.items():
         user = user_model.objects.filter(username=username).first()
