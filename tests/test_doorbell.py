@@ -39,22 +39,30 @@ def closed_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def project_like_app(name: str, **overrides: object) -> Celery:
-    """A real Celery app with the project's CELERY_* settings, not eager, then ``overrides``."""
+def project_like_app(
+    name: str, monkeypatch: pytest.MonkeyPatch, *, broker_url: str, **overrides: object
+) -> Celery:
+    """A real Celery app with the project's CELERY_* settings, not eager, on ``broker_url``.
+
+    Celery reads CELERY_BROKER_URL from the environment before its configuration (the
+    PostgreSQL + Redis pass sets it), so the environment is pointed at the broker too."""
+    monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
     celery = Celery(name, set_as_current=False)
     celery.config_from_object("django.conf:settings", namespace="CELERY")
-    celery.conf.update(task_always_eager=False, **overrides)
+    celery.conf.update(task_always_eager=False, broker_url=broker_url, **overrides)
     return celery
 
 
 @pytest.fixture
 def broker_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    dead = project_like_app(
-        "broker-down",
-        broker_url=f"redis://127.0.0.1:{closed_loopback_port()}/0",
-        broker_transport_options={},
-    )
     with monkeypatch.context() as patched:
+        dead = project_like_app(
+            "broker-down",
+            patched,
+            broker_url=f"redis://127.0.0.1:{closed_loopback_port()}/0",
+            broker_transport_options={},
+        )
         patched.setattr(config.tasks, "app", dead)
         yield patched
 
@@ -111,6 +119,7 @@ def test_queue_and_countdown_reach_the_broker(
 ):
     broker = project_like_app(
         "doorbell-fs",
+        monkeypatch,
         broker_url="filesystem://",
         broker_transport_options=filesystem_broker_options(tmp_path),
     )
