@@ -5,19 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from channels import catalogue, metrics
 from channels.adapters import get_adapter
-from channels.adapters.base import AdapterError, ChannelConfig, NormalizationError
+from channels.adapters.base import (
+    AdapterError,
+    ChannelConfig,
+    NormalizationError,
+    SignatureInvalid,
+)
 from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
 from config import correlation
 from config.tasks import enqueue_on_commit
@@ -98,6 +104,75 @@ def inbound_event_store(
         return None, False
     metrics.RECEIVED.labels(channel.slug, topic).inc()
     return event, True
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What ``POST /webhooks/<slug>/`` answers: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _refusal(status: int, code: str, detail: str) -> WebhookAnswer:
+    return WebhookAnswer(status, {"code": code, "detail": detail})
+
+
+def webhook_receive(
+    *,
+    slug: str,
+    headers: Mapping[str, str],
+    body: bytes | Callable[[], bytes],
+    declared_length: int = 0,
+) -> WebhookAnswer:
+    """Verify one webhook delivery and keep it in the inbox; processing is rung after commit.
+
+    The one path for a vendor's delivery: the webhook view and the demo call it. Answers: 202
+    accepted, 200 duplicate or ping, 401 bad signature, 404 unknown channel, 413 too large, 503
+    when the inbox could not be written. ``body`` may be a callable, read only once the channel
+    is known and ``declared_length`` (the Content-Length) is within the limit, so that an
+    oversized request is refused before it is read.
+    """
+    started = time.perf_counter()
+    channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+    if channel is None:
+        return _refusal(404, "unknown_channel", f"No active channel {slug!r}")
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if declared_length > limit or len(raw := body() if callable(body) else body) > limit:
+        metrics.TOO_LARGE.labels(slug).inc()
+        return _refusal(413, "payload_too_large", f"Bodies over {limit} bytes are refused")
+    headers = {k.lower(): v for k, v in headers.items()}
+    config = channel_config(channel)
+    try:
+        delivery = get_adapter(channel.kind).verify(config, headers, raw, now=timezone.now())
+    except SignatureInvalid as exc:
+        metrics.SIGNATURE_FAILURES.labels(slug).inc()
+        security_log.warning(
+            "webhook.signature_invalid", channel=slug, reason=exc.reason, body_bytes=len(raw)
+        )
+        return _refusal(401, "signature_invalid", f"Signature check failed: {exc.reason}")
+    if delivery.is_ping:
+        return WebhookAnswer(200, {"ping": True})
+    try:
+        event, created = inbound_event_store(
+            channel=channel,
+            source=InboundSource.WEBHOOK,
+            topic=delivery.topic,
+            dedup_key=delivery.dedup_key,
+            headers=kept_headers(headers, secret_header=config.auth_header_name),
+            body=raw,
+            api_version=delivery.api_version,
+        )
+    except DatabaseError:
+        log.exception("webhook.store_failed", channel=slug)
+        return _refusal(503, "unavailable", "The event could not be stored; please retry")
+    metrics.ACK_SECONDS.labels(slug).observe(time.perf_counter() - started)
+    if not created or event is None:
+        return WebhookAnswer(200, {"duplicate": True})
+    metrics.PAYLOAD_BYTES.labels(slug).observe(len(raw))
+    return WebhookAnswer(
+        202, {"accepted": True, "event_id": event.pk, "correlation_id": event.correlation_id}
+    )
 
 
 def _claim(event_id: int) -> bool:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "fulfillment",
     "reviews",
     "reconciliation",
+    "demo",  # last: it builds demo data out of every app above
 ]
 
 MIDDLEWARE = [
@@ -381,3 +382,7 @@ OUTBOX_KEY_PREFIX = env.str("OUTBOX_KEY_PREFIX", default="")
 OUTBOX_COUNTDOWN_MAX_SECONDS = env.float("OUTBOX_COUNTDOWN_MAX_SECONDS", default=60.0)
 # The sweeper leaves a just-written action this long for its own after-commit message to arrive.
 OUTBOX_SWEEP_GRACE_SECONDS = env.float("OUTBOX_SWEEP_GRACE_SECONDS", default=30.0)
+
+# --- Demo (issue 9, demo/ app) ------------------------------------------------------------------
+# Where `setup_demo` reads the vendors' published sample payloads (the checkout's sibling).
+DEMO_SAMPLES_DIR = BASE_DIR.parent / "shared" / "samples"

@@ -9,8 +9,9 @@ from django.test import RequestFactory
 
 from orders.models import Incident, Order, OrderEvent
 
-# setup_demo runs what production runs, orchestration included.
-pytestmark = pytest.mark.orchestration
+# setup_demo runs what production runs: every check, the allocator and the review router
+# (`pipeline`; under tests/reviews/ the suite's path gave it that), orchestration included.
+pytestmark = [pytest.mark.pipeline, pytest.mark.orchestration]
 
 
 def run_demo():

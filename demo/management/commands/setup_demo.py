@@ -1,0 +1,33 @@
+"""Load demo data: role users, channels with the vendors' sample orders delivered through the
+real webhook and polling paths, and orders in several states. Safe to re-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from demo import builders, deliveries
+
+
+class Command(BaseCommand):
+    help = "Create demo users (one per role), customers, channels and orders. Safe to run twice."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--reset-passwords", action="store_true", help="Give every demo user a new password."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        passwords = builders.users_ensure(reset=options["reset_passwords"])
+        builders.stock_ensure()
+        self.stdout.write("Delivering the vendors' sample orders:")
+        deliveries.run(self.stdout.write)
+        channels = builders.webstore_channel_ensure()
+        customers = builders.customers_ensure()
+        created = builders.orders_create(channels, customers, write=self.stdout.write)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
+        self.stdout.write("Demo users (username / password / role):")
+        for username, role in builders.DEMO_USERS.items():
+            self.stdout.write(f"  {username:<9} {passwords[username]:<24} {role or 'superuser'}")
+        self.stdout.write(f"(kept in {builders.credentials_path()})")
