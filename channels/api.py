@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from channels.models import InboundEvent, InboundSource, InboundStatus
+from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
 from channels.services import inbound_event_replay
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
@@ -27,8 +28,10 @@ class InboundErrorSerializer(serializers.Serializer):
 
 
 class InboundEventSerializer(serializers.ModelSerializer):
-    channel = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    errors = InboundErrorSerializer(many=True, read_only=True)
+    channel: serializers.SlugRelatedField[SalesChannel] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    errors = InboundErrorSerializer(many=True, read_only=True)  # type: ignore[assignment]  # DRF's metaclass pops declared fields: Serializer.errors stays
     attempts = serializers.IntegerField(read_only=True)
     duplicate_deliveries = serializers.IntegerField(read_only=True)
     body_bytes = serializers.IntegerField(read_only=True)
@@ -62,7 +65,7 @@ class InboundEventViewSet(
     def get_queryset(self) -> Any:
         return InboundEvent.objects.select_related("channel").order_by("-received_at", "-id")
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "replay":
             return [ViewThenServicePermission()]
         return super().get_permissions()

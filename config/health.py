@@ -30,7 +30,8 @@ def _check_broker() -> str:
     if settings.CELERY_TASK_ALWAYS_EAGER or url.startswith("memory://"):
         return "not configured (tasks run in-process)"
     if url.startswith("filesystem://"):
-        queue_dir = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        # settings.py builds the options as dict[str, object]; the folder is a string.
+        queue_dir = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
         if not queue_dir.is_dir():
             raise OSError(f"broker folder {queue_dir} is missing")
         probe = queue_dir / ".readyz"

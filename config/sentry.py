@@ -9,12 +9,13 @@ address or a phone number).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST
+from sentry_sdk.types import DataCollectionUserOptions, Event, Hint
 
 REDACTED = "[redacted]"
 PII_KEYS = frozenset(
@@ -76,18 +77,20 @@ def scrub_value(value: Any, *, phones: bool = True) -> Any:
     return value
 
 
-def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def before_send(event: Event, hint: Hint) -> Event:
     """Redact PII in every part of an event that can carry user data (frames' vars included)."""
-    event.pop("user", None)
+    # Event is a TypedDict; the parts are walked by name, so handle it as the dict it is.
+    parts = cast(dict[str, Any], event)
+    parts.pop("user", None)
     for part in _FREE_TEXT_PARTS:
-        if part in event:
-            event[part] = scrub_value(event[part])
+        if part in parts:
+            parts[part] = scrub_value(parts[part])
     return event
 
 
 # Integrations collect no user identity, cookies or request bodies (sentry-sdk's successor of
 # send_default_pii=False); before_send removes what slips through elsewhere.
-DATA_COLLECTION: dict[str, Any] = {
+DATA_COLLECTION: DataCollectionUserOptions = {
     "user_info": False,
     "cookies": {"mode": "off"},
     "http_bodies": [],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
+from django.db.models import Model
 from django.urls import include, path
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
@@ -62,7 +64,10 @@ class OrderEventSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
-    channel = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # Read-only by slug: the field never loads a channel, and orders names no channels model.
+    channel: serializers.SlugRelatedField[Model] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Order
@@ -160,7 +165,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self) -> Any:
         return OrderSerializer if self.action == "list" else OrderDetailSerializer
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "transition":
             return [ViewThenServicePermission()]
         return super().get_permissions()
@@ -260,7 +265,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             {"group_by": "category", "results": IncidentTrendSerializer(rows, many=True).data}
         )
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("acknowledge", "resolve"):
             return [ViewThenServicePermission()]
         return super().get_permissions()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
+from typing import TypedDict
 
 from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -46,7 +47,14 @@ def incident_list() -> QuerySet[Incident]:
     )
 
 
-def incident_trend(*, queryset: QuerySet[Incident]) -> list[dict[str, object]]:
+class IncidentTrendRow(TypedDict):
+    category: str
+    day: date
+    incidents: int
+    occurrences: int
+
+
+def incident_trend(*, queryset: QuerySet[Incident]) -> list[IncidentTrendRow]:
     """Incidents per category and UTC day first seen, with their occurrences: the trend a
     person reads to see what keeps breaking."""
     rows = (

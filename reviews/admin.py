@@ -80,8 +80,11 @@ class ReviewCaseAdmin(admin.ModelAdmin):
     ordering = ["sla_due_at", "id"]
     action_form = ReviewActionForm
     actions = ["start_cases", "approve_cases", "reject_cases", "escalate_cases"]
-    fields = ["order_link", "status", "score", "reasons_list", "signals_table", "assignee",
-              "sla_due", "decided_by", "decided_at", "decision_note", "created_at"]  # fmt: skip
+    # A tuple of plain names: the same value then types as both ``fields`` and the read-only list.
+    fields = (
+        "order_link", "status", "score", "reasons_list", "signals_table", "assignee", "sla_due",
+        "decided_by", "decided_at", "decision_note", "created_at",
+    )  # fmt: skip
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

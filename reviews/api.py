@@ -6,11 +6,12 @@ the services check (403 ``permission_denied``); a refused move is 409.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -43,8 +44,12 @@ class ReviewCaseSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(source="order.channel.slug", read_only=True)
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     signals = SignalSerializer(many=True, read_only=True)
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    decided_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     overdue = serializers.BooleanField(source="is_overdue", read_only=True)
 
     class Meta:
@@ -88,7 +93,7 @@ class ReviewCaseViewSet(
     def get_queryset(self) -> Any:
         return selectors.review_case_list()
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action in ("start", "approve", "reject", "escalate"):
             return [ViewThenServicePermission()]
         return super().get_permissions()

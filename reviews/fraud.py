@@ -257,9 +257,10 @@ class FraudScorer:
             )
 
     def _email(self, order: Order) -> str:
-        if order.customer_id is None:
+        customer = order.customer  # None, without a query, when the order has no customer
+        if customer is None:
             return ""
-        return (order.customer.email or "").strip().lower()
+        return (customer.email or "").strip().lower()
 
     def _disposable_email(self, order: Order, found: list[Signal]) -> None:
         domain = self._email(order).rpartition("@")[2]

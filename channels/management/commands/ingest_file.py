@@ -54,6 +54,7 @@ class Command(BaseCommand):
                 "nothing to do"
             )
             return
+        assert event is not None  # a new event (created) always comes back with its row
         if not options["queue"]:
             event = inbound_event_process(event_id=event.pk) or event
             event.refresh_from_db()
