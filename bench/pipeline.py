@@ -6,7 +6,7 @@ B2B on net terms, some over their credit limit) and times, order by order:
 
 - baseline: the least any pipeline must do per order: lock it, one ``validate`` transition
   with its audit event, in one transaction (``order_transition``);
-- pipeline: ``orders.checks.order_validate`` as the Celery task runs it: every registered check
+- pipeline: ``orders.validation.order_validate`` as the Celery task runs it: every registered check
   (totals, duplicate, address, payment, SKU mapping, fraud), each result audited, stock
   reserved across warehouses, the order validated / allocated / backordered / held / routed to
   review, incidents raised.
@@ -169,7 +169,7 @@ def main() -> None:
     from django.db import transaction
 
     from fulfillment.orchestration import on_order_transition, on_shipped
-    from orders import checks, hooks
+    from orders import hooks, validation
     from orders.actors import Actor
     from orders.models import Incident, Order, OrderEvent
     from orders.services import order_transition
@@ -195,7 +195,7 @@ def main() -> None:
         baseline(base_id)
         timings["baseline"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        checks.order_validate(order_id=pipe_id)
+        validation.order_validate(order_id=pipe_id)
         timings["pipeline"].append(time.perf_counter() - started)
         progress("validating", i + 1, args.orders)
 

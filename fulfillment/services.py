@@ -32,10 +32,10 @@ from fulfillment.models import (
     WarehouseKind,
 )
 from orders.actors import Actor
-from orders.checks import Allocation
 from orders.errors import DomainError, InvalidInput, NotFound
 from orders.models import Order, OrderLine, OrderStatus
 from orders.services import order_event_record, order_transition
+from orders.validation import Allocation
 
 log = structlog.get_logger(__name__)
 

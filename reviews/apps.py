@@ -7,7 +7,7 @@ class ReviewsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import checks
+        from orders import validation as checks
         from reviews.fraud import FraudCheck
         from reviews.services import route_to_review
 

@@ -33,7 +33,7 @@ from fulfillment.shipments import (
     shipment_void,
     shipments_create_for_order,
 )
-from orders import checks
+from orders import validation as checks
 from orders.actors import Actor
 from orders.models import AccountType, Customer, Order, OrderLine
 from orders.roles import ROLES
