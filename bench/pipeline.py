@@ -70,6 +70,7 @@ def build_world(count: int):
     """Warehouses, stock, customers and ``count`` orders per side, created (not validated)."""
     from django.db import transaction
 
+    from channels.services import sales_channel_upsert
     from fulfillment.services import stock_restock, warehouse_upsert
     from orders.actors import Actor
     from orders.models import AccountType
@@ -80,14 +81,13 @@ def build_world(count: int):
         order_create,
         order_transition,
     )
-    from tests.factories import SalesChannelFactory
 
     warehouse_upsert(code="NJ1", country="US", region="NJ", priority=1, ships_international=True)
     warehouse_upsert(code="RTM", country="NL", kind="3pl", priority=2, ships_international=True)
     for sku in SKUS:
         stock_restock(sku=sku, warehouse_code="NJ1", on_hand=count * 10)
         stock_restock(sku=sku, warehouse_code="RTM", on_hand=count * 10)
-    channel = SalesChannelFactory(slug="bench-store")
+    channel, _, _ = sales_channel_upsert(slug="bench-store", kind="shopify")
     # Each side its own customers: one side's orders are no history (or twin) of the other's.
     consumers = {side: [customer_create(email=f"{side}{i}@example.com", name=f"Buyer {i}")
                         for i in range(200)] for side in ("baseline", "pipeline")}  # fmt: skip
