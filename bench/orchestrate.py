@@ -52,6 +52,7 @@ def progress(label: str, done: int, total: int) -> None:
 def create_orders(count: int, side: str) -> list[int]:
     from django.db import transaction
 
+    from channels.services import sales_channel_upsert
     from orders.actors import Actor
     from orders.services import (
         LineInput,
@@ -60,9 +61,8 @@ def create_orders(count: int, side: str) -> list[int]:
         order_create,
         order_transition,
     )
-    from tests.factories import SalesChannelFactory
 
-    channel = SalesChannelFactory(slug=f"bench-{side}")
+    channel, _, _ = sales_channel_upsert(slug=f"bench-{side}", kind="shopify")
     actor = Actor.system("bench")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ids = []

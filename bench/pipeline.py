@@ -6,7 +6,7 @@ B2B on net terms, some over their credit limit) and times, order by order:
 
 - baseline: the least any pipeline must do per order: lock it, one ``validate`` transition
   with its audit event, in one transaction (``order_transition``);
-- pipeline: ``orders.checks.order_validate`` as the Celery task runs it: every registered check
+- pipeline: ``orders.validation.order_validate`` as the Celery task runs it: every registered check
   (totals, duplicate, address, payment, SKU mapping, fraud), each result audited, stock
   reserved across warehouses, the order validated / allocated / backordered / held / routed to
   review, incidents raised.
@@ -70,6 +70,7 @@ def build_world(count: int):
     """Warehouses, stock, customers and ``count`` orders per side, created (not validated)."""
     from django.db import transaction
 
+    from channels.services import sales_channel_upsert
     from fulfillment.services import stock_restock, warehouse_upsert
     from orders.actors import Actor
     from orders.models import AccountType
@@ -80,14 +81,13 @@ def build_world(count: int):
         order_create,
         order_transition,
     )
-    from tests.factories import SalesChannelFactory
 
     warehouse_upsert(code="NJ1", country="US", region="NJ", priority=1, ships_international=True)
     warehouse_upsert(code="RTM", country="NL", kind="3pl", priority=2, ships_international=True)
     for sku in SKUS:
         stock_restock(sku=sku, warehouse_code="NJ1", on_hand=count * 10)
         stock_restock(sku=sku, warehouse_code="RTM", on_hand=count * 10)
-    channel = SalesChannelFactory(slug="bench-store")
+    channel, _, _ = sales_channel_upsert(slug="bench-store", kind="shopify")
     # Each side its own customers: one side's orders are no history (or twin) of the other's.
     consumers = {side: [customer_create(email=f"{side}{i}@example.com", name=f"Buyer {i}")
                         for i in range(200)] for side in ("baseline", "pipeline")}  # fmt: skip
@@ -169,7 +169,7 @@ def main() -> None:
     from django.db import transaction
 
     from fulfillment.orchestration import on_order_transition, on_shipped
-    from orders import checks, hooks
+    from orders import hooks, validation
     from orders.actors import Actor
     from orders.models import Incident, Order, OrderEvent
     from orders.services import order_transition
@@ -195,7 +195,7 @@ def main() -> None:
         baseline(base_id)
         timings["baseline"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        checks.order_validate(order_id=pipe_id)
+        validation.order_validate(order_id=pipe_id)
         timings["pipeline"].append(time.perf_counter() - started)
         progress("validating", i + 1, args.orders)
 

@@ -9,6 +9,6 @@ class ChannelsConfig(AppConfig):
 
     def ready(self) -> None:
         from channels import checks, tasks  # noqa: F401  (tasks: registers the Celery tasks)
-        from orders.checks import register
+        from orders.validation import register
 
         register(checks.SkuMappedCheck())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from channels.catalogue import resolve_line_sku, resolve_sku_map
 from orders.actors import Actor
-from orders.checks import FAILED, CheckResult
 from orders.models import IncidentCategory, Order, Severity
 from orders.services import order_lines_assign_skus
+from orders.validation import FAILED, CheckResult
 
 
 class SkuMappedCheck:

@@ -396,3 +396,21 @@ def inbound_event_ingest_file(
         headers={"x-imported-by": "ingest_file"},
         body=body,
     )
+
+
+@transaction.atomic
+def sales_channel_upsert(
+    *, slug: str, kind: str, **fields: Any
+) -> tuple[SalesChannel, bool, list[str]]:
+    """Create the channel with this slug, or set these fields on the one that exists; safe to
+    run twice. Returns (channel, created, names of the fields that changed). The values are
+    the caller's to check (``add_channel`` validates its options first)."""
+    values = {"kind": kind, **fields}
+    channel, created = SalesChannel.objects.get_or_create(
+        slug=slug, defaults={"name": values.get("name") or slug.replace("-", " ").title()}
+    )
+    changed = [key for key, value in values.items() if getattr(channel, key) != value]
+    for key, value in values.items():
+        setattr(channel, key, value)
+    channel.save()
+    return channel, created, changed

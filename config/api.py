@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import pagination, permissions, status
 from rest_framework.response import Response
 
-from orders.errors import DomainError
+from config.errors import DomainError
 
 
 class ModelViewPermission(permissions.DjangoModelPermissions):

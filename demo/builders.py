@@ -31,7 +31,7 @@ from fulfillment.shipments import (
     shipment_void,
     shipments_create_for_order,
 )
-from orders import checks
+from orders import validation
 from orders.actors import Actor
 from orders.models import AccountType, Customer, Order, OrderLine
 from orders.roles import ROLES
@@ -268,7 +268,7 @@ def orders_create(
         with correlation.bound(cid):
             if spec.validate:
                 # What the after-commit task does; run here so the steps below see its result.
-                checks.order_validate(order_id=order.pk)
+                validation.order_validate(order_id=order.pk)
             for step in spec.steps:
                 if step == APPROVE:
                     case = ReviewCase.objects.unresolved().get(order_id=order.pk)
@@ -276,7 +276,7 @@ def orders_create(
                     review_case_approve(
                         case_id=case.pk, actor=reviewer, note="Known customer (demo)"
                     )
-                    checks.order_allocate(order_id=order.pk)
+                    validation.order_allocate(order_id=order.pk)
                     continue
                 if step in (SHIP, SHIP_PART):
                     _ship(order.pk, actor, part=step == SHIP_PART)

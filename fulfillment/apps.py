@@ -13,10 +13,10 @@ class FulfillmentConfig(AppConfig):
         from fulfillment.models import ActionKind
         from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped
         from fulfillment.services import allocate, release_on_cancel
-        from orders import checks, hooks
+        from orders import hooks, validation
 
         # The pipeline reserves stock through the allocator; a cancel gives the stock back.
-        checks.set_allocator(allocate)
+        validation.set_allocator(allocate)
         hooks.on_transition("cancel", release_on_cancel)
         # Once the stock is held and the payment secured: route, plan shipments, write the
         # outbox actions (ERP, WMS, confirmation, labels) in that same transaction.

@@ -32,10 +32,10 @@ from fulfillment.models import (
     WarehouseKind,
 )
 from orders.actors import Actor
-from orders.checks import Allocation
 from orders.errors import DomainError, InvalidInput, NotFound
 from orders.models import Order, OrderLine, OrderStatus
 from orders.services import order_event_record, order_transition
+from orders.validation import Allocation
 
 log = structlog.get_logger(__name__)
 
@@ -327,7 +327,7 @@ def stock_reserve_for_order(*, order_id: int) -> Allocation:
 
 
 def allocate(order_id: int) -> Allocation:
-    """``stock_reserve_for_order`` as ``orders.checks`` calls an allocator (positional id)."""
+    """``stock_reserve_for_order`` as ``orders.validation`` calls an allocator (positional id)."""
     return stock_reserve_for_order(order_id=order_id)
 
 

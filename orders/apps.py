@@ -9,8 +9,9 @@ class OrdersConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from orders import checks, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+        from orders import tasks  # noqa: F401  (registers the Celery tasks)
         from orders.roles import sync_roles_after_migrate
+        from orders.validation import register_builtin_checks
 
-        checks.register_builtin_checks()
+        register_builtin_checks()
         post_migrate.connect(sync_roles_after_migrate, sender=self, dispatch_uid="orders.roles")

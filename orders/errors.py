@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+# The base lives in config so the API layer can map errors without importing orders; it stays
+# importable from here, the vocabulary every app raises from.
+from config.errors import DomainError
 
-class DomainError(Exception):
-    code = "domain_error"
-    http_status = 400
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
+__all__ = [
+    "DomainError",
+    "InvalidInput",
+    "NotFound",
+    "PermissionRefused",
+    "StaleState",
+    "TransitionRefused",
+]
 
 
 class NotFound(DomainError):

@@ -8,18 +8,18 @@ from celery import shared_task
 from django.conf import settings
 
 from config.tasks import enqueue
-from orders import checks, selectors
+from orders import selectors, validation
 
 
 @shared_task(name="orders.order_validate", acks_late=True)
 def order_validate_task(order_id: int, **kwargs: Any) -> str | None:
-    order = checks.order_validate(order_id=order_id)
+    order = validation.order_validate(order_id=order_id)
     return order.status if order is not None else None
 
 
 @shared_task(name="orders.order_allocate", acks_late=True)
 def order_allocate_task(order_id: int, **kwargs: Any) -> str | None:
-    order = checks.order_allocate(order_id=order_id)
+    order = validation.order_allocate(order_id=order_id)
     return order.status if order is not None else None
 
 

@@ -7,10 +7,10 @@ class ReviewsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import checks
+        from orders import validation
         from reviews.fraud import FraudCheck
         from reviews.services import route_to_review
 
         # orders never imports reviews: the pipeline knows only these registrations.
-        checks.set_review_router(route_to_review)
-        checks.register(FraudCheck())
+        validation.set_review_router(route_to_review)
+        validation.register(FraudCheck())

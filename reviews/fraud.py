@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from orders import money
-from orders.checks import PASSED, CheckResult
 from orders.fingerprints import fingerprint
 from orders.models import Order, OrderStatus
+from orders.validation import PASSED, CheckResult
 from reviews.models import FraudSettings
 
 # The score is stored in Order.risk_score (max 9999.99).

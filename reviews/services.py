@@ -84,7 +84,7 @@ def review_case_open(
 
 
 def route_to_review(order_id: int, reasons: list[str], risk: dict[str, Any] | None) -> None:
-    """The pipeline's review router (``orders.checks.set_review_router``)."""
+    """The pipeline's review router (``orders.validation.set_review_router``)."""
     review_case_open(order_id=order_id, reasons=reasons, risk=risk)
 
 

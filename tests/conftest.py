@@ -60,29 +60,26 @@ FULL_PIPELINE_SUITES = ("fulfillment", "reviews")
 @pytest.fixture(autouse=True)
 def pipeline_scope(request):
     from fulfillment.orchestration import on_order_transition, on_shipped
-    from orders import checks, hooks
+    from orders import hooks
+    from orders.validation import registry
 
     full = request.node.get_closest_marker("pipeline") is not None or any(
         part in FULL_PIPELINE_SUITES
         for part in request.node.path.relative_to(request.config.rootpath).parts[1:2]
     )
-    saved = (dict(checks._CHECKS), dict(checks._ALLOCATOR), dict(checks._REVIEW_ROUTER))
+    saved = registry.snapshot()
     saved_hooks = {name: list(registered) for name, registered in hooks._HOOKS.items()}
     if not full:
         for name in ISOLATED_CHECKS:
-            checks.unregister(name)
-        checks._ALLOCATOR.clear()
-        checks._REVIEW_ROUTER.clear()
+            registry.unregister(name)
+        registry.unregister_allocator()
+        registry.unregister_review_router()
     if request.node.get_closest_marker("orchestration") is None:
         # Orchestration (routing, shipments, outbox actions once an order holds its stock)
         # runs only where a test asks for it: elsewhere an allocated order stays allocated.
         for registered in hooks._HOOKS.values():
             registered[:] = [h for h in registered if h not in (on_order_transition, on_shipped)]
     yield full
-    for registry, content in zip(
-        (checks._CHECKS, checks._ALLOCATOR, checks._REVIEW_ROUTER), saved, strict=True
-    ):
-        registry.clear()
-        registry.update(content)
+    registry.restore(saved)
     hooks._HOOKS.clear()
     hooks._HOOKS.update(saved_hooks)

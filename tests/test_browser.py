@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orders import checks
+from orders import validation as checks
 from orders.models import Order, OrderEvent
 from tests.factories import advance, make_order, make_user
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 
 from fulfillment.services import allocate
-from orders import checks
+from orders.validation import registry
 
 
 @pytest.fixture(autouse=True)
 def allocator():
-    saved = dict(checks._ALLOCATOR)
-    checks.set_allocator(allocate)
+    saved = registry.snapshot()
+    registry.set_allocator(allocate)
     yield allocate
-    checks._ALLOCATOR.clear()
-    checks._ALLOCATOR.update(saved)
+    registry.restore(saved)

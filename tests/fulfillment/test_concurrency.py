@@ -12,8 +12,8 @@ from django.db.models import Sum
 
 from fulfillment.models import Reservation, StockLevel
 from fulfillment.services import reservation_release, stock_reserve_for_order
-from orders.checks import order_allocate
 from orders.models import Incident, Order
+from orders.validation import order_allocate
 from tests.concurrency import race
 from tests.factories import SalesChannelFactory, advance, make_order
 from tests.fulfillment.helpers import add_warehouse, levels, stock

@@ -20,9 +20,9 @@ from fulfillment.services import (
     stock_reserve_for_order,
 )
 from fulfillment.tasks import backorders_retry_task, reservations_expire_task
-from orders.checks import order_allocate
 from orders.errors import InvalidInput, NotFound
 from orders.models import Incident, IncidentStatus
+from orders.validation import order_allocate
 from tests.factories import advance, make_order
 from tests.fulfillment.helpers import add_warehouse, level, levels, stock
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from orders import checks
-from orders.address import AddressCheck
+from orders import validation as checks
 from orders.models import Incident, IncidentCategory
+from orders.validation.address import AddressCheck
 from tests.orders.adapters import PARLIAMENT, WHITE_HOUSE, order_with
 
 # Public addresses of landmarks and government buildings.

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from orders import checks
+from orders import validation as checks
 from orders.models import Incident, Order
-from orders.payment import PaymentEligibilityCheck
+from orders.validation.payment import PaymentEligibilityCheck
 from tests.factories import BusinessCustomerFactory, CustomerFactory, advance, make_order
 from tests.reviews.helpers import WENT_ON
 

@@ -6,11 +6,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders import checks
+from orders import validation as checks
 from orders.actors import Actor
 from orders.models import Incident, Order
 from orders.services import incident_raise, incident_transition, order_transition
 from orders.tasks import order_pipeline_sweep_task
+from orders.validation import registry
 from tests.factories import advance, make_order
 
 
@@ -149,7 +150,7 @@ def test_validated_orders_ring_the_tasks_registered_after_validation(db):
         order = make_order()
         held = make_order(total="5.00")
     finally:
-        checks._AFTER_VALIDATED_TASKS.remove("tests.after_validated_probe")
+        registry.unregister_after_validated("tests.after_validated_probe")
     assert seen == [order.pk]
     assert held.status == "on_hold"
     _ = advance  # keep the import list honest for readers: advance is used elsewhere

@@ -10,7 +10,7 @@ import pytest
 from django.test import TestCase
 
 from fulfillment.services import stock_restock, warehouse_upsert
-from orders import checks
+from orders import validation as checks
 from orders.actors import Actor
 from orders.models import Incident, OrderEvent
 from orders.services import order_transition

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import TestCase
 
-from orders import checks
+from orders import validation as checks
 from orders.actors import Actor
 from orders.services import LineInput, OrderInput, order_create, order_transition
 from tests.factories import CustomerFactory, SalesChannelFactory, make_order

@@ -9,10 +9,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
-from django.db import transaction
 from django.utils.text import slugify
 
 from channels.models import ChannelKind, SalesChannel
+from channels.services import sales_channel_upsert
 from orders.errors import InvalidInput
 from orders.money import ROUNDING_MODES, validate_currency
 
@@ -80,14 +80,7 @@ class Command(BaseCommand):
             if not sep or not name.strip() or not value.strip():
                 raise CommandError("--auth-header must look like NAME:VALUE")
             fields["auth_header_name"], fields["auth_header_value"] = name.strip(), value.strip()
-        with transaction.atomic():
-            channel, created = SalesChannel.objects.get_or_create(
-                slug=slug, defaults={"name": fields.get("name") or slug.replace("-", " ").title()}
-            )
-            changed = [k for k, v in fields.items() if getattr(channel, k) != v]
-            for key, value in fields.items():
-                setattr(channel, key, value)
-            channel.save()
+        _, created, changed = sales_channel_upsert(slug=slug, **fields)
         verb = "Created" if created else ("Updated" if changed else "Unchanged:")
         shown = [c for c in changed if c not in ("webhook_secret", "credentials")]
         secret_note = " (secret stored)" if "webhook_secret" in changed else ""

@@ -65,7 +65,7 @@ def _headers(body: bytes, **extra: str) -> dict[str, str]:
 
 
 def _tie_out(canonical: dict[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
-    """What orders.checks.TotalsCheck compares, on the canonical order: {field: (from the
+    """What orders.validation.TotalsCheck compares, on the canonical order: {field: (from the
     parts, as stated)} for every figure that does not add up."""
     lines = canonical["lines"]
     parts = {

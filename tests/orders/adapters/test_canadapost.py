@@ -13,11 +13,11 @@ from django.core.cache import cache
 from pytest_httpserver import HTTPServer
 
 from config import correlation
-from orders import checks
+from orders import validation as checks
 from orders.adapters.base import AddressInput, VerifierUnavailable
 from orders.adapters.canadapost import FIND_PATH, CanadaPostAddressVerifier
-from orders.address import AddressCheck
 from orders.models import Incident
+from orders.validation.address import AddressCheck
 from tests.orders.adapters import PARLIAMENT, closed_port_url, order_with, slow_server
 
 KEY = "AA11-AA11-AA11-AA11"

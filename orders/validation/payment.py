@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db.models import Sum
 
 from orders import money
-from orders.checks import FAILED, CheckResult
 from orders.models import (
     AccountType,
     Customer,
@@ -24,6 +23,7 @@ from orders.models import (
     OrderStatus,
     PaymentStatus,
 )
+from orders.validation.outcomes import FAILED, CheckResult
 
 NET_TERMS_METHOD = "net_terms"
 CONSUMER_SECURED = {PaymentStatus.AUTHORIZED, PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED}
@@ -34,7 +34,7 @@ def accepted_methods(channel_kind: str) -> set[str] | None:
 
     ``settings.ACCEPTED_PAYMENT_METHODS = {"shopify": ["shopify_payments", "paypal"], ...}``.
     """
-    configured: dict[str, Any] = getattr(settings, "ACCEPTED_PAYMENT_METHODS", None) or {}
+    configured: dict[str, Any] = settings.ACCEPTED_PAYMENT_METHODS or {}
     if channel_kind not in configured:
         return None
     return {str(m).strip().lower() for m in configured[channel_kind]}
