@@ -222,7 +222,7 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
     correlation_id = models.CharField(max_length=64, db_index=True)
     risk_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     risk_signals = models.JSONField(default=dict, blank=True)
-    # The address check's outcome (orders.validation.address): how sure we are the parcel can arrive.
+    # The address check's outcome (orders.validation.address): can the parcel arrive?
     address_deliverability = models.CharField(
         max_length=16, choices=Deliverability.choices, blank=True,
         help_text="confirmed / likely: a verifier said so; unknown: format only",
