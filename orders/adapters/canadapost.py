@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from config.integrations import IntegrationSession
 from orders.adapters.base import (
     CONFIRMED,
     LIKELY,
@@ -34,9 +35,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
-    VerifierSession,
     VerifierUnavailable,
-    json_of,
+    verifier_session,
 )
 
 log = structlog.get_logger(__name__)
@@ -73,12 +73,12 @@ class CanadaPostAddressVerifier:
         *,
         base_url: str | None = None,
         key: str | None = None,
-        session: VerifierSession | None = None,
+        session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or getattr(settings, "CANADAPOST_API_BASE", "") or DEFAULT_BASE
+        base = base_url or settings.CANADAPOST_API_BASE or DEFAULT_BASE
         self.base_url = base.rstrip("/")
-        self.key = key if key is not None else str(getattr(settings, "CANADAPOST_KEY", "") or "")
-        self.session = session or VerifierSession(vendor=self.code)
+        self.key = key if key is not None else settings.CANADAPOST_KEY
+        self.session = session or verifier_session(vendor=self.code)
 
     def close(self) -> None:
         self.session.close()
@@ -104,7 +104,7 @@ class CanadaPostAddressVerifier:
             },
             headers={"Accept": "application/json"},
         )
-        body = json_of(response, vendor=self.code, what="find")
+        body = self.session.json_of(response, what="find")
         items: list[dict[str, Any]] = (
             (body or {}).get("Items") or [] if isinstance(body, dict) else []
         )

@@ -29,6 +29,7 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 
+from config.integrations import IntegrationSession
 from orders.adapters.base import (
     CONFIRMED,
     LIKELY,
@@ -36,9 +37,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
-    VerifierSession,
     VerifierUnavailable,
-    json_of,
+    verifier_session,
 )
 
 log = structlog.get_logger(__name__)
@@ -63,15 +63,15 @@ class USPSAddressVerifier:
         base_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
-        session: VerifierSession | None = None,
+        session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or getattr(settings, "USPS_API_BASE", "") or DEFAULT_BASE
+        base = base_url or settings.USPS_API_BASE or DEFAULT_BASE
         self.base_url = base.rstrip("/")
-        self.client_id = client_id if client_id is not None else settings_str("USPS_CLIENT_ID")
+        self.client_id = client_id if client_id is not None else settings.USPS_CLIENT_ID
         self.client_secret = (
-            client_secret if client_secret is not None else settings_str("USPS_CLIENT_SECRET")
+            client_secret if client_secret is not None else settings.USPS_CLIENT_SECRET
         )
-        self.session = session or VerifierSession(vendor=self.code)
+        self.session = session or verifier_session(vendor=self.code)
 
     def close(self) -> None:
         self.session.close()
@@ -94,7 +94,7 @@ class USPSAddressVerifier:
                 raise VerifierUnavailable(
                     "usps address: the token was refused (HTTP 401)", retryable=False, status=401
                 )
-        body = json_of(response, vendor=self.code, what="address")
+        body = self.session.json_of(response, what="address")
         if response.status_code in (400, 404):
             return self._not_found(response.status_code, body)
         info = (body or {}).get("additionalInfo") or {}
@@ -119,7 +119,7 @@ class USPSAddressVerifier:
             "GET",
             f"{self.base_url}/addresses/v3/address",
             what="address",
-            ok=frozenset({400, 401, 404}),
+            accept=(400, 401, 404),
             params={k: v for k, v in params.items() if v},
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
@@ -164,7 +164,7 @@ class USPSAddressVerifier:
             },
             headers={"Accept": "application/json"},
         )
-        body = json_of(response, vendor=self.code, what="token")
+        body = self.session.json_of(response, what="token")
         token = (body or {}).get("access_token") if isinstance(body, dict) else None
         if not token:
             raise VerifierUnavailable("usps token: no access_token in the answer", retryable=True)
@@ -175,7 +175,3 @@ class USPSAddressVerifier:
         cache.set(key, token, timeout=max(expires_in - TOKEN_SAFETY_SECONDS, 30))
         log.info("address_verifier.token", vendor=self.code, expires_in=expires_in)
         return str(token)
-
-
-def settings_str(name: str) -> str:
-    return str(getattr(settings, name, "") or "")
