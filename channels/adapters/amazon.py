@@ -308,11 +308,7 @@ class AmazonChannelAdapter:
         gift_wrap = cod_fee = Decimal(0)
         for i, item in enumerate(items):
             where = f"/items/{i}"
-            quantity = item.get("QuantityOrdered")
-            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
-                raise normalize.error(
-                    f"{where}/QuantityOrdered", "must be a whole number", quantity
-                )
+            quantity = normalize.quantity(item, "QuantityOrdered", where, minimum=0)
             if quantity == 0:
                 continue  # cancelled units: Amazon keeps the item with nothing ordered
             if not item.get("ItemPrice"):

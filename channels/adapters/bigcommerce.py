@@ -234,9 +234,7 @@ def _rfc1123(value: Any, pointer: str) -> str:
 
 def _line(product: Mapping[str, Any], index: int, amount: Amounts) -> dict[str, Any]:
     where = f"/products/{index}"
-    quantity = product.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise normalize.error(f"{where}/quantity", "must be a whole number of at least 1", quantity)
+    quantity = normalize.quantity(product, "quantity", where)
     discount = sum(
         (
             amount.parse(d.get("amount"), f"{where}/applied_discounts/{j}/amount")

@@ -21,7 +21,8 @@ from orders import money
 from orders.errors import InvalidInput
 from orders.jsonschemas import pointer, shown_value
 
-Path = Sequence[str | int] | str
+Keys = Sequence[str | int]
+Path = Keys | str
 
 # InvalidInput codes from orders.money, in words that do not repeat the value.
 _AMOUNT_REASONS = {"float_amount": "a JSON number, not a decimal string"}
@@ -65,6 +66,15 @@ def external_id(value: Any, path: Path) -> str:
 def list_of(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
+
+
+def quantity(data: Mapping[str, Any], key: str, where: Path, *, minimum: int = 1) -> int:
+    """``data[key]`` as a whole number of at least ``minimum`` (JSON true is not 1)."""
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        wanted = f"a whole number of at least {minimum}" if minimum else "a whole number"
+        raise error(_child(where, key), f"must be {wanted}", value)
+    return value
 
 
 class Amounts:

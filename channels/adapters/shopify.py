@@ -10,7 +10,7 @@ Amounts are the shop-currency fields (``total_price``, ``price``, ...: decimal s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from channels import signatures
 from channels.adapters import normalize
 from channels.adapters.base import ChannelConfig, Delivery
-from channels.adapters.normalize import Amounts
+from channels.adapters.normalize import Amounts, Keys
 from orders.fingerprints import client_ip_hash, fingerprint
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
@@ -39,8 +39,6 @@ FINANCIAL_STATUS = {
 }
 # Refund transactions that did not move money back (a failed or still pending refund).
 NOT_REFUNDED = frozenset({"failure", "error", "pending"})
-
-Path = Sequence[str | int]
 
 
 class ShopifyChannelAdapter:
@@ -158,7 +156,7 @@ def _header_time(value: str | None) -> datetime | None:
 
 
 # --- normalize helpers ---------------------------------------------------------------------
-def _timestamp(value: Any, path: Path) -> str:
+def _timestamp(value: Any, path: Keys) -> str:
     """An ISO 8601 time with its offset, as Shopify gives it."""
     try:
         when = datetime.fromisoformat(str(value))
@@ -180,7 +178,7 @@ def _rate(value: Any) -> str | None:
     return str(value)
 
 
-def _tax_lines(taxes: list[Any], where: Path, amount: Amounts) -> list[dict[str, Any]]:
+def _tax_lines(taxes: list[Any], where: Keys, amount: Amounts) -> list[dict[str, Any]]:
     return [
         {
             "title": str(tax.get("title") or ""),
@@ -193,11 +191,7 @@ def _tax_lines(taxes: list[Any], where: Path, amount: Amounts) -> list[dict[str,
 
 def _line(item: Mapping[str, Any], index: int, amount: Amounts) -> dict[str, Any]:
     where: list[str | int] = ["line_items", index]
-    quantity = item.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise normalize.error(
-            [*where, "quantity"], "must be a whole number of at least 1", quantity
-        )
+    quantity = normalize.quantity(item, "quantity", where)
     if item.get("id") is None:
         raise normalize.error([*where, "id"], "missing line id")
     # price is the unit price before discounts; discount_allocations are the parts of every
@@ -251,7 +245,7 @@ def _gateways(order: Mapping[str, Any]) -> list[str]:
     return [str(name) for name in normalize.list_of(order, "payment_gateway_names") if name]
 
 
-def _address(data: Any, path: Path) -> dict[str, Any] | None:
+def _address(data: Any, path: Keys) -> dict[str, Any] | None:
     """A postal address, or None when there is none (an order without shipping). Only the
     fields we use are kept (not latitude/longitude); empty strings are dropped. An address with
     street, city or postcode but no usable country is an error, not something to drop."""

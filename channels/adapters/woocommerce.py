@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from channels import signatures
 from channels.adapters import normalize
 from channels.adapters.base import ChannelConfig, Delivery
-from channels.adapters.normalize import Amounts
+from channels.adapters.normalize import Amounts, Keys
 from orders.fingerprints import client_ip_hash
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
@@ -54,8 +54,6 @@ FINANCIAL_STATUS = {
     "cancelled": "voided",
     "refunded": "refunded",
 }
-
-Path = Sequence[str | int]
 
 
 class WooCommerceChannelAdapter:
@@ -156,7 +154,7 @@ def _dedup_key(headers: Mapping[str, str], body: bytes) -> str:
 
 
 # --- normalize helpers ---------------------------------------------------------------------
-def _gmt(value: Any, path: Path) -> str:
+def _gmt(value: Any, path: Keys) -> str:
     """``date_*_gmt`` is UTC written without an offset ("2017-03-22T19:28:02")."""
     try:
         when = datetime.fromisoformat(str(value))
@@ -199,11 +197,7 @@ def _line(
 ) -> tuple[dict[str, Any], Decimal]:
     """The canonical line and the line's subtotal (the order's subtotal is their sum)."""
     where: list[str | int] = ["line_items", index]
-    quantity = item.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise normalize.error(
-            [*where, "quantity"], "must be a whole number of at least 1", quantity
-        )
+    quantity = normalize.quantity(item, "quantity", where)
     if item.get("id") is None:
         raise normalize.error([*where, "id"], "missing line id")
     # subtotal is quantity x the unit price before discounts, total the same after them
@@ -265,7 +259,7 @@ def _refunded(order: Mapping[str, Any], amount: Amounts) -> Decimal:
     return total
 
 
-def _address(data: Any, path: Path) -> dict[str, Any] | None:
+def _address(data: Any, path: Keys) -> dict[str, Any] | None:
     """A postal address, or None when there is none (a digital order's shipping block is all
     empty strings). Empty strings are dropped. An address with street, city or postcode but
     no usable country is an error, not something to drop."""

@@ -22,7 +22,7 @@ lines are cleaned by ``config.integrations.logfilter``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,17 +148,17 @@ class IntegrationSession(requests.Session):
         error: ErrorFactory,
         log_event: str,
         prefix: str = "",
-        log_context: Mapping[str, object] | None = None,
         logger: Any = None,
+        **log_context: object,
     ) -> None:
         super().__init__()
         self.log = logger if logger is not None else log
-        self.default_timeout = timeout
+        self.default_timeout = (float(timeout[0]), float(timeout[1]))
         self.policy = policy
         self.error = error
         self.log_event = log_event
         self.prefix = prefix
-        self.log_context = dict(log_context or {})
+        self.log_context = log_context
         self.headers["User-Agent"] = user_agent
         adapter = HTTPAdapter(max_retries=policy.urllib3_retry())
         self.mount("https://", adapter)
@@ -273,19 +273,5 @@ def _transport_failure(exc: requests.RequestException, place: str) -> tuple[str,
     return f"{type(exc).__name__} for {place}", False, False
 
 
-def session(
-    *,
-    timeout: tuple[float, float],
-    user_agent: str,
-    policy: RetryPolicy,
-    error: ErrorFactory,
-    log_event: str,
-    prefix: str = "",
-    logger: Any = None,
-    **log_context: object,
-) -> IntegrationSession:
-    """A new session for one use (close it, or use it as a context manager)."""
-    return IntegrationSession(
-        timeout=(float(timeout[0]), float(timeout[1])), user_agent=user_agent, policy=policy,
-        error=error, log_event=log_event, prefix=prefix, log_context=log_context, logger=logger,
-    )  # fmt: skip
+# The factory: ``integrations.session(timeout=..., policy=..., error=..., ...)``, one per use.
+session = IntegrationSession

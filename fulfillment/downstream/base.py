@@ -35,18 +35,9 @@ class DownstreamError(IntegrationError):
     """
 
     def __init__(
-        self,
-        message: str,
-        retryable: bool,
-        status: int | None = None,
-        *,
-        ambiguous: bool = False,
-        retry_after: float | None = None,
+        self, message: str, retryable: bool, status: int | None = None, **facts: Any
     ) -> None:
-        super().__init__(
-            message, retryable=retryable, status=status, ambiguous=ambiguous,
-            retry_after=retry_after,
-        )  # fmt: skip
+        super().__init__(message, retryable=retryable, status=status, **facts)
 
 
 class UnknownTarget(DownstreamError):

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, Self
 
 import structlog
 from django.conf import settings
@@ -72,6 +72,26 @@ class AddressVerifier(Protocol):
     def verify(self, address: AddressInput) -> Verification: ...
 
     def close(self) -> None: ...
+
+
+class VerifierBase:
+    """What every verifier does with its session: close it, and serve as a context manager."""
+
+    code: str
+    session: integrations.IntegrationSession
+
+    def __init__(self, *, base_url: str, session: integrations.IntegrationSession | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session or verifier_session(vendor=self.code)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def verifier_session(*, vendor: str) -> integrations.IntegrationSession:

@@ -35,8 +35,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
+    VerifierBase,
     VerifierUnavailable,
-    verifier_session,
 )
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ def _compact(text: str) -> str:
     return _norm(text).replace(" ", "")
 
 
-class CanadaPostAddressVerifier:
+class CanadaPostAddressVerifier(VerifierBase):
     code = "canadapost"
 
     def __init__(
@@ -75,19 +75,10 @@ class CanadaPostAddressVerifier:
         key: str | None = None,
         session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or settings.CANADAPOST_API_BASE or DEFAULT_BASE
-        self.base_url = base.rstrip("/")
+        super().__init__(
+            base_url=base_url or settings.CANADAPOST_API_BASE or DEFAULT_BASE, session=session
+        )
         self.key = key if key is not None else settings.CANADAPOST_KEY
-        self.session = session or verifier_session(vendor=self.code)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def __enter__(self) -> CanadaPostAddressVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def verify(self, address: AddressInput) -> Verification:
         if not self.key:

@@ -37,8 +37,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
+    VerifierBase,
     VerifierUnavailable,
-    verifier_session,
 )
 
 log = structlog.get_logger(__name__)
@@ -54,7 +54,7 @@ DPV = {
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?(\d{4}))?$")
 
 
-class USPSAddressVerifier:
+class USPSAddressVerifier(VerifierBase):
     code = "usps"
 
     def __init__(
@@ -65,22 +65,13 @@ class USPSAddressVerifier:
         client_secret: str | None = None,
         session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or settings.USPS_API_BASE or DEFAULT_BASE
-        self.base_url = base.rstrip("/")
+        super().__init__(
+            base_url=base_url or settings.USPS_API_BASE or DEFAULT_BASE, session=session
+        )
         self.client_id = client_id if client_id is not None else settings.USPS_CLIENT_ID
         self.client_secret = (
             client_secret if client_secret is not None else settings.USPS_CLIENT_SECRET
         )
-        self.session = session or verifier_session(vendor=self.code)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def __enter__(self) -> USPSAddressVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the address -------------------------------------------------------------------------
 
