@@ -77,6 +77,21 @@ def quantity(data: Mapping[str, Any], key: str, where: Path, *, minimum: int = 1
     return value
 
 
+def address(fields: Mapping[str, Any], country: Any, path: Path) -> dict[str, str] | None:
+    """A canonical address from the vendor's fields mapped to ours: values trimmed, empty ones
+    left out. No usable country: None, unless a street, city or postcode says there is an
+    address, which is then an error at ``path`` (not something to drop)."""
+    cleaned = {key: str(value).strip() for key, value in fields.items() if value}
+    result = {key: value for key, value in cleaned.items() if value}
+    code = str(country or "").strip().upper()
+    if len(code) != 2 or not code.isalpha():
+        if any(k in result for k in ("line1", "city", "postal_code")):
+            raise error(path, "not an ISO 3166-1 alpha-2 code", code)
+        return None
+    result["country_code"] = code
+    return result
+
+
 class Amounts:
     """Amounts as Decimals quantized to the currency with the channel's rounding.
 

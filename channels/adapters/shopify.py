@@ -265,17 +265,7 @@ def _address(data: Any, path: Keys) -> dict[str, Any] | None:
         "postal_code": data.get("zip"),
         "phone": data.get("phone"),
     }
-    address = {key: str(value).strip() for key, value in fields.items() if value}
-    address = {key: value for key, value in address.items() if value}
-    country = str(data.get("country_code") or "").strip().upper()
-    if len(country) != 2 or not country.isalpha():
-        if any(k in address for k in ("line1", "city", "postal_code")):
-            raise normalize.error(
-                [*path, "country_code"], "not an ISO 3166-1 alpha-2 code", country
-            )
-        return None
-    address["country_code"] = country
-    return address
+    return normalize.address(fields, data.get("country_code"), [*path, "country_code"])
 
 
 def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -101,6 +101,7 @@ def verifier_session(*, vendor: str) -> integrations.IntegrationSession:
         backoff=settings.ADDRESS_VERIFIER_BACKOFF,
         retry_reads=False,
         retry_rate_limited=False,
+        max_retry_after=0,  # within the latency budget: never sleep out a 503's Retry-After
         # The USPS token exchange (a POST) is as safe to repeat as a lookup.
         methods=frozenset(Retry.DEFAULT_ALLOWED_METHODS | {"POST"}),
     )
