@@ -174,6 +174,7 @@ def test_a_refused_connection_never_reached_the_vendor():
         s.call("POST", f"http://127.0.0.1:{port}/x", what="create")
     assert (e.value.retryable, e.value.ambiguous, e.value.status) == (True, False, None)
     assert str(e.value) == f"Vendor create: could not reach 127.0.0.1:{port}/x"
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # urllib3 quotes the URL
 
 
 @pytest.mark.parametrize("url", ["http://", "ftp://example.invalid/x", "not a url"])

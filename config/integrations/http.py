@@ -183,7 +183,9 @@ class IntegrationSession(requests.Session):
             response = self.request(method, url, **kwargs)
         except requests.RequestException as exc:
             detail, retryable, ambiguous = _transport_failure(exc, where(url))
-            raise self.failed(what, detail, retryable=retryable, ambiguous=ambiguous) from exc
+            # Not chained: requests' and urllib3's messages quote the URL with its query, and
+            # a chained cause would carry it into Sentry; ``detail`` says what happened.
+            raise self.failed(what, detail, retryable=retryable, ambiguous=ambiguous) from None
         status = response.status_code
         if 200 <= status < 300 or status in accept:
             return response
