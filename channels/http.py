@@ -56,6 +56,5 @@ def session_for(
     return integrations.session(
         timeout=timeout or settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT,
         policy=_policy(backoff_factor), error=ChannelHTTPError, log_event="channel_http.failed",
-        channel_id=channel.id,
-        logger=log,
+        logger=log, channel_id=channel.id,
     )  # fmt: skip

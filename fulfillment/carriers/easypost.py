@@ -172,8 +172,7 @@ class EasyPostClient:
         )
         return integrations.session(
             timeout=self.timeout, user_agent=USER_AGENT, policy=policy, error=EasyPostError,
-            log_event="easypost.failed", prefix="EasyPost ",
-        logger=log,
+            log_event="easypost.failed", prefix="EasyPost ", logger=log,
         )  # fmt: skip
 
     def call(

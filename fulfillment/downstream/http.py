@@ -27,6 +27,5 @@ def session_for(target: str) -> integrations.IntegrationSession:
     ``DOWNSTREAM_HTTP_TIMEOUT`` ((connect, read) seconds)."""
     return integrations.session(
         timeout=settings.DOWNSTREAM_HTTP_TIMEOUT, user_agent=USER_AGENT, policy=NO_RETRIES,
-        error=DownstreamError, log_event="downstream_http.failed", target=target,
-        logger=log,
+        error=DownstreamError, log_event="downstream_http.failed", logger=log, target=target,
     )  # fmt: skip

@@ -108,6 +108,5 @@ def verifier_session(*, vendor: str) -> integrations.IntegrationSession:
     return integrations.session(
         timeout=settings.ADDRESS_VERIFIER_TIMEOUT, user_agent=USER_AGENT, policy=policy,
         error=VerifierUnavailable, log_event="address_verifier.failed", prefix=f"{vendor} ",
-        vendor=vendor,
-        logger=log,
+        logger=log, vendor=vendor,
     )  # fmt: skip
