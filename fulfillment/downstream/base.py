@@ -35,9 +35,18 @@ class DownstreamError(IntegrationError):
     """
 
     def __init__(
-        self, message: str, retryable: bool, status: int | None = None, **facts: Any
+        self,
+        message: str,
+        retryable: bool,
+        status: int | None = None,
+        *,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, retryable=retryable, status=status, **facts)
+        super().__init__(
+            message, retryable=retryable, status=status, ambiguous=ambiguous,
+            retry_after=retry_after,
+        )  # fmt: skip
 
 
 class UnknownTarget(DownstreamError):
