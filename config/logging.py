@@ -39,6 +39,11 @@ SHARED_PROCESSORS: list[Any] = [
 
 
 def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
+    # urllib3's retry warnings quote the request URL with its query (addresses, keys): the
+    # integration layer's filter cuts the query out, so those warnings can be shown.
+    from config.integrations import logfilter
+
+    logfilter.install()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -74,8 +79,8 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
-            # urllib3 retry warnings quote request URLs, and address lookups carry the address.
-            "urllib3": {"level": "ERROR"},
+            # Retries are worth seeing; their URLs lose the query (logfilter, above).
+            "urllib3": {"level": "WARNING"},
             "celery": {"level": level},
         },
     }

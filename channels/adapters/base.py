@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from config.integrations import IntegrationError
+
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -56,12 +58,8 @@ class NormalizationError(Exception):
         self.errors = errors
 
 
-class AdapterError(Exception):
+class AdapterError(IntegrationError):
     """A call to the channel's API failed; ``retryable`` says whether trying later may help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class ChannelAdapter(Protocol):

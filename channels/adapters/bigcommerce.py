@@ -16,21 +16,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from channels import signatures
+from channels.adapters import normalize
 from channels.adapters.base import (
     AdapterError,
     ChannelConfig,
     Delivery,
-    NormalizationError,
     SignatureInvalid,
 )
+from channels.adapters.normalize import Amounts
 from channels.http import session_for
-from orders import money
-from orders.errors import InvalidInput
 from orders.fingerprints import client_ip_hash
 
 CANCELLED_STATUS_ID = 5
@@ -140,28 +138,28 @@ class BigCommerceChannelAdapter:
         (``is_tax_inclusive_pricing``): the API gives both figures either way.
         """
         order = payload["order"]
-        currency = _currency(order.get("currency_code"))
-        amount = _Amounts(currency, channel.rounding)
+        currency = normalize.currency(order.get("currency_code"), "/order/currency_code")
+        amount = Amounts(currency, channel.rounding)
 
         # discount_total: the order example (218) only adds up with BOTH discounts taken off:
         # subtotal_inc_tax 67.84 + shipping_cost_inc_tax 12.00 - discount_amount 5.00
         # - coupon_discount 5.00 = 69.84 = total_inc_tax. (discount_amount is the manual /
         # promotion discount, coupon_discount the coupons'; neither includes the other.)
-        discount_total = amount.of(order, "discount_amount", "/order") + amount.of(
+        discount_total = amount.required(order, "discount_amount", "/order") + amount.required(
             order, "coupon_discount", "/order"
         )
         # Handling and gift wrapping are charges the customer pays on top of goods and shipping,
         # and the canonical order has no field of their own: they go with shipping (and their
         # tax with shipping_tax) so the total still adds up. Both are 0 in the samples.
         shipping_total = (
-            amount.of(order, "shipping_cost_ex_tax", "/order")
-            + amount.of(order, "handling_cost_ex_tax", "/order", default="0")
-            + amount.of(order, "wrapping_cost_ex_tax", "/order", default="0")
+            amount.required(order, "shipping_cost_ex_tax", "/order")
+            + amount.required(order, "handling_cost_ex_tax", "/order", default="0")
+            + amount.required(order, "wrapping_cost_ex_tax", "/order", default="0")
         )
         shipping_tax = (
-            amount.of(order, "shipping_cost_tax", "/order", default="0")
-            + amount.of(order, "handling_cost_tax", "/order", default="0")
-            + amount.of(order, "wrapping_cost_tax", "/order", default="0")
+            amount.required(order, "shipping_cost_tax", "/order", default="0")
+            + amount.required(order, "handling_cost_tax", "/order", default="0")
+            + amount.required(order, "wrapping_cost_tax", "/order", default="0")
         )
         addresses = list(payload.get("shipping_addresses") or [])
         payment_status = str(order.get("payment_status") or "").strip().lower()
@@ -180,14 +178,14 @@ class BigCommerceChannelAdapter:
             "billing_address": _address(order.get("billing_address")),
             "shipping_address": _address(addresses[0] if addresses else None),
             "lines": [_line(product, i, amount) for i, product in enumerate(payload["products"])],
-            "subtotal": str(amount.of(order, "subtotal_ex_tax", "/order")),
+            "subtotal": str(amount.required(order, "subtotal_ex_tax", "/order")),
             "discount_total": str(discount_total),
             "shipping_total": str(shipping_total),
             "shipping_tax": str(shipping_tax),
-            "tax_total": str(amount.of(order, "total_tax", "/order")),
-            "total": str(amount.of(order, "total_inc_tax", "/order")),
+            "tax_total": str(amount.required(order, "total_tax", "/order")),
+            "total": str(amount.required(order, "total_inc_tax", "/order")),
             "taxes_included": False,
-            "refunded_total": str(amount.of(order, "refunded_amount", "/order", default="0")),
+            "refunded_total": str(amount.required(order, "refunded_amount", "/order", default="0")),
             "source": _source(order, addresses, amount),
         }
         if order.get("date_modified"):
@@ -223,56 +221,20 @@ def _all_pages(session: Any, url: str, what: str, headers: Mapping[str, str]) ->
         page += 1
 
 
-def _error(pointer: str, message: str, value: Any = None) -> NormalizationError:
-    return NormalizationError([{"pointer": pointer, "message": message, "value": value}])
-
-
-def _currency(code: Any) -> str:
-    try:
-        return money.validate_currency(str(code or ""))
-    except InvalidInput as exc:
-        raise _error("/order/currency_code", str(exc), code) from None
-
-
-class _Amounts:
-    """Amount fields as Decimals quantized to the currency with the channel's rounding."""
-
-    def __init__(self, currency: str, rounding: str) -> None:
-        self.currency, self.rounding = currency, rounding
-
-    def parse(self, value: Any, pointer: str) -> Decimal:
-        try:
-            return money.quantize(money.to_decimal(value), self.currency, rounding=self.rounding)
-        except InvalidInput as exc:
-            raise _error(pointer, str(exc), value) from None
-
-    def of(
-        self, data: Mapping[str, Any], key: str, where: str, *, default: str | None = None
-    ) -> Decimal:
-        value = data.get(key)
-        if value is None or value == "":
-            if default is None:
-                raise _error(f"{where}/{key}", "missing")
-            value = default
-        return self.parse(value, f"{where}/{key}")
-
-
 def _rfc1123(value: Any, pointer: str) -> str:
     """BigCommerce v2 dates (``Tue, 05 Mar 2019 21:40:11 +0000``) as ISO 8601."""
     try:
         when = parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
-        raise _error(pointer, "not an RFC 1123 date", value) from None
+        raise normalize.error(pointer, "not an RFC 1123 date", value) from None
     if when.tzinfo is None:  # "-0000" means UTC with no claim about local time
         when = when.replace(tzinfo=UTC)
     return when.isoformat()
 
 
-def _line(product: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str, Any]:
+def _line(product: Mapping[str, Any], index: int, amount: Amounts) -> dict[str, Any]:
     where = f"/products/{index}"
-    quantity = product.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise _error(f"{where}/quantity", "must be a whole number of at least 1", quantity)
+    quantity = normalize.quantity(product, "quantity", where)
     discount = sum(
         (
             amount.parse(d.get("amount"), f"{where}/applied_discounts/{j}/amount")
@@ -284,10 +246,13 @@ def _line(product: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str,
     # shows: 65.23 - 55.99 = 9.24 = price_tax = total_tax at quantity 1). Without it, the same
     # figure from the inc/ex prices.
     if product.get("total_tax") not in (None, ""):
-        tax = amount.of(product, "total_tax", where)
+        tax = amount.required(product, "total_tax", where)
     else:
         tax = amount.parse(
-            (amount.of(product, "price_inc_tax", where) - amount.of(product, "price_ex_tax", where))
+            (
+                amount.required(product, "price_inc_tax", where)
+                - amount.required(product, "price_ex_tax", where)
+            )
             * quantity,
             f"{where}/price_inc_tax",
         )
@@ -299,7 +264,7 @@ def _line(product: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str,
         "sku": "",
         "title": str(product.get("name") or ""),
         "quantity": quantity,
-        "unit_price": str(amount.of(product, "price_ex_tax", where)),
+        "unit_price": str(amount.required(product, "price_ex_tax", where)),
         "discount": str(discount),
         "tax": str(tax),
     }
@@ -348,7 +313,7 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     return customer or None
 
 
-def _source(order: Mapping[str, Any], addresses: list[Any], amount: _Amounts) -> dict[str, Any]:
+def _source(order: Mapping[str, Any], addresses: list[Any], amount: Amounts) -> dict[str, Any]:
     """Facts for people, no personal data."""
     fees = order.get("fees") or []
     # Custom fees: the sample's total_inc_tax does not include them (see normalize), so they

@@ -10,17 +10,16 @@ Amounts are the shop-currency fields (``total_price``, ``price``, ...: decimal s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from channels import signatures
-from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
-from orders import money
-from orders.errors import InvalidInput
+from channels.adapters import normalize
+from channels.adapters.base import ChannelConfig, Delivery
+from channels.adapters.normalize import Amounts, Keys
 from orders.fingerprints import client_ip_hash, fingerprint
-from orders.jsonschemas import pointer, shown_value
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 
@@ -40,8 +39,6 @@ FINANCIAL_STATUS = {
 }
 # Refund transactions that did not move money back (a failed or still pending refund).
 NOT_REFUNDED = frozenset({"failure", "error", "pending"})
-
-Path = Sequence[str | int]
 
 
 class ShopifyChannelAdapter:
@@ -87,21 +84,21 @@ class ShopifyChannelAdapter:
         """The canonical order. Order totals are Shopify's own figures, never recomputed: the
         totals check compares them with the lines and flags what does not add up."""
         order = payload
-        currency = _currency(order.get("currency"), ["currency"])
-        amount = _Amounts(currency, channel.rounding)
+        currency = normalize.currency(order.get("currency"), ["currency"])
+        amount = Amounts(currency, channel.rounding)
         line_items = order.get("line_items")
         if not isinstance(line_items, list) or not line_items:
-            raise _error(["line_items"], "the order has no line items", line_items)
+            raise normalize.error(["line_items"], "the order has no line items", line_items)
 
-        shipping_lines = _list(order, "shipping_lines")
+        shipping_lines = normalize.list_of(order, "shipping_lines")
         shipping_tax = amount.zero()
         for i, shipping in enumerate(shipping_lines):
-            for j, tax in enumerate(_list(shipping, "tax_lines")):
+            for j, tax in enumerate(normalize.list_of(shipping, "tax_lines")):
                 shipping_tax += amount.required(tax, "price", ["shipping_lines", i, "tax_lines", j])
 
         canonical: dict[str, Any] = {
             "schema_version": 1,
-            "external_id": _external_id(order.get("id"), ["id"]),
+            "external_id": normalize.external_id(order.get("id"), ["id"]),
             "order_number": str(order.get("name") or order.get("order_number") or ""),
             "currency": currency,
             "placed_at": _timestamp(order.get("created_at"), ["created_at"]),
@@ -120,7 +117,7 @@ class ShopifyChannelAdapter:
             "shipping_tax": str(shipping_tax),
             "tax_total": str(amount.required(order, "total_tax", [])),
             "total": str(amount.required(order, "total_price", [])),
-            "tax_lines": _tax_lines(_list(order, "tax_lines"), ["tax_lines"], amount),
+            "tax_lines": _tax_lines(normalize.list_of(order, "tax_lines"), ["tax_lines"], amount),
             "taxes_included": order.get("taxes_included") is True,
             "refunded_total": str(_refunded(order, amount)),
             "risk_signals": {},
@@ -159,62 +156,14 @@ def _header_time(value: str | None) -> datetime | None:
 
 
 # --- normalize helpers ---------------------------------------------------------------------
-def _error(path: Path, message: str, value: Any = None) -> NormalizationError:
-    return NormalizationError(
-        [{"pointer": pointer(path), "message": message, "value": shown_value(path, value)}]
-    )
-
-
-class _Amounts:
-    """Amounts as Decimals quantized to the currency with the channel's rounding."""
-
-    def __init__(self, currency: str, rounding: str) -> None:
-        self.currency, self.rounding = currency, rounding
-
-    def zero(self) -> Decimal:
-        return money.quantize(Decimal(0), self.currency, rounding=self.rounding)
-
-    def parse(self, value: Any, path: Path) -> Decimal:
-        try:
-            return money.quantize(money.to_decimal(value), self.currency, rounding=self.rounding)
-        except InvalidInput as exc:
-            # The codes say what is wrong without quoting the value into the message.
-            reason = {"float_amount": "a JSON number, not a decimal string"}.get(exc.code)
-            raise _error(path, f"not an amount: {reason or 'not a decimal'}", value) from None
-
-    def required(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
-        value = data.get(key)
-        if value is None or value == "":
-            raise _error([*where, key], "missing amount", value)
-        return self.parse(value, [*where, key])
-
-
-def _list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key)
-    return value if isinstance(value, list) else []
-
-
-def _currency(code: Any, path: Path) -> str:
-    try:
-        return money.validate_currency(str(code or ""))
-    except InvalidInput:
-        raise _error(path, "unknown currency code", code) from None
-
-
-def _external_id(value: Any, path: Path) -> str:
-    if isinstance(value, bool) or value is None or str(value) == "":
-        raise _error(path, "missing order id", value)
-    return str(value)
-
-
-def _timestamp(value: Any, path: Path) -> str:
+def _timestamp(value: Any, path: Keys) -> str:
     """An ISO 8601 time with its offset, as Shopify gives it."""
     try:
         when = datetime.fromisoformat(str(value))
     except ValueError:
-        raise _error(path, "not an ISO 8601 time", value) from None
+        raise normalize.error(path, "not an ISO 8601 time", value) from None
     if when.tzinfo is None:
-        raise _error(path, "time without a UTC offset", value)
+        raise normalize.error(path, "time without a UTC offset", value)
     return when.isoformat()
 
 
@@ -229,7 +178,7 @@ def _rate(value: Any) -> str | None:
     return str(value)
 
 
-def _tax_lines(taxes: list[Any], where: Path, amount: _Amounts) -> list[dict[str, Any]]:
+def _tax_lines(taxes: list[Any], where: Keys, amount: Amounts) -> list[dict[str, Any]]:
     return [
         {
             "title": str(tax.get("title") or ""),
@@ -240,19 +189,17 @@ def _tax_lines(taxes: list[Any], where: Path, amount: _Amounts) -> list[dict[str
     ]
 
 
-def _line(item: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str, Any]:
+def _line(item: Mapping[str, Any], index: int, amount: Amounts) -> dict[str, Any]:
     where: list[str | int] = ["line_items", index]
-    quantity = item.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise _error([*where, "quantity"], "must be a whole number of at least 1", quantity)
+    quantity = normalize.quantity(item, "quantity", where)
     if item.get("id") is None:
-        raise _error([*where, "id"], "missing line id")
+        raise normalize.error([*where, "id"], "missing line id")
     # price is the unit price before discounts; discount_allocations are the parts of every
     # discount application (code, automatic, manual) that fell on this line, in total.
     discount = amount.zero()
-    for j, allocation in enumerate(_list(item, "discount_allocations")):
+    for j, allocation in enumerate(normalize.list_of(item, "discount_allocations")):
         discount += amount.required(allocation, "amount", [*where, "discount_allocations", j])
-    tax_lines = _tax_lines(_list(item, "tax_lines"), [*where, "tax_lines"], amount)
+    tax_lines = _tax_lines(normalize.list_of(item, "tax_lines"), [*where, "tax_lines"], amount)
     tax = sum((Decimal(t["amount"]) for t in tax_lines), amount.zero())
     variant_id = item.get("variant_id")
     return {
@@ -270,7 +217,7 @@ def _line(item: Mapping[str, Any], index: int, amount: _Amounts) -> dict[str, An
 
 
 def _shipping_total(
-    order: Mapping[str, Any], shipping_lines: list[Any], amount: _Amounts
+    order: Mapping[str, Any], shipping_lines: list[Any], amount: Amounts
 ) -> Decimal:
     """Shopify's stated shipping total (before shipping discounts); the sum of the shipping
     lines' prices when an older payload has no ``total_shipping_price_set``."""
@@ -283,22 +230,22 @@ def _shipping_total(
     return total
 
 
-def _refunded(order: Mapping[str, Any], amount: _Amounts) -> Decimal:
+def _refunded(order: Mapping[str, Any], amount: Amounts) -> Decimal:
     """Money that went back: every refund transaction (kind ``refund``) that did not fail.
     One refund may be split across gateways (10.00 to a card, 100.00 to a gift card)."""
     total = amount.zero()
-    for i, refund in enumerate(_list(order, "refunds")):
-        for j, tx in enumerate(_list(refund, "transactions")):
+    for i, refund in enumerate(normalize.list_of(order, "refunds")):
+        for j, tx in enumerate(normalize.list_of(refund, "transactions")):
             if tx.get("kind") == "refund" and tx.get("status") not in NOT_REFUNDED:
                 total += amount.required(tx, "amount", ["refunds", i, "transactions", j])
     return total
 
 
 def _gateways(order: Mapping[str, Any]) -> list[str]:
-    return [str(name) for name in _list(order, "payment_gateway_names") if name]
+    return [str(name) for name in normalize.list_of(order, "payment_gateway_names") if name]
 
 
-def _address(data: Any, path: Path) -> dict[str, Any] | None:
+def _address(data: Any, path: Keys) -> dict[str, Any] | None:
     """A postal address, or None when there is none (an order without shipping). Only the
     fields we use are kept (not latitude/longitude); empty strings are dropped. An address with
     street, city or postcode but no usable country is an error, not something to drop."""
@@ -318,15 +265,7 @@ def _address(data: Any, path: Path) -> dict[str, Any] | None:
         "postal_code": data.get("zip"),
         "phone": data.get("phone"),
     }
-    address = {key: str(value).strip() for key, value in fields.items() if value}
-    address = {key: value for key, value in address.items() if value}
-    country = str(data.get("country_code") or "").strip().upper()
-    if len(country) != 2 or not country.isalpha():
-        if any(k in address for k in ("line1", "city", "postal_code")):
-            raise _error([*path, "country_code"], "not an ISO 3166-1 alpha-2 code", country)
-        return None
-    address["country_code"] = country
-    return address
+    return normalize.address(fields, data.get("country_code"), [*path, "country_code"])
 
 
 def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -350,9 +289,7 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     return customer or None
 
 
-def _source(
-    order: Mapping[str, Any], shipping_lines: list[Any], amount: _Amounts
-) -> dict[str, Any]:
+def _source(order: Mapping[str, Any], shipping_lines: list[Any], amount: Amounts) -> dict[str, Any]:
     """Facts for people, never personal data."""
     source: dict[str, Any] = {
         "financial_status": order.get("financial_status"),
@@ -362,7 +299,9 @@ def _source(
         "source_name": order.get("source_name"),
         "test": order.get("test") is True,
         "discount_codes": [
-            str(code.get("code")) for code in _list(order, "discount_codes") if code.get("code")
+            str(code.get("code"))
+            for code in normalize.list_of(order, "discount_codes")
+            if code.get("code")
         ],
     }
     client = order.get("client_details") if isinstance(order.get("client_details"), dict) else {}
@@ -383,7 +322,7 @@ def _source(
     # add up, and this is where a person sees why.
     shipping_discount = amount.zero()
     for i, shipping in enumerate(shipping_lines):
-        for j, allocation in enumerate(_list(shipping, "discount_allocations")):
+        for j, allocation in enumerate(normalize.list_of(shipping, "discount_allocations")):
             shipping_discount += amount.required(
                 allocation, "amount", ["shipping_lines", i, "discount_allocations", j]
             )

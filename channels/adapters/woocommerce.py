@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from channels import signatures
-from channels.adapters.base import ChannelConfig, Delivery, NormalizationError
-from orders import money
-from orders.errors import InvalidInput
+from channels.adapters import normalize
+from channels.adapters.base import ChannelConfig, Delivery
+from channels.adapters.normalize import Amounts, Keys
 from orders.fingerprints import client_ip_hash
-from orders.jsonschemas import pointer, shown_value
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 DELETED_TOPIC = "order.deleted"
@@ -55,8 +54,6 @@ FINANCIAL_STATUS = {
     "cancelled": "voided",
     "refunded": "refunded",
 }
-
-Path = Sequence[str | int]
 
 
 class WooCommerceChannelAdapter:
@@ -100,11 +97,11 @@ class WooCommerceChannelAdapter:
         (the totals check compares them with the lines); the subtotal, which the REST order
         does not state, is the sum of the line subtotals."""
         order = payload
-        currency = _currency(order.get("currency"), ["currency"])
-        amount = _Amounts(currency, channel.rounding)
+        currency = normalize.currency(order.get("currency"), ["currency"])
+        amount = Amounts(currency, channel.rounding)
         line_items = order.get("line_items")
         if not isinstance(line_items, list) or not line_items:
-            raise _error(["line_items"], "the order has no line items", line_items)
+            raise normalize.error(["line_items"], "the order has no line items", line_items)
 
         rates = _rates(order)
         lines, subtotal = [], amount.zero()
@@ -117,7 +114,7 @@ class WooCommerceChannelAdapter:
 
         canonical: dict[str, Any] = {
             "schema_version": 1,
-            "external_id": _external_id(order.get("id"), ["id"]),
+            "external_id": normalize.external_id(order.get("id"), ["id"]),
             "order_number": str(order.get("number") or order.get("id") or ""),
             "currency": currency,
             "placed_at": _gmt(order.get("date_created_gmt"), ["date_created_gmt"]),
@@ -157,72 +154,12 @@ def _dedup_key(headers: Mapping[str, str], body: bytes) -> str:
 
 
 # --- normalize helpers ---------------------------------------------------------------------
-def _error(path: Path, message: str, value: Any = None) -> NormalizationError:
-    return NormalizationError(
-        [{"pointer": pointer(path), "message": message, "value": shown_value(path, value)}]
-    )
-
-
-class _Amounts:
-    """Amounts as Decimals quantized to the currency with the channel's rounding."""
-
-    def __init__(self, currency: str, rounding: str) -> None:
-        self.currency, self.rounding = currency, rounding
-
-    def zero(self) -> Decimal:
-        return money.quantize(Decimal(0), self.currency, rounding=self.rounding)
-
-    def exact(self, value: Any, path: Path) -> Decimal:
-        """The amount as given, not yet quantized (for sums and quotients)."""
-        try:
-            return money.to_decimal(value)
-        except InvalidInput as exc:
-            # The codes say what is wrong without quoting the value into the message.
-            reason = {"float_amount": "a JSON number, not a decimal string"}.get(exc.code)
-            raise _error(path, f"not an amount: {reason or 'not a decimal'}", value) from None
-
-    def q(self, value: Decimal) -> Decimal:
-        return money.quantize(value, self.currency, rounding=self.rounding)
-
-    def parse(self, value: Any, path: Path) -> Decimal:
-        return self.q(self.exact(value, path))
-
-    def required(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
-        value = data.get(key)
-        if value is None or value == "":
-            raise _error([*where, key], "missing amount", value)
-        return self.parse(value, [*where, key])
-
-    def optional(self, data: Mapping[str, Any], key: str, where: Path) -> Decimal:
-        """WooCommerce writes "" for an amount that was never set (a tax that does not apply)."""
-        value = data.get(key)
-        return self.zero() if value is None or value == "" else self.parse(value, [*where, key])
-
-
-def _list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key)
-    return value if isinstance(value, list) else []
-
-
-def _currency(code: Any, path: Path) -> str:
-    try:
-        return money.validate_currency(str(code or ""))
-    except InvalidInput:
-        raise _error(path, "unknown currency code", code) from None
-
-
-def _external_id(value: Any, path: Path) -> str:
-    if isinstance(value, bool) or value is None or str(value) == "":
-        raise _error(path, "missing order id", value)
-    return str(value)
-
-
-def _gmt(value: Any, path: Path) -> str:
+def _gmt(value: Any, path: Keys) -> str:
     """``date_*_gmt`` is UTC written without an offset ("2017-03-22T19:28:02")."""
     try:
         when = datetime.fromisoformat(str(value))
     except ValueError:
-        raise _error(path, "not an ISO 8601 time", value) from None
+        raise normalize.error(path, "not an ISO 8601 time", value) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.isoformat()
@@ -237,7 +174,11 @@ def _financial_status(status: str, refunded: Decimal) -> str:
 
 def _rates(order: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]]:
     """The order's tax lines by rate id: line ``taxes`` name only the rate id."""
-    return {tax.get("rate_id"): tax for tax in _list(order, "tax_lines") if isinstance(tax, dict)}
+    return {
+        tax.get("rate_id"): tax
+        for tax in normalize.list_of(order, "tax_lines")
+        if isinstance(tax, dict)
+    }
 
 
 def _rate_percent(tax: Mapping[str, Any] | None) -> str | None:
@@ -252,15 +193,13 @@ def _rate_percent(tax: Mapping[str, Any] | None) -> str | None:
 
 
 def _line(
-    item: Mapping[str, Any], index: int, amount: _Amounts, rates: Mapping[Any, Mapping[str, Any]]
+    item: Mapping[str, Any], index: int, amount: Amounts, rates: Mapping[Any, Mapping[str, Any]]
 ) -> tuple[dict[str, Any], Decimal]:
     """The canonical line and the line's subtotal (the order's subtotal is their sum)."""
     where: list[str | int] = ["line_items", index]
-    quantity = item.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise _error([*where, "quantity"], "must be a whole number of at least 1", quantity)
+    quantity = normalize.quantity(item, "quantity", where)
     if item.get("id") is None:
-        raise _error([*where, "id"], "missing line id")
+        raise normalize.error([*where, "id"], "missing line id")
     # subtotal is quantity x the unit price before discounts, total the same after them
     # (both net of tax). ``price`` is total / quantity, after discounts, as a JSON number: not
     # used. A subtotal that does not divide by the quantity (10.00 for 3) gets a unit price
@@ -268,7 +207,7 @@ def _line(
     line_subtotal = amount.required(item, "subtotal", where)
     line_total = amount.required(item, "total", where)
     tax_lines = []
-    for j, tax in enumerate(_list(item, "taxes")):
+    for j, tax in enumerate(normalize.list_of(item, "taxes")):
         rate = rates.get(tax.get("id"))
         tax_lines.append(
             {
@@ -286,7 +225,7 @@ def _line(
             "sku": "",
             "title": html.unescape(str(item.get("name") or "")),
             "quantity": quantity,
-            "unit_price": str(amount.q(line_subtotal / quantity)),
+            "unit_price": str(amount.quantize(line_subtotal / quantity)),
             "discount": str(line_subtotal - line_total),
             "tax": str(amount.required(item, "total_tax", where)),
             "tax_lines": tax_lines,
@@ -295,10 +234,10 @@ def _line(
     )
 
 
-def _order_tax_lines(order: Mapping[str, Any], amount: _Amounts) -> list[dict[str, Any]]:
+def _order_tax_lines(order: Mapping[str, Any], amount: Amounts) -> list[dict[str, Any]]:
     """One per tax rate: what it raised on the items and on shipping together."""
     result = []
-    for i, tax in enumerate(_list(order, "tax_lines")):
+    for i, tax in enumerate(normalize.list_of(order, "tax_lines")):
         raised = amount.optional(tax, "tax_total", ["tax_lines", i]) + amount.optional(
             tax, "shipping_tax_total", ["tax_lines", i]
         )
@@ -312,15 +251,15 @@ def _order_tax_lines(order: Mapping[str, Any], amount: _Amounts) -> list[dict[st
     return result
 
 
-def _refunded(order: Mapping[str, Any], amount: _Amounts) -> Decimal:
+def _refunded(order: Mapping[str, Any], amount: Amounts) -> Decimal:
     """Refunds are listed with negative totals ("-10.00")."""
     total = amount.zero()
-    for i, refund in enumerate(_list(order, "refunds")):
+    for i, refund in enumerate(normalize.list_of(order, "refunds")):
         total += abs(amount.required(refund, "total", ["refunds", i]))
     return total
 
 
-def _address(data: Any, path: Path) -> dict[str, Any] | None:
+def _address(data: Any, path: Keys) -> dict[str, Any] | None:
     """A postal address, or None when there is none (a digital order's shipping block is all
     empty strings). Empty strings are dropped. An address with street, city or postcode but
     no usable country is an error, not something to drop."""
@@ -338,15 +277,7 @@ def _address(data: Any, path: Path) -> dict[str, Any] | None:
         "postal_code": data.get("postcode"),
         "phone": data.get("phone"),
     }
-    address = {key: str(value).strip() for key, value in fields.items() if value}
-    address = {key: value for key, value in address.items() if value}
-    country = str(data.get("country") or "").strip().upper()
-    if len(country) != 2 or not country.isalpha():
-        if any(k in address for k in ("line1", "city", "postal_code")):
-            raise _error([*path, "country"], "not an ISO 3166-1 alpha-2 code", country)
-        return None
-    address["country_code"] = country
-    return address
+    return normalize.address(fields, data.get("country"), [*path, "country"])
 
 
 def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -365,14 +296,16 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     return customer or None
 
 
-def _source(order: Mapping[str, Any], amount: _Amounts) -> dict[str, Any]:
+def _source(order: Mapping[str, Any], amount: Amounts) -> dict[str, Any]:
     """Facts for people, never personal data (no customer note, IP or user agent)."""
     source: dict[str, Any] = {
         "status": order.get("status"),
         "payment_method_title": order.get("payment_method_title"),
         "created_via": order.get("created_via"),
         "prices_include_tax": order.get("prices_include_tax") is True,
-        "coupon_codes": [str(c.get("code")) for c in _list(order, "coupon_lines") if c.get("code")],
+        "coupon_codes": [
+            str(c.get("code")) for c in normalize.list_of(order, "coupon_lines") if c.get("code")
+        ],
     }
     ip_hash = client_ip_hash(order.get("customer_ip_address"))
     if ip_hash:
@@ -380,7 +313,7 @@ def _source(order: Mapping[str, Any], amount: _Amounts) -> dict[str, Any]:
     # Fees (surcharges, or negative fees used as discounts) have no canonical field: they are
     # in WooCommerce's total and their tax in total_tax, so an order with fees does not add up
     # and the totals check flags it; this is where a person sees why.
-    fees = _list(order, "fee_lines")
+    fees = normalize.list_of(order, "fee_lines")
     if fees:
         source["fee_total"] = str(
             sum(

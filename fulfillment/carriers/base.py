@@ -13,18 +13,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from config.integrations import IntegrationError
+
 # Service levels a routing rule asks for, slowest to fastest; a rate "meets" a level when its
 # own level is the same or faster.
 SERVICE_LEVELS = ("economy", "ground", "express", "premium")
 
 
-class CarrierError(Exception):
+class CarrierError(IntegrationError):
     """The carrier refused or failed. ``retryable``: the same call may succeed later."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -57,25 +57,21 @@ quotes the address it could not verify).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
-import random
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
 import structlog
 from django.conf import settings
 
-from config import correlation
+from config import correlation, integrations
 from fulfillment.carriers.base import (
     CarrierError,
     CarrierNotConfigured,
@@ -92,13 +88,7 @@ log = structlog.get_logger(__name__)
 
 CODE = "easypost"
 DEFAULT_API_BASE = "https://api.easypost.com/v2"
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 30.0  # a purchase waits on the carrier's own API behind EasyPost
-RETRIES = 2
-BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 USER_AGENT = "orderdesk/0.1 (+carrier adapters)"
 MAX_MESSAGE_CHARS = 500
 
@@ -131,17 +121,9 @@ TRACKING_STATUSES = {
 class EasyPostError(CarrierError):
     """A failed EasyPost call; ``code`` is EasyPost's machine-readable error code, if any."""
 
-    def __init__(
-        self, message: str, *, retryable: bool, status: int | None = None, code: str = ""
-    ) -> None:
-        super().__init__(message, retryable=retryable, status=status)
+    def __init__(self, message: str, *, retryable: bool, code: str = "", **facts: Any) -> None:
+        super().__init__(message, retryable=retryable, **facts)
         self.code = code
-
-
-def _where(url: str) -> str:
-    """Host and path only (the query may carry a tracking code; nothing else is needed)."""
-    parts = urlsplit(url)
-    return f"{parts.netloc}{parts.path}"
 
 
 def _error_text(body: Any) -> tuple[str, str]:
@@ -160,21 +142,9 @@ def _error_text(body: Any) -> tuple[str, str]:
     return message[:MAX_MESSAGE_CHARS], str(error.get("code") or "")
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 class EasyPostClient:
-    """One EasyPost account: base URL, key, timeouts and the retry policy of the module doc."""
+    """One EasyPost account: base URL, key, timeouts and the retry policy of the module doc,
+    over the integration layer (``config.integrations``)."""
 
     def __init__(
         self,
@@ -190,6 +160,20 @@ class EasyPostClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+
+    def _session(self, *, idempotent: bool) -> integrations.IntegrationSession:
+        policy = integrations.RetryPolicy(
+            retries=self.retries if idempotent else 0,  # a POST is never repeated here
+            backoff=self.backoff,
+            backoff_max=MAX_BACKOFF_SECONDS,
+            jitter=self.backoff,
+            retry_reads=False,  # the outbox tries again: one read timeout per attempt
+            max_retry_after=MAX_BACKOFF_SECONDS,
+        )
+        return integrations.session(
+            timeout=self.timeout, user_agent=USER_AGENT, policy=policy, error=EasyPostError,
+            log_event="easypost.failed", prefix="EasyPost ", logger=log,
+        )  # fmt: skip
 
     def call(
         self,
@@ -207,91 +191,28 @@ class EasyPostClient:
         every JSON number as ``Decimal``, or ``None`` for a status in ``absent`` (an expected
         "no such thing"). Raise ``EasyPostError`` otherwise."""
         url = f"{self.base_url}/{path.lstrip('/')}"
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        cid = correlation_id or correlation.get()
-        if cid:
-            headers[correlation.HEADER] = cid
-        attempts = 1 + (self.retries if idempotent else 0)
-        with requests.Session() as session:
-            for attempt in range(attempts):
-                last = attempt == attempts - 1
-                try:
-                    response = session.request(
-                        method, url, json=payload, params=params, headers=headers,
-                        auth=(self.api_key, ""), timeout=self.timeout,
-                    )  # fmt: skip
-                except requests.ConnectTimeout as exc:
-                    if not last:
-                        self._pause(what, attempt, "connect timeout")
-                        continue
-                    raise self._failed(what, f"timed out connecting to {_where(url)}") from exc
-                except requests.Timeout as exc:
-                    # The request may have been processed: never repeated here.
-                    raise self._failed(what, f"timed out waiting for {_where(url)}") from exc
-                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                    if not last:
-                        self._pause(what, attempt, "connection failed")
-                        continue
-                    raise self._failed(what, f"could not reach {_where(url)}") from exc
-                except requests.RequestException as exc:  # a bad URL: configuration
-                    raise self._failed(
-                        what, f"{type(exc).__name__} for {_where(url)}", retryable=False
-                    ) from exc
-                status = response.status_code
-                if 200 <= status < 300:
-                    return self._json(response, what)
-                if status in absent:
-                    return None
-                if status in RETRY_STATUSES and not last:
-                    self._pause(what, attempt, f"HTTP {status}", _retry_after(response))
-                    continue
-                raise self._refused(response, what)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _pause(self, what: str, attempt: int, why: str, retry_after: float | None = None) -> None:
-        delay = self.backoff * 2**attempt
-        delay = min(MAX_BACKOFF_SECONDS, delay + random.uniform(0, self.backoff))
-        if retry_after is not None:
-            delay = min(MAX_BACKOFF_SECONDS, max(delay, retry_after))
-        log.info("easypost.retry", call=what, why=why, attempt=attempt + 1, delay=round(delay, 3))
-        time.sleep(delay)
-
-    def _json(self, response: requests.Response, what: str) -> Any:
-        try:
-            # Decimal for every number: amounts arrive as strings, but nothing becomes a float.
-            return json.loads(response.content or b"null", parse_float=Decimal)
-        except ValueError:
-            # A 2xx that is not JSON is a proxy's or maintenance page: likely to pass.
-            raise self._failed(
-                what, "the answer is not JSON", status=response.status_code
-            ) from None
-
-    def _refused(self, response: requests.Response, what: str) -> EasyPostError:
-        status = response.status_code
-        try:
-            body = json.loads(response.content or b"null")
-        except ValueError:
-            body = None
-        message, code = _error_text(body)
-        return self._failed(
-            what, message or f"HTTP {status}", retryable=status in RETRYABLE_STATUSES,
-            status=status, code=code,
-        )  # fmt: skip
-
-    def _failed(
-        self,
-        what: str,
-        detail: str,
-        *,
-        retryable: bool = True,
-        status: int | None = None,
-        code: str = "",
-    ) -> EasyPostError:
-        # The detail may quote an address: it goes into the error, not into the log.
-        log.warning("easypost.failed", call=what, status=status, code=code, retryable=retryable)
-        return EasyPostError(
-            f"EasyPost {what}: {detail}", retryable=retryable, status=status, code=code
-        )
+        headers = {"Accept": "application/json"}
+        if correlation_id:  # the shipment's own id wins over the one bound (the layer's default)
+            headers[correlation.HEADER] = correlation_id
+        with self._session(idempotent=idempotent) as session:
+            response = session.call(
+                method, url, what=what, accept=integrations.ANY_STATUS, json=payload,
+                params=params, headers=headers, auth=(self.api_key, ""),
+            )  # fmt: skip
+            status = response.status_code
+            if 200 <= status < 300:
+                # Decimal for every number: amounts arrive as strings, nothing becomes a float.
+                return session.json_of(response, what=what, parse_float=Decimal)
+            if status in absent:
+                response.close()
+                return None
+            try:
+                body = json.loads(response.content or b"null")
+            except ValueError:
+                body = None
+            message, code = _error_text(body)
+            # EasyPost's message may quote the address: the layer keeps it out of the log.
+            raise session.refusal(response, what=what, message=message, code=code)
 
 
 # --- mapping -----------------------------------------------------------------------------------
@@ -582,27 +503,21 @@ class EasyPostCarrier:
         retries: int | None = None,
         backoff: float | None = None,
     ) -> None:
-        api_key = api_key if api_key is not None else getattr(settings, "EASYPOST_API_KEY", "")
+        api_key = api_key if api_key is not None else settings.EASYPOST_API_KEY
         if not api_key:
             raise CarrierNotConfigured("EasyPost is not configured: set EASYPOST_API_KEY")
-        if timeout is None:
-            connect, read = getattr(settings, "EASYPOST_TIMEOUT", (CONNECT_TIMEOUT, READ_TIMEOUT))
-            timeout = (float(connect), float(read))
-        if retries is None:
-            retries = int(getattr(settings, "EASYPOST_RETRIES", RETRIES))
-        if backoff is None:
-            # Tests set EASYPOST_BACKOFF = 0 so retries against loopback do not wait.
-            backoff = float(getattr(settings, "EASYPOST_BACKOFF", BACKOFF_SECONDS))
+        connect, read = timeout or settings.EASYPOST_TIMEOUT
         self.client = EasyPostClient(
             api_key=api_key,
-            base_url=base_url or getattr(settings, "EASYPOST_API_BASE", DEFAULT_API_BASE),
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
+            base_url=base_url or settings.EASYPOST_API_BASE or DEFAULT_API_BASE,
+            timeout=(float(connect), float(read)),
+            retries=settings.EASYPOST_RETRIES if retries is None else retries,
+            # Tests set EASYPOST_BACKOFF = 0 so retries against loopback do not wait.
+            backoff=settings.EASYPOST_BACKOFF if backoff is None else backoff,
         )
-        self.label_format = str(getattr(settings, "EASYPOST_LABEL_FORMAT", LABEL_FORMAT))
-        self.customs_signer = str(getattr(settings, "EASYPOST_CUSTOMS_SIGNER", ""))
-        self.eel_pfc = str(getattr(settings, "EASYPOST_EEL_PFC", EEL_PFC))
+        self.label_format = settings.EASYPOST_LABEL_FORMAT
+        self.customs_signer = settings.EASYPOST_CUSTOMS_SIGNER
+        self.eel_pfc = settings.EASYPOST_EEL_PFC
 
     # rates -------------------------------------------------------------------------------------
     def rates(self, request: ShipmentRequest) -> list[Rate]:

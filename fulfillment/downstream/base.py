@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 
+from config.integrations import IntegrationError
+
 if TYPE_CHECKING:
     from fulfillment.models import OutboundAction, Warehouse
     from orders.models import Order
 
 
-class DownstreamError(Exception):
-    """A downstream call failed.
+class DownstreamError(IntegrationError):
+    """A downstream call failed (see ``IntegrationError`` for the four facts it carries).
 
-    ``retryable``: the same call may succeed later (timeouts, refused connections, 429, 5xx).
-    ``status``: the HTTP status, when an answer came at all. ``ambiguous``: the request may have
-    been processed (a read timeout): adapters whose vendor has no idempotency key must not retry
-    blindly. ``retry_after``: seconds the vendor asked us to wait (429/503 ``Retry-After``).
-    The message never holds personal data or a response body: it is stored and shown.
+    ``ambiguous`` matters most here: adapters whose vendor has no idempotency key must not
+    retry blindly. ``retry_after`` (429/503) lets the outbox wait as long as the vendor asked.
+    ``retryable`` may be given by position (the outbox's callers do).
     """
 
     def __init__(
@@ -43,11 +43,10 @@ class DownstreamError(Exception):
         ambiguous: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.ambiguous = ambiguous
-        self.retry_after = retry_after
+        super().__init__(
+            message, retryable=retryable, status=status, ambiguous=ambiguous,
+            retry_after=retry_after,
+        )  # fmt: skip
 
 
 class UnknownTarget(DownstreamError):

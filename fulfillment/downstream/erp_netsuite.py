@@ -31,15 +31,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import structlog
+from django.conf import settings
 
-from fulfillment.downstream.base import DownstreamError, order_of, safe_key, setting
+from fulfillment.downstream.base import DownstreamError, order_of, safe_key
 from fulfillment.downstream.http import session_for
 from orders import money
 
 if TYPE_CHECKING:
     import requests
 
-    from fulfillment.downstream.http import DownstreamSession
+    from config.integrations import IntegrationSession
     from fulfillment.models import OutboundAction
 
 log = structlog.get_logger(__name__)
@@ -81,9 +82,9 @@ class NetSuiteERPAdapter:
     @classmethod
     def from_settings(cls) -> NetSuiteERPAdapter:
         return cls(
-            api_base=str(setting("NETSUITE_API_BASE", "")),
-            token=str(setting("NETSUITE_TOKEN", "")),
-            customer_id=str(setting("NETSUITE_CUSTOMER_ID", "")),
+            api_base=settings.NETSUITE_API_BASE,
+            token=settings.NETSUITE_TOKEN,
+            customer_id=settings.NETSUITE_CUSTOMER_ID,
         )
 
     def perform(self, action: OutboundAction) -> dict[str, Any]:
@@ -139,7 +140,7 @@ class NetSuiteERPAdapter:
         log.info("netsuite.sales_order_created", action_id=action.pk, record_id=record_id)
         return {"record_id": record_id, "external_id": external_id, "created": True}
 
-    def _find(self, session: DownstreamSession, external_id: str) -> dict[str, Any] | None:
+    def _find(self, session: IntegrationSession, external_id: str) -> dict[str, Any] | None:
         """The sales order with this external id, or None (404)."""
         url = f"{self.api_base}{RECORD_PATH}/eid:{quote(external_id, safe='')}"
         response = session.call(
@@ -155,7 +156,7 @@ class NetSuiteERPAdapter:
         log.info("netsuite.sales_order_found", external_id=external_id, record_id=record_id)
         return {"record_id": record_id, "external_id": external_id, "created": False}
 
-    def _find_quietly(self, session: DownstreamSession, external_id: str) -> dict[str, Any] | None:
+    def _find_quietly(self, session: IntegrationSession, external_id: str) -> dict[str, Any] | None:
         try:
             return self._find(session, external_id)
         except DownstreamError:

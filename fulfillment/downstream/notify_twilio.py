@@ -19,8 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from django.conf import settings
 
-from fulfillment.downstream.base import DownstreamError, order_of, setting
+from fulfillment.downstream.base import DownstreamError, order_of
 from fulfillment.downstream.http import session_for
 
 if TYPE_CHECKING:
@@ -37,9 +38,9 @@ BODIES = {
 
 def twilio_configured() -> bool:
     return bool(
-        setting("TWILIO_ACCOUNT_SID", "")
-        and setting("TWILIO_AUTH_TOKEN", "")
-        and (setting("TWILIO_FROM_NUMBER", "") or setting("TWILIO_MESSAGING_SERVICE_SID", ""))
+        settings.TWILIO_ACCOUNT_SID
+        and settings.TWILIO_AUTH_TOKEN
+        and (settings.TWILIO_FROM_NUMBER or settings.TWILIO_MESSAGING_SERVICE_SID)
     )
 
 
@@ -59,11 +60,11 @@ class TwilioSMSNotifyAdapter:
     @classmethod
     def from_settings(cls) -> TwilioSMSNotifyAdapter:
         return cls(
-            api_base=str(setting("TWILIO_API_BASE", TWILIO_API_BASE)),
-            account_sid=str(setting("TWILIO_ACCOUNT_SID", "")),
-            auth_token=str(setting("TWILIO_AUTH_TOKEN", "")),
-            from_number=str(setting("TWILIO_FROM_NUMBER", "")),
-            messaging_service_sid=str(setting("TWILIO_MESSAGING_SERVICE_SID", "")),
+            api_base=settings.TWILIO_API_BASE,
+            account_sid=settings.TWILIO_ACCOUNT_SID,
+            auth_token=settings.TWILIO_AUTH_TOKEN,
+            from_number=settings.TWILIO_FROM_NUMBER,
+            messaging_service_sid=settings.TWILIO_MESSAGING_SERVICE_SID,
         )
 
     def perform(self, action: OutboundAction) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from django.conf import settings
 
 from fulfillment.downstream.base import (
     DownstreamError,
     order_of,
     pick_lines,
-    setting,
     warehouse_of,
 )
 from fulfillment.downstream.http import session_for
@@ -42,9 +42,7 @@ class RestWMSAdapter:
 
     @classmethod
     def from_settings(cls) -> RestWMSAdapter:
-        return cls(
-            api_base=str(setting("WMS_API_BASE", "")), token=str(setting("WMS_API_TOKEN", ""))
-        )
+        return cls(api_base=settings.WMS_API_BASE, token=settings.WMS_API_TOKEN)
 
     def perform(self, action: OutboundAction) -> dict[str, Any]:
         if not self.api_base:

@@ -46,7 +46,7 @@ FACTORIES: dict[str, Callable[[], AddressVerifier]] = {"usps": _usps, "canadapos
 
 def configured_verifiers() -> list[str]:
     """The verifier codes named by ``settings.ADDRESS_VERIFIER`` (unknown names are ignored)."""
-    value = getattr(settings, "ADDRESS_VERIFIER", "") or ""
+    value = settings.ADDRESS_VERIFIER or ""
     names = value.split(",") if isinstance(value, str) else list(value)
     return [n.strip().lower() for n in names if n.strip().lower() in FACTORIES]
 

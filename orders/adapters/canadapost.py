@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from config.integrations import IntegrationSession
 from orders.adapters.base import (
     CONFIRMED,
     LIKELY,
@@ -34,9 +35,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
-    VerifierSession,
+    VerifierBase,
     VerifierUnavailable,
-    json_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ def _compact(text: str) -> str:
     return _norm(text).replace(" ", "")
 
 
-class CanadaPostAddressVerifier:
+class CanadaPostAddressVerifier(VerifierBase):
     code = "canadapost"
 
     def __init__(
@@ -73,21 +73,12 @@ class CanadaPostAddressVerifier:
         *,
         base_url: str | None = None,
         key: str | None = None,
-        session: VerifierSession | None = None,
+        session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or getattr(settings, "CANADAPOST_API_BASE", "") or DEFAULT_BASE
-        self.base_url = base.rstrip("/")
-        self.key = key if key is not None else str(getattr(settings, "CANADAPOST_KEY", "") or "")
-        self.session = session or VerifierSession(vendor=self.code)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def __enter__(self) -> CanadaPostAddressVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(
+            base_url=base_url or settings.CANADAPOST_API_BASE or DEFAULT_BASE, session=session
+        )
+        self.key = key if key is not None else settings.CANADAPOST_KEY
 
     def verify(self, address: AddressInput) -> Verification:
         if not self.key:
@@ -104,7 +95,7 @@ class CanadaPostAddressVerifier:
             },
             headers={"Accept": "application/json"},
         )
-        body = json_of(response, vendor=self.code, what="find")
+        body = self.session.json_of(response, what="find")
         items: list[dict[str, Any]] = (
             (body or {}).get("Items") or [] if isinstance(body, dict) else []
         )

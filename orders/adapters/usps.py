@@ -29,6 +29,7 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 
+from config.integrations import IntegrationSession
 from orders.adapters.base import (
     CONFIRMED,
     LIKELY,
@@ -36,9 +37,8 @@ from orders.adapters.base import (
     UNKNOWN,
     AddressInput,
     Verification,
-    VerifierSession,
+    VerifierBase,
     VerifierUnavailable,
-    json_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -54,7 +54,7 @@ DPV = {
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?(\d{4}))?$")
 
 
-class USPSAddressVerifier:
+class USPSAddressVerifier(VerifierBase):
     code = "usps"
 
     def __init__(
@@ -63,24 +63,15 @@ class USPSAddressVerifier:
         base_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
-        session: VerifierSession | None = None,
+        session: IntegrationSession | None = None,
     ) -> None:
-        base = base_url or getattr(settings, "USPS_API_BASE", "") or DEFAULT_BASE
-        self.base_url = base.rstrip("/")
-        self.client_id = client_id if client_id is not None else settings_str("USPS_CLIENT_ID")
-        self.client_secret = (
-            client_secret if client_secret is not None else settings_str("USPS_CLIENT_SECRET")
+        super().__init__(
+            base_url=base_url or settings.USPS_API_BASE or DEFAULT_BASE, session=session
         )
-        self.session = session or VerifierSession(vendor=self.code)
-
-    def close(self) -> None:
-        self.session.close()
-
-    def __enter__(self) -> USPSAddressVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.client_id = client_id if client_id is not None else settings.USPS_CLIENT_ID
+        self.client_secret = (
+            client_secret if client_secret is not None else settings.USPS_CLIENT_SECRET
+        )
 
     # -- the address -------------------------------------------------------------------------
 
@@ -94,7 +85,7 @@ class USPSAddressVerifier:
                 raise VerifierUnavailable(
                     "usps address: the token was refused (HTTP 401)", retryable=False, status=401
                 )
-        body = json_of(response, vendor=self.code, what="address")
+        body = self.session.json_of(response, what="address")
         if response.status_code in (400, 404):
             return self._not_found(response.status_code, body)
         info = (body or {}).get("additionalInfo") or {}
@@ -119,7 +110,7 @@ class USPSAddressVerifier:
             "GET",
             f"{self.base_url}/addresses/v3/address",
             what="address",
-            ok=frozenset({400, 401, 404}),
+            accept=(400, 401, 404),
             params={k: v for k, v in params.items() if v},
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
@@ -164,7 +155,7 @@ class USPSAddressVerifier:
             },
             headers={"Accept": "application/json"},
         )
-        body = json_of(response, vendor=self.code, what="token")
+        body = self.session.json_of(response, what="token")
         token = (body or {}).get("access_token") if isinstance(body, dict) else None
         if not token:
             raise VerifierUnavailable("usps token: no access_token in the answer", retryable=True)
@@ -175,7 +166,3 @@ class USPSAddressVerifier:
         cache.set(key, token, timeout=max(expires_in - TOKEN_SAFETY_SECONDS, 30))
         log.info("address_verifier.token", vendor=self.code, expires_in=expires_in)
         return str(token)
-
-
-def settings_str(name: str) -> str:
-    return str(getattr(settings, name, "") or "")

@@ -10,6 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+import config.settings as project_settings
 from channels import http
 from channels.adapters.base import AdapterError, ChannelConfig
 from config import correlation
@@ -23,11 +24,13 @@ def no_backoff(settings):
 
 
 def test_default_policy_retries_429_and_5xx_four_times_with_half_second_backoff(settings):
-    del settings.CHANNEL_HTTP_BACKOFF_FACTOR
+    # The production default (config/settings.py), not the tests' 0.
+    settings.CHANNEL_HTTP_BACKOFF_FACTOR = project_settings.CHANNEL_HTTP_BACKOFF_FACTOR
     policy = http.retry_policy()
     assert policy.total == 4
     assert policy.backoff_factor == 0.5
-    assert set(policy.status_forcelist) == {429, 500, 502, 503, 504}
+    # Issue #9: one classification for every integration (was {429, 500, 502, 503, 504}).
+    assert set(policy.status_forcelist) == {408, 425, 429, *range(500, 600)}
     assert policy.respect_retry_after_header is True
     assert {"GET", "POST"} <= set(policy.allowed_methods)
     assert http.session_for(CHANNEL).default_timeout == (3.0, 15.0)
