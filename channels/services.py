@@ -243,7 +243,11 @@ def _payload(event: InboundEvent) -> Any:
     try:
         return json.loads(bytes(event.raw_body).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise NormalizationError(
             [{"pointer": "", "message": f"the body is not valid JSON{where}", "value": None}]
         ) from None

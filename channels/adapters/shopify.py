@@ -271,7 +271,8 @@ def _address(data: Any, path: Keys) -> dict[str, Any] | None:
 def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     """Who bought: the order's own contact details first (they are the ones given for this
     order), the customer record's as a fallback. None for an order without any."""
-    record = order.get("customer") if isinstance(order.get("customer"), Mapping) else {}
+    raw = order.get("customer")
+    record: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     customer: dict[str, Any] = {}
     if record.get("id") is not None:
         customer["external_id"] = str(record["id"])
@@ -279,8 +280,9 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     if email:
         customer["email"] = str(email)
     name = " ".join(str(record[k]) for k in ("first_name", "last_name") if record.get(k))
-    if not name and isinstance(order.get("billing_address"), Mapping):
-        name = str(order["billing_address"].get("name") or "")
+    billing = order.get("billing_address")
+    if not name and isinstance(billing, Mapping):
+        name = str(billing.get("name") or "")
     if name:
         customer["name"] = name
     phone = order.get("phone") or record.get("phone")
@@ -304,12 +306,14 @@ def _source(order: Mapping[str, Any], shipping_lines: list[Any], amount: Amounts
             if code.get("code")
         ],
     }
-    client = order.get("client_details") if isinstance(order.get("client_details"), dict) else {}
+    raw_client = order.get("client_details")
+    client: Mapping[str, Any] = raw_client if isinstance(raw_client, Mapping) else {}
     ip_hash = client_ip_hash(order.get("browser_ip") or client.get("browser_ip"))
     if ip_hash:
         source["browser_ip_hash"] = ip_hash
     # Card checks of the (older) payment_details block: result codes only, never the card.
-    details = order.get("payment_details") if isinstance(order.get("payment_details"), dict) else {}
+    raw_details = order.get("payment_details")
+    details: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
     for key in ("avs_result_code", "cvv_result_code"):
         if details.get(key):
             source[key] = str(details[key])

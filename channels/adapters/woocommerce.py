@@ -282,7 +282,8 @@ def _address(data: Any, path: Keys) -> dict[str, Any] | None:
 
 def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     """From the billing block; ``customer_id`` 0 is a guest checkout."""
-    billing = order.get("billing") if isinstance(order.get("billing"), Mapping) else {}
+    raw = order.get("billing")
+    billing: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     customer: dict[str, Any] = {}
     if order.get("customer_id"):
         customer["external_id"] = str(order["customer_id"])

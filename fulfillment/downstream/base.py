@@ -15,6 +15,7 @@ retry after an ambiguous failure finds the first result instead of making a seco
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
@@ -101,9 +102,10 @@ def pick_lines(action: OutboundAction) -> list[dict[str, Any]]:
     payload = action.payload or {}
     if isinstance(payload.get("lines"), list):
         return [{"sku": str(ln["sku"]), "quantity": int(ln["quantity"])} for ln in payload["lines"]]
+    rows: Iterable[ShipmentLine | OrderLine] = ()
     if payload.get("shipment_id"):
         rows = ShipmentLine.objects.filter(shipment_id=payload["shipment_id"]).order_by("pk")
-    else:
+    elif action.order_id is not None:
         rows = OrderLine.objects.filter(order_id=action.order_id).order_by("line_no")
     lines = [{"sku": r.sku, "quantity": int(r.quantity)} for r in rows if r.sku]
     if not lines:
