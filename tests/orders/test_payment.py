@@ -7,19 +7,11 @@ import pytest
 
 from orders import checks
 from orders.models import Incident, Order
-from orders.payment import PaymentEligibilityCheck
 from tests.factories import BusinessCustomerFactory, CustomerFactory, advance, make_order
 from tests.reviews.helpers import WENT_ON
 
-
-@pytest.fixture(autouse=True)
-def payment_check():
-    """Run the payment check (registered here until orders.apps registers it itself)."""
-    already = any(check.name == "payment" for check in checks.registered())
-    checks.register(PaymentEligibilityCheck())
-    yield
-    if not already:
-        checks.unregister("payment")
+# The checks as production registers them (orders.apps.ready), the payment check among them.
+pytestmark = pytest.mark.pipeline
 
 
 def _order(*, method="card", payments=(), total="450.00", **kwargs):

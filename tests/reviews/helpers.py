@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import TestCase
 
@@ -59,13 +58,6 @@ def paid_order(**kwargs):
         checks.order_validate(order_id=order.pk)
     order.refresh_from_db()
     return order
-
-
-def grant_review_case_view(*roles):
-    """Until orders.roles gives the role groups ``reviews.view_reviewcase`` itself."""
-    perm = Permission.objects.get(content_type__app_label="reviews", codename="view_reviewcase")
-    for group in Group.objects.filter(name__in=roles):
-        group.permissions.add(perm)
 
 
 # Where an order that passed its checks ends up: ``validated`` with no allocator registered,
