@@ -44,33 +44,35 @@ ALL_DONE = [
 
 
 # --- delivering -------------------------------------------------------------------------------
-def _post(client, slug: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+def _post(client, slug: str, body: bytes, headers: dict[str, str], *, status: int = 202
+          ) -> dict[str, Any]:  # fmt: skip
     """POST to the channel's webhook; every after-commit doorbell rings (processing, the
     pipeline, the outbox dispatch), as a worker would ring it."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         response = client.post(f"/webhooks/{slug}/", data=body, content_type="application/json",
                                headers=headers)  # fmt: skip
-    assert response.status_code == 202, response.content
+    assert response.status_code == status, response.content
     return response.json()
 
 
-def shopify(client, name: str, topic: str, webhook_id: str) -> dict[str, Any]:
+def shopify(client, name: str, topic: str, webhook_id: str, *, status: int = 202
+            ) -> dict[str, Any]:  # fmt: skip
     # A Shopify webhook body is the bare REST resource: the value of the sample's "order".
     body = json.dumps(json.loads((SAMPLES / "shopify" / name).read_bytes())["order"]).encode()
     return _post(client, "shop", body, {
         "X-Shopify-Hmac-Sha256": shopify_sign(body, SECRETS["shop"]), "X-Shopify-Topic": topic,
         "X-Shopify-Shop-Domain": "e2e.myshopify.com", "X-Shopify-API-Version": "2026-07",
         "X-Shopify-Webhook-Id": webhook_id,
-    })  # fmt: skip
+    }, status=status)  # fmt: skip
 
 
-def woocommerce(client, order: dict[str, Any]) -> dict[str, Any]:
+def woocommerce(client, order: dict[str, Any], delivery_id: str) -> dict[str, Any]:
     # An order.created body is the order object exactly as the REST API returns it.
     body = json.dumps(order).encode()
     return _post(client, "woo", body, {
         "X-WC-Webhook-Signature": woo_sign(body, SECRETS["woo"]),
         "X-WC-Webhook-Topic": "order.created", "X-WC-Webhook-Source": "https://woo.example/",
-        "X-WC-Webhook-Delivery-ID": f"delivery-{order['id']}",
+        "X-WC-Webhook-Delivery-ID": delivery_id,
     })  # fmt: skip
 
 
@@ -133,6 +135,9 @@ def outcome(o: Order) -> tuple[str, str, dict[str, int]]:
 def test_shopify_orders_created_then_cancelled(world, client):
     shopify(client, "order_450789469_get.json", "orders/create", "e2e-shop-1")
     shopify(client, "order_1073459976_create_eur.json", "orders/create", "e2e-shop-2")
+    # Shopify retries with the same webhook id: answered 200 and not processed again.
+    assert shopify(client, "order_450789469_get.json", "orders/create", "e2e-shop-1",
+                   status=200) == {"duplicate": True}  # fmt: skip
     process_outbox()
 
     # 450789469: financial_status partially_refunded (paid, then one line refunded), three
@@ -172,8 +177,12 @@ def test_woocommerce_orders_created(world, client):
     listing = json.loads((SAMPLES / "woocommerce" / "orders_list.json").read_bytes())
     single = json.loads((SAMPLES / "woocommerce" / "order_727_get.json").read_bytes())
     assert [o["id"] for o in listing] == [727, 723]
-    woocommerce(client, single)
-    woocommerce(client, listing[1])
+    woocommerce(client, single, "delivery-1")
+    woocommerce(client, listing[1], "delivery-2")
+    # The listing's 727 is the same order at the same date_modified (one more meta_data entry
+    # only): delivered again under a new delivery id, nothing is done twice.
+    assert (listing[0]["id"], listing[0]["date_modified_gmt"]) == (727, single["date_modified_gmt"])
+    woocommerce(client, listing[0], "delivery-3")
     process_outbox()
 
     # 727: "processing" (payment received), bacs. Lines: product 93 (no SKU; our mapping makes
@@ -229,6 +238,23 @@ def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(world, clie
     assert levels("S-ORAN") == {"TX1": (ON_HAND, 0)}
     assert (shipments(o218), actions(o218), erp_rows(o218), mail.outbox) == ([], [], [], [])
 
+    # The status update and the refund webhooks of the same order fetch it again; the store
+    # answers the same version, so the order, its one incident and its stock stay as they are.
+    for n, name in enumerate(("webhook_store_order_statusUpdated.json",
+                              "webhook_store_order_refund_created.json"), start=2):  # fmt: skip
+        body = (SAMPLES / "bigcommerce" / name).read_bytes()
+        _post(client, "bc", body,
+              standard_webhooks_headers(body, msg_id=f"msg_e2e_{n}", timestamp=int(time.time()),
+                                        secret=SECRETS["bc"]))  # fmt: skip
+    process_outbox()
+    fetched = [r.path for r, _ in vendor.log if r.path.startswith("/stores/")]
+    assert fetched == 3 * ["/stores/e2e/v2/orders/250", "/stores/e2e/v2/orders/250/products",
+                           "/stores/e2e/v2/orders/250/shipping_addresses"]  # fmt: skip
+    assert Order.objects.filter(channel__slug="bc").count() == 1
+    assert outcome(o218) == ("on_hold", "authorized", {"schema_invalid": 1})
+    assert levels("S-ORAN") == {"TX1": (ON_HAND, 0)}
+    assert (shipments(o218), actions(o218), mail.outbox) == ([], [], [])
+
 
 # --- Amazon -------------------------------------------------------------------------------------
 def test_amazon_poll_fetches_both_pages_quarantines_the_mixed_currency_order(world, vendor):
@@ -260,6 +286,16 @@ def test_amazon_poll_fetches_both_pages_quarantines_the_mixed_currency_order(wor
         assert erp_rows(o) == [("AMZ-NABETA", "1", "10.00", "1.01", "11.01", "11.01", "")]
     assert levels("AMZ-NABETA") == {"TX1": (ON_HAND, 2)}
     assert mail.outbox == []
+
+    # The next poll gets the same three order versions: all unchanged, nothing new happens.
+    out = io.StringIO()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("poll_channel", "amzn", stdout=out)
+    process_outbox()
+    assert "Polled amzn: 0 new, 3 unchanged" in out.getvalue()
+    assert InboundEvent.objects.filter(channel__slug="amzn").count() == 3
+    assert Shipment.objects.filter(order__channel__slug="amzn").count() == 2
+    assert levels("AMZ-NABETA") == {"TX1": (ON_HAND, 2)}
 
 
 # --- The custom storefront ----------------------------------------------------------------------
