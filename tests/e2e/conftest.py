@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ def vendor(httpserver: HTTPServer) -> HTTPServer:
 
 
 @pytest.fixture
-def world(db, settings, tmp_path, vendor: HTTPServer) -> dict[str, Any]:
+def world(
+    db: None, settings: Any, tmp_path: Path, vendor: HTTPServer
+) -> Iterator[dict[str, SalesChannel]]:
     settings.ERP_TARGET = "filedrop"
     settings.ERP_DROP_DIR = str(tmp_path / "erp")
     settings.WMS_TARGET = "local"

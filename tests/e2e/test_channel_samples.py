@@ -22,9 +22,10 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
-from django.test import TestCase
+from django.test import Client, TestCase
+from pytest_httpserver import HTTPServer
 
-from channels.models import InboundEvent
+from channels.models import InboundEvent, SalesChannel
 from fulfillment.models import OutboundAction, Reservation, Shipment
 from orders.models import Order
 from tests.channels.adapters.test_bigcommerce import _sign as standard_webhooks_headers
@@ -44,8 +45,9 @@ ALL_DONE = [
 
 
 # --- delivering -------------------------------------------------------------------------------
-def _post(client, slug: str, body: bytes, headers: dict[str, str], *, status: int = 202
-          ) -> dict[str, Any]:  # fmt: skip
+def _post(
+    client: Client, slug: str, body: bytes, headers: dict[str, str], *, status: int = 202
+) -> dict[str, Any]:
     """POST to the channel's webhook; every after-commit doorbell rings (processing, the
     pipeline, the outbox dispatch), as a worker would ring it."""
     with TestCase.captureOnCommitCallbacks(execute=True):
@@ -55,8 +57,9 @@ def _post(client, slug: str, body: bytes, headers: dict[str, str], *, status: in
     return response.json()
 
 
-def shopify(client, name: str, topic: str, webhook_id: str, *, status: int = 202
-            ) -> dict[str, Any]:  # fmt: skip
+def shopify(
+    client: Client, name: str, topic: str, webhook_id: str, *, status: int = 202
+) -> dict[str, Any]:
     # A Shopify webhook body is the bare REST resource: the value of the sample's "order".
     body = json.dumps(json.loads((SAMPLES / "shopify" / name).read_bytes())["order"]).encode()
     return _post(client, "shop", body, {
@@ -66,7 +69,7 @@ def shopify(client, name: str, topic: str, webhook_id: str, *, status: int = 202
     }, status=status)  # fmt: skip
 
 
-def woocommerce(client, order: dict[str, Any], delivery_id: str) -> dict[str, Any]:
+def woocommerce(client: Client, order: dict[str, Any], delivery_id: str) -> dict[str, Any]:
     # An order.created body is the order object exactly as the REST API returns it.
     body = json.dumps(order).encode()
     return _post(client, "woo", body, {
@@ -132,7 +135,9 @@ def outcome(o: Order) -> tuple[str, str, dict[str, int]]:
 
 
 # --- Shopify ------------------------------------------------------------------------------------
-def test_shopify_orders_created_then_cancelled(world, client):
+def test_shopify_orders_created_then_cancelled(
+    world: dict[str, SalesChannel], client: Client
+) -> None:
     shopify(client, "order_450789469_get.json", "orders/create", "e2e-shop-1")
     shopify(client, "order_1073459976_create_eur.json", "orders/create", "e2e-shop-2")
     # Shopify retries with the same webhook id: answered 200 and not processed again.
@@ -173,7 +178,7 @@ def test_shopify_orders_created_then_cancelled(world, client):
 
 
 # --- WooCommerce --------------------------------------------------------------------------------
-def test_woocommerce_orders_created(world, client):
+def test_woocommerce_orders_created(world: dict[str, SalesChannel], client: Client) -> None:
     listing = json.loads((SAMPLES / "woocommerce" / "orders_list.json").read_bytes())
     single = json.loads((SAMPLES / "woocommerce" / "order_727_get.json").read_bytes())
     assert [o["id"] for o in listing] == [727, 723]
@@ -217,7 +222,9 @@ def test_woocommerce_orders_created(world, client):
 
 
 # --- BigCommerce --------------------------------------------------------------------------------
-def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(world, client, vendor):
+def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(
+    world: dict[str, SalesChannel], client: Client, vendor: HTTPServer
+) -> None:
     body = (SAMPLES / "bigcommerce" / "webhook_store_order_created.json").read_bytes()
     _post(client, "bc", body,
           standard_webhooks_headers(body, msg_id="msg_e2e_1", timestamp=int(time.time()),
@@ -257,7 +264,9 @@ def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(world, clie
 
 
 # --- Amazon -------------------------------------------------------------------------------------
-def test_amazon_poll_fetches_both_pages_quarantines_the_mixed_currency_order(world, vendor):
+def test_amazon_poll_fetches_both_pages_quarantines_the_mixed_currency_order(
+    world: dict[str, SalesChannel], vendor: HTTPServer
+) -> None:
     with TestCase.captureOnCommitCallbacks(execute=True):
         call_command("poll_channel", "amzn", stdout=io.StringIO())
     process_outbox()
@@ -299,7 +308,9 @@ def test_amazon_poll_fetches_both_pages_quarantines_the_mixed_currency_order(wor
 
 
 # --- The custom storefront ----------------------------------------------------------------------
-def test_custom_storefront_orders_paid_and_pending(world, client):
+def test_custom_storefront_orders_paid_and_pending(
+    world: dict[str, SalesChannel], client: Client
+) -> None:
     paid = {**canonical_order("W-1"), "financial_status": "paid"}
     # Another customer: the same person with the same basket and total would be a suspected
     # duplicate of W-1 (a check of its own), which is not what this order is about.
