@@ -102,9 +102,19 @@ def actions(o: Order) -> list[tuple[str, str, str]]:
     return sorted(OutboundAction.objects.filter(order=o).values_list("kind", "target", "status"))
 
 
+def labelled(s: Shipment) -> bool:
+    """A tracking number, and both labels (PDF and ZPL) that carry it."""
+    pdf = bytes(s.label_pdf or b"")
+    return (
+        bool(s.tracking_number)
+        and pdf.startswith(b"%PDF")
+        and (s.label_zpl.startswith("^XA") and s.tracking_number in s.label_zpl)
+    )
+
+
 def shipments(o: Order) -> list[tuple[str, str, str, bool, list[tuple[str, int]]]]:
     return [
-        (s.status, s.carrier, s.warehouse.code, bool(s.tracking_number),
+        (s.status, s.carrier, s.warehouse.code, labelled(s),
          sorted(s.lines.values_list("order_line__sku", "quantity")))
         for s in Shipment.objects.filter(order=o).order_by("pk")
     ]  # fmt: skip
