@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orders import validation as checks
+from orders import validation
 from orders.models import Order, OrderEvent
 from tests.factories import advance, make_order, make_user
 
@@ -85,7 +85,7 @@ def validated_order(**kwargs: Any) -> Order:
     """An order through the pipeline; in a transaction=True test the doorbell rings on commit."""
     order = make_order(**kwargs)
     if order.status == "received":
-        checks.order_validate(order_id=order.pk)
+        validation.order_validate(order_id=order.pk)
         order.refresh_from_db()
     assert order.status == "validated"
     return order

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from orders import validation as checks
+from orders import validation
 from orders.models import Incident, IncidentCategory
 from orders.validation.address import AddressCheck
 from tests.orders.adapters import PARLIAMENT, WHITE_HOUSE, order_with
@@ -59,7 +59,7 @@ def offline_only(settings):
 @pytest.mark.parametrize("country", sorted(REAL_ADDRESSES))
 def test_real_addresses_pass_the_offline_check(db, country):
     result = AddressCheck().run(order_with(REAL_ADDRESSES[country]))
-    assert result.outcome == checks.PASSED, result.message
+    assert result.outcome == validation.PASSED, result.message
     assert result.details == {
         "deliverability": "unknown",
         "confidence": "0.50",
@@ -73,7 +73,7 @@ def test_a_subdivision_may_come_as_a_name_or_a_plain_code(db):
     by_plain_iso = {**REAL_ADDRESSES["JP"], "region": "", "region_code": "13"}
     us_lowercase = {**WHITE_HOUSE, "region_code": "dc", "postal_code": "20500-0005"}
     for address in (by_name, by_plain_iso, us_lowercase):
-        assert AddressCheck().run(order_with(address)).outcome == checks.PASSED
+        assert AddressCheck().run(order_with(address)).outcome == validation.PASSED
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_a_subdivision_may_come_as_a_name_or_a_plain_code(db):
 )
 def test_broken_addresses_fail_with_the_field_and_code(db, address, errors):
     result = AddressCheck().run(order_with(address))
-    assert result.outcome == checks.FAILED
+    assert result.outcome == validation.FAILED
     assert result.incident_category == IncidentCategory.ADDRESS_FORMAT_INVALID
     assert result.details["errors"] == errors
     assert result.details["country"] == address["country_code"]
@@ -120,20 +120,20 @@ def test_the_message_names_fields_never_the_address(db):
 
 def test_an_order_without_a_shipping_address_passes_with_a_note(db):
     result = AddressCheck().run(order_with({}))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert "digital goods" in result.message
 
 
 @pytest.fixture
 def address_check_registered():
-    checks.register(AddressCheck())
+    validation.register(AddressCheck())
     yield
-    checks.unregister("address")
+    validation.unregister("address")
 
 
 def test_the_pipeline_holds_an_order_with_a_broken_address(db, address_check_registered):
     order = order_with({**PARLIAMENT, "postal_code": "12345"})
-    order = checks.order_validate(order_id=order.pk)
+    order = validation.order_validate(order_id=order.pk)
     assert order.status == "on_hold"
     assert "postal_code is not valid" in order.status_reason
     incident = Incident.objects.get(order=order, category="address_format_invalid")
@@ -145,7 +145,7 @@ def test_the_pipeline_holds_an_order_with_a_broken_address(db, address_check_reg
 
 
 def test_the_pipeline_records_the_offline_outcome_of_a_good_address(db, address_check_registered):
-    order = checks.order_validate(order_id=order_with(REAL_ADDRESSES["DE"]).pk)
+    order = validation.order_validate(order_id=order_with(REAL_ADDRESSES["DE"]).pk)
     event = order.events.get(action="check", data__check="address")
     assert event.data["outcome"] == "passed"
     assert event.data["details"]["source"] == "offline"

@@ -666,13 +666,29 @@ def test_acknowledging_a_missing_incident_is_404(as_cs):
     assert response.status_code == 404
 
 
-def test_incidents_grouped_by_category_give_the_frequency_per_day(api_client, cs_user):
+def test_incidents_grouped_by_category_give_the_frequency_per_day(api_client, cs_user, settings):
     from orders.services import incident_raise
 
+    # The admin's clock is not UTC: the trend must still cut days at UTC midnight.
+    settings.TIME_ZONE = "America/New_York"
     first = make_order(total="999.00")  # schema_invalid, from the totals check
-    make_order(total="998.00")
+    second = make_order(total="998.00")
     incident_raise(category="schema_invalid", summary="again", order_id=first.pk, key="totals")
-    incident_raise(category="other", summary="something else")
+    others = [incident_raise(category="other", summary=f"other {k}", key=k) for k in "abc"]
+    sku = incident_raise(category="sku_unmapped", summary="no such sku", key="NOPE")
+    assert Incident.objects.count() == 6  # two totals incidents, three others, one sku
+    before_midnight = datetime(2026, 11, 2, 23, 59, tzinfo=UTC)
+    after_midnight = datetime(2026, 11, 3, 0, 1, tzinfo=UTC)  # still Nov 2 in New York
+    first_seen = {
+        Incident.objects.get(order=first, category="schema_invalid").pk: before_midnight,
+        Incident.objects.get(order=second, category="schema_invalid").pk: after_midnight,
+        others[0].pk: before_midnight,
+        others[1].pk: after_midnight,
+        others[2].pk: after_midnight,
+        sku.pk: after_midnight,
+    }
+    for pk, at in first_seen.items():
+        Incident.objects.filter(pk=pk).update(first_seen_at=at)
     api_client.force_authenticate(cs_user)
 
     response = api_client.get("/api/v1/incidents/", {"group_by": "category"})
@@ -680,12 +696,17 @@ def test_incidents_grouped_by_category_give_the_frequency_per_day(api_client, cs
     assert response.status_code == 200
     body = response.json()
     assert body["group_by"] == "category"
-    by_category = {row["category"]: row for row in body["results"]}
-    assert by_category["schema_invalid"]["incidents"] == 2
-    assert by_category["schema_invalid"]["occurrences"] == 3
-    assert by_category["other"] == {
-        "category": "other", "day": by_category["other"]["day"], "incidents": 1, "occurrences": 1,
-    }  # fmt: skip
+    # Newest day first, then by category; the first order's totals incident was seen twice.
+    assert body["results"] == [
+        {"category": "other", "day": "2026-11-03", "incidents": 2, "occurrences": 2},
+        {"category": "schema_invalid", "day": "2026-11-03", "incidents": 1, "occurrences": 1},
+        {"category": "sku_unmapped", "day": "2026-11-03", "incidents": 1, "occurrences": 1},
+        {"category": "other", "day": "2026-11-02", "incidents": 1, "occurrences": 1},
+        {"category": "schema_invalid", "day": "2026-11-02", "incidents": 1, "occurrences": 2},
+    ]
     filtered = api_client.get("/api/v1/incidents/", {"group_by": "category", "category": "other"})
-    assert [row["category"] for row in filtered.json()["results"]] == ["other"]
+    rows = filtered.json()["results"]
+    assert [(row["category"], row["day"], row["incidents"]) for row in rows] == [
+        ("other", "2026-11-03", 2), ("other", "2026-11-02", 1),
+    ]  # fmt: skip
     assert api_client.get("/api/v1/incidents/", {"group_by": "colour"}).status_code == 400

@@ -5,21 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from orders import validation as checks
+from orders import validation
 from orders.models import Incident, Order
-from orders.validation.payment import PaymentEligibilityCheck
 from tests.factories import BusinessCustomerFactory, CustomerFactory, advance, make_order
 from tests.reviews.helpers import WENT_ON
 
-
-@pytest.fixture(autouse=True)
-def payment_check():
-    """Run the payment check (registered here until orders.apps registers it itself)."""
-    already = any(check.name == "payment" for check in checks.registered())
-    checks.register(PaymentEligibilityCheck())
-    yield
-    if not already:
-        checks.unregister("payment")
+# The checks as production registers them (orders.apps.ready), the payment check among them.
+pytestmark = pytest.mark.pipeline
 
 
 def _order(*, method="card", payments=(), total="450.00", **kwargs):
@@ -29,7 +21,7 @@ def _order(*, method="card", payments=(), total="450.00", **kwargs):
     Order.objects.filter(pk=order.pk).update(payment_method=method)  # not a state field
     if payments:
         advance(order, *payments)
-    checks.order_validate(order_id=order.pk)
+    validation.order_validate(order_id=order.pk)
     order.refresh_from_db()
     return order
 

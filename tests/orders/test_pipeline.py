@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders import validation as checks
+from orders import validation
 from orders.actors import Actor
 from orders.models import Incident, Order
 from orders.services import incident_raise, incident_transition, order_transition
@@ -74,8 +74,8 @@ def test_a_resolved_incident_that_happens_again_opens_a_new_one(db, ops_user):
 def test_the_pipeline_leaves_an_order_that_moved_on_alone(db):
     order = make_order()
     events = order.events.count()
-    assert checks.order_validate(order_id=order.pk) is None
-    assert checks.order_validate(order_id=987654) is None
+    assert validation.order_validate(order_id=order.pk) is None
+    assert validation.order_validate(order_id=987654) is None
     assert order.events.count() == events
 
 
@@ -88,9 +88,9 @@ class ExplodingCheck:
 
 @pytest.fixture
 def exploding_check():
-    checks.register(ExplodingCheck())
+    validation.register(ExplodingCheck())
     yield
-    checks.unregister("exploding")
+    validation.unregister("exploding")
 
 
 def test_a_check_that_crashes_holds_the_order_for_a_person(db, exploding_check):
@@ -145,7 +145,7 @@ def test_validated_orders_ring_the_tasks_registered_after_validation(db):
     def probe(order_id, **kwargs):
         seen.append(order_id)
 
-    checks.after_validated("tests.after_validated_probe")
+    validation.after_validated("tests.after_validated_probe")
     try:
         order = make_order()
         held = make_order(total="5.00")

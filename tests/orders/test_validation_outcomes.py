@@ -10,7 +10,7 @@ import pytest
 from django.test import TestCase
 
 from fulfillment.services import stock_restock, warehouse_upsert
-from orders import validation as checks
+from orders import validation
 from orders.actors import Actor
 from orders.models import Incident, OrderEvent
 from orders.services import order_transition
@@ -72,7 +72,7 @@ def bad_address():
     order = make_order(paid=True, pipeline=False)
     order.shipping_address = {**order.shipping_address, "postal_code": "ABCDE"}
     order.save(update_fields=["shipping_address"])
-    checks.order_validate(order_id=order.pk)
+    validation.order_validate(order_id=order.pk)
     order.refresh_from_db()
     return order, "address_format_invalid"
 
@@ -109,11 +109,11 @@ def test_no_stock_backorders_then_each_retry_bumps_the_same_incident():
     order = make_order(paid=True, lines=[("NOSTOCK", 1, "10.00")], shipping="0", tax="0")
     assert order.status == "backordered"
     for expected in (2, 3):
-        checks.order_allocate(order_id=order.pk)
+        validation.order_allocate(order_id=order.pk)
         incident = Incident.objects.get(order=order)
         assert (incident.category, incident.occurrence_count) == ("inventory_unavailable", expected)
     stock_restock(sku="NOSTOCK", warehouse_code="W1", on_hand=1)
-    assert checks.order_allocate(order_id=order.pk).status == "allocated"
+    assert validation.order_allocate(order_id=order.pk).status == "allocated"
     incident.refresh_from_db()
     assert incident.status == "resolved"
 

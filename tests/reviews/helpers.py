@@ -3,11 +3,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.test import TestCase
 
-from orders import validation as checks
+from orders import validation
 from orders.actors import Actor
 from orders.services import LineInput, OrderInput, order_create, order_transition
 from tests.factories import CustomerFactory, SalesChannelFactory, make_order
@@ -56,16 +55,9 @@ def paid_order(**kwargs):
     order = make_order(pipeline=False, **kwargs)
     order_transition(order_id=order.pk, transition="capture_payment", actor=Actor.system())
     with TestCase.captureOnCommitCallbacks(execute=True):
-        checks.order_validate(order_id=order.pk)
+        validation.order_validate(order_id=order.pk)
     order.refresh_from_db()
     return order
-
-
-def grant_review_case_view(*roles):
-    """Until orders.roles gives the role groups ``reviews.view_reviewcase`` itself."""
-    perm = Permission.objects.get(content_type__app_label="reviews", codename="view_reviewcase")
-    for group in Group.objects.filter(name__in=roles):
-        group.permissions.add(perm)
 
 
 # Where an order that passed its checks ends up: ``validated`` with no allocator registered,

@@ -6,14 +6,13 @@ import pytest
 from django.utils import timezone
 
 from reviews.models import FraudSettings, ReviewCase
-from tests.reviews.helpers import grant_review_case_view, paid_order
+from tests.reviews.helpers import paid_order
 
 LIST = "/admin/reviews/reviewcase/"
 
 
 @pytest.fixture
 def rita(client, reviewer_user):
-    grant_review_case_view("reviewer")
     client.force_login(reviewer_user)
     return client
 
@@ -34,8 +33,28 @@ def test_the_queue_lists_cases_and_highlights_overdue_ones(rita, case):
     assert case.order.external_id in page
     assert "International order (ships to DE)" in page
     assert "(overdue)" in page
-    assert rita.get(LIST, {"sla": "overdue"}).status_code == 200
     assert rita.get(f"{LIST}{case.pk}/change/").status_code == 200
+
+
+def test_the_sla_filter_returns_the_overdue_or_the_due_unresolved_cases(rita, case):
+    now = timezone.now()
+    due = ReviewCase.objects.get(order=paid_order(country="DE"))
+    decided = ReviewCase.objects.get(order=paid_order(country="DE"))
+    ReviewCase.objects.filter(pk=case.pk).update(sla_due_at=now - timedelta(hours=1))
+    ReviewCase.objects.filter(pk=due.pk).update(sla_due_at=now + timedelta(hours=1))
+    # Late, but already decided: no longer anybody's overdue work.
+    ReviewCase.objects.filter(pk=decided.pk).update(
+        sla_due_at=now - timedelta(hours=2), status="approved"
+    )
+
+    def listed(**params):
+        response = rita.get(LIST, params)
+        assert response.status_code == 200
+        return sorted(c.pk for c in response.context["cl"].result_list)
+
+    assert listed(sla="overdue") == [case.pk]
+    assert listed(sla="due") == [due.pk]
+    assert listed() == sorted([case.pk, due.pk, decided.pk])
 
 
 def test_actions_start_and_approve_through_the_services(rita, case):

@@ -4,16 +4,11 @@ import pytest
 
 from reviews.models import ReviewCase
 from tests.factories import make_user
-from tests.reviews.helpers import WENT_ON, grant_review_case_view, paid_order
+from tests.reviews.helpers import WENT_ON, paid_order
 
 pytestmark = [pytest.mark.django_db]
 
 URL = "/api/v1/reviews/"
-
-
-@pytest.fixture(autouse=True)
-def _roles_see_cases(db):
-    grant_review_case_view("reviewer", "customer_service")
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
-"""The outbox's tasks and admin screens registered (until the app's ``ready()`` imports them),
-and settings that keep every test's downstream systems local and its files in a temp folder."""
+"""Settings that keep every test's downstream systems local and its files in a temp folder.
+The outbox's tasks, admin screens and URLs are production's (fulfillment.apps, config.urls)."""
 
 from __future__ import annotations
 
 import pytest
-
-import fulfillment.outbox.admin  # noqa: F401  (registers the admin screens)
-import fulfillment.outbox.tasks  # noqa: F401  (registers the Celery tasks)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from tests.factories import make_order
 from tests.fulfillment.helpers import add_warehouse
 from tests.fulfillment.outbox.helpers import fresh, write
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.fulfillment.outbox.urls")]
+pytestmark = [pytest.mark.django_db]
 
 ACTIONS = "/admin/fulfillment/outboundaction/"
 

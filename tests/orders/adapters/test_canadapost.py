@@ -13,7 +13,7 @@ from django.core.cache import cache
 from pytest_httpserver import HTTPServer
 
 from config import correlation
-from orders import validation as checks
+from orders import validation
 from orders.adapters.base import AddressInput, VerifierUnavailable
 from orders.adapters.canadapost import FIND_PATH, CanadaPostAddressVerifier
 from orders.models import Incident
@@ -105,7 +105,7 @@ def test_an_exact_match_is_confirmed_and_sends_the_documented_query(canadapost):
     expect_find(canadapost, EXACT)
     with correlation.bound("c-cp-test-0001"):
         result = AddressCheck().run(order_with(PARLIAMENT))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert result.details["deliverability"] == "confirmed"
     assert result.details["confidence"] == "1.00"
     assert result.details["source"] == "canadapost"
@@ -123,14 +123,14 @@ def test_street_spelled_out_still_matches(canadapost):
 def test_the_street_without_our_postal_code_is_likely(canadapost):
     expect_find(canadapost, OTHER_POSTCODE)
     result = AddressCheck().run(order_with(PARLIAMENT))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert (result.details["deliverability"], result.details["confidence"]) == ("likely", "0.70")
 
 
 def test_only_other_suggestions_is_unknown_and_warns_without_holding(canadapost):
     expect_find(canadapost, CONTAINERS)
     result = AddressCheck().run(order_with(PARLIAMENT))
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert result.details["deliverability"] == "unknown"
     assert result.details["reason"] == "no_exact_match"
     assert not result.incident_category
@@ -138,11 +138,11 @@ def test_only_other_suggestions_is_unknown_and_warns_without_holding(canadapost)
 
 def test_no_items_is_undeliverable_and_holds_the_order(canadapost):
     expect_find(canadapost, NOTHING)
-    checks.register(AddressCheck())
+    validation.register(AddressCheck())
     try:
-        order = checks.order_validate(order_id=order_with(PARLIAMENT).pk)
+        order = validation.order_validate(order_id=order_with(PARLIAMENT).pk)
     finally:
-        checks.unregister("address")
+        validation.unregister("address")
     assert order.status == "on_hold"
     incident = Incident.objects.get(order=order, category="address_undeliverable")
     assert incident.details["source"] == "canadapost"
@@ -153,7 +153,7 @@ def test_no_items_is_undeliverable_and_holds_the_order(canadapost):
 def test_an_error_table_warns_and_falls_back(canadapost, body, retryable):
     expect_find(canadapost, body)
     result = AddressCheck().run(order_with(PARLIAMENT))
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert "offline check only" in result.message
     assert result.details["retryable"] is retryable
     assert KEY not in json.dumps(result.details)
@@ -173,7 +173,7 @@ def test_a_read_timeout_warns_in_time(settings):
         started = time.monotonic()
         result = AddressCheck().run(order_with(PARLIAMENT))
         elapsed = time.monotonic() - started
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert "timed out" in result.details["verifier_error"]
     assert len(calls) == 1
     assert elapsed < 0.9
@@ -181,16 +181,16 @@ def test_a_read_timeout_warns_in_time(settings):
 
 def test_connection_refused_does_not_hold_the_order(settings):
     settings.CANADAPOST_API_BASE = closed_port_url()
-    saved = checks.registered()
+    saved = validation.registered()
     for check in saved:
-        checks.unregister(check.name)
-    checks.register(AddressCheck())
+        validation.unregister(check.name)
+    validation.register(AddressCheck())
     try:
-        order = checks.order_validate(order_id=order_with(PARLIAMENT).pk)
+        order = validation.order_validate(order_id=order_with(PARLIAMENT).pk)
     finally:
-        checks.unregister("address")
+        validation.unregister("address")
         for check in saved:
-            checks.register(check)
+            validation.register(check)
     assert order.status != "on_hold"
     event = order.events.get(action="check", data__check="address")
     assert event.data["outcome"] == "warning"
@@ -211,7 +211,7 @@ def test_an_undeliverable_answer_is_cached_too(canadapost):
     expect_find(canadapost, NOTHING)
     AddressCheck().run(order_with(PARLIAMENT))
     again = AddressCheck().run(order_with(PARLIAMENT))
-    assert again.outcome == checks.FAILED
+    assert again.outcome == validation.FAILED
     assert len(canadapost.log) == 1
 
 

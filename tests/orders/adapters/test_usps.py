@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from config import correlation
-from orders import validation as checks
+from orders import validation
 from orders.adapters.base import AddressInput, VerifierUnavailable
 from orders.adapters.usps import USPSAddressVerifier
 from orders.models import Incident
@@ -128,7 +128,7 @@ def test_dpv_y_is_confirmed_and_the_token_exchange_sends_client_credentials(usps
     expect_address(usps, address_response("Y"))
     with correlation.bound("c-usps-test-0001"):
         result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert result.details["deliverability"] == "confirmed"
     assert result.details["confidence"] == "1.00"
     assert result.details["source"] == "usps"
@@ -149,7 +149,7 @@ def test_dpv_d_or_s_is_likely(usps, dpv):
     expect_token(usps, [])
     expect_address(usps, address_response(dpv))
     result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert (result.details["deliverability"], result.details["confidence"]) == ("likely", "0.70")
 
 
@@ -172,11 +172,11 @@ def test_secondary_address_and_zip_plus_4_are_sent(usps):
 def test_not_found_or_dpv_n_is_undeliverable_and_holds_the_order(usps, db, status, body, reason):
     expect_token(usps, [])
     expect_address(usps, body, status=status)
-    checks.register(AddressCheck())
+    validation.register(AddressCheck())
     try:
-        order = checks.order_validate(order_id=order_with(WHITE_HOUSE).pk)
+        order = validation.order_validate(order_id=order_with(WHITE_HOUSE).pk)
     finally:
-        checks.unregister("address")
+        validation.unregister("address")
     assert order.status == "on_hold"
     incident = Incident.objects.get(order=order, category="address_undeliverable")
     assert incident.details["reason"] == reason
@@ -188,7 +188,7 @@ def test_multiple_matches_are_likely_not_undeliverable(usps):
     expect_token(usps, [])
     expect_address(usps, MULTIPLE, status=404)
     result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.PASSED
+    assert result.outcome == validation.PASSED
     assert (result.details["deliverability"], result.details["confidence"]) == ("likely", "0.50")
 
 
@@ -206,7 +206,7 @@ def test_5xx_twice_warns_and_falls_back_to_the_offline_check(usps):
     expect_token(usps, [])
     usps.expect_request("/addresses/v3/address").respond_with_data("down", status=503)
     result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert "offline check only" in result.message
     assert result.details["source"] == "offline"
     assert result.details["deliverability"] == "unknown"
@@ -224,7 +224,7 @@ def test_429_is_not_retried_and_warns(usps):
         {"apiVersion": "v1", "error": {"code": "429", "message": "Too Many Requests"}}, status=429
     )
     result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert address_calls(usps) == 1
 
 
@@ -237,7 +237,7 @@ def test_a_read_timeout_warns_within_the_timeout_and_is_not_retried(settings):
         started = time.monotonic()
         result = AddressCheck().run(order_with(WHITE_HOUSE))
         elapsed = time.monotonic() - started
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert "offline check only" in result.message
     assert "timed out" in result.details["verifier_error"]
     assert len(calls) == 1
@@ -246,16 +246,16 @@ def test_a_read_timeout_warns_within_the_timeout_and_is_not_retried(settings):
 
 def test_connection_refused_warns_and_the_pipeline_does_not_hold_the_order(settings, db):
     settings.USPS_API_BASE = closed_port_url()
-    saved = checks.registered()
+    saved = validation.registered()
     for check in saved:  # only this check: the others' verdicts are not under test here
-        checks.unregister(check.name)
-    checks.register(AddressCheck())
+        validation.unregister(check.name)
+    validation.register(AddressCheck())
     try:
-        order = checks.order_validate(order_id=order_with(WHITE_HOUSE).pk)
+        order = validation.order_validate(order_id=order_with(WHITE_HOUSE).pk)
     finally:
-        checks.unregister("address")
+        validation.unregister("address")
         for check in saved:
-            checks.register(check)
+            validation.register(check)
     assert order.status != "on_hold"  # validated (then allocated or backordered: not ours)
     assert not Incident.objects.filter(order=order, category__startswith="address").exists()
     event = order.events.get(action="check", data__check="address")
@@ -291,7 +291,7 @@ def test_bad_credentials_warn_and_are_not_retryable(usps):
         {"error": "invalid_client", "error_description": "bad client"}, status=401
     )
     result = AddressCheck().run(order_with(WHITE_HOUSE))
-    assert result.outcome == checks.WARNING
+    assert result.outcome == validation.WARNING
     assert result.details["retryable"] is False
 
 
