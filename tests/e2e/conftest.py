@@ -20,7 +20,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from channels.adapters import amazon
-from channels.models import Product, SalesChannel, SkuMapping
+from channels.models import SalesChannel, SkuMapping
+from orders.models import Product
 
 SAMPLES = Path(django_settings.BASE_DIR).parent / "shared" / "samples"
 
