@@ -333,6 +333,8 @@ ERP_TARGET = env.str("ERP_TARGET", default="filedrop")
 WMS_TARGET = env.str("WMS_TARGET", default="local")
 NOTIFY_TARGETS = env.list("NOTIFY_TARGETS", default=["email"])
 ERP_DROP_DIR = env.str("ERP_DROP_DIR", default="")  # "" means VAR_DIR/erp-drop
+# The domain of our emails' Message-IDs; "" takes DEFAULT_FROM_EMAIL's.
+OUTBOX_EMAIL_DOMAIN = env.str("OUTBOX_EMAIL_DOMAIN", default="")
 NETSUITE_API_BASE = env.str("NETSUITE_API_BASE", default="")
 NETSUITE_TOKEN = env.str("NETSUITE_TOKEN", default="")
 NETSUITE_CUSTOMER_ID = env.str("NETSUITE_CUSTOMER_ID", default="")

@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fulfillment.downstream.base import Downstream, DownstreamError, UnknownTarget, setting
+from django.conf import settings
+
+from fulfillment.downstream.base import Downstream, DownstreamError, UnknownTarget
 
 __all__ = [
     "Downstream",
@@ -66,11 +68,11 @@ def targets_for(kind: str) -> list[str]:
     """The targets an action of ``kind`` is written for, per settings (``[]``: none)."""
     kind = str(kind)
     if kind == ERP_POST:
-        names = _names(setting("ERP_TARGET", "filedrop"))
+        names = _names(settings.ERP_TARGET)
     elif kind == WMS_TASK:
-        names = _names(setting("WMS_TARGET", "local"))
+        names = _names(settings.WMS_TARGET)
     elif kind == NOTIFY_CUSTOMER:
-        names = _names(setting("NOTIFY_TARGETS", ["email"]))
+        names = _names(settings.NOTIFY_TARGETS)
     else:
         return []
     # A notification channel that is not configured is skipped, not written to die. A name

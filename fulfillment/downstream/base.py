@@ -18,8 +18,6 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from django.conf import settings
-
 from config.integrations import IntegrationError
 
 if TYPE_CHECKING:
@@ -65,11 +63,6 @@ class Downstream(Protocol):
     def perform(self, action: OutboundAction) -> dict[str, Any]:
         """Do the action's effect once (idempotently); return a PII-free summary."""
         ...
-
-
-def setting(name: str, default: Any) -> Any:
-    """A setting with its default (the defaults run everything locally)."""
-    return getattr(settings, name, default)
 
 
 def safe_key(key: str) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from django.conf import settings
 
-from fulfillment.downstream.base import DownstreamError, order_of, safe_key, setting
+from fulfillment.downstream.base import DownstreamError, order_of, safe_key
 from orders import money
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ COLUMNS = [
 
 def drop_dir() -> Path:
     """``ERP_DROP_DIR`` (relative paths are relative to the project), else ``VAR_DIR/erp-drop``."""
-    configured = str(setting("ERP_DROP_DIR", "") or "")
+    configured = str(settings.ERP_DROP_DIR or "")
     if not configured:
         return Path(settings.VAR_DIR) / "erp-drop"
     path = Path(configured)

@@ -25,7 +25,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from config import correlation
-from fulfillment.downstream.base import DownstreamError, order_of, setting
+from fulfillment.downstream.base import DownstreamError, order_of
 from orders import money
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ SUBJECTS = {
 
 def message_id_for(idempotency_key: str) -> str:
     """A stable ``Message-ID`` for this action (the same on every attempt and every host)."""
-    domain = str(setting("OUTBOX_EMAIL_DOMAIN", "") or "")
+    domain = str(settings.OUTBOX_EMAIL_DOMAIN)
     if not domain:
         _name, address = parseaddr(str(settings.DEFAULT_FROM_EMAIL))
         domain = address.rpartition("@")[2] or "localhost"
