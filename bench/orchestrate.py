@@ -33,6 +33,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/orderdesk_bench_orchestrate"
@@ -185,14 +186,20 @@ def baseline(order_ids: list[int], per_order: dict[str, float], dsn: str) -> flo
 
     def work(chunk: list[int], index: int) -> None:
         with psycopg.connect(dsn) as conn:
-            wh = conn.execute(
-                "SELECT id FROM fulfillment_warehouse ORDER BY id LIMIT 1"
-            ).fetchone()[0]
+
+            def one(query: str, params: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+                """The row this query always returns (psycopg types ``fetchone()`` as optional)."""
+                row = conn.execute(query, params).fetchone()
+                if row is None:
+                    raise RuntimeError("the bench query returned no row")
+                return row
+
+            wh = one("SELECT id FROM fulfillment_warehouse ORDER BY id LIMIT 1")[0]
             for order_id in chunk:
-                line_id, sku, qty = conn.execute(
+                line_id, sku, qty = one(
                     "SELECT id, sku, quantity FROM orders_orderline WHERE order_id = %s",
                     (order_id,),
-                ).fetchone()
+                )
 
                 def event(action: str, order_id: int = order_id) -> None:
                     conn.execute(
@@ -209,25 +216,25 @@ def baseline(order_ids: list[int], per_order: dict[str, float], dsn: str) -> flo
                         " AND on_hand >= reserved + %s",
                         (qty, now, sku, wh, qty),
                     )
-                    res_id = conn.execute(
+                    res_id = one(
                         "INSERT INTO fulfillment_reservation (order_id, order_line_id,"
                         " warehouse_id, sku, quantity, status, expires_at, created_at)"
                         " VALUES (%s, %s, %s, %s, %s, 'active', %s, %s) RETURNING id",
                         (order_id, line_id, wh, sku, qty, now + timedelta(days=7), now),
-                    ).fetchone()[0]
+                    )[0]
                     conn.execute("UPDATE orders_order SET status = 'allocated', updated_at = %s"
                                  " WHERE id = %s", (now, order_id))  # fmt: skip
                     conn.execute(
                         "INSERT INTO fulfillment_routingdecision (order_id, actions, explanation,"
                         " decided_at) VALUES (%s, '{}', '[]', %s)", (order_id, now),
                     )  # fmt: skip
-                    ship_id = conn.execute(
+                    ship_id = one(
                         "INSERT INTO fulfillment_shipment (order_id, warehouse_id, status, carrier,"
                         " service_level, carrier_shipment_id, tracking_number, tracking_url,"
                         " rate_currency, label_zpl, flags, created_at, updated_at) VALUES"
                         " (%s, %s, 'draft', '', '', '', '', '', '', '', '{}', %s, %s) RETURNING id",
                         (order_id, wh, now, now),
-                    ).fetchone()[0]
+                    )[0]
                     conn.execute(
                         "INSERT INTO fulfillment_shipmentline (shipment_id, order_line_id,"
                         " reservation_id, sku, quantity) VALUES (%s, %s, %s, %s, %s)",
@@ -236,14 +243,14 @@ def baseline(order_ids: list[int], per_order: dict[str, float], dsn: str) -> flo
                     conn.execute("UPDATE orders_order SET status = 'fulfilling', updated_at = %s"
                                  " WHERE id = %s", (now, order_id))  # fmt: skip
                     action_ids = [
-                        conn.execute(
+                        one(
                             "INSERT INTO fulfillment_outboundaction (order_id, kind, target,"
                             " version, idempotency_key, lane, payload, status, attempts,"
                             " max_attempts, next_attempt_at, last_error, result, correlation_id,"
                             " created_at, updated_at) VALUES (%s, 'erp_post', 'x', %s, %s, 'sync',"
                             " '{}', 'pending', 0, 8, %s, '', '{}', 'c-bench', %s, %s) RETURNING id",
                             (order_id, a + 1, f"b{index}-{order_id}-{a}", now, now, now),
-                        ).fetchone()[0]
+                        )[0]
                         for a in range(actions)
                     ]
                     for _ in range(events // 2):
@@ -338,7 +345,7 @@ def main() -> None:
     with app.connection_for_write() as conn:
         for queue in ("ingest", "fulfillment", "sync", "notify", "subscriptions"):
             try:
-                conn.default_channel.queue_purge(queue)
+                conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]  # kombu channels have it, the stub not
             except Exception:
                 pass
     warehouse_upsert(code="NJ1", country="US", region="NJ", priority=1)

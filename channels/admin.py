@@ -120,11 +120,11 @@ class InboundEventAdmin(admin.ModelAdmin):
     list_select_related = ["channel", "order"]
     date_hierarchy = "received_at"
     actions = ["replay"]
-    fields = ["channel", "source", "topic", "api_version", "status", "outcome", "order_link",
-              "error_list", "dedup_key", "correlation_id", "received_at", "processed_at",
-              "attempts", "duplicate_deliveries", "last_delivery_at", "body_bytes",
-              "headers_shown", "body_preview"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "channel", "source", "topic", "api_version", "status", "outcome", "order_link",
+        "error_list", "dedup_key", "correlation_id", "received_at", "processed_at", "attempts",
+        "duplicate_deliveries", "last_delivery_at", "body_bytes", "headers_shown", "body_preview",
+    )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -140,10 +140,11 @@ class InboundEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="Order")
     def order_link(self, event: InboundEvent) -> str:
-        if event.order_id is None:
+        order = event.order  # None without a query when there is no order
+        if order is None:
             return "—"
-        url = reverse("admin:orders_order_change", args=[event.order_id])
-        return format_html('<a href="{}">{}</a>', url, event.order.external_id)
+        url = reverse("admin:orders_order_change", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, order.external_id)
 
     @admin.display(description="Problem")
     def first_error(self, event: InboundEvent) -> str:

@@ -82,8 +82,7 @@ class ReservationAdmin(admin.ModelAdmin):
 
 class ShipmentLineInline(admin.TabularInline):
     model = ShipmentLine
-    fields = ["order_line", "sku", "quantity", "reservation"]
-    readonly_fields = fields
+    fields = readonly_fields = ("order_line", "sku", "quantity", "reservation")
     extra = 0
     can_delete = False
 
@@ -101,12 +100,11 @@ class ShipmentAdmin(admin.ModelAdmin):
     search_fields = ["tracking_number", "order__external_id"]
     list_select_related = ["order", "warehouse"]
     inlines = [ShipmentLineInline]
-    readonly_fields = [
+    fields = readonly_fields = (
         "order", "warehouse", "status", "carrier", "service_level", "tracking_number",
         "tracking_url", "rate_amount", "rate_currency", "flags", "label_link", "created_at",
         "shipped_at", "delivered_at",
-    ]  # fmt: skip
-    fields = readonly_fields
+    )  # fmt: skip
     actions = ["buy_labels", "ship_selected", "void_selected"]
 
     def has_add_permission(self, request: Any) -> bool:
@@ -180,9 +178,10 @@ class OrderShipmentInline(admin.TabularInline):
     """The order's parcels: where from, state, carrier, tracking, label."""
 
     model = Shipment
-    fields = ["shipment_link", "warehouse", "status", "carrier", "service_level",
-              "tracking_number", "label_link", "shipped_at"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "shipment_link", "warehouse", "status", "carrier", "service_level", "tracking_number",
+        "label_link", "shipped_at",
+    )  # fmt: skip
     extra = 0
     can_delete = False
     verbose_name_plural = "Shipments"
@@ -203,9 +202,9 @@ class OrderOutboundActionInline(admin.TabularInline):
     """What was (or will be) sent downstream for the order, and whether it went through."""
 
     model = OutboundAction
-    fields = ["action_link", "kind", "target", "status", "attempts", "next_attempt_at",
-              "last_error"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "action_link", "kind", "target", "status", "attempts", "next_attempt_at", "last_error",
+    )  # fmt: skip
     extra = 0
     can_delete = False
     verbose_name_plural = "Downstream actions (outbox)"

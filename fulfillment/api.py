@@ -15,12 +15,14 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
-from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel
+from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
 from fulfillment.selectors import shipment_list, stock_level_list
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
-    warehouse = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    warehouse: serializers.SlugRelatedField[Warehouse] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
     on_hand = serializers.IntegerField(read_only=True, min_value=0)
     reserved = serializers.IntegerField(read_only=True, min_value=0)
     available = serializers.IntegerField(
@@ -60,7 +62,9 @@ class ShipmentLineSerializer(serializers.ModelSerializer):
 
 
 class ShipmentSerializer(serializers.ModelSerializer):
-    warehouse = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    warehouse: serializers.SlugRelatedField[Warehouse] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
     lines = ShipmentLineSerializer(many=True, read_only=True)
     label_url = serializers.SerializerMethodField(help_text="The 4x6 PDF label, once bought.")
 

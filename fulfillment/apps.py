@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.apps import AppConfig
 
 
@@ -25,5 +27,6 @@ class FulfillmentConfig(AppConfig):
         for name in ("ship", "ship_partially"):
             hooks.on_transition(name, on_shipped)
         for code in CARRIER_CODES:
-            downstream.register(ActionKind.LABEL_PURCHASE, code,
-                                lambda code=code: LabelPurchaseAdapter(code))  # fmt: skip
+            downstream.register(
+                ActionKind.LABEL_PURCHASE, code, partial(LabelPurchaseAdapter, code)
+            )

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -69,8 +70,11 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    fields = ["line_no", "sku", "title", "quantity", "unit_price_", "discount_", "tax_"]
-    readonly_fields = fields
+    # Tuples: mypy reads a list literal here as the wider type of ``fields`` (nested groups
+    # allowed), which ``readonly_fields`` (names only) does not accept.
+    fields = readonly_fields = (
+        "line_no", "sku", "title", "quantity", "unit_price_", "discount_", "tax_",
+    )  # fmt: skip
     unit_price_ = money_display("unit_price", "Unit price")
     discount_ = money_display("discount_allocation", "Discount")
     tax_ = money_display("tax_allocation", "Tax")
@@ -89,8 +93,7 @@ class OrderEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["at", "id"]
-    fields = ["at", "actor", "action", "change", "summary", "correlation_id"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "actor", "action", "change", "summary", "correlation_id")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -180,7 +183,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Everything: the state fields are protected, amounts come from the channel.
-        return [f for fs in self.fieldsets for f in fs[1]["fields"]]
+        return flatten_fieldsets(self.fieldsets)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders come from channels (or ingest_file), never typed in
@@ -346,10 +349,11 @@ class IncidentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Order")
     def order_link(self, incident: Incident) -> str:
-        if incident.order_id is None:
+        order = incident.order  # None without a query when there is no order
+        if order is None:
             return "—"
-        url = reverse("admin:orders_order_change", args=[incident.order_id])
-        return format_html('<a href="{}">{}</a>', url, incident.order.external_id)
+        url = reverse("admin:orders_order_change", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, order.external_id)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Incident], name: str) -> None:
         done = 0
@@ -389,7 +393,7 @@ admin.site.unregister(TokenProxy)
 class ApiTokenAdmin(DrfTokenAdmin):
     list_display = ["user", "key_hint", "created"]
     fields = ["user"]
-    readonly_fields: list[str] = []
+    readonly_fields = []  # nothing is read-only: a superuser picks the user when issuing
 
     @admin.display(description="Key")
     def key_hint(self, token: TokenProxy) -> str:

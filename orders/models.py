@@ -8,8 +8,9 @@ row, call the transition, save, write the OrderEvent and enqueue follow-up work 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,7 +19,15 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-MONEY = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
+
+class MoneyFieldKwargs(TypedDict):
+    max_digits: int
+    decimal_places: int
+    default: Decimal
+
+
+# A TypedDict, not a plain dict: mypy checks each key against DecimalField's parameters.
+MONEY: MoneyFieldKwargs = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
 
 
 class CurrencyAmountsMixin:
@@ -29,10 +38,14 @@ class CurrencyAmountsMixin:
     CURRENCY_FIELD = "currency"
 
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Any:
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Any:
+        # **kwargs: django-stubs declares Model.from_db(..., *, fetch_mode=...) (Django 6.1);
+        # Django 5.2 passes none, newer versions pass it on.
         from orders.money import normalize
 
-        instance = super().from_db(db, field_names, values)  # type: ignore[misc]
+        instance = super().from_db(db, field_names, values, **kwargs)  # type: ignore[misc]  # the model class has it
         currency = instance.__dict__.get(cls.CURRENCY_FIELD)
         if currency:
             for name in cls.MONEY_FIELDS:
@@ -153,6 +166,13 @@ PERM_CANCEL = "orders.cancel_order"
 PERM_REVIEW = "orders.review_order"
 PERM_PAYMENT = "orders.manage_payment"
 PERM_INCIDENT = "orders.work_incident"
+
+
+def _fsm_condition(check: Callable[[Order], bool]) -> Callable[[models.Model], bool]:
+    """The check itself, typed as django-fsm-2 declares a condition (any Model in): it only ever
+    calls a condition with the instance whose transition runs, here an Order. The same object
+    comes back, so ``orders.services.CONDITION_MESSAGES`` still finds it."""
+    return cast("Callable[[models.Model], bool]", check)
 
 
 def has_lines(order: Order) -> bool:
@@ -295,8 +315,8 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
         return base if self.taxes_included else base + self.tax_total
 
     # --- order lifecycle -------------------------------------------------------------------
-    @transition(field=status, source=S.RECEIVED, target=S.VALIDATED, conditions=[has_lines],
-                permission=PERM_PROCESS)  # fmt: skip
+    @transition(field=status, source=S.RECEIVED, target=S.VALIDATED,
+                conditions=[_fsm_condition(has_lines)], permission=PERM_PROCESS)  # fmt: skip
     def validate(self) -> None:
         """All checks passed."""
 
@@ -330,7 +350,7 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
         """Not enough stock anywhere yet, or the stock held for it lapsed (reservation expiry)."""
 
     @transition(field=status, source=S.ALLOCATED, target=S.FULFILLING,
-                conditions=[payment_secured], permission=PERM_PROCESS)  # fmt: skip
+                conditions=[_fsm_condition(payment_secured)], permission=PERM_PROCESS)  # fmt: skip
     def start_fulfillment(self) -> None:
         """Handed to the warehouse: needs an authorized, paid or net-terms payment."""
 
@@ -349,7 +369,7 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
         """The carrier confirmed delivery."""
 
     @transition(field=status, source=S.DELIVERED, target=S.CLOSED,
-                conditions=[payment_settled], permission=PERM_PROCESS)  # fmt: skip
+                conditions=[_fsm_condition(payment_settled)], permission=PERM_PROCESS)  # fmt: skip
     def close(self) -> None:
         """Done: delivered and the payment settled."""
 
@@ -371,7 +391,8 @@ class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
         """The money is captured."""
 
     @transition(field=payment_status, source=P.PENDING, target=P.NET_TERMS,
-                conditions=[customer_may_use_net_terms], permission=PERM_PAYMENT)  # fmt: skip
+                conditions=[_fsm_condition(customer_may_use_net_terms)],
+                permission=PERM_PAYMENT)  # fmt: skip
     def grant_net_terms(self) -> None:
         """A business account approved for net terms is invoiced."""
 

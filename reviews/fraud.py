@@ -139,7 +139,7 @@ class FraudScorer:
         self._customer_history(order, found)
         self._channel_median(order, found)
 
-        home = str(getattr(settings, "HOME_COUNTRY", "US")).upper()
+        home = str(settings.HOME_COUNTRY).upper()
         if order.ship_to_country and order.ship_to_country.upper() != home:
             found.append(
                 Signal(

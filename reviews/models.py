@@ -34,7 +34,7 @@ UNRESOLVED = [ReviewStatus.OPEN, ReviewStatus.IN_REVIEW, ReviewStatus.ESCALATED]
 
 
 def sla_hours() -> int:
-    return int(getattr(settings, "REVIEW_SLA_HOURS", 4))
+    return int(settings.REVIEW_SLA_HOURS)
 
 
 class ReviewCaseQuerySet(models.QuerySet):
@@ -220,6 +220,6 @@ class FraudSettings(models.Model):
         row = cls.objects.filter(pk=1).first()
         if row is None:
             row, _ = cls.objects.get_or_create(
-                pk=1, defaults={"high_value_currency": getattr(settings, "SHOP_CURRENCY", "USD")}
+                pk=1, defaults={"high_value_currency": settings.SHOP_CURRENCY}
             )
         return row

@@ -38,11 +38,12 @@ class OutboundActionAdmin(admin.ModelAdmin):
     list_select_related = ["order"]
     date_hierarchy = "created_at"
     actions = ["retry_dead"]
-    fields = ["order_link", "kind", "target", "version", "idempotency_key", "lane", "status",
-              "attempts", "max_attempts", "next_attempt_at", "lease_expires_at", "last_error",
-              "payload_pretty", "result_pretty", "correlation_id", "created_at", "updated_at",
-              "completed_at"]  # fmt: skip
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "order_link", "kind", "target", "version", "idempotency_key", "lane", "status",
+        "attempts", "max_attempts", "next_attempt_at", "lease_expires_at", "last_error",
+        "payload_pretty", "result_pretty", "correlation_id", "created_at", "updated_at",
+        "completed_at",
+    )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -60,10 +61,11 @@ class OutboundActionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Order", ordering="order__external_id")
     def order_link(self, obj: OutboundAction) -> str:
-        if obj.order_id is None:
+        order = obj.order  # None without a query when there is no order
+        if order is None:
             return "—"
-        url = reverse("admin:orders_order_change", args=[obj.order_id])
-        return format_html('<a href="{}">{}</a>', url, obj.order.external_id)
+        url = reverse("admin:orders_order_change", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, order.external_id)
 
     @admin.display(description="Last error")
     def last_error_short(self, obj: OutboundAction) -> str:
@@ -99,10 +101,10 @@ class OutboundActionAdmin(admin.ModelAdmin):
 class CircuitBreakerAdmin(admin.ModelAdmin):
     """Per downstream system: open means its actions wait until ``retry at``."""
 
-    list_display = ["target", "state", "consecutive_failures", "opened_at", "retry_at",
-                    "updated_at"]  # fmt: skip
+    list_display = readonly_fields = (
+        "target", "state", "consecutive_failures", "opened_at", "retry_at", "updated_at",
+    )  # fmt: skip
     list_filter = ["state"]
-    readonly_fields = list_display
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

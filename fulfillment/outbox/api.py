@@ -4,6 +4,7 @@ action. Thin: parse, authorize, call one service, render."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -71,7 +72,7 @@ class OutboundActionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> Any:
         return outbound_action_list()
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Sequence[Any]:
         if self.action == "retry":
             return [CanChangeOutboundAction()]
         return super().get_permissions()

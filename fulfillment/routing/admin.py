@@ -90,7 +90,9 @@ class RoutingRuleForm(forms.ModelForm):
         return {} if value is None else value
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()  # ModelForm's clean turns on the unique checks
+        # Read cleaned_data itself: django-stubs types clean()'s return as optional.
+        cleaned = self.cleaned_data
         if "conditions" not in cleaned or "actions" not in cleaned:
             return cleaned  # a JSON syntax error is already on the field
         for error in validate_rule(cleaned["conditions"], cleaned["actions"]):
@@ -163,7 +165,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
         """Try the rules on one order: which rule matched and why (nothing is stored)."""
         rule = self.get_object(request, unquote(object_id))
         if rule is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]  # Django's private helper, not in django-stubs
         if not self.has_view_or_change_permission(request, rule):
             raise PermissionDenied
         form = OrderPickForm(request.GET or None)
@@ -217,7 +219,8 @@ class RoutingRuleAdmin(admin.ModelAdmin):
                         evaluation.sources.get(f"flags.{flag}"),
                     )
                 )
-        rule_links = {
+        # Keyed by the optional id, so a rule without one looks up to None below.
+        rule_links: dict[int | None, str] = {
             r.rule_id: reverse("admin:fulfillment_routingrule_change", args=[r.rule_id])
             for r in evaluation.rules
             if r.rule_id
@@ -251,8 +254,7 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
     list_filter = ["rule"]
     search_fields = ["=order__external_id"]
     date_hierarchy = "decided_at"
-    fields = ["order", "rule", "decided_at", "outcome", "reasons"]
-    readonly_fields = fields
+    fields = readonly_fields = ("order", "rule", "decided_at", "outcome", "reasons")
 
     @admin.display(description="Outcome")
     def outcome(self, decision: RoutingDecision) -> str:

@@ -72,7 +72,8 @@ def describe_actions(actions: Mapping[str, Any]) -> str:
         parts.append("a 3PL warehouse" if kind == "3pl" else "an own warehouse")
     if "lane" in actions:
         parts.append(f"lane {actions['lane']}")
-    flags = actions.get("flags") if isinstance(actions.get("flags"), Mapping) else {}
+    raw_flags = actions.get("flags")
+    flags = raw_flags if isinstance(raw_flags, Mapping) else {}
     for flag, value in flags.items():
         parts.append(flag.replace("_", " ") if value else f"no {flag.replace('_', ' ')}")
     if actions.get("continue"):

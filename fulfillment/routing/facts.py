@@ -79,7 +79,10 @@ def facts_of(order: Order, products: Mapping[str, Product]) -> dict[str, Any]:
     destination = str(order.ship_to_country or shipping.get("country_code") or "").upper()
     origin = home_country()
     renewal, renewal_reason = subscription_renewal(order.source)
-    weight, unknown, weightless, tags = 0, [], [], set()
+    weight = 0
+    unknown: list[str] = []
+    weightless: list[str] = []
+    tags: set[str] = set()
     for line in order.lines.all():
         product = products.get(line.sku) if line.sku else None
         if product is None:
@@ -99,7 +102,8 @@ def facts_of(order: Order, products: Mapping[str, Product]) -> dict[str, Any]:
         "origin_country": origin,
         "international": (destination != origin) if destination else None,
         "channel": order.channel.slug,
-        "customer_type": order.customer.account_type if order.customer_id else "",
+        # No query when there is no customer: the descriptor answers None from customer_id.
+        "customer_type": order.customer.account_type if order.customer is not None else "",
         "subscription_renewal": renewal,
         "subscription_reason": renewal_reason,
         "weight_grams": weight,
