@@ -1,24 +1,20 @@
 """Channel adapters by kind. Each module exposes ``adapter``, an object with the
-``ChannelAdapter`` interface (see ``base.py``)."""
+``ChannelAdapter`` interface (see ``base.py``); ``ADAPTERS`` finds it (imported on first use)."""
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from channels.adapters.base import ChannelAdapter
+from config.registry import Registry, lazy
 
-_MODULES = {
-    "shopify": "channels.adapters.shopify",
-    "woocommerce": "channels.adapters.woocommerce",
-    "bigcommerce": "channels.adapters.bigcommerce",
-    "amazon": "channels.adapters.amazon",
-    "custom": "channels.adapters.custom",
-}
+
+def _unknown_kind(kind: str) -> Exception:
+    return ValueError(f"No adapter for channel kind {kind!r}")
+
+
+ADAPTERS: Registry[str, ChannelAdapter] = Registry("channel adapter", missing=_unknown_kind)
+for _kind in ("shopify", "woocommerce", "bigcommerce", "amazon", "custom"):
+    ADAPTERS.register(_kind, lazy(f"channels.adapters.{_kind}", "adapter"))
 
 
 def get_adapter(kind: str) -> ChannelAdapter:
-    try:
-        module = import_module(_MODULES[kind])
-    except KeyError:
-        raise ValueError(f"No adapter for channel kind {kind!r}") from None
-    return module.adapter
+    return ADAPTERS.create(kind)

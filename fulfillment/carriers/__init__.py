@@ -7,8 +7,9 @@ from one or more carriers, the cheapest that is at least as fast as the service 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from config.registry import Registry, lazy
 from fulfillment.carriers.base import (
     SERVICE_LEVELS,
     Carrier,
@@ -29,32 +30,24 @@ __all__ = [
 ]
 
 
-def _local() -> Carrier:
-    from fulfillment.carriers.local import LocalCarrier
-
-    return LocalCarrier()
-
-
-def _easypost() -> Carrier:
-    # Imported on use: the local carrier must work whatever EasyPost's module needs.
-    from fulfillment.carriers.easypost import EasyPostCarrier
-
-    return EasyPostCarrier()  # raises CarrierNotConfigured without EASYPOST_API_KEY
+def _unknown_carrier(code: str) -> Exception:
+    return CarrierNotConfigured(
+        f"Unknown carrier {code!r}: known carriers are {', '.join(CARRIERS.names())}"
+    )
 
 
-_FACTORIES: dict[str, Callable[[], Carrier]] = {"local": _local, "easypost": _easypost}
-CARRIER_CODES = tuple(_FACTORIES)
+CARRIERS: Registry[str, Carrier] = Registry("carrier", missing=_unknown_carrier)
+CARRIERS.register("local", lazy("fulfillment.carriers.local", "LocalCarrier", call=True))
+# Imported on use: the local carrier must work whatever EasyPost's module needs. Without
+# EASYPOST_API_KEY the constructor raises CarrierNotConfigured.
+CARRIERS.register("easypost", lazy("fulfillment.carriers.easypost", "EasyPostCarrier", call=True))
+CARRIER_CODES = tuple(CARRIERS.names())
 
 
 def get_carrier(code: str) -> Carrier:
     """The carrier for ``code`` (settings are read now). ``CarrierNotConfigured`` for a code
     nobody answers to, or for EasyPost without an API key."""
-    factory = _FACTORIES.get((code or "").strip().lower())
-    if factory is None:
-        raise CarrierNotConfigured(
-            f"Unknown carrier {code!r}: known carriers are {', '.join(CARRIER_CODES)}"
-        )
-    return factory()
+    return CARRIERS.create((code or "").strip().lower())
 
 
 def _meets(rate: Rate, wanted: int) -> bool:

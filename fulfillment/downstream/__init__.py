@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 
+from config.registry import Registry, lazy
 from fulfillment.downstream.base import Downstream, DownstreamError, UnknownTarget
 
 __all__ = [
@@ -35,7 +36,16 @@ __all__ = [
 ]
 
 Factory = Callable[[], Downstream]
-_REGISTRY: dict[tuple[str, str], Factory] = {}
+
+
+def _unknown_target(key: tuple[str, str]) -> Exception:
+    return UnknownTarget(*key)
+
+
+# Keyed by (action kind, target); UnknownTarget (not retryable) for a pair nobody answers to.
+ADAPTERS: Registry[tuple[str, str], Downstream] = Registry(
+    "downstream adapter", missing=_unknown_target
+)
 
 # ActionKind values, spelled out so importing the registry does not import the models.
 ERP_POST, WMS_TASK, NOTIFY_CUSTOMER = "erp_post", "wms_task", "notify_customer"
@@ -43,19 +53,16 @@ ERP_POST, WMS_TASK, NOTIFY_CUSTOMER = "erp_post", "wms_task", "notify_customer"
 
 def register(kind: str, target: str, factory: Factory) -> None:
     """Make ``factory()`` the adapter for actions of ``kind`` sent to ``target``."""
-    _REGISTRY[(str(kind), target)] = factory
+    ADAPTERS.register((str(kind), target), factory)
 
 
 def registered() -> list[tuple[str, str]]:
-    return sorted(_REGISTRY)
+    return sorted(ADAPTERS.names())
 
 
 def get_handler(kind: str, target: str) -> Downstream:
     """The adapter for (kind, target); ``UnknownTarget`` (not retryable) if there is none."""
-    factory = _REGISTRY.get((str(kind), target))
-    if factory is None:
-        raise UnknownTarget(str(kind), target)
-    return factory()
+    return ADAPTERS.create((str(kind), target))
 
 
 def _names(value: Any) -> list[str]:
@@ -89,45 +96,14 @@ def _configured(kind: str, target: str) -> bool:
 
 
 # --- the built-in adapters (imported when first used) ------------------------------------------
-def _filedrop() -> Downstream:
-    from fulfillment.downstream.erp_filedrop import FileDropERPAdapter
-
-    return FileDropERPAdapter()
-
-
-def _netsuite() -> Downstream:
-    from fulfillment.downstream.erp_netsuite import NetSuiteERPAdapter
-
-    return NetSuiteERPAdapter.from_settings()
-
-
-def _wms_local() -> Downstream:
-    from fulfillment.downstream.wms_local import LocalWMSAdapter
-
-    return LocalWMSAdapter()
-
-
-def _wms_rest() -> Downstream:
-    from fulfillment.downstream.wms_rest import RestWMSAdapter
-
-    return RestWMSAdapter.from_settings()
-
-
-def _email() -> Downstream:
-    from fulfillment.downstream.notify_email import EmailNotifyAdapter
-
-    return EmailNotifyAdapter()
-
-
-def _twilio() -> Downstream:
-    from fulfillment.downstream.notify_twilio import TwilioSMSNotifyAdapter
-
-    return TwilioSMSNotifyAdapter.from_settings()
-
-
-register(ERP_POST, "filedrop", _filedrop)
-register(ERP_POST, "netsuite", _netsuite)
-register(WMS_TASK, "local", _wms_local)
-register(WMS_TASK, "rest", _wms_rest)
-register(NOTIFY_CUSTOMER, "email", _email)
-register(NOTIFY_CUSTOMER, "twilio", _twilio)
+_DOWNSTREAM = "fulfillment.downstream"
+_BUILT_IN = [
+    (ERP_POST, "filedrop", "erp_filedrop", "FileDropERPAdapter"),
+    (ERP_POST, "netsuite", "erp_netsuite", "NetSuiteERPAdapter.from_settings"),
+    (WMS_TASK, "local", "wms_local", "LocalWMSAdapter"),
+    (WMS_TASK, "rest", "wms_rest", "RestWMSAdapter.from_settings"),
+    (NOTIFY_CUSTOMER, "email", "notify_email", "EmailNotifyAdapter"),
+    (NOTIFY_CUSTOMER, "twilio", "notify_twilio", "TwilioSMSNotifyAdapter.from_settings"),
+]
+for _kind, _target, _module, _builder in _BUILT_IN:
+    register(_kind, _target, lazy(f"{_DOWNSTREAM}.{_module}", _builder, call=True))

@@ -63,10 +63,10 @@ def test_an_unknown_target_dies_with_a_message_a_person_can_act_on(order):
 def registry():
     from fulfillment import downstream
 
-    saved = dict(downstream._REGISTRY)
+    before = set(downstream.registered())
     yield downstream
-    downstream._REGISTRY.clear()
-    downstream._REGISTRY.update(saved)
+    for key in set(downstream.registered()) - before:
+        downstream.ADAPTERS.unregister(key)
 
 
 def test_another_app_can_register_an_adapter(order, registry):
