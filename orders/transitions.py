@@ -76,6 +76,23 @@ class Audit:
     correlation_id: str = ""
 
 
+def audit_record(event: Audit | None, *, actor: Actor) -> OrderEvent | None:
+    """Write ``event`` (nothing for None or a row without an order); for a change that is not
+    a transition of its own, written with the same fields a transition's event would have."""
+    if event is None or event.order_id is None:
+        return None
+    return order_event_record(
+        order_id=event.order_id,
+        action=event.action,
+        actor=actor,
+        field=event.field,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        data=event.data,
+        correlation_id=event.correlation_id,
+    )
+
+
 # Builds the audit event from the row after the move and the state it was in before; the
 # event's data often depends on what the transition set (an attempt count, a new status).
 AuditOf = Callable[[M, str], Audit | None]
@@ -194,18 +211,8 @@ def transition_run(
     before = str(getattr(instance, _field_of(instance, name)))
     getattr(instance, name)(**dict(kwargs or {}))
     transition_save(instance)
-    event = audit(instance, before) if audit is not None else None
-    if event is not None and event.order_id is not None:
-        order_event_record(
-            order_id=event.order_id,
-            action=event.action,
-            actor=actor,
-            field=event.field,
-            from_state=event.from_state,
-            to_state=event.to_state,
-            data=event.data,
-            correlation_id=event.correlation_id,
-        )
+    if audit is not None:
+        audit_record(audit(instance, before), actor=actor)
     return instance
 
 
