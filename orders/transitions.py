@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django_fsm import ConcurrentTransition, FSMField
 
@@ -207,6 +207,9 @@ def transition_run(
     the change, as a shipment's does through its order's transition). A lost race raises
     ``StaleState``; the caller's transaction then rolls back whatever it wrote before.
     """
+    if not transaction.get_connection().in_atomic_block:
+        # The move and its audit event commit together or not at all.
+        raise RuntimeError("transition_run must run inside the caller's transaction")
     transition_check(instance, name, actor=actor if check_permission else None, say_field=say_field)
     before = str(getattr(instance, _field_of(instance, name)))
     getattr(instance, name)(**dict(kwargs or {}))
