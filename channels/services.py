@@ -31,8 +31,8 @@ from orders import jsonschemas, money
 from orders.actors import Actor
 from orders.canonical import canonical_errors, order_cancel_from_channel, order_upsert
 from orders.errors import DomainError, InvalidInput, NotFound
-from orders.models import Incident, IncidentCategory, IncidentStatus
-from orders.services import incident_raise, incident_transition
+from orders.models import IncidentCategory
+from orders.services import incident_fingerprint, incident_raise, incidents_resolve
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("security")
@@ -314,6 +314,10 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     return result.order_id, result.outcome
 
 
+def _incident_key(event: InboundEvent) -> str:
+    return f"inbound_event:{event.pk}"
+
+
 def _quarantine(event: InboundEvent, errors: list[dict[str, Any]]) -> InboundEvent:
     with transaction.atomic():
         locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
@@ -326,7 +330,7 @@ def _quarantine(event: InboundEvent, errors: list[dict[str, Any]]) -> InboundEve
             f"{first.get('pointer') or '(body)'} {first['message']}",
             details={"inbound_event_id": event.pk, "channel": event.channel.slug,
                      "topic": event.topic, "errors": errors[:10]},
-            key=f"inbound_event:{event.pk}",
+            key=_incident_key(event),
         )  # fmt: skip
     metrics.QUARANTINED.labels(event.channel.slug, event.topic).inc()
     log.warning("inbound.quarantined", event_id=event.pk, errors=len(errors))
@@ -359,17 +363,13 @@ def inbound_event_replay(*, event_id: int, actor: Actor) -> InboundEvent:
                 return locked  # replayed by someone else meanwhile
             locked.mark_replayed(order_id=order_id, outcome=outcome)
             locked.save()
-            for incident_id in (
-                Incident.objects.filter(
-                    fingerprint=f"{IncidentCategory.SCHEMA_INVALID}:-:inbound_event:{event.pk}"
-                )
-                .exclude(status=IncidentStatus.RESOLVED)
-                .values_list("pk", flat=True)
-            ):
-                incident_transition(
-                    incident_id=incident_id, transition="resolve", actor=actor,
-                    note=f"Replayed successfully ({outcome})",
-                )  # fmt: skip
+            incidents_resolve(
+                fingerprints=incident_fingerprint(
+                    category=IncidentCategory.SCHEMA_INVALID, order_id=None,
+                    key=_incident_key(event),
+                ),
+                actor=actor, note=f"Replayed successfully ({outcome})",
+            )  # fmt: skip
     log.info("inbound.replayed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return locked
 

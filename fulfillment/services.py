@@ -3,8 +3,9 @@
 No oversell under any interleaving: every change to ``StockLevel`` is one conditional
 ``UPDATE`` (``... SET reserved = reserved + q WHERE on_hand - reserved >= q``) whose row count
 says whether it happened, backed by the table's CHECK constraints; nothing is read, changed in
-Python and written back. Reservation states move only by their FSM transitions, each in the
-same transaction as its stock update and an audit event on the order.
+Python and written back. Reservation states move only by their FSM transitions, through
+``orders.transitions`` (a lost race is ``StaleState``), each in the same transaction as its
+stock update and an audit event on the order.
 
 Lock order, the same everywhere so that PostgreSQL never deadlocks: the order row, then
 reservation rows, then stock rows sorted by (sku, warehouse id).
@@ -34,7 +35,8 @@ from fulfillment.models import (
 from orders.actors import Actor
 from orders.errors import DomainError, InvalidInput, NotFound
 from orders.models import Order, OrderLine, OrderStatus
-from orders.services import order_event_record, order_transition
+from orders.services import order_transition
+from orders.transitions import Audit, transition_run
 from orders.validation import Allocation
 
 log = structlog.get_logger(__name__)
@@ -444,15 +446,16 @@ def _end(reservation_id: int, transition: str, actor: Actor, *, skip_locked: boo
     reservation = qs.first()
     if reservation is None:
         return False  # gone, already ended (a double release), or another worker has it
-    getattr(reservation, transition)()
-    reservation.save()
-    _stock_give_back(reservation, consume=transition == "consume")
     past = {"release": "released", "expire": "expired", "consume": "consumed"}[transition]
-    order_event_record(
-        order_id=reservation.order_id, action=f"reservation_{past}", actor=actor,
-        data={"reservation_id": reservation.pk, "sku": reservation.sku,
-              "warehouse_id": reservation.warehouse_id, "quantity": reservation.quantity},
+    transition_run(
+        reservation, transition, actor=actor,
+        audit=lambda r, _was: Audit(
+            order_id=r.order_id, action=f"reservation_{past}",
+            data={"reservation_id": r.pk, "sku": r.sku, "warehouse_id": r.warehouse_id,
+                  "quantity": r.quantity},
+        ),
     )  # fmt: skip
+    _stock_give_back(reservation, consume=transition == "consume")
     log.info(f"reservation.{past}", reservation_id=reservation.pk, order_id=reservation.order_id)
     return True
 

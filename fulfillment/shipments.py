@@ -44,6 +44,7 @@ from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, TransitionRefused
 from orders.models import Order, OrderLine, OrderStatus, Product
 from orders.services import order_event_record, order_transition
+from orders.transitions import Audit, audit_record, transition_check, transition_run
 
 log = structlog.get_logger(__name__)
 
@@ -266,7 +267,6 @@ def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
         if current.status != ShipmentStatus.DRAFT:
             # Another worker recorded a label first; ours has the same reference (idempotent).
             return current
-        current.purchase_label()
         current.carrier = label.carrier
         current.service_level = request.service_level
         current.carrier_shipment_id = label.carrier_shipment_id
@@ -281,12 +281,14 @@ def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
         if label.label_url:
             # Carriers that host the label file (EasyPost) give a link instead of the bytes.
             current.flags["label_url"] = label.label_url
-        current.save()
-        order_event_record(
-            order_id=current.order_id, action="label_purchased", actor=actor,
-            data={"shipment_id": current.pk, "carrier": label.carrier, "service": label.service,
-                  "tracking_number": label.tracking_number, "rate": str(label.rate.amount),
-                  "currency": label.rate.currency},
+        transition_run(
+            current, "purchase_label", actor=actor,
+            audit=lambda s, _was: Audit(
+                order_id=s.order_id, action="label_purchased",
+                data={"shipment_id": s.pk, "carrier": label.carrier, "service": label.service,
+                      "tracking_number": label.tracking_number, "rate": str(label.rate.amount),
+                      "currency": label.rate.currency},
+            ),
         )  # fmt: skip
     log.info("shipment.label_purchased", shipment_id=shipment_id, carrier=label.carrier,
              tracking_number=label.tracking_number)  # fmt: skip
@@ -309,16 +311,17 @@ def _consume(line: ShipmentLine, actor: Actor) -> None:
     ).update(on_hand=F("on_hand") - q, reserved=F("reserved") - q, updated_at=timezone.now())
     if done != 1:
         raise StockInconsistent(f"Stock of {reservation.sku} holds fewer units than shipped ({q})")
-    if reservation.quantity == q:
-        reservation.consume()
-        reservation.save()
-    else:
-        Reservation.objects.filter(pk=reservation.pk).update(quantity=F("quantity") - q)
-    order_event_record(
-        order_id=reservation.order_id, action="reservation_consumed", actor=actor,
+    event = Audit(
+        order_id=reservation.order_id, action="reservation_consumed",
         data={"reservation_id": reservation.pk, "sku": reservation.sku, "quantity": q,
               "warehouse_id": reservation.warehouse_id, "shipment_id": line.shipment_id},
     )  # fmt: skip
+    if reservation.quantity == q:
+        transition_run(reservation, "consume", actor=actor, audit=lambda _r, _was: event)
+    else:
+        # Partly shipped: the reservation holds fewer units, its state does not change.
+        Reservation.objects.filter(pk=reservation.pk).update(quantity=F("quantity") - q)
+        audit_record(event, actor=actor)
 
 
 @transaction.atomic
@@ -326,13 +329,8 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
     """Hand the parcel to the carrier: consume its units and move the order on."""
     shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
     order = _locked_order(shipment.order_id)
-    if shipment.status != ShipmentStatus.LABEL_PURCHASED:
-        raise TransitionRefused(
-            f"Cannot ship shipment {shipment_id}: it is '{shipment.status}' "
-            "(allowed from: label_purchased)"
-        )
-    shipment.ship()
-    shipment.save()
+    # No event of its own: the order's ship / ship_partially event below names the shipment.
+    transition_run(shipment, "ship", actor=actor, audit=None, say_field=False)
     for line in shipment.lines.all():
         _consume(line, actor)
     shipped = {
@@ -362,11 +360,7 @@ def shipment_void(*, shipment_id: int, actor: Actor) -> Shipment:
     shipment = Shipment.objects.get(pk=shipment_id)
     if shipment.status == ShipmentStatus.VOIDED:
         return shipment
-    if shipment.status not in OPEN_SHIPMENT_STATES:
-        raise TransitionRefused(
-            f"Cannot void shipment {shipment_id}: it is '{shipment.status}' "
-            "(allowed from: draft, label_purchased)"
-        )
+    transition_check(shipment, "void", say_field=False)  # before the carrier is called
     refunded = None
     if shipment.status == ShipmentStatus.LABEL_PURCHASED and shipment.carrier:
         try:
@@ -378,12 +372,13 @@ def shipment_void(*, shipment_id: int, actor: Actor) -> Shipment:
         current = Shipment.objects.select_for_update().get(pk=shipment_id)
         if current.status == ShipmentStatus.VOIDED:
             return current
-        current.void()
-        current.save()
-        order_event_record(
-            order_id=current.order_id, action="shipment_voided", actor=actor,
-            data={"shipment_id": current.pk, "tracking_number": current.tracking_number,
-                  "label_refunded": refunded},
+        transition_run(
+            current, "void", actor=actor, say_field=False,
+            audit=lambda s, _was: Audit(
+                order_id=s.order_id, action="shipment_voided",
+                data={"shipment_id": s.pk, "tracking_number": s.tracking_number,
+                      "label_refunded": refunded},
+            ),
         )  # fmt: skip
     return current
 

@@ -3,7 +3,7 @@ transitions, writes the audit event, and enqueues follow-up work only after comm
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,20 +13,18 @@ import structlog
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_fsm import ConcurrentTransition, FSMField
 
 from config import correlation
 from config.tasks import enqueue_on_commit
 from orders import hooks, money
 from orders.actors import Actor
-from orders.errors import InvalidInput, NotFound, PermissionRefused, StaleState, TransitionRefused
+from orders.errors import InvalidInput, StaleState, TransitionRefused
 from orders.models import (
     Customer,
     Incident,
     IncidentCategory,
     IncidentStatus,
     Order,
-    OrderEvent,
     OrderLine,
     Severity,
     customer_may_use_net_terms,
@@ -34,88 +32,32 @@ from orders.models import (
     payment_secured,
     payment_settled,
 )
+from orders.transitions import (
+    CONDITION_MESSAGES,
+    Audit,
+    fsm_fields,
+    order_event_record,
+    row_lock,
+    transition_apply,
+    transition_check,
+    transition_run,
+    transitions_of,
+)
 
 log = structlog.get_logger(__name__)
 
 # What a refused condition means, in words a person can act on.
-CONDITION_MESSAGES = {
+CONDITION_MESSAGES.update({
     has_lines: "the order has no lines",
     payment_secured: "the payment must first be authorized, paid or on approved net terms",
     payment_settled: "the payment is not settled yet",
     customer_may_use_net_terms: "the customer is not a business account approved for net terms",
-}
-
-
-# --- audit ------------------------------------------------------------------------------------
-def order_event_record(
-    *,
-    order_id: int,
-    action: str,
-    actor: Actor,
-    field: str = "",
-    from_state: str = "",
-    to_state: str = "",
-    data: Mapping[str, Any] | None = None,
-    correlation_id: str = "",
-) -> OrderEvent:
-    """Append one audit event for an order (call inside the transaction that made the change)."""
-    return OrderEvent.objects.create(
-        order_id=order_id,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        action=action,
-        field=field,
-        from_state=from_state,
-        to_state=to_state,
-        correlation_id=correlation_id or correlation.get(),
-        data=dict(data or {}),
-    )
-
-
-# --- transitions ------------------------------------------------------------------------------
-def _fsm_fields(model: type[Any]) -> list[FSMField]:
-    return [f for f in model._meta.fields if isinstance(f, FSMField)]
-
-
-def transitions_of(model: type[Any]) -> dict[str, str]:
-    """Every transition method name of a model, mapped to the state field it moves."""
-    names: dict[str, str] = {}
-    for fsm_field in _fsm_fields(model):
-        for t in fsm_field.get_all_transitions(model):
-            names[t.name] = fsm_field.name
-    return names
-
+})  # fmt: skip
 
 ORDER_TRANSITIONS = transitions_of(Order)
 
 
-def _check_transition(instance: Any, name: str, field_name: str, actor: Actor) -> None:
-    """Raise TransitionRefused or PermissionRefused with the reason, before touching the row."""
-    method = getattr(instance, name)
-    meta = method._django_fsm
-    current = getattr(instance, field_name)
-    if not meta.has_transition(current):
-        sources = sorted(
-            str(s) for s in meta.transitions if isinstance(s, str) and s not in ("*", "+")
-        )
-        raise TransitionRefused(
-            f"Cannot {name.replace('_', ' ')} {instance._meta.verbose_name} {instance.pk}: its "
-            f"{field_name.replace('_', ' ')} is '{current}' (allowed from: {', '.join(sources)})"
-        )
-    t = meta.get_transition(current)
-    for condition in t.conditions:
-        if not condition(instance):
-            reason = CONDITION_MESSAGES.get(condition, condition.__name__.replace("_", " "))
-            raise TransitionRefused(
-                f"Cannot {name.replace('_', ' ')}: {reason}", code="condition_not_met"
-            )
-    if actor.user is not None and not t.has_perm(instance, actor.user):
-        raise PermissionRefused(
-            f"You do not have permission to {name.replace('_', ' ')} "
-            f"({t.permission or 'no permission set'})"
-        )
-
-
+# --- transitions ------------------------------------------------------------------------------
 @transaction.atomic
 def order_transition(
     *,
@@ -136,20 +78,14 @@ def order_transition(
     field_name = ORDER_TRANSITIONS.get(transition)
     if field_name is None:
         raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")
-    try:
-        order = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("customer")
-            .get(pk=order_id)
-        )
-    except Order.DoesNotExist:
-        raise NotFound(f"Order {order_id} does not exist") from None
+    order = row_lock(Order.objects.select_related("customer"), order_id, of=("self",))
     before = getattr(order, field_name)
     if expected_status is not None and expected_status != before:
         raise StaleState(
             f"Order {order_id} is now '{before}', not '{expected_status}': reload and try again"
         )
-    _check_transition(order, transition, field_name, actor)
+    # Refused first: a move that is not allowed says so before its arguments are looked at.
+    transition_check(order, transition, actor=actor)
 
     kwargs: dict[str, Any] = {}
     if transition in ("hold", "cancel"):
@@ -159,28 +95,19 @@ def order_transition(
     if transition == "refund_partially":
         kwargs["amount"] = _refund_amount(order, amount)
 
-    getattr(order, transition)(**kwargs)
-    try:
-        order.save()
-    except ConcurrentTransition:
-        raise StaleState(
-            f"Order {order_id} was changed by someone else at the same time: reload and try again"
-        ) from None
     event_data = dict(data or {})
     if reason:
         event_data["reason"] = reason
     if "amount" in kwargs:
         event_data["amount"] = str(kwargs["amount"])
-    order_event_record(
-        order_id=order.pk,
-        action=transition,
-        actor=actor,
-        field=field_name,
-        from_state=str(before),
-        to_state=str(getattr(order, field_name)),
-        data=event_data,
-        correlation_id=correlation.get() or order.correlation_id,
-    )
+    transition_run(
+        order, transition, actor=actor, kwargs=kwargs, check_permission=True,
+        audit=lambda moved, was: Audit(
+            order_id=moved.pk, action=transition, field=field_name, from_state=was,
+            to_state=str(getattr(moved, field_name)), data=event_data,
+            correlation_id=correlation.get() or moved.correlation_id,
+        ),
+    )  # fmt: skip
     log.info(
         "order.transition",
         order_id=order.pk,
@@ -219,7 +146,7 @@ def _refund_amount(order: Order, amount: Decimal | str | None) -> Decimal:
 def order_available_transitions(*, order: Order, user: Any) -> list[dict[str, str]]:
     """The transitions this user may apply now (state, conditions and permissions all met)."""
     result = []
-    for fsm_field in _fsm_fields(Order):
+    for fsm_field in fsm_fields(Order):
         getter = getattr(order, f"get_available_user_{fsm_field.name}_transitions")
         for t in getter(user):
             result.append({"name": t.name, "field": fsm_field.name, "target": str(t.target)})
@@ -389,6 +316,12 @@ def customer_create(
 
 
 # --- incidents ---------------------------------------------------------------------------------
+def incident_fingerprint(*, category: str, order_id: int | None, key: str = "") -> str:
+    """What makes two incidents the same one: the category, the order and an optional key (a
+    SKU, a check name, ``outbound_action:7``). The only place that spells the format."""
+    return f"{category}:{order_id or '-'}:{key}"[:255]
+
+
 def incident_raise(
     *,
     category: str,
@@ -400,13 +333,13 @@ def incident_raise(
 ) -> Incident:
     """Open an incident, or bump the unresolved one with the same fingerprint.
 
-    The fingerprint is the category, the order and an optional key (a SKU, a check name), so a
-    re-run of the same failing check never opens a second incident. A unique index on unresolved
-    fingerprints settles a race between two workers: the loser bumps the winner's row.
+    The fingerprint (``incident_fingerprint``) is the category, the order and an optional key,
+    so a re-run of the same failing check never opens a second incident. A unique index on
+    unresolved fingerprints settles a race between two workers: the loser bumps the winner's row.
     """
     if category not in IncidentCategory.values:
         raise InvalidInput(f"Unknown incident category {category!r}", code="unknown_category")
-    fingerprint = f"{category}:{order_id or '-'}:{key}"[:255]
+    fingerprint = incident_fingerprint(category=category, order_id=order_id, key=key)
     now = timezone.now()
     for _attempt in range(2):
         try:
@@ -444,6 +377,17 @@ def incident_raise(
     raise TransitionRefused("Could not record the incident; try again", code="incident_conflict")
 
 
+def _incident_audit(transition: str) -> Callable[[Incident, str], Audit]:
+    def audit(incident: Incident, before: str) -> Audit:
+        return Audit(
+            order_id=incident.order_id, action=f"incident_{transition}", from_state=before,
+            to_state=incident.status,
+            data={"incident_id": incident.pk, "category": incident.category},
+        )  # fmt: skip
+
+    return audit
+
+
 @transaction.atomic
 def incident_transition(
     *, incident_id: int, transition: str, actor: Actor, note: str = ""
@@ -451,27 +395,34 @@ def incident_transition(
     """Acknowledge or resolve an incident; writes an order event when it belongs to an order."""
     if transition not in ("acknowledge", "resolve"):
         raise InvalidInput(f"Unknown incident transition {transition!r}", code="unknown_transition")
-    try:
-        incident = Incident.objects.select_for_update().get(pk=incident_id)
-    except Incident.DoesNotExist:
-        raise NotFound(f"Incident {incident_id} does not exist") from None
-    before = incident.status
-    _check_transition(incident, transition, "status", actor)
     kwargs: dict[str, Any] = {"by": actor.user}
     if transition == "resolve":
         kwargs["note"] = note
-    getattr(incident, transition)(**kwargs)
-    incident.save()
-    if incident.order_id:
-        order_event_record(
-            order_id=incident.order_id,
-            action=f"incident_{transition}",
-            actor=actor,
-            from_state=before,
-            to_state=incident.status,
-            data={"incident_id": incident.pk, "category": incident.category},
-        )
-    return incident
+    return transition_apply(
+        Incident.objects.all(), incident_id, transition, actor=actor, kwargs=kwargs,
+        check_permission=True, audit=_incident_audit(transition),
+    )  # fmt: skip
+
+
+@transaction.atomic
+def incidents_resolve(
+    *, fingerprints: str | Collection[str], actor: Actor, note: str
+) -> list[Incident]:
+    """Resolve the unresolved incidents of one fingerprint, or of a set of them (one query),
+    each with ``actor`` and ``note`` and its ``incident_resolve`` order event. Returns them;
+    none unresolved: nothing happens (a second settle is a no-op)."""
+    wanted = [fingerprints] if isinstance(fingerprints, str) else sorted(set(fingerprints))
+    if not wanted:
+        return []
+    open_ids = list(
+        Incident.objects.filter(fingerprint__in=wanted)
+        .exclude(status=IncidentStatus.RESOLVED)
+        .values_list("pk", flat=True)
+    )
+    return [
+        incident_transition(incident_id=pk, transition="resolve", actor=actor, note=note)
+        for pk in open_ids
+    ]
 
 
 @transaction.atomic

@@ -9,17 +9,25 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
-from django_fsm import ConcurrentTransition
 
 from config.tasks import enqueue_on_commit
 from orders.actors import Actor
-from orders.errors import InvalidInput, NotFound, PermissionRefused, StaleState, TransitionRefused
-from orders.models import Incident, IncidentCategory, IncidentStatus, Order, OrderStatus, Severity
+from orders.errors import InvalidInput, NotFound, PermissionRefused, TransitionRefused
+from orders.models import IncidentCategory, Order, OrderStatus, Severity
 from orders.services import (
+    incident_fingerprint,
     incident_raise,
-    incident_transition,
+    incidents_resolve,
     order_event_record,
     order_transition,
+)
+from orders.transitions import (
+    Audit,
+    AuditOf,
+    row_lock,
+    transition_apply,
+    transition_check,
+    transition_run,
 )
 from reviews.models import PERM_REVIEW, ReviewCase
 
@@ -97,65 +105,57 @@ def _user_of(actor: Actor) -> Any:
     return user
 
 
-def _locked_case(case_id: int, transition: str) -> ReviewCase:
-    try:
-        case = ReviewCase.objects.select_for_update().get(pk=case_id)
-    except ReviewCase.DoesNotExist:
-        raise NotFound(f"Review case {case_id} does not exist") from None
-    meta = getattr(case, transition)._django_fsm
-    if not meta.has_transition(case.status):
-        sources = sorted(str(s) for s in meta.transitions)
-        raise TransitionRefused(
-            f"Cannot {transition} review case {case_id}: it is '{case.status}' "
-            f"(allowed from: {', '.join(sources)})"
-        )
-    return case
+def _audit(action: str, **data: Any) -> AuditOf[ReviewCase]:
+    """The case's event on its order's timeline (with the reviewer as actor), and a log line."""
+
+    def audit(case: ReviewCase, before: str) -> Audit:
+        log.info("review.transition", case_id=case.pk, order_id=case.order_id, action=action,
+                 to_state=case.status)  # fmt: skip
+        return Audit(
+            order_id=case.order_id, action=action, field="review_case", from_state=before,
+            to_state=case.status, data={"case_id": case.pk, **data},
+        )  # fmt: skip
+
+    return audit
 
 
-def _save(case: ReviewCase) -> None:
-    try:
-        case.save()
-    except ConcurrentTransition:
-        raise StaleState(
-            f"Review case {case.pk} was changed by someone else at the same time: reload and "
-            "try again"
-        ) from None
-
-
-def _audit(case: ReviewCase, action: str, actor: Actor, before: str, **data: Any) -> None:
-    order_event_record(
-        order_id=case.order_id, action=action, actor=actor, field="review_case",
-        from_state=before, to_state=case.status, data={"case_id": case.pk, **data},
+def _move(case_id: int, transition: str, actor: Actor, audit: AuditOf[ReviewCase],
+          **kwargs: Any) -> ReviewCase:  # fmt: skip
+    """Lock the case, move it, audit it (the one transition path; "it is 'open'" wording)."""
+    return transition_apply(
+        ReviewCase.objects.all(), case_id, transition, actor=actor, audit=audit, kwargs=kwargs,
+        say_field=False,
     )  # fmt: skip
-    log.info("review.transition", case_id=case.pk, order_id=case.order_id, action=action,
-             to_state=case.status)  # fmt: skip
+
+
+def _locked(case_id: int, transition: str) -> ReviewCase:
+    """The locked case, refused now if ``transition`` is not allowed: a decision moves the
+    order first (its event comes first on the timeline), then the case."""
+    case = row_lock(ReviewCase.objects.all(), case_id)
+    transition_check(case, transition, say_field=False)
+    return case
 
 
 @transaction.atomic
 def review_case_start(*, case_id: int, actor: Actor) -> ReviewCase:
     """A reviewer takes an open (or escalated) case; they become its assignee."""
     user = _user_of(actor)
-    case = _locked_case(case_id, "start")
-    before = case.status
-    case.start(by=user)
-    _save(case)
-    _audit(case, "review_started", actor, before)
-    return case
+    return _move(case_id, "start", actor, _audit("review_started"), by=user)
 
 
 @transaction.atomic
 def review_case_approve(*, case_id: int, actor: Actor, note: str = "") -> ReviewCase:
     """Approve a case: the order goes back to ``validated`` and on to allocation after commit."""
     user = _user_of(actor)
-    case = _locked_case(case_id, "approve")
-    before = case.status
-    case.approve(by=user, note=note.strip())
-    _save(case)
+    case = _locked(case_id, "approve")
     order_transition(
         order_id=case.order_id, transition="approve_review", actor=actor,
         expected_status=OrderStatus.IN_REVIEW, data={"case_id": case.pk},
     )  # fmt: skip
-    _audit(case, "review_approved", actor, before, **({"note": note.strip()} if note else {}))
+    transition_run(
+        case, "approve", actor=actor, kwargs={"by": user, "note": note.strip()}, say_field=False,
+        audit=_audit("review_approved", **({"note": note.strip()} if note else {})),
+    )  # fmt: skip
     _settle_escalation(case)
     enqueue_on_commit("orders.order_allocate", order_id=case.order_id)
     return case
@@ -168,15 +168,15 @@ def review_case_reject(*, case_id: int, actor: Actor, reason: str) -> ReviewCase
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("Rejecting a review needs a reason", code="reason_required")
-    case = _locked_case(case_id, "reject")
-    before = case.status
-    case.reject(by=user, reason=reason)
-    _save(case)
+    case = _locked(case_id, "reject")
     order_transition(
         order_id=case.order_id, transition="cancel", actor=actor,
         reason=f"Rejected in review: {reason}", data={"case_id": case.pk},
     )  # fmt: skip
-    _audit(case, "review_rejected", actor, before, reason=reason)
+    transition_run(
+        case, "reject", actor=actor, kwargs={"by": user, "reason": reason}, say_field=False,
+        audit=_audit("review_rejected", reason=reason),
+    )  # fmt: skip
     _settle_escalation(case)
     return case
 
@@ -189,11 +189,8 @@ def review_case_escalate(*, case_id: int, actor: Actor, note: str) -> ReviewCase
     note = (note or "").strip()
     if not note:
         raise InvalidInput("Escalating a review needs a note", code="note_required")
-    case = _locked_case(case_id, "escalate")
-    before = case.status
-    case.escalate(by=actor.user, note=note)
-    _save(case)
-    _audit(case, "review_escalated", actor, before, note=note)
+    case = _move(case_id, "escalate", actor, _audit("review_escalated", note=note),
+                 by=actor.user, note=note)  # fmt: skip
     incident_raise(
         category=IncidentCategory.FRAUD_REVIEW,
         summary=f"Review case {case.pk} escalated",
@@ -211,14 +208,9 @@ def _incident_key(case: ReviewCase) -> str:
 
 def _settle_escalation(case: ReviewCase) -> None:
     """A decided case settles the incident its escalation opened."""
-    fingerprint = f"{IncidentCategory.FRAUD_REVIEW}:{case.order_id}:{_incident_key(case)}"
-    open_ids = (
-        Incident.objects.filter(fingerprint=fingerprint)
-        .exclude(status=IncidentStatus.RESOLVED)
-        .values_list("pk", flat=True)
-    )
-    for incident_id in open_ids:
-        incident_transition(
-            incident_id=incident_id, transition="resolve", actor=Actor.system("review"),
-            note=f"Review case {case.pk} was {case.status}",
-        )  # fmt: skip
+    incidents_resolve(
+        fingerprints=incident_fingerprint(
+            category=IncidentCategory.FRAUD_REVIEW, order_id=case.order_id, key=_incident_key(case)
+        ),
+        actor=Actor.system("review"), note=f"Review case {case.pk} was {case.status}",
+    )  # fmt: skip

@@ -4,10 +4,13 @@ all released together by a barrier (use with ``django_db(transaction=True)``).""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import close_old_connections, connection
+from django.db.models import Model
+from django.db.models.signals import pre_save
 
 
 def race(calls: list[Callable[[], Any]], *, timeout: float = 120) -> list[Any]:
@@ -32,3 +35,24 @@ def race(calls: list[Callable[[], Any]], *, timeout: float = 120) -> list[Any]:
     assert not any(t.is_alive() for t in threads), "a thread is stuck"
     close_old_connections()
     return results
+
+
+@contextmanager
+def moved_meanwhile(model: type[Model], status: str) -> Iterator[list[int]]:
+    """Another session moves a ``model`` row to ``status`` between our read of it and our save
+    (at the first save of such a row in the block), as a process that committed in between
+    would: the instant a row lock, where one is taken, keeps others out of. Yields the ids of
+    the rows it moved. The write is the row's own (a ``pre_save`` receiver's UPDATE), so it works
+    on SQLite, which has no row locks, as on PostgreSQL."""
+    moved: list[int] = []
+
+    def move(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+        if not moved and instance.pk is not None:
+            moved.append(instance.pk)
+            model._default_manager.filter(pk=instance.pk).update(status=status)
+
+    pre_save.connect(move, sender=model, weak=False)
+    try:
+        yield moved
+    finally:
+        pre_save.disconnect(move, sender=model)

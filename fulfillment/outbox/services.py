@@ -44,7 +44,6 @@ from collections import Counter as TallyCounter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import structlog
@@ -55,8 +54,7 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
 from config import correlation
-from config.celery import app
-from config.tasks import enqueue
+from config.tasks import enqueue_on_commit
 from fulfillment.downstream import DownstreamError, get_handler
 from fulfillment.models import (
     ActionKind,
@@ -65,9 +63,22 @@ from fulfillment.models import (
 )
 from fulfillment.outbox.breaker import breaker_failure, breaker_gate, breaker_success
 from orders.actors import Actor
-from orders.errors import InvalidInput, NotFound, TransitionRefused
-from orders.models import Incident, IncidentCategory, IncidentStatus, Order, Severity
-from orders.services import incident_raise, incident_transition, order_event_record
+from orders.errors import InvalidInput, TransitionRefused
+from orders.models import IncidentCategory, Order, Severity
+from orders.services import (
+    incident_fingerprint,
+    incident_raise,
+    incidents_resolve,
+    order_event_record,
+)
+from orders.transitions import (
+    Audit,
+    AuditOf,
+    audit_record,
+    row_lock,
+    transition_run,
+    transition_save,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -130,35 +141,13 @@ def backoff_seconds(
     return float(rng.uniform(0, ceiling))
 
 
-def _queues() -> set[str]:
-    return {q.name for q in (app.conf.task_queues or [])}
-
-
-def _send_dispatch(action_id: int, lane: str, countdown: float | None = None) -> None:
-    """Ring the doorbell for one action on its lane (the row is the truth: a lost message is
-    re-sent by the sweeper)."""
-    if app.conf.task_always_eager:
-        if countdown:
-            return  # an in-process run cannot wait: the sweeper or process_outbox picks it up
-        enqueue(DISPATCH_TASK, action_id=action_id)
-        return
-    options: dict[str, Any] = {}
-    if lane in _queues():
-        options["queue"] = lane
-    else:
-        log.warning("outbox.unknown_lane", action_id=action_id, lane=lane)
-    if countdown:
-        options["countdown"] = countdown
-    app.send_task(DISPATCH_TASK, kwargs={"action_id": action_id}, **options)
-
-
 def _dispatch_on_commit(action_id: int, lane: str, countdown: float | None = None) -> None:
-    # Robust outside eager mode: a broker that is down must not fail the committed business
-    # transaction's caller; the sweeper re-sends the doorbell.
-    transaction.on_commit(
-        partial(_send_dispatch, action_id, lane, countdown),
-        robust=not app.conf.task_always_eager,
-    )
+    """Ring the doorbell for one action on its lane once the transaction commits (the row is
+    the truth: a lost message is re-sent by the sweeper). The shared doorbell rings robustly
+    with a broker (a broker that is down never fails the committed caller), routes a lane no
+    worker consumes by the task's name (logged), and in eager mode runs the dispatch in-process
+    unless it has a countdown (a retry's delay: the sweeper or process_outbox takes it)."""
+    enqueue_on_commit(DISPATCH_TASK, queue=lane, countdown=countdown, action_id=action_id)
 
 
 def _in_transaction() -> bool:
@@ -288,19 +277,20 @@ def _lease(action_id: int) -> tuple[str, _Lease | None]:
             if action.attempts >= action.max_attempts:
                 _give_up(action)
                 return DEAD, None
-            action.schedule_retry()
             action.next_attempt_at = now
+            # The loss is its event; the retry it schedules is taken by this very dispatch.
+            transition_run(action, "schedule_retry", actor=ACTOR, audit=None)
             log.warning("outbox.lease_expired", action_id=action.pk, attempts=action.attempts)
         elif action.next_attempt_at > now:
             return NOT_DUE, None
         gate = breaker_gate(action.target, now)
         if isinstance(gate, datetime):
             action.next_attempt_at = gate  # no attempt used: nothing is called
-            action.save()
+            transition_save(action)
             return DEFERRED, None
-        action.start()
         action.lease_expires_at = now + timedelta(seconds=lease_seconds())
-        action.save()
+        # Not audited: the outcome's event (succeeded, retry, dead) names the attempt.
+        transition_run(action, "start", actor=ACTOR, audit=None)
     return "leased", _Lease(action=action, attempt=action.attempts, trial=gate == "trial")
 
 
@@ -360,11 +350,12 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
             )  # fmt: skip
             return STALE
         if error is None:
-            action.succeed()
             action.result = result or {}
-            action.save()
+            transition_run(
+                action, "succeed", actor=ACTOR,
+                audit=_audit("outbound_succeeded", {"result": action.result}),
+            )  # fmt: skip
             breaker_success(action.target)
-            _event(action, "outbound_succeeded", {"result": action.result})
             _resolve_incident(action)
             log.info(
                 "outbox.succeeded", action_id=action.pk, attempt=action.attempts,
@@ -385,12 +376,13 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
         next_at = now + timedelta(seconds=delay)
         if reopened_until is not None and reopened_until > next_at:
             next_at = reopened_until  # no point waking up while the breaker is open
-        action.schedule_retry()
         action.next_attempt_at = next_at
-        action.save()
-        _event(action, "outbound_retry_scheduled", {
-            "error": action.last_error, "next_attempt_at": next_at.isoformat(),
-        })  # fmt: skip
+        transition_run(
+            action, "schedule_retry", actor=ACTOR,
+            audit=_audit("outbound_retry_scheduled", {
+                "error": action.last_error, "next_attempt_at": next_at.isoformat(),
+            }),
+        )  # fmt: skip
         countdown = (next_at - now).total_seconds()
         if countdown <= float(settings.OUTBOX_COUNTDOWN_MAX_SECONDS):
             _dispatch_on_commit(action.pk, action.lane, countdown=max(countdown, 0.001))
@@ -401,17 +393,26 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
         return RESCHEDULED
 
 
+def _audit(name: str, extra: Mapping[str, Any]) -> AuditOf[OutboundAction]:
+    """The action's event on its order's timeline (none for an action without an order), read
+    after the move: its new status and attempt count."""
+
+    def audit(action: OutboundAction, _before: str) -> Audit:
+        return Audit(
+            order_id=action.order_id, action=name, to_state=action.status,
+            data={"action_id": action.pk, "kind": action.kind, "target": action.target,
+                  "attempt": action.attempts, **extra},
+            correlation_id=action.correlation_id,
+        )  # fmt: skip
+
+    return audit
+
+
 def _event(
     action: OutboundAction, name: str, extra: Mapping[str, Any], actor: Actor = ACTOR
 ) -> None:
-    if action.order_id is None:
-        return
-    order_event_record(
-        order_id=action.order_id, action=name, actor=actor, to_state=action.status,
-        data={"action_id": action.pk, "kind": action.kind, "target": action.target,
-              "attempt": action.attempts, **extra},
-        correlation_id=action.correlation_id,
-    )  # fmt: skip
+    """An event that is no transition of its own (a lost attempt)."""
+    audit_record(_audit(name, extra)(action, ""), actor=actor)
 
 
 def _incident_key(action: OutboundAction) -> str:
@@ -419,9 +420,8 @@ def _incident_key(action: OutboundAction) -> str:
 
 
 def _give_up(action: OutboundAction) -> None:
-    """Dead: a person decides (incident per action, bumped when it dies again)."""
-    action.give_up()
-    action.save()
+    """Dead: a person decides (incident per action, bumped when it dies again). The incident
+    is raised first so that the transition's event can name it."""
     incident = incident_raise(
         category=IncidentCategory.DOWNSTREAM_FAILED,
         severity=Severity.HIGH,
@@ -435,7 +435,10 @@ def _give_up(action: OutboundAction) -> None:
                  "attempts": action.attempts, "last_error": action.last_error,
                  "idempotency_key": action.idempotency_key},
     )  # fmt: skip
-    _event(action, "outbound_dead", {"error": action.last_error, "incident_id": incident.pk})
+    transition_run(
+        action, "give_up", actor=ACTOR,
+        audit=_audit("outbound_dead", {"error": action.last_error, "incident_id": incident.pk}),
+    )  # fmt: skip
     log.error(
         "outbox.dead", action_id=action.pk, order_id=action.order_id, kind=action.kind,
         target=action.target, attempts=action.attempts, incident_id=incident.pk,
@@ -443,37 +446,30 @@ def _give_up(action: OutboundAction) -> None:
 
 
 def _resolve_incident(action: OutboundAction) -> None:
-    fingerprint = (
-        f"{IncidentCategory.DOWNSTREAM_FAILED}:{action.order_id or '-'}:{_incident_key(action)}"
-    )[:255]
-    open_ids = (
-        Incident.objects.filter(fingerprint=fingerprint)
-        .exclude(status=IncidentStatus.RESOLVED)
-        .values_list("pk", flat=True)
-    )
-    for incident_id in open_ids:
-        incident_transition(
-            incident_id=incident_id, transition="resolve", actor=ACTOR,
-            note=f"Outbound action {action.pk} succeeded on attempt {action.attempts}",
-        )  # fmt: skip
+    incidents_resolve(
+        fingerprints=incident_fingerprint(
+            category=IncidentCategory.DOWNSTREAM_FAILED, order_id=action.order_id,
+            key=_incident_key(action),
+        ),
+        actor=ACTOR, note=f"Outbound action {action.pk} succeeded on attempt {action.attempts}",
+    )  # fmt: skip
 
 
 # --- people ----------------------------------------------------------------------------------
 @transaction.atomic
 def action_retry_dead(*, action_id: int, actor: Actor) -> OutboundAction:
     """Revive a dead action (attempts start over) and dispatch it after commit; audited."""
-    action = OutboundAction.objects.select_for_update().filter(pk=action_id).first()
-    if action is None:
-        raise NotFound(f"Outbound action {action_id} does not exist")
+    action = row_lock(OutboundAction.objects.all(), action_id)
     if action.status != ActionStatus.DEAD:
         raise TransitionRefused(
             f"Outbound action {action_id} is '{action.status}', not dead: only a dead action "
             "can be retried",
             code="not_dead",
         )
-    action.revive()
-    action.save()
-    _event(action, "outbound_retried", {"previous_error": action.last_error}, actor=actor)
+    transition_run(
+        action, "revive", actor=actor,
+        audit=_audit("outbound_retried", {"previous_error": action.last_error}),
+    )  # fmt: skip
     log.info("outbox.retried", action_id=action.pk, actor_kind=str(actor.kind))
     _dispatch_on_commit(action.pk, action.lane)
     return action

@@ -22,7 +22,7 @@ from orders.errors import DomainError
 from orders.models import Incident, IncidentCategory, IncidentStatus, Order, OrderStatus
 from orders.services import (
     incident_raise,
-    incident_transition,
+    incidents_resolve,
     order_event_record,
     order_transition,
 )
@@ -51,27 +51,24 @@ def _address_outcome(results: list[tuple[str, CheckResult, float]]) -> dict[str,
     return {}
 
 
-def _checks_with_unresolved_incidents(order_id: int) -> set[str]:
-    """The checks that opened incidents of the order still unresolved (one query)."""
-    return set(
+def _unresolved_incidents_by_check(order_id: int) -> dict[str, set[str]]:
+    """The fingerprints of the order's unresolved incidents, by the check that opened them (one
+    query): a check that passes now settles those (even a crash's, which has its own key)."""
+    by_check: dict[str, set[str]] = {}
+    for check_name, fingerprint in (
         Incident.objects.filter(order_id=order_id)
         .exclude(status=IncidentStatus.RESOLVED)
-        .values_list("details__check", flat=True)
-    )
+        .values_list("details__check", "fingerprint")
+    ):
+        by_check.setdefault(check_name, set()).add(fingerprint)
+    return by_check
 
 
-def _resolve_incidents_of(order_id: int, check_name: str, actor: Actor) -> None:
+def _resolve_incidents_of(fingerprints: set[str], check_name: str, actor: Actor) -> None:
     """A check that passes now settles the incidents it opened on an earlier run."""
-    open_ids = (
-        Incident.objects.filter(order_id=order_id, details__check=check_name)
-        .exclude(status=IncidentStatus.RESOLVED)
-        .values_list("pk", flat=True)
+    incidents_resolve(
+        fingerprints=fingerprints, actor=actor, note=f"The {check_name} check passes now"
     )
-    for incident_id in open_ids:
-        incident_transition(
-            incident_id=incident_id, transition="resolve", actor=actor,
-            note=f"The {check_name} check passes now",
-        )  # fmt: skip
 
 
 def order_validate(*, order_id: int) -> Order | None:
@@ -114,7 +111,7 @@ def _run_checks(order: Order) -> Order | None:
     risk = next((r.risk for _, r, _ in results if r.risk is not None), None)
     try:
         with transaction.atomic():
-            unresolved = _checks_with_unresolved_incidents(order.pk)
+            unresolved = _unresolved_incidents_by_check(order.pk)
             for name, result, duration_ms in results:
                 order_event_record(
                     order_id=order.pk,
@@ -129,7 +126,7 @@ def _run_checks(order: Order) -> Order | None:
                     },
                 )
                 if result.outcome == PASSED and name in unresolved:
-                    _resolve_incidents_of(order.pk, name, actor)
+                    _resolve_incidents_of(unresolved[name], name, actor)
                 if result.outcome == FAILED and result.incident_category:
                     incident_raise(
                         category=result.incident_category,
@@ -179,7 +176,9 @@ def _record_allocation(order_id: int, allocation: Allocation, actor: Actor) -> O
     )  # fmt: skip
     current = Order.objects.get(pk=order_id)
     if allocation.outcome == "reserved":
-        _resolve_incidents_of(order_id, "stock", actor)
+        stock = _unresolved_incidents_by_check(order_id).get("stock")
+        if stock:
+            _resolve_incidents_of(stock, "stock", actor)
         return order_transition(
             order_id=order_id, transition="allocate", actor=actor, expected_status=current.status
         )

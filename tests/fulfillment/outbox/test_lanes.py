@@ -6,6 +6,8 @@ itself is what is checked, without a broker other test runs might read."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.test import TestCase
 from django.utils import timezone
@@ -72,3 +74,30 @@ def test_a_short_retry_gets_a_countdown_and_a_long_one_waits_in_the_database(ord
             assert dispatch(action) == "rescheduled"
     assert sent == []  # no ETA message: the sweeper picks it up when it is due
     assert fresh(action).attempts == 2
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """A broker that refuses every message (Celery's API replaced, as ``sent`` does)."""
+    from kombu.exceptions import OperationalError
+
+    def refuse(name, kwargs=None, **options):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = eager
+
+
+def test_a_broker_that_is_down_does_not_fail_the_committed_write(order, broker_down, caplog):
+    with caplog.at_level(logging.ERROR, logger="django.db.backends.base"):
+        action = write(order, ActionKind.WMS_TASK, "local", {"warehouse": "EAST"}, lane="notify")
+    assert fresh(action).status == ActionStatus.PENDING  # stored: the sweeper re-rings
+    assert order.events.filter(action="outbound_queued").count() == 1
+    assert any(
+        "doorbell[fulfillment.outbox_dispatch]" in record.getMessage() for record in caplog.records
+    )

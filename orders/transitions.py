@@ -1,0 +1,238 @@
+"""One path for every state change of every app: lock the row, refuse a move that is not allowed
+with a reason a person can act on, apply the django-fsm transition, save it under the
+concurrency guard, and write its audit event on the order's timeline in the same transaction.
+
+Orders, incidents, review cases, reservations, shipments and outbound actions all move through
+``transition_run`` (after ``row_lock``, or ``transition_apply`` for both). The guard is two-fold:
+the row is locked with ``select_for_update`` before it is read, and every model with an FSM field
+takes ``ConcurrentTransitionMixin``, whose ``save()`` updates only if the state is still the one
+that was read; a save that loses anyway (a row read without a lock, or SQLite, which has no row
+locks) raises ``ConcurrentTransition``, which this module turns into the domain's ``StaleState``.
+
+This module is the audit trail's writer too (``order_event_record``), so that the lowest app
+owns both and ``orders.services`` can build on it without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models, transaction
+from django.db.models import QuerySet
+from django_fsm import ConcurrentTransition, FSMField
+
+from config import correlation
+from orders.actors import Actor
+from orders.errors import NotFound, PermissionRefused, StaleState, TransitionRefused
+from orders.models import OrderEvent
+
+M = TypeVar("M", bound=models.Model)
+
+# What a refused condition means, in words a person can act on (condition function -> words).
+# Apps add their conditions' messages here; an unlisted condition is named by its function.
+CONDITION_MESSAGES: dict[Callable[..., bool], str] = {}
+
+
+# --- audit ------------------------------------------------------------------------------------
+def order_event_record(
+    *,
+    order_id: int,
+    action: str,
+    actor: Actor,
+    field: str = "",
+    from_state: str = "",
+    to_state: str = "",
+    data: Mapping[str, Any] | None = None,
+    correlation_id: str = "",
+) -> OrderEvent:
+    """Append one audit event for an order (call inside the transaction that made the change)."""
+    return OrderEvent.objects.create(
+        order_id=order_id,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        action=action,
+        field=field,
+        from_state=from_state,
+        to_state=to_state,
+        correlation_id=correlation_id or correlation.get(),
+        data=dict(data or {}),
+    )
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The event a transition writes on an order's timeline: ``order_event_record``'s fields.
+    ``order_id`` None writes nothing (a row that belongs to no order, e.g. an outbox action)."""
+
+    order_id: int | None
+    action: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    field: str = ""
+    from_state: str = ""
+    to_state: str = ""
+    correlation_id: str = ""
+
+
+def audit_record(event: Audit | None, *, actor: Actor) -> OrderEvent | None:
+    """Write ``event`` (nothing for None or a row without an order); for a change that is not
+    a transition of its own, written with the same fields a transition's event would have."""
+    if event is None or event.order_id is None:
+        return None
+    return order_event_record(
+        order_id=event.order_id,
+        action=event.action,
+        actor=actor,
+        field=event.field,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        data=event.data,
+        correlation_id=event.correlation_id,
+    )
+
+
+# Builds the audit event from the row after the move and the state it was in before; the
+# event's data often depends on what the transition set (an attempt count, a new status).
+AuditOf = Callable[[M, str], Audit | None]
+
+
+# --- refusing -----------------------------------------------------------------------------------
+def _label(model: models.Model | type[models.Model]) -> str:
+    name = str(model._meta.verbose_name)
+    return name[:1].upper() + name[1:]
+
+
+def fsm_fields(model: type[models.Model]) -> list[FSMField]:
+    """The model's state fields."""
+    return [f for f in model._meta.fields if isinstance(f, FSMField)]
+
+
+def transitions_of(model: type[models.Model]) -> dict[str, str]:
+    """Every transition method name of a model, mapped to the state field it moves."""
+    names: dict[str, str] = {}
+    for fsm_field in fsm_fields(model):
+        for t in fsm_field.get_all_transitions(model):
+            names[t.name] = fsm_field.name
+    return names
+
+
+def _field_of(instance: models.Model, name: str) -> str:
+    method = getattr(instance, name, None)
+    meta = getattr(method, "_django_fsm", None)
+    if meta is None:
+        raise ValueError(f"{type(instance).__name__}.{name} is not a django-fsm transition")
+    fsm_field = meta.field
+    return fsm_field if isinstance(fsm_field, str) else str(fsm_field.name)
+
+
+def transition_check(
+    instance: models.Model,
+    name: str,
+    *,
+    actor: Actor | None = None,
+    say_field: bool = True,
+) -> None:
+    """Raise ``TransitionRefused`` (with the state it is in and the states it is allowed from,
+    or the condition that is not met) or ``PermissionRefused`` (when ``actor`` is given and is a
+    person without the transition's permission); do nothing when the move is allowed.
+
+    ``say_field`` names the state field in the message ("its status is 'x'"), which a model
+    with two machines (an order's status and payment) needs; without it: "it is 'x'".
+    """
+    field_name = _field_of(instance, name)
+    meta = getattr(instance, name)._django_fsm
+    current = getattr(instance, field_name)
+    verb = name.replace("_", " ")
+    if not meta.has_transition(current):
+        sources = sorted(
+            str(s) for s in meta.transitions if isinstance(s, str) and s not in ("*", "+")
+        )
+        state = f"its {field_name.replace('_', ' ')} is" if say_field else "it is"
+        raise TransitionRefused(
+            f"Cannot {verb} {instance._meta.verbose_name} {instance.pk}: {state} '{current}' "
+            f"(allowed from: {', '.join(sources)})"
+        )
+    t = meta.get_transition(current)
+    for condition in t.conditions:
+        if not condition(instance):
+            reason = CONDITION_MESSAGES.get(condition, condition.__name__.replace("_", " "))
+            raise TransitionRefused(f"Cannot {verb}: {reason}", code="condition_not_met")
+    if actor is not None and actor.user is not None and not t.has_perm(instance, actor.user):
+        raise PermissionRefused(
+            f"You do not have permission to {verb} ({t.permission or 'no permission set'})"
+        )
+
+
+# --- moving -------------------------------------------------------------------------------------
+def row_lock(queryset: QuerySet[M], pk: int, **lock: Any) -> M:
+    """The row ``pk`` of ``queryset``, locked for this transaction (``select_for_update`` with
+    ``lock``'s options); ``NotFound`` when it does not exist."""
+    try:
+        return queryset.select_for_update(**lock).get(pk=pk)
+    except ObjectDoesNotExist:
+        raise NotFound(f"{_label(queryset.model)} {pk} does not exist") from None
+
+
+def transition_save(instance: M, **save: Any) -> M:
+    """Save a moved row under the concurrency guard: another process that moved it first makes
+    this a ``StaleState`` (the caller's view of the row is out of date), never a silent win."""
+    try:
+        instance.save(**save)
+    except ConcurrentTransition:
+        raise StaleState(
+            f"{_label(instance)} {instance.pk} was changed by someone else at the same time: "
+            "reload and try again"
+        ) from None
+    return instance
+
+
+def transition_run(
+    instance: M,
+    name: str,
+    *,
+    actor: Actor,
+    audit: AuditOf[M] | None,
+    kwargs: Mapping[str, Any] | None = None,
+    check_permission: bool = False,
+    say_field: bool = True,
+) -> M:
+    """Apply transition ``name`` to a row the caller has locked, save it, and write its audit
+    event; call inside the caller's transaction.
+
+    Refuses first, before anything changes (``transition_check``; the actor's permission only
+    with ``check_permission``). ``kwargs`` go to the transition method. ``audit`` builds the
+    event from the moved row and the state before (None: the caller's own next step audits
+    the change, as a shipment's does through its order's transition). A lost race raises
+    ``StaleState``; the caller's transaction then rolls back whatever it wrote before.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        # The move and its audit event commit together or not at all.
+        raise RuntimeError("transition_run must run inside the caller's transaction")
+    transition_check(instance, name, actor=actor if check_permission else None, say_field=say_field)
+    before = str(getattr(instance, _field_of(instance, name)))
+    getattr(instance, name)(**dict(kwargs or {}))
+    transition_save(instance)
+    if audit is not None:
+        audit_record(audit(instance, before), actor=actor)
+    return instance
+
+
+def transition_apply(
+    queryset: QuerySet[M],
+    pk: int,
+    name: str,
+    *,
+    actor: Actor,
+    audit: AuditOf[M] | None,
+    kwargs: Mapping[str, Any] | None = None,
+    check_permission: bool = False,
+    say_field: bool = True,
+) -> M:
+    """``row_lock`` then ``transition_run``: lock row ``pk``, move it, audit it."""
+    instance = row_lock(queryset, pk)
+    return transition_run(
+        instance, name, actor=actor, audit=audit, kwargs=kwargs,
+        check_permission=check_permission, say_field=say_field,
+    )  # fmt: skip
