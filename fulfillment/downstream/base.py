@@ -30,22 +30,7 @@ class DownstreamError(IntegrationError):
 
     ``ambiguous`` matters most here: adapters whose vendor has no idempotency key must not
     retry blindly. ``retry_after`` (429/503) lets the outbox wait as long as the vendor asked.
-    ``retryable`` may be given by position (the outbox's callers do).
     """
-
-    def __init__(
-        self,
-        message: str,
-        retryable: bool,
-        status: int | None = None,
-        *,
-        ambiguous: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message, retryable=retryable, status=status, ambiguous=ambiguous,
-            retry_after=retry_after,
-        )  # fmt: skip
 
 
 class UnknownTarget(DownstreamError):

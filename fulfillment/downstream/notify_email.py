@@ -133,7 +133,7 @@ class EmailNotifyAdapter:
             message.send(fail_silently=False)
         # The exceptions' own text can quote the recipient: our messages name only the code.
         except smtplib.SMTPRecipientsRefused as exc:
-            raise DownstreamError("the mail server refused the recipient", False) from exc
+            raise DownstreamError("the mail server refused the recipient", retryable=False) from exc
         except smtplib.SMTPResponseException as exc:
             code = int(exc.smtp_code)
             raise DownstreamError(

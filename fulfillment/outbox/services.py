@@ -320,7 +320,7 @@ def action_dispatch(*, action_id: int) -> str:
             # person. The log has the traceback; the stored error only the exception type.
             log.exception("outbox.adapter_crashed", action_id=action.pk, target=action.target)
             error = DownstreamError(
-                f"unexpected {type(exc).__name__} in the {action.target} adapter", True
+                f"unexpected {type(exc).__name__} in the {action.target} adapter", retryable=True
             )
         CALL_SECONDS.labels(action.kind, action.target).observe(time.perf_counter() - started)
         outcome = _record(lease, result, error)
