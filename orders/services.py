@@ -101,7 +101,7 @@ def order_transition(
     if "amount" in kwargs:
         event_data["amount"] = str(kwargs["amount"])
     transition_run(
-        order, transition, actor=actor, kwargs=kwargs, check_permission=True,
+        order, transition, actor=actor, kwargs=kwargs, checked=True,
         audit=lambda moved, was: Audit(
             order_id=moved.pk, action=transition, field=field_name, from_state=was,
             to_state=str(getattr(moved, field_name)), data=event_data,

@@ -197,20 +197,26 @@ def transition_run(
     kwargs: Mapping[str, Any] | None = None,
     check_permission: bool = False,
     say_field: bool = True,
+    checked: bool = False,
 ) -> M:
     """Apply transition ``name`` to a row the caller has locked, save it, and write its audit
     event; call inside the caller's transaction.
 
     Refuses first, before anything changes (``transition_check``; the actor's permission only
-    with ``check_permission``). ``kwargs`` go to the transition method. ``audit`` builds the
-    event from the moved row and the state before (None: the caller's own next step audits
-    the change, as a shipment's does through its order's transition). A lost race raises
+    with ``check_permission``), unless the caller has just run that check itself on this locked
+    row (``checked``: conditions may query, so they are not run twice). ``kwargs`` go to the
+    transition method. ``audit`` builds the event from the moved row and the state before (None:
+    the caller's own next step audits the change, as a shipment's does through its order's
+    transition). A lost race raises
     ``StaleState``; the caller's transaction then rolls back whatever it wrote before.
     """
     if not transaction.get_connection().in_atomic_block:
         # The move and its audit event commit together or not at all.
         raise RuntimeError("transition_run must run inside the caller's transaction")
-    transition_check(instance, name, actor=actor if check_permission else None, say_field=say_field)
+    if not checked:
+        transition_check(
+            instance, name, actor=actor if check_permission else None, say_field=say_field
+        )
     before = str(getattr(instance, _field_of(instance, name)))
     getattr(instance, name)(**dict(kwargs or {}))
     transition_save(instance)

@@ -153,7 +153,7 @@ def review_case_approve(*, case_id: int, actor: Actor, note: str = "") -> Review
         expected_status=OrderStatus.IN_REVIEW, data={"case_id": case.pk},
     )  # fmt: skip
     transition_run(
-        case, "approve", actor=actor, kwargs={"by": user, "note": note.strip()}, say_field=False,
+        case, "approve", actor=actor, kwargs={"by": user, "note": note.strip()}, checked=True,
         audit=_audit("review_approved", **({"note": note.strip()} if note else {})),
     )  # fmt: skip
     _settle_escalation(case)
@@ -174,7 +174,7 @@ def review_case_reject(*, case_id: int, actor: Actor, reason: str) -> ReviewCase
         reason=f"Rejected in review: {reason}", data={"case_id": case.pk},
     )  # fmt: skip
     transition_run(
-        case, "reject", actor=actor, kwargs={"by": user, "reason": reason}, say_field=False,
+        case, "reject", actor=actor, kwargs={"by": user, "reason": reason}, checked=True,
         audit=_audit("review_rejected", reason=reason),
     )  # fmt: skip
     _settle_escalation(case)
