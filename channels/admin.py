@@ -21,6 +21,7 @@ from channels.models import (
     TaxCodeMapping,
 )
 from channels.services import inbound_event_replay
+from config.admin_mixins import ReadOnlyAdminMixin
 from orders.actors import Actor
 from orders.errors import DomainError
 
@@ -112,7 +113,7 @@ class TaxCodeMappingAdmin(admin.ModelAdmin):
 
 
 @admin.register(InboundEvent)
-class InboundEventAdmin(admin.ModelAdmin):
+class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "received_at", "channel", "source", "topic", "status", "outcome",
                     "order_link", "first_error", "duplicate_deliveries", "attempts"]  # fmt: skip
     list_filter = ["status", "channel", "source", "topic"]
@@ -125,15 +126,6 @@ class InboundEventAdmin(admin.ModelAdmin):
         "error_list", "dedup_key", "correlation_id", "received_at", "processed_at", "attempts",
         "duplicate_deliveries", "last_delivery_at", "body_bytes", "headers_shown", "body_preview",
     )  # fmt: skip
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("channels.replay_inboundevent")

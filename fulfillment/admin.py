@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
     OutboundAction,
@@ -35,7 +36,7 @@ class WarehouseAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(admin.ModelAdmin):
+class StockLevelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read the numbers here; change them with ``import_stock`` or ``stock_restock`` (a
     conditional update that never goes below what is reserved)."""
 
@@ -49,18 +50,9 @@ class StockLevelAdmin(admin.ModelAdmin):
     def available(self, obj: StockLevel) -> int:
         return obj.available
 
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "order", "sku", "warehouse", "quantity", "status", "expires_at",
                     "created_at"]  # fmt: skip
     list_filter = ["status", "warehouse"]
@@ -69,15 +61,6 @@ class ReservationAdmin(admin.ModelAdmin):
     readonly_fields = ["order", "order_line", "warehouse", "sku", "quantity", "status",
                        "expires_at", "created_at", "released_at", "consumed_at"]  # fmt: skip
     raw_id_fields = ["order", "order_line"]
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 class ShipmentLineInline(admin.TabularInline):

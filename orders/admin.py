@@ -24,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import Customer, Incident, Order, OrderEvent, OrderLine, Product
@@ -86,7 +87,7 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OrderEvent
     verbose_name = "timeline event"
     verbose_name_plural = "Timeline"
@@ -94,15 +95,6 @@ class OrderEventInline(admin.TabularInline):
     can_delete = False
     ordering = ["at", "id"]
     fields = readonly_fields = ("at", "actor", "action", "change", "summary", "correlation_id")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Actor")
     def actor(self, event: OrderEvent) -> str:
@@ -287,21 +279,12 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(admin.ModelAdmin):
+class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "order", "actor_kind", "actor_id", "action", "from_state", "to_state"]
     list_filter = ["action", "actor_kind"]
     search_fields = ["=order__external_id", "=correlation_id"]
     list_select_related = ["order"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Customer)

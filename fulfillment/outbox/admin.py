@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from fulfillment.models import CircuitBreaker, OutboundAction, PickTask
 from fulfillment.outbox.services import action_retry_dead
 from orders.actors import Actor
@@ -98,22 +99,13 @@ class OutboundActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(CircuitBreaker)
-class CircuitBreakerAdmin(admin.ModelAdmin):
+class CircuitBreakerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Per downstream system: open means its actions wait until ``retry at``."""
 
     list_display = readonly_fields = (
         "target", "state", "consecutive_failures", "opened_at", "retry_at", "updated_at",
     )  # fmt: skip
     list_filter = ["state"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PickTask)

@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from fulfillment.models import RoutingDecision, RoutingRule
 from fulfillment.routing.conditions import condition_checks
 from fulfillment.routing.evaluation import FLAGS, evaluate
@@ -246,7 +247,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoutingDecision)
-class RoutingDecisionAdmin(admin.ModelAdmin):
+class RoutingDecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What routing decided per order (read-only: ``route_order`` writes them)."""
 
     list_display = ["decided_at", "order", "rule", "outcome"]
@@ -267,12 +268,3 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
         if not rows:
             return "no rule was active"
         return format_html("<ul>{}</ul>", format_html_join("", "<li><b>{}</b>: {}</li>", rows))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
