@@ -77,6 +77,10 @@ class SalesChannelForm(forms.ModelForm):
         return channel
 
 
+# The form's write-only fields: offered only to those who may change a channel.
+SECRET_FORM_FIELDS = ("webhook_secret", "auth_header_value", "credentials_json")
+
+
 @admin.register(SalesChannel)
 class SalesChannelAdmin(admin.ModelAdmin):
     form = SalesChannelForm
@@ -85,7 +89,28 @@ class SalesChannelAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["poll_cursor", "last_polled_at", "created_at"]
+    readonly_fields = ["secrets_state", "poll_cursor", "last_polled_at", "created_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """Secrets are never rendered to anyone. Those who may change the channel get the
+        write-only replace fields; everyone else (view only: customer service, reviewers,
+        finance) sees only whether each secret is set, since Django would otherwise render
+        the stored values of the form's fields as read-only text."""
+        fields = [f for f in super().get_fields(request, obj) if f != "secrets_state"]
+        if not self.has_change_permission(request, obj):
+            fields = [f for f in fields if f not in SECRET_FORM_FIELDS]
+        return ["secrets_state", *fields] if obj is not None else fields
+
+    @admin.display(description="Secrets")
+    def secrets_state(self, channel: SalesChannel) -> str:
+        return " · ".join(
+            f"{label}: {'set' if value else 'not set'}"
+            for label, value in (
+                ("Webhook secret", channel.webhook_secret),
+                ("Auth header value", channel.auth_header_value),
+                ("API credentials", channel.credentials),
+            )
+        )
 
     @admin.display(description="Secret", boolean=True)
     def secret_set(self, channel: SalesChannel) -> bool:

@@ -69,6 +69,37 @@ def test_channel_change_form_never_renders_the_stored_secrets(bigcommerce, clien
     assert "X-Hook-Token" in html  # the header's name is not a secret; its value is
 
 
+@pytest.mark.parametrize("role_user", ["cs_user", "reviewer_user", "finance_user"])
+def test_view_only_roles_see_whether_secrets_are_set_never_the_secrets(
+    bigcommerce, client, role_user, request
+):
+    """Customer service, reviewers and finance may view a channel but not change it: the page
+    says which secrets are set and offers no field to replace them; the values never appear
+    (with them, anyone in those groups could sign webhooks as the channel)."""
+    client.force_login(request.getfixturevalue(role_user))
+
+    response = client.get(change_url(bigcommerce))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for secret in (WEBHOOK_SECRET, HEADER_VALUE, "cred-secret-never-shown-4", "app-id-3"):
+        assert secret not in html
+    assert 'name="webhook_secret"' not in html and 'name="credentials_json"' not in html
+    assert "Webhook secret: set" in html and "Auth header value: set" in html
+    assert "API credentials: set" in html
+    assert "X-Hook-Token" in html  # the header's name is not a secret
+
+
+def test_the_change_form_says_which_secrets_are_set(db, client, ops_user):
+    channel = SalesChannelFactory(slug="bare", webhook_secret="whsec-only-10")
+    client.force_login(ops_user)
+
+    html = client.get(change_url(channel)).content.decode()
+
+    assert "Webhook secret: set" in html and "Auth header value: not set" in html
+    assert "API credentials: not set" in html and "whsec-only-10" not in html
+
+
 def test_channel_list_shows_whether_a_secret_is_set_but_not_the_secret(
     bigcommerce, client, ops_user
 ):
