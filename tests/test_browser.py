@@ -252,3 +252,28 @@ def test_order_list_filters_by_status_and_searches_by_exact_external_id(page, li
     expect(page.get_by_role("region", name="Lifecycle")).to_contain_text("Status: Validated")
     pk = Order.objects.get(external_id="BRW-1001").pk
     expect(page).to_have_url(re.compile(rf"/admin/orders/order/{pk}/change/(\?|$)"))
+
+
+def test_customer_service_sees_whether_a_channels_secrets_are_set_never_the_secrets(
+    page, live_server
+):
+    from playwright.sync_api import expect
+
+    from tests.factories import SalesChannelFactory
+
+    make_user("carol", "customer_service")
+    channel = SalesChannelFactory(
+        slug="shop-secrets", webhook_secret="whsec-browser-never-shown",
+        auth_header_name="X-Hook-Token", auth_header_value="hdr-browser-never-shown",
+    )  # fmt: skip
+    log_in(page, live_server, "carol")
+
+    page.goto(f"{live_server.url}/admin/channels/saleschannel/{channel.pk}/change/")
+
+    expect(page.locator("body")).to_contain_text(
+        "Webhook secret: set · Auth header value: set · API credentials: not set"
+    )
+    html = page.content()
+    assert "whsec-browser-never-shown" not in html and "hdr-browser-never-shown" not in html
+    assert page.locator('input[name="webhook_secret"]').count() == 0
+    page.screenshot(path="/tmp/channel_view_only.png", full_page=True)  # for people to look at
