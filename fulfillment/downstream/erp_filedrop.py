@@ -8,7 +8,9 @@ fsynced; an importer never sees half a file, and a crash leaves at most a hidden
 that the next attempt does not depend on.
 
 One row per order line; order-level amounts repeat on every row. No personal data: ids, SKUs,
-quantities and amounts only.
+quantities and amounts only. Every row goes through ``config.csvfiles.csv_row``: the channel's
+text (order number, order id, SKU) cannot run as a formula in a spreadsheet, while amounts are
+passed as ``Decimal`` and counts as ``int`` so they stay numbers the ERP imports.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import hashlib
 import io
 import os
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
 
+from config.csvfiles import csv_row
 from fulfillment.downstream.base import DownstreamError, order_of, safe_key
 from orders import money
 
@@ -83,15 +87,16 @@ class FileDropERPAdapter:
         order = order_of(action)
         cur = order.currency
 
-        def amount(value: Any) -> str:
-            return str(money.normalize(value, cur))
+        def amount(value: Decimal) -> Decimal:
+            # A number, not text: csv_row writes it as is (``-12.50`` stays ``-12.50``).
+            return money.normalize(value, cur)
 
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(csv_row(COLUMNS))
         lines = list(order.lines.order_by("line_no"))
         for line in lines:
-            writer.writerow([
+            writer.writerow(csv_row([
                 action.idempotency_key, order.pk, order.channel.slug, order.external_id,
                 order.order_number, order.placed_at.isoformat(), cur, line.line_no, line.sku,
                 line.quantity, amount(line.unit_price), amount(line.discount_allocation),
@@ -99,7 +104,7 @@ class FileDropERPAdapter:
                 amount(order.subtotal), amount(order.discount_total),
                 amount(order.shipping_total), amount(order.tax_total), amount(order.total),
                 order.ship_to_country, action.correlation_id,
-            ])  # fmt: skip
+            ]))  # fmt: skip
         data = buffer.getvalue().encode("utf-8")
         folder = drop_dir()
         path = folder / file_name(action.idempotency_key)

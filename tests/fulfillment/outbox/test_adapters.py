@@ -17,7 +17,7 @@ from fulfillment.downstream import get_handler, register, targets_for
 from fulfillment.downstream.base import UnknownTarget
 from fulfillment.downstream.erp_filedrop import write_atomically
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction, PickTask
-from orders.models import Customer, OrderEvent
+from orders.models import Customer, Order, OrderEvent
 from tests.factories import CustomerFactory, make_order
 from tests.fulfillment.helpers import add_warehouse
 from tests.fulfillment.outbox.helpers import Loopback, dispatch, fresh, make_due, write
@@ -124,6 +124,28 @@ def test_the_erp_file_is_written_atomically_and_a_retry_rewrites_the_same_file(o
     assert sorted(folder.iterdir()) == files
     assert files[0].stat().st_ino != inode  # a new file renamed over the old one
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r"],
+                         ids=["eq", "plus", "minus", "at", "tab", "cr"])  # fmt: skip
+def test_channel_text_in_the_erp_file_never_runs_as_a_formula(lead, settings):
+    # A channel's order number, order id and SKU land in a sheet someone opens in a spreadsheet.
+    add_warehouse("EAST")
+    formula = f'{lead}HYPERLINK("http://evil","x")'
+    order = make_order(paid=True, pipeline=False, external_id=f"{lead}X1",
+                       lines=[(f"{lead}SKU", 1, "12.50")])  # fmt: skip
+    order.lines.update(title=formula)  # not a column of the file today
+    Order.objects.filter(pk=order.pk).update(order_number=formula)
+
+    action = write(order, ActionKind.ERP_POST, "filedrop")
+
+    path = Path(settings.ERP_DROP_DIR) / action.result["file"]
+    [row] = list(csv.DictReader(path.open(newline="")))
+    assert (row["order_number"], row["external_id"], row["sku"]) == (
+        "'" + formula, f"'{lead}X1", f"'{lead}SKU",
+    )  # fmt: skip
+    assert (row["unit_price"], row["line_total"], row["order_total"]) == ("12.50", "14.00", "19.00")
+    assert not [c for c in row.values() if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
 
 
 def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path):
