@@ -244,6 +244,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.order_pipeline_sweep",
         "schedule": env.float("PIPELINE_SWEEP_SECONDS", default=60.0),
     },
+    "orders-allocate-sweep": {
+        "task": "orders.order_allocate_sweep",
+        "schedule": env.float("ALLOCATE_SWEEP_SECONDS", default=60.0),
+    },
     "fulfillment-reservations-expire": {
         "task": "fulfillment.reservations_expire",
         "schedule": env.float("RESERVATION_EXPIRE_SWEEP_SECONDS", default=900.0),
@@ -388,3 +392,8 @@ OUTBOX_SWEEP_GRACE_SECONDS = env.float("OUTBOX_SWEEP_GRACE_SECONDS", default=30.
 # --- Demo (issue 9, demo/ app) ------------------------------------------------------------------
 # Where `setup_demo` reads the vendors' published sample payloads (the checkout's sibling).
 DEMO_SAMPLES_DIR = BASE_DIR.parent / "shared" / "samples"
+
+# --- Order sweepers: lost messages (issue 10 item 5, engineer I) -------------------------------
+# Orders left in `validated` longer than this (a review approval's allocate message was lost)
+# are re-enqueued for allocation by `orders.order_allocate_sweep`.
+ORDER_ALLOCATE_STUCK_AFTER_SECONDS = env.int("ORDER_ALLOCATE_STUCK_AFTER_SECONDS", default=120)

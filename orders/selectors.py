@@ -41,6 +41,18 @@ def order_ids_stuck_in_received(*, older_than_seconds: int, limit: int = 500) ->
     )
 
 
+def order_ids_stuck_in_validated(*, older_than_seconds: int, limit: int = 500) -> list[int]:
+    """Orders still waiting for their allocation. The pipeline moves an order on from
+    ``validated`` in the transaction that validates it, so one left there waits on an
+    ``orders.order_allocate`` message (sent after a review approval) that may have been lost."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        Order.objects.filter(status=OrderStatus.VALIDATED, updated_at__lt=cutoff)
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def incident_list() -> QuerySet[Incident]:
     return Incident.objects.select_related("order", "order__channel").order_by(
         "-last_seen_at", "-id"

@@ -33,3 +33,16 @@ def order_pipeline_sweep_task(**kwargs: Any) -> int:
     for order_id in ids:
         enqueue("orders.order_validate", order_id=order_id)
     return len(ids)
+
+
+@shared_task(name="orders.order_allocate_sweep")
+def order_allocate_sweep_task(**kwargs: Any) -> int:
+    """Re-enqueue allocation for orders stuck in ``validated`` (the allocate message sent after a
+    review approval was lost). Repeats are harmless: ``order_allocate`` skips orders that moved
+    on."""
+    ids = selectors.order_ids_stuck_in_validated(
+        older_than_seconds=settings.ORDER_ALLOCATE_STUCK_AFTER_SECONDS
+    )
+    for order_id in ids:
+        enqueue("orders.order_allocate", order_id=order_id)
+    return len(ids)
