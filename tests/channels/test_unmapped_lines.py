@@ -23,6 +23,9 @@ from rest_framework.test import APIClient
 from channels.models import ChannelKind, SalesChannel
 from orders.models import Incident, Order
 from tests.channels.adapters.test_shopify import _sign as shopify_sign
+from tests.channels.test_webhook import SECRET as STOREFRONT_SECRET
+from tests.channels.test_webhook import SLUG as STOREFRONT
+from tests.channels.test_webhook import canonical_order, envelope, post
 from tests.factories import SalesChannelFactory
 
 SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples" / "shopify"
@@ -82,6 +85,22 @@ def test_a_line_with_neither_sku_nor_variant_is_named_by_its_line_number(shop, c
         {"line_no": 1, "channel_sku": "", "variant_ref": "",
          "label": "line 1 (no SKU, no variant)"},
     ]  # fmt: skip
+
+
+def test_a_line_with_only_one_of_the_two_is_named_by_what_the_channel_sent(db, client):
+    # Our custom storefront's canonical order, nothing in the catalogue: line 1 comes with a
+    # channel SKU and no variant, line 2 with a variant and no channel SKU.
+    SalesChannelFactory(kind=ChannelKind.CUSTOM, slug=STOREFRONT, webhook_secret=STOREFRONT_SECRET)
+    body = canonical_order()
+    body["lines"][0]["variant_ref"] = ""
+    body["lines"][1]["channel_sku"] = ""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert post(client, envelope(body)).status_code == 202
+
+    [incident] = Incident.objects.filter(category="sku_unmapped")
+    assert incident.summary == "No SKU mapping for MUG-RED, variant v-202"
+    assert [entry["label"] for entry in incident.details["lines"]] == ["MUG-RED", "variant v-202"]
+    assert incident.details["unmapped"] == ["MUG-RED", "v-202"]
 
 
 def test_order_detail_lines_show_the_channels_sku_and_variant(shop, client, cs_user):
