@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.catalogue import resolve_line_sku, resolve_sku_map
 from orders.actors import Actor
-from orders.models import IncidentCategory, Order, Severity
+from orders.models import IncidentCategory, Order, OrderLine, Severity
 from orders.services import order_lines_assign_skus
 from orders.validation import FAILED, CheckResult
 
@@ -40,11 +40,32 @@ class SkuMappedCheck:
         )  # fmt: skip
         if not missing:
             return CheckResult.passed(resolved=len(found))
+        # Name what the channel sent, both its SKU and its variant: whoever adds the mapping
+        # needs to recognise the product, and a bare variant id says nothing to a person.
+        still = sorted((ln for ln in lines if not found[ln.pk]), key=lambda ln: ln.line_no)
+        labels = list(dict.fromkeys(unmapped_line_label(ln) for ln in still))  # once each
+        unmapped = [
+            {"line_no": ln.line_no, "channel_sku": ln.channel_sku, "variant_ref": ln.variant_ref,
+             "label": unmapped_line_label(ln)}
+            for ln in still
+        ]  # fmt: skip
         return CheckResult(
             outcome=FAILED,
-            message=f"No SKU mapping for {', '.join(missing)}",
+            message=f"No SKU mapping for {', '.join(labels)}",
             incident_category=IncidentCategory.SKU_UNMAPPED,
             severity=Severity.MEDIUM,
             key="skus",
-            details={"unmapped": missing},
+            # "unmapped" (the references to map) is kept as it was for whoever reads it.
+            details={"unmapped": missing, "lines": unmapped},
         )
+
+
+def unmapped_line_label(line: OrderLine) -> str:
+    """``"<channel SKU> (variant <id>)"``, or whichever of the two the channel sent."""
+    if line.channel_sku and line.variant_ref:
+        return f"{line.channel_sku} (variant {line.variant_ref})"
+    if line.channel_sku:
+        return line.channel_sku
+    if line.variant_ref:
+        return f"variant {line.variant_ref}"
+    return f"line {line.line_no} (no SKU, no variant)"

@@ -74,11 +74,21 @@ class OrderLineInline(admin.TabularInline):
     # Tuples: mypy reads a list literal here as the wider type of ``fields`` (nested groups
     # allowed), which ``readonly_fields`` (names only) does not accept.
     fields = readonly_fields = (
-        "line_no", "sku", "title", "quantity", "unit_price_", "discount_", "tax_",
+        "line_no", "sku", "channel_sku_", "variant_", "title", "quantity", "unit_price_",
+        "discount_", "tax_",
     )  # fmt: skip
     unit_price_ = money_display("unit_price", "Unit price")
     discount_ = money_display("discount_allocation", "Discount")
     tax_ = money_display("tax_allocation", "Tax")
+
+    # What the channel sent: an unmapped line has no ``sku`` and is known only by these.
+    @admin.display(description="Channel SKU")
+    def channel_sku_(self, line: OrderLine) -> str:
+        return line.channel_sku
+
+    @admin.display(description="Variant")
+    def variant_(self, line: OrderLine) -> str:
+        return line.variant_ref
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -49,11 +49,18 @@ class OrderLineSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSeria
     # Declared: a model PositiveIntegerField's bounds differ by database, and so would the schema.
     line_no = serializers.IntegerField(read_only=True, min_value=1)
     quantity = serializers.IntegerField(read_only=True, min_value=1)
+    # What the channel sent, so that an unmapped line (``sku`` empty) can still be recognised.
+    channel_sku = serializers.CharField(
+        read_only=True, help_text="The channel's SKU as sent; may be empty."
+    )
+    variant_ref = serializers.CharField(
+        read_only=True, help_text="Variant id, ASIN or seller SKU from the channel; may be empty."
+    )
 
     class Meta:
         model = OrderLine
-        fields = ["line_no", "external_line_id", "sku", "title", "quantity", "unit_price",
-                  "discount_allocation", "tax_allocation"]  # fmt: skip
+        fields = ["line_no", "external_line_id", "sku", "channel_sku", "variant_ref", "title",
+                  "quantity", "unit_price", "discount_allocation", "tax_allocation"]  # fmt: skip
 
 
 class OrderEventSerializer(serializers.ModelSerializer):
