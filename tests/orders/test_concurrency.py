@@ -110,8 +110,9 @@ def _pausing(qs: QuerySet, before_get: Callable[[], None], row: Model | None = N
     return qs
 
 
-def _refresh_while_another_thread_refreshes(model: type[Model], instance: Model,
-                                            from_queryset: QuerySet | None = None) -> None:
+def _refresh_while_another_thread_refreshes(
+    model: type[Model], instance: Model, from_queryset: QuerySet | None = None
+) -> None:
     """Refresh ``instance`` (A) while a refresh of another row of ``model`` (B) in another
     thread starts before A and ends while A is inside its read."""
     b_in_read, a_in_read = threading.Event(), threading.Event()
@@ -124,8 +125,11 @@ def _refresh_while_another_thread_refreshes(model: type[Model], instance: Model,
     def refresh_b() -> None:
         try:
             other = model(pk=instance.pk + 1)
-            other.refresh_from_db(from_queryset=_pausing(
-                model._base_manager.all(), b_waits_for_a, row=model(pk=instance.pk + 1)))
+            other.refresh_from_db(
+                from_queryset=_pausing(
+                    model._base_manager.all(), b_waits_for_a, row=model(pk=instance.pk + 1)
+                )
+            )
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
@@ -162,8 +166,9 @@ def test_an_order_refreshed_while_another_thread_refreshes_an_order_reloads_its_
 @pytest.mark.parametrize("model", _protected_fsm_models(), ids=lambda m: m._meta.label)
 def test_every_model_with_a_protected_fsm_field_refreshes_safely_from_two_threads(model):
     row = model(pk=1)
-    _refresh_while_another_thread_refreshes(model, row, _pausing(
-        model._base_manager.all(), lambda: None, row=model(pk=1)))
+    _refresh_while_another_thread_refreshes(
+        model, row, _pausing(model._base_manager.all(), lambda: None, row=model(pk=1))
+    )
     name = next(f.name for f in model._meta.concrete_fields
                 if isinstance(f, FSMFieldMixin) and f.protected)  # fmt: skip
     with pytest.raises(AttributeError, match="modification is not allowed"):
