@@ -104,6 +104,17 @@ class FSMRowMixin(ConcurrentTransitionMixin):
         # later save() expects to find in the row.
         self._update_initial_state()
 
+    def _update_initial_state(self) -> None:
+        # Record only the state fields this instance has loaded. The library reads every one,
+        # so a deferred one loads itself: refresh_from_db(fields=["status"]) builds its row with
+        # only("status"), whose payment_status is deferred, whose load builds a row with
+        # only("payment_status")... RecursionError. A deferred state field is recorded when it
+        # is loaded (that load is a refresh_from_db, which lands here).
+        loaded = {f.attname: f.value_from_object(self) for f in self.state_fields
+                  if f.attname in self.__dict__}  # fmt: skip
+        recorded = getattr(self, "_ConcurrentTransitionMixin__initial_states", {})
+        self._ConcurrentTransitionMixin__initial_states = {**recorded, **loaded}
+
 
 class AccountType(models.TextChoices):
     CONSUMER = "consumer", "Consumer"

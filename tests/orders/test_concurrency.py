@@ -173,3 +173,17 @@ def test_every_model_with_a_protected_fsm_field_refreshes_safely_from_two_thread
                 if isinstance(f, FSMFieldMixin) and f.protected)  # fmt: skip
     with pytest.raises(AttributeError, match="modification is not allowed"):
         setattr(row, name, "x")
+
+
+@pytest.mark.django_db
+def test_an_order_loads_a_deferred_or_named_state_field_and_keeps_it_protected():
+    order = make_order(pipeline=False)
+    Order.objects.filter(pk=order.pk).update(status="validated", payment_status="paid")
+
+    order.refresh_from_db(fields=["status"])
+    assert (order.status, order.payment_status) == ("validated", "pending")
+    slim = Order.objects.only("id").get(pk=order.pk)
+    assert (slim.status, slim.payment_status) == ("validated", "paid")
+    for row in (order, slim):
+        with pytest.raises(AttributeError, match="Direct status modification is not allowed"):
+            row.status = "received"
