@@ -11,8 +11,14 @@ not allowed" (see tests/orders/test_concurrency.py for the deterministic form).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +28,14 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from channels.models import ChannelKind, InboundEvent
+from config.celery import app
 from fulfillment.models import Reservation, StockLevel
 from orders.models import Order, Product
 from tests.channels.adapters.test_shopify import _sign
 from tests.channels.test_concurrency import sessions_at_once
 from tests.factories import SalesChannelFactory
 from tests.fulfillment.helpers import add_warehouse, levels, stock
+from tests.test_worker import database_url, purge_queues
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pipeline, pytest.mark.postgres]
 
@@ -110,3 +118,69 @@ def test_fifty_orders_for_one_scarce_sku_at_once_are_all_processed(shop: None) -
     assert Reservation.objects.filter(sku=SCARCE, status="active").count() == SCARCE_ON_HAND
     for level in StockLevel.objects.all():
         assert 0 <= level.reserved <= level.on_hand, level
+
+
+def assert_fifty_processed_as_stock_allows() -> None:
+    assert Counter(InboundEvent.objects.values_list("status", flat=True)) == {"processed": ORDERS}
+    statuses = Counter(Order.objects.values_list("status", flat=True))
+    assert statuses == {"allocated": SCARCE_ON_HAND, "backordered": ORDERS - SCARCE_ON_HAND}
+    assert levels(SCARCE) == {"TX1": (SCARCE_ON_HAND, SCARCE_ON_HAND)}
+    for level in StockLevel.objects.all():
+        assert 0 <= level.reserved <= level.on_hand, level
+
+
+@pytest.fixture
+def threaded_worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A real worker whose pool is threads: its tasks share one process, as the report's
+    threaded server did, so refreshes of one model race inside it."""
+    purge_queues()
+    log = tmp_path / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "ERP_DROP_DIR": str(tmp_path / "erp-drop"),
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
+         ",".join(settings.CELERY_TASK_QUEUES_NAMES), "--pool", "threads", "--concurrency", "8",
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         "--hostname", f"race-{uuid.uuid4().hex[:8]}@%h"],
+        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield proc, log
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.worker
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_fifty_orders_at_once_processed_by_a_real_threaded_worker(
+    shop: None, threaded_worker: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    proc, log = threaded_worker
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False  # the deliveries only store and enqueue; the worker runs
+    try:
+        results = deliver_at_once([shopify_order(i) for i in range(ORDERS)])
+    finally:
+        app.conf.task_always_eager = eager
+    assert all(isinstance(r, int) and 200 <= r < 300 for r in results), Counter(map(str, results))
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = Order.objects.filter(status__in=("allocated", "backordered")).count()
+        if done == ORDERS:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, f"worker died:\n{log.read_text()[-3000:]}"
+    assert "Direct status modification" not in log.read_text()
+    assert_fifty_processed_as_stock_allows()
