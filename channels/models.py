@@ -8,7 +8,9 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
+
+from orders.models import FSMRowMixin
 
 
 class ChannelKind(models.TextChoices):
@@ -116,7 +118,7 @@ class InboundSource(models.TextChoices):
     FILE = "file", "File import"
 
 
-class InboundEvent(ConcurrentTransitionMixin, models.Model):
+class InboundEvent(FSMRowMixin, models.Model):
     """The inbox: every accepted delivery, stored raw before anything else happens."""
 
     channel = models.ForeignKey(SalesChannel, on_delete=models.PROTECT, related_name="events")

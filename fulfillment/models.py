@@ -10,7 +10,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
+
+from orders.models import FSMRowMixin
 
 
 class WarehouseKind(models.TextChoices):
@@ -100,10 +102,10 @@ class ReservationStatus(models.TextChoices):
 R = ReservationStatus
 
 
-class Reservation(ConcurrentTransitionMixin, models.Model):
+class Reservation(FSMRowMixin, models.Model):
     """Units of one order line held in one warehouse. Only ``active`` ones count as reserved."""
 
-    # ConcurrentTransitionMixin includes FSMModelMixin (refresh_from_db on a protected field)
+    # FSMRowMixin: ConcurrentTransitionMixin, thread-safe refresh_from_db of a protected field,
     # and makes save() refuse a transition another process applied first.
 
     order = models.ForeignKey(
@@ -221,7 +223,7 @@ class ShipmentStatus(models.TextChoices):
 SH = ShipmentStatus
 
 
-class Shipment(ConcurrentTransitionMixin, models.Model):
+class Shipment(FSMRowMixin, models.Model):
     """One parcel (or pallet) from one warehouse: some of an order's lines, one label."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="shipments")
@@ -329,7 +331,7 @@ class ActionStatus(models.TextChoices):
 A = ActionStatus
 
 
-class OutboundAction(ConcurrentTransitionMixin, models.Model):
+class OutboundAction(FSMRowMixin, models.Model):
     """One side effect on a downstream system, written in the same transaction as the state
     change that causes it and dispatched after commit (the transactional outbox).
 

@@ -8,7 +8,7 @@ row, call the transition, save, write the OrderEvent and enqueue follow-up work 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, TypedDict, cast
 
@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import ConcurrentTransitionMixin, FSMField, FSMFieldMixin, transition
 
 
 class MoneyFieldKwargs(TypedDict):
@@ -53,6 +53,67 @@ class CurrencyAmountsMixin:
                 if isinstance(value, Decimal):
                     instance.__dict__[name] = normalize(value, currency)
         return instance
+
+
+class FSMRowMixin(ConcurrentTransitionMixin):
+    """ConcurrentTransitionMixin whose refresh_from_db is safe with threads.
+
+    django-fsm-2's FSMModelMixin.refresh_from_db lets Django write a protected field by turning
+    ``protected`` off on the field object, which every instance in the process shares, and on
+    again afterwards. Two refreshes in two threads (a threaded server, eager tasks) interleave:
+    one turns it back on while the other is still writing, which then raises "Direct status
+    modification is not allowed". Here the field stays protected: the protected values leave
+    this instance's ``__dict__`` just before Django writes them (the descriptor only refuses an
+    assignment over a value already loaded), so nothing shared is touched.
+    """
+
+    def refresh_from_db(
+        self, using: str | None = None, fields: Iterable[str] | None = None,
+        from_queryset: models.QuerySet[Any] | None = None,
+    ) -> None:  # fmt: skip
+        protected = {f.attname for f in self._meta.concrete_fields
+                     if isinstance(f, FSMFieldMixin) and f.protected}  # fmt: skip
+        if fields is None:
+            # Name the loaded fields: once a protected value leaves __dict__, Django would take
+            # it for a deferred field and not reload it. What Django does for fields=None
+            # beyond reloading them (dropping cached relations) is done below.
+            self._prefetched_objects_cache: dict[str, Any] = {}
+            deferred = self.get_deferred_fields()
+            names = {f.attname for f in self._meta.concrete_fields} - deferred
+        else:
+            names = set(fields)
+        held = {name: self.__dict__.pop(name) for name in protected & names
+                if name in self.__dict__}  # fmt: skip
+        try:
+            # Skip FSMModelMixin.refresh_from_db (the shared switch) and go to Django's own.
+            models.Model.refresh_from_db(
+                self, using=using, fields=names, from_queryset=from_queryset
+            )
+        except BaseException:
+            for name, value in held.items():
+                self.__dict__.setdefault(name, value)
+            raise
+        if fields is None:
+            for rel in self._meta.related_objects:
+                if rel.is_cached(self):
+                    rel.delete_cached_value(self)
+            for field in self._meta.private_fields:
+                if field.is_relation and field.is_cached(self):
+                    field.delete_cached_value(self)
+        # What ConcurrentTransitionMixin.refresh_from_db adds: the loaded state is the one a
+        # later save() expects to find in the row.
+        self._update_initial_state()
+
+    def _update_initial_state(self) -> None:
+        # Record only the state fields this instance has loaded. The library reads every one,
+        # so a deferred one loads itself: refresh_from_db(fields=["status"]) builds its row with
+        # only("status"), whose payment_status is deferred, whose load builds a row with
+        # only("payment_status")... RecursionError. A deferred state field is recorded when it
+        # is loaded (that load is a refresh_from_db, which lands here).
+        loaded = {f.attname: f.value_from_object(self) for f in self.state_fields
+                  if f.attname in self.__dict__}  # fmt: skip
+        recorded = getattr(self, "_ConcurrentTransitionMixin__initial_states", {})
+        self._ConcurrentTransitionMixin__initial_states = {**recorded, **loaded}
 
 
 class AccountType(models.TextChoices):
@@ -198,7 +259,7 @@ class Deliverability(models.TextChoices):
     UNDELIVERABLE = "undeliverable", "Undeliverable"
 
 
-class Order(CurrencyAmountsMixin, ConcurrentTransitionMixin, models.Model):
+class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
     """One order from one channel. ``status`` and ``payment_status`` move only by transitions."""
 
     MONEY_FIELDS = ("subtotal", "discount_total", "shipping_total", "tax_total", "shipping_tax",
@@ -533,7 +594,7 @@ class IncidentStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
-class Incident(ConcurrentTransitionMixin, models.Model):
+class Incident(FSMRowMixin, models.Model):
     """A categorized problem for a person. A repeat of an unresolved one bumps its count."""
 
     category = models.CharField(max_length=32, choices=IncidentCategory.choices, db_index=True)

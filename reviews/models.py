@@ -16,7 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import FSMField, transition
+
+from orders.models import FSMRowMixin
 
 PERM_REVIEW = "orders.review_order"
 
@@ -45,9 +47,9 @@ class ReviewCaseQuerySet(models.QuerySet):
         return self.unresolved().filter(sla_due_at__lt=now or timezone.now())
 
 
-# ConcurrentTransitionMixin (which includes FSMModelMixin: refresh_from_db loads the protected
+# FSMRowMixin (ConcurrentTransitionMixin with a thread-safe refresh_from_db of the protected
 # field) makes save() raise ConcurrentTransition if another process moved the row first.
-class ReviewCase(ConcurrentTransitionMixin, models.Model):
+class ReviewCase(FSMRowMixin, models.Model):
     """One review of one order: why it was flagged, who looks, what they decided and when."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="review_cases")
