@@ -2,67 +2,27 @@
 PostgreSQL pass of CI, the embedded filesystem broker otherwise), moves an order in the real
 test database and writes its audit event with the correlation id that travelled in the message."""
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from config import correlation
 from config.celery import app
 from tests.factories import make_order
+from tests.workers import purge_queues, start_worker, stop_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def purge_queues() -> None:
-    with app.connection_for_write() as conn:
-        for queue in settings.CELERY_TASK_QUEUES_NAMES:
-            try:
-                conn.default_channel.queue_purge(queue)
-            except Exception:  # a queue the broker has never seen: nothing to purge
-                pass
 
 
 @pytest.fixture
 def worker(tmp_path):
     purge_queues()
     log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "ERP_DROP_DIR": str(tmp_path / "erp-drop"),
-        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
-         ",".join(settings.CELERY_TASK_QUEUES_NAMES), "--concurrency", "1", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    proc = start_worker(log, env={
+        "ERP_DROP_DIR": str(tmp_path / "erp-drop"), "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+    })  # fmt: skip
     yield proc, log
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_worker(proc)
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")

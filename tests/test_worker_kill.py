@@ -6,14 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.conf import settings
 from django.db import transaction
 
 from config.celery import app
@@ -21,7 +18,7 @@ from fulfillment.models import OutboundAction
 from fulfillment.outbox import services as outbox
 from tests.factories import make_order
 from tests.fulfillment.helpers import add_warehouse
-from tests.test_worker import database_url, purge_queues
+from tests.workers import purge_queues, start_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -68,26 +65,11 @@ class IdempotentWMS:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def start_worker(tmp_path, wms_url: str, name: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "WMS_TARGET": "rest",
-        "WMS_API_BASE": wms_url,
-        "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS),
-        "DOWNSTREAM_READ_TIMEOUT": "30",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
-         ",".join(settings.CELERY_TASK_QUEUES_NAMES), "--concurrency", "2", "--loglevel",
-         "INFO", "--without-gossip", "--without-mingle", "--hostname",
-         f"{name}-{uuid.uuid4().hex[:8]}@%h"],
-        cwd=settings.BASE_DIR, env=env, start_new_session=True,
-        stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+def start_kill_test_worker(tmp_path, wms_url: str, name: str) -> subprocess.Popen:
+    return start_worker(
+        tmp_path / f"{name}.log", name=name, concurrency=2, new_session=True,
+        env={"WMS_TARGET": "rest", "WMS_API_BASE": wms_url,
+             "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS), "DOWNSTREAM_READ_TIMEOUT": "30"},
     )  # fmt: skip
 
 
@@ -117,7 +99,7 @@ def test_a_worker_killed_mid_dispatch_loses_nothing_and_applies_nothing_twice(tm
     add_warehouse("A")
     orders = [make_order(paid=True, pipeline=False, lines=[("MUG", 1, "10.00")])
               for _ in range(ACTIONS)]  # fmt: skip
-    first = start_worker(tmp_path, wms.url, "first")
+    first = start_kill_test_worker(tmp_path, wms.url, "first")
     second = None
     try:
         with transaction.atomic():
@@ -129,7 +111,7 @@ def test_a_worker_killed_mid_dispatch_loses_nothing_and_applies_nothing_twice(tm
         assert wms.first_arrived.wait(60), (tmp_path / "first.log").read_text()[-3000:]
         kill_group(first, signal.SIGKILL)  # mid-call: its lease stays taken, its answer lost
 
-        second = start_worker(tmp_path, wms.url, "second")
+        second = start_kill_test_worker(tmp_path, wms.url, "second")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             time.sleep(LEASE_SECONDS)

@@ -11,12 +11,9 @@ not allowed" (see tests/orders/test_concurrency.py for the deterministic form).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +32,7 @@ from tests.channels.adapters.test_shopify import _sign
 from tests.channels.test_concurrency import sessions_at_once
 from tests.factories import SalesChannelFactory
 from tests.fulfillment.helpers import add_warehouse, levels, stock
-from tests.test_worker import database_url, purge_queues
+from tests.workers import purge_queues, start_worker, stop_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pipeline, pytest.mark.postgres]
 
@@ -135,30 +132,11 @@ def threaded_worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], P
     threaded server did, so refreshes of one model race inside it."""
     purge_queues()
     log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "ERP_DROP_DIR": str(tmp_path / "erp-drop"),
-        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--queues",
-         ",".join(settings.CELERY_TASK_QUEUES_NAMES), "--pool", "threads", "--concurrency", "8",
-         "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--hostname", f"race-{uuid.uuid4().hex[:8]}@%h"],
-        cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    proc = start_worker(log, name="race", concurrency=8, pool="threads", env={
+        "ERP_DROP_DIR": str(tmp_path / "erp-drop"), "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+    })  # fmt: skip
     yield proc, log
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_worker(proc)
 
 
 @pytest.mark.worker
