@@ -11,15 +11,19 @@ POST that creates something must send the vendor an idempotency key.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
 from django.conf import settings
-from urllib3.util import Retry
 
 from channels.adapters.base import AdapterError, ChannelConfig
 from config import integrations
 
+if TYPE_CHECKING:
+    from urllib3.util import Retry  # the type of what retry_policy() returns
+
 RETRY_TOTAL = 4
-RETRY_METHODS = frozenset(Retry.DEFAULT_ALLOWED_METHODS | {"POST"})
+RETRY_METHODS = integrations.IDEMPOTENT_METHODS_AND_POST
 MAX_RETRY_AFTER_SECONDS = 20.0
 USER_AGENT = "orderdesk/0.1 (+channel adapters)"
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 from config.integrations.errors import IntegrationError
 from config.integrations.http import (
     ANY_STATUS,
+    IDEMPOTENT_METHODS,
+    IDEMPOTENT_METHODS_AND_POST,
     RETRYABLE_STATUSES,
     IntegrationSession,
     RetryPolicy,
@@ -40,6 +42,8 @@ from config.integrations.http import (
 
 __all__ = [
     "ANY_STATUS",
+    "IDEMPOTENT_METHODS",
+    "IDEMPOTENT_METHODS_AND_POST",
     "RETRYABLE_STATUSES",
     "IntegrationError",
     "IntegrationSession",

@@ -43,6 +43,10 @@ log = structlog.get_logger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 # The most a vendor's Retry-After may hold an action back (reported on the error, for the outbox).
 MAX_REPORTED_RETRY_AFTER = 3600.0
+# Methods a session may repeat after an answer: the idempotent ones, plus POST for the families
+# whose POSTs are lookups or token exchanges (safe to repeat).
+IDEMPOTENT_METHODS = frozenset(Retry.DEFAULT_ALLOWED_METHODS)
+IDEMPOTENT_METHODS_AND_POST = IDEMPOTENT_METHODS | {"POST"}
 # Any status: for adapters that read the vendor's refusal themselves (``accept=ANY_STATUS``).
 ANY_STATUS = frozenset(range(100, 600))
 
@@ -77,7 +81,7 @@ class RetryPolicy:
     jitter: float = 0.0
     retry_reads: bool = True
     retry_rate_limited: bool = True
-    methods: frozenset[str] = frozenset(Retry.DEFAULT_ALLOWED_METHODS)
+    methods: frozenset[str] = IDEMPOTENT_METHODS
     max_retry_after: float = 20.0
 
     def urllib3_retry(self) -> Retry:

@@ -18,7 +18,6 @@ from typing import Protocol, Self
 
 import structlog
 from django.conf import settings
-from urllib3.util import Retry
 
 from config import integrations
 
@@ -103,7 +102,7 @@ def verifier_session(*, vendor: str) -> integrations.IntegrationSession:
         retry_rate_limited=False,
         max_retry_after=0,  # within the latency budget: never sleep out a 503's Retry-After
         # The USPS token exchange (a POST) is as safe to repeat as a lookup.
-        methods=frozenset(Retry.DEFAULT_ALLOWED_METHODS | {"POST"}),
+        methods=integrations.IDEMPOTENT_METHODS_AND_POST,
     )
     return integrations.session(
         timeout=settings.ADDRESS_VERIFIER_TIMEOUT, user_agent=USER_AGENT, policy=policy,
