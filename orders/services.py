@@ -40,6 +40,7 @@ from orders.transitions import (
     row_lock,
     transition_apply,
     transition_check,
+    transition_permission_check,
     transition_run,
     transitions_of,
 )
@@ -79,6 +80,9 @@ def order_transition(
     if field_name is None:
         raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")
     order = row_lock(Order.objects.select_related("customer"), order_id, of=("self",))
+    # A role that may not make this move is refused before its state is looked at (403 whatever
+    # the state, stale or not), so the answer never tells it the state.
+    transition_permission_check(order, transition, actor=actor)
     before = getattr(order, field_name)
     if expected_status is not None and expected_status != before:
         raise StaleState(

@@ -127,6 +127,26 @@ def _field_of(instance: models.Model, name: str) -> str:
     return fsm_field if isinstance(fsm_field, str) else str(fsm_field.name)
 
 
+def transition_permission_check(instance: models.Model, name: str, *, actor: Actor | None) -> None:
+    """Raise ``PermissionRefused`` when ``actor`` is a person whose role may make transition
+    ``name`` from none of its source states; do nothing for the system or a permitted person.
+
+    Asked before anything about the row's state: a role without the permission gets the same
+    answer (403) whatever state the row is in, so a refusal never tells it the state, and no
+    state check (nor a condition's query) runs for it.
+    """
+    if actor is None or actor.user is None:
+        return
+    meta = getattr(instance, name)._django_fsm
+    moves = list(meta.transitions.values())
+    if moves and not any(t.has_perm(instance, actor.user) for t in moves):
+        permission = next((t.permission for t in moves if isinstance(t.permission, str)), None)
+        raise PermissionRefused(
+            f"You do not have permission to {name.replace('_', ' ')} "
+            f"({permission or 'no permission set'})"
+        )
+
+
 def transition_check(
     instance: models.Model,
     name: str,
@@ -134,14 +154,16 @@ def transition_check(
     actor: Actor | None = None,
     say_field: bool = True,
 ) -> None:
-    """Raise ``TransitionRefused`` (with the state it is in and the states it is allowed from,
-    or the condition that is not met) or ``PermissionRefused`` (when ``actor`` is given and is a
-    person without the transition's permission); do nothing when the move is allowed.
+    """Raise ``PermissionRefused`` (when ``actor`` is given and is a person without the
+    transition's permission; asked first, see ``transition_permission_check``) or
+    ``TransitionRefused`` (with the state it is in and the states it is allowed from, or the
+    condition that is not met); do nothing when the move is allowed.
 
     ``say_field`` names the state field in the message ("its status is 'x'"), which a model
     with two machines (an order's status and payment) needs; without it: "it is 'x'".
     """
     field_name = _field_of(instance, name)
+    transition_permission_check(instance, name, actor=actor)
     meta = getattr(instance, name)._django_fsm
     current = getattr(instance, field_name)
     verb = name.replace("_", " ")
