@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
     OutboundAction,
@@ -115,10 +116,17 @@ class ShipmentAdmin(admin.ModelAdmin):
     def label_link(self, shipment: Shipment) -> str:
         if not shipment.label_pdf:
             hosted = (shipment.flags or {}).get("label_url")
-            return (
-                format_html('<a href="{}" target="_blank">carrier label</a>', hosted)
-                if hosted
-                else "-"
+            if not hosted:
+                return "-"
+            if trusted_label_url(shipment.carrier, hosted):
+                return format_html(
+                    '<a href="{}" target="_blank" rel="noopener noreferrer">carrier label</a>',
+                    hosted,
+                )
+            # Not https on the carrier's own label hosts (a javascript: URL, another host):
+            # shown as text for a person to look at, never as something to click.
+            return format_html(
+                "{} (not a link: not https on {}'s label hosts)", hosted, shipment.carrier
             )
         url = reverse("admin:fulfillment_shipment_label", args=[shipment.pk])
         return format_html('<a href="{}" target="_blank">4x6 PDF</a>', url)

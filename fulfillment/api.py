@@ -8,15 +8,24 @@ import django_filters
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import include, path, reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
+from fulfillment.carriers import trusted_label_url
 from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
 from fulfillment.selectors import shipment_list, stock_level_list
+
+
+class UntrustedLabelUrl(APIException):
+    """The carrier gave a label link we do not follow (not https on its own label hosts)."""
+
+    status_code = 409
+    default_code = "label_url_untrusted"
+    default_detail = "The label link is not on the carrier's label hosts; it is not followed."
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
@@ -77,7 +86,8 @@ class ShipmentSerializer(serializers.ModelSerializer):
 
     def get_label_url(self, shipment: Shipment) -> str | None:
         if not shipment.label_pdf and not shipment.label_zpl:
-            return (shipment.flags or {}).get("label_url") or None
+            # The carrier's own link, only when https on its label hosts (never javascript:).
+            return trusted_label_url(shipment.carrier, (shipment.flags or {}).get("label_url"))
         request = self.context.get("request")
         url = reverse("api:shipment-label", kwargs={"pk": shipment.pk})
         return request.build_absolute_uri(url) if request is not None else url
@@ -109,12 +119,19 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
             (200, "text/plain"): OpenApiTypes.STR,
+            302: OpenApiResponse(description="To the label file the carrier hosts"),
+            409: OpenApiResponse(
+                description="label_url_untrusted: the carrier's label link "
+                "is not https on its label hosts, so it is not followed"
+            ),
         },  # fmt: skip
     )
     @action(detail=True, methods=["get"], url_path="label", url_name="label")
     def label(self, request: Request, pk: str | None = None) -> HttpResponse:
         """Download the label: the 4x6 inch PDF, or ZPL for thermal printers
-        (``?label_format=zpl``; ``format`` is DRF's own content negotiation parameter)."""
+        (``?label_format=zpl``; ``format`` is DRF's own content negotiation parameter). A label
+        the carrier hosts is a redirect to it, only when https on that carrier's label hosts;
+        any other link is refused with 409 ``label_url_untrusted``."""
         shipment = self.get_object()
         wanted = request.query_params.get("label_format", "pdf")
         name = f"label-{shipment.tracking_number or shipment.pk}"
@@ -126,8 +143,15 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             response = HttpResponse(bytes(shipment.label_pdf), content_type="application/pdf")
             response["Content-Disposition"] = f'inline; filename="{name}.pdf"'
             return response
-        if wanted == "pdf" and (shipment.flags or {}).get("label_url"):
-            return HttpResponseRedirect(shipment.flags["label_url"])  # the carrier hosts it
+        hosted = (shipment.flags or {}).get("label_url")
+        if wanted == "pdf" and hosted:
+            if trusted_label_url(shipment.carrier, hosted) is None:
+                raise UntrustedLabelUrl(
+                    f"Shipment {shipment.pk}'s label link is not https on {shipment.carrier}'s "
+                    "label hosts; it is not followed. Void and buy the label again, or fetch it "
+                    "from the carrier."
+                )
+            return HttpResponseRedirect(hosted)  # the carrier hosts it
         raise NotFound(f"Shipment {shipment.pk} has no {wanted} label")
 
 

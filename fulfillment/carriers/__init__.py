@@ -17,6 +17,7 @@ from fulfillment.carriers.base import (
     CarrierNotConfigured,
     NoRateAvailable,
     Rate,
+    label_url_is_trusted,
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "NoRateAvailable",
     "cheapest_rate",
     "get_carrier",
+    "trusted_label_url",
 ]
 
 
@@ -42,12 +44,27 @@ CARRIERS.register("local", lazy("fulfillment.carriers.local", "LocalCarrier", ca
 # EASYPOST_API_KEY the constructor raises CarrierNotConfigured.
 CARRIERS.register("easypost", lazy("fulfillment.carriers.easypost", "EasyPostCarrier", call=True))
 CARRIER_CODES = tuple(CARRIERS.names())
+# The label hosts each carrier's module declares (``LABEL_HOSTS``), read without building the
+# carrier: a label bought with EasyPost stays linkable when its API key is not set here.
+LABEL_HOSTS: Registry[str, tuple[str, ...]] = Registry("carrier", missing=_unknown_carrier)
+LABEL_HOSTS.register("local", lazy("fulfillment.carriers.local", "LABEL_HOSTS"))
+LABEL_HOSTS.register("easypost", lazy("fulfillment.carriers.easypost", "LABEL_HOSTS"))
 
 
 def get_carrier(code: str) -> Carrier:
     """The carrier for ``code`` (settings are read now). ``CarrierNotConfigured`` for a code
     nobody answers to, or for EasyPost without an API key."""
     return CARRIERS.create((code or "").strip().lower())
+
+
+def trusted_label_url(carrier_code: str, url: str | None) -> str | None:
+    """``url`` when it may be shown as a link and redirected to: https on one of the label
+    hosts of the carrier that sold the label (``LABEL_HOSTS``); otherwise None (show it as
+    text, never as a link: a ``javascript:`` URL or another host must not become one)."""
+    code = (carrier_code or "").strip().lower()
+    if not url or code not in LABEL_HOSTS:
+        return None
+    return url if label_url_is_trusted(url, LABEL_HOSTS.create(code)) else None
 
 
 def _meets(rate: Rate, wanted: int) -> bool:

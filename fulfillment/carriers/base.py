@@ -8,10 +8,12 @@ weights are grams; addresses are the canonical order's address dicts (``line1``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from config.integrations import IntegrationError
 
@@ -90,6 +92,9 @@ class Tracking:
 
 class Carrier(Protocol):
     code: str
+    # Where this carrier hosts the label files it links to (``label_url``): host names, or
+    # ``.domain`` for a domain and its subdomains. Empty: it never links to one.
+    label_hosts: tuple[str, ...]
 
     def rates(self, request: ShipmentRequest) -> list[Rate]: ...
 
@@ -112,3 +117,32 @@ class NoRateAvailable(CarrierError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+def label_url_is_trusted(url: str, hosts: Iterable[str]) -> bool:
+    """Whether ``url`` may be linked to and redirected to as a carrier's label file: https, on
+    the default port, no credentials, no whitespace or control characters, and its host one of
+    ``hosts`` (``.domain``: the domain or any subdomain of it). Anything else (``javascript:``,
+    plain http, another host) is shown as text only."""
+    if not url or any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        return False
+    if parts.scheme != "https" or parts.username is not None or parts.password is not None:
+        return False
+    if port not in (None, 443):
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return False
+    for allowed in hosts:
+        allowed = allowed.lower()
+        if allowed.startswith("."):
+            if host == allowed[1:] or host.endswith(allowed):
+                return True
+        elif host == allowed:
+            return True
+    return False

@@ -87,6 +87,15 @@ from orders import money
 log = structlog.get_logger(__name__)
 
 CODE = "easypost"
+# EasyPost keeps the label files it sells on its S3 bucket (``label_url`` in
+# samples/easypost/shipment_buy_response.json: easypost-files.s3.us-west-2.amazonaws.com; the
+# bucket's older path-style names too) and its own domain. Nothing else is linked to.
+LABEL_HOSTS = (
+    "easypost-files.s3.us-west-2.amazonaws.com",
+    "easypost-files.s3-us-west-2.amazonaws.com",
+    "easypost-files.s3.amazonaws.com",
+    ".easypost.com",
+)
 DEFAULT_API_BASE = "https://api.easypost.com/v2"
 MAX_BACKOFF_SECONDS = 8.0
 USER_AGENT = "orderdesk/0.1 (+carrier adapters)"
@@ -493,6 +502,7 @@ class EasyPostCarrier:
     override them (tests, a second account)."""
 
     code = CODE
+    label_hosts = LABEL_HOSTS
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ from orders import money
 log = structlog.get_logger(__name__)
 
 CODE = "local"
+LABEL_HOSTS: tuple[str, ...] = ()  # it renders its labels itself: never a link
 
 TRACKING_PREFIX = "LC"
 TRACKING_COUNTRY = "US"
@@ -399,6 +400,7 @@ class LocalCarrier:
     """The built-in carrier (``code = "local"``): no network, no account."""
 
     code = CODE
+    label_hosts = LABEL_HOSTS
 
     def rates(self, request: ShipmentRequest) -> list[Rate]:
         if request.weight_grams <= 0:

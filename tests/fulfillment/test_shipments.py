@@ -197,8 +197,9 @@ def test_a_carrier_hosted_label_is_linked_not_stored(api_client, cs_user):
     shipment = shipment_buy_label(shipment_id=shipment.pk, actor=OPS)
     hosted = "https://easypost-files.s3.us-west-2.amazonaws.com/files/postage_label/label.pdf"
     Shipment.objects.filter(pk=shipment.pk).update(
-        label_pdf=None, label_zpl="", flags={**shipment.flags, "label_url": hosted}
-    )
+        carrier="easypost", label_pdf=None, label_zpl="",
+        flags={**shipment.flags, "label_url": hosted},
+    )  # fmt: skip
     api_client.force_authenticate(cs_user)
     assert api_client.get(f"/api/v1/shipments/{shipment.pk}/").json()["label_url"] == hosted
     response = api_client.get(f"/api/v1/shipments/{shipment.pk}/label/")
