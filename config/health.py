@@ -1,7 +1,8 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes (open to anyone), and the Prometheus metrics (a token)."""
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 
 from django.conf import settings
@@ -68,12 +69,43 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "checks": checks})
 
 
+def _metrics_refusal(request: HttpRequest) -> JsonResponse | None:
+    """None when the caller may read /metrics: no METRICS_TOKEN is set (development), the
+    request carries ``Authorization: Bearer <METRICS_TOKEN>``, or a staff user is signed in.
+    Otherwise 401 (no credentials) or 403 (wrong ones)."""
+    token: str = settings.METRICS_TOKEN
+    if not token:
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+        return None
+    if scheme or (user is not None and user.is_authenticated):
+        return JsonResponse(
+            {"code": "permission_denied", "detail": "This token or user may not read metrics."},
+            status=403,
+        )
+    response = JsonResponse(
+        {"code": "not_authenticated", "detail": "Metrics need Authorization: Bearer <token>."},
+        status=401,
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 @require_GET
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition. Under gunicorn set PROMETHEUS_MULTIPROC_DIR so that every worker
+    """Prometheus exposition (with ``METRICS_TOKEN`` set: for that bearer token or a signed-in
+    staff user only). Under gunicorn set PROMETHEUS_MULTIPROC_DIR so that every worker
     process's counts are summed."""
     import os
+
+    refusal = _metrics_refusal(request)
+    if refusal is not None:
+        return refusal
 
     from prometheus_client import (
         CONTENT_TYPE_LATEST,

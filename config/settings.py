@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from config.logging import build_logging_config
@@ -151,8 +152,53 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 LOGIN_URL = "admin:login"
 SESSION_COOKIE_HTTPONLY = True
+
+
+# --- Production: HTTPS behind a TLS proxy, and who may read the diagnostics -------------------
+# The defaults serve `make run` (plain http on 127.0.0.1). docs/deployment.md lists every value
+# production sets; under that environment `manage.py check --deploy` prints nothing (a test runs
+# it with the block parsed out of the document).
+def _proxy_ssl_header(value: list[str]) -> tuple[str, str] | None:
+    """``HTTP_X_FORWARDED_PROTO,https`` -> the (header, value) pair that marks a request that
+    reached the TLS proxy over https; empty -> None (no proxy is trusted)."""
+    if not value:
+        return None
+    if len(value) != 2 or not value[0].startswith("HTTP_") or not value[1]:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is 'HTTP_<HEADER>,<value>', e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    return (value[0], value[1])
+
+
+def _optional_secret(name: str) -> str:
+    """``NAME``, or the contents of the file ``NAME_FILE`` names, or empty."""
+    if env.str(name, default=""):
+        return env.str(name)
+    if env.str(f"{name}_FILE", default=""):
+        return Path(env.str(f"{name}_FILE")).read_text().strip()
+    return ""
+
+
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Load balancer probes and the Prometheus scrape come over plain http from inside the network:
+# answered as they are, never redirected (/metrics still needs its token, METRICS_TOKEN).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Only behind a proxy that sets this header itself (and drops a client's own): with it, a
+# request the proxy received over https is https here, so redirects and absolute links (label
+# downloads in the API) say https.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env.list("SECURE_PROXY_SSL_HEADER", default=[]))
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+# Session and CSRF cookies only over https.
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# /metrics: with a token set, only `Authorization: Bearer <token>` or a signed-in staff user.
+METRICS_TOKEN = _optional_secret("METRICS_TOKEN")
+# /api/schema/ and /api/docs/: open to anyone (make run, demo) or to signed-in users and API
+# tokens only (production). `check --deploy` warns while either is open.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {

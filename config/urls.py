@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.docs import DocsView, SchemaView
 from config.health import healthz, metrics_view, readyz
 
 admin.site.site_header = "Order automation back office"
@@ -21,8 +21,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     path("webhooks/", include("channels.urls")),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),

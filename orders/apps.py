@@ -9,6 +9,7 @@ class OrdersConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from config import checks  # noqa: F401  (registers our `check --deploy` checks)
         from orders import tasks  # noqa: F401  (registers the Celery tasks)
         from orders.roles import sync_roles_after_migrate
         from orders.validation import register_builtin_checks
