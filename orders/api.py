@@ -182,8 +182,9 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
     def transition(self, request: Request, pk: str | None = None) -> Response:
         """Apply one transition (``cancel``, ``hold``, ``capture_payment``...) to the order.
 
-        409 with ``code`` ``transition_not_allowed``, ``condition_not_met`` or ``stale_state``
-        when the order's state refuses it; 403 when your role may not do it.
+        403 ``permission_denied`` when your role may not make this transition, whatever state
+        the order is in (asked first); otherwise 409 with ``code`` ``transition_not_allowed``,
+        ``condition_not_met`` or ``stale_state`` when the order's state refuses it.
         """
         body = TransitionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
