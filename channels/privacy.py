@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,9 +63,32 @@ def privacy_request_of(adapter: Any, payload: Any, topic: str) -> PrivacyRequest
 def privacy_request_handle(
     *, event: InboundEvent, request: PrivacyRequest
 ) -> tuple[int | None, str]:
-    """Act on one verified privacy request; returns ``(None, outcome)`` for the inbox."""
-    channel = event.channel
-    _check_shop(channel, request)
+    """Act on one verified privacy request from the inbox; ``(None, outcome)`` for the inbox."""
+    _check_shop(event.channel, request)
+    outcome = privacy_request_apply(
+        channel=event.channel,
+        request=request,
+        requested_at=event.received_at,
+        actor=Actor.channel(event.channel.slug),
+        details={"inbound_event_id": event.pk},
+        fallback_ref=f"event-{event.pk}",
+    )
+    log.info("privacy.request_done", event_id=event.pk, kind=request.kind, outcome=outcome)
+    return None, outcome
+
+
+def privacy_request_apply(
+    *,
+    channel: SalesChannel,
+    request: PrivacyRequest,
+    requested_at: datetime,
+    actor: Actor,
+    details: dict[str, Any] | None = None,
+    fallback_ref: str = "",
+) -> str:
+    """Export (``data_request``) or redact (``customer_redact``, ``shop_redact``) for one
+    request; the webhook path and the ``privacy_request`` command both come here. Returns the
+    outcome: ``privacy_export`` or ``redacted``."""
     subject = privacy.Subject(
         channel_id=channel.pk,
         channel_slug=channel.slug,
@@ -77,25 +100,15 @@ def privacy_request_handle(
         whole_channel=request.kind == "shop_redact",
     )
     if request.kind == "data_request":
-        incident = privacy.subject_data_request(
+        privacy.subject_data_request(
             subject=subject,
-            request_ref=request.request_ref or f"event-{event.pk}",
-            requested_at=event.received_at,
-            details={"inbound_event_id": event.pk, "shop_domain": request.shop_domain},
+            request_ref=request.request_ref or fallback_ref or timezone.now().strftime("%s"),
+            requested_at=requested_at,
+            details={**(details or {}), "shop_domain": request.shop_domain},
         )
-        log.info("privacy.data_request", event_id=event.pk, incident_id=incident.pk)
-        return None, OUTCOME_EXPORT
-    result = privacy.subject_redact(
-        subject=subject, request=request.kind, actor=Actor.channel(channel.slug)
-    )
-    log.info(
-        "privacy.redact_request",
-        event_id=event.pk,
-        kind=request.kind,
-        orders=result.orders,
-        events=result.events,
-    )
-    return None, OUTCOME_REDACTED
+        return OUTCOME_EXPORT
+    privacy.subject_redact(subject=subject, request=request.kind, actor=actor)
+    return OUTCOME_REDACTED
 
 
 def _check_shop(channel: SalesChannel, request: PrivacyRequest) -> None:

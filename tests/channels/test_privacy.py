@@ -455,3 +455,56 @@ def test_retention_zero_keeps_bodies_forever_and_beat_runs_it_daily(orders, sett
         if e["task"] == "channels.inbound_raw_purge"
     )
     assert entry["schedule"] == 24 * 3600.0
+
+
+def test_a_redact_blanks_labels_and_review_notes_and_keeps_the_shipping_record(orders, deliver):
+    from fulfillment.models import Shipment, Warehouse
+    from reviews.models import ReviewCase
+
+    bob, _alice = orders
+    warehouse = Warehouse.objects.create(code="KY1", country="US")
+    shipment = Shipment.objects.create(
+        order=bob, warehouse=warehouse, carrier="local", tracking_number="LOC123",
+        label_pdf=b"%PDF-1.4 Bob Norman Chestnut Street 92", label_zpl="^XA^FDBob Norman^FS^XZ",
+    )  # fmt: skip
+    case = ReviewCase.objects.create(
+        order=bob, reasons=["high-value order"], decision_note="Bob Norman called to confirm"
+    )
+    deliver(data_request_body(), "customers/data_request")
+    export = json.loads(
+        (
+            Path(settings.PRIVACY_EXPORT_DIR)
+            / Incident.objects.get(category="privacy_request").details["export_file"]
+        ).read_text()
+    )
+    assert export["fulfillment"]["shipments"][0]["tracking_number"] == "LOC123"
+    assert export["review_cases"][0]["decision_note"] == "Bob Norman called to confirm"
+
+    deliver(customer_redact_body(), "customers/redact")
+    shipment.refresh_from_db()
+    case.refresh_from_db()
+    assert shipment.label_pdf is None and shipment.label_zpl == ""
+    assert (shipment.carrier, shipment.tracking_number) == ("local", "LOC123")
+    assert case.decision_note == "[redacted] called to confirm"
+    assert case.reasons == ["high-value order"]
+
+
+def test_the_privacy_request_command_runs_the_same_export_and_redaction(orders, capsys):
+    from django.core.management import CommandError, call_command
+
+    bob, alice = orders
+    call_command("privacy_request", "data_request", "--channel", SLUG, "--customer-email", BOB)
+    incident = Incident.objects.get(category=IncidentCategory.PRIVACY_REQUEST)
+    assert incident.details["export_file"] in capsys.readouterr().out
+    assert Customer.objects.get(pk=bob.customer_id).email == BOB
+
+    for _twice in range(2):
+        call_command("privacy_request", "customer_redact", "--channel", SLUG, "--customer-email",
+                     BOB)  # fmt: skip
+    assert BOB not in stored_text() and ALICE in stored_text()
+    assert OrderEvent.objects.filter(order=bob, action="privacy_redacted").count() == 1
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("privacy_request", "shop_redact", "--channel", SLUG)
+    with pytest.raises(CommandError, match="No channel"):
+        call_command("privacy_request", "customer_redact", "--channel", "nope", "--order", "1")
+    assert ALICE in stored_text()
