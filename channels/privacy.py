@@ -102,7 +102,7 @@ def privacy_request_apply(
     if request.kind == "data_request":
         privacy.subject_data_request(
             subject=subject,
-            request_ref=request.request_ref or fallback_ref or timezone.now().strftime("%s"),
+            request_ref=request.request_ref or fallback_ref or "request",
             requested_at=requested_at,
             details={**(details or {}), "shop_domain": request.shop_domain},
         )
