@@ -8,7 +8,8 @@ class ChannelsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from channels import checks, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+        from channels import checks, privacy, tasks  # noqa: F401  (tasks: the Celery tasks)
         from orders.validation import register
 
         register(checks.SkuMappedCheck())
+        privacy.register()  # inbox events in privacy exports and redactions

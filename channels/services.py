@@ -16,7 +16,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels import catalogue, metrics
+from channels import catalogue, metrics, privacy
 from channels.adapters import get_adapter
 from channels.adapters.base import (
     AdapterError,
@@ -264,6 +264,9 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     problems = jsonschemas.errors("channels", schema, payload)
     if problems:
         raise NormalizationError(problems)
+    request = privacy.privacy_request_of(adapter, payload, event.topic)
+    if request is not None:  # a privacy-law request, not an order (channels/privacy.py)
+        return privacy.privacy_request_handle(event=event, request=request)
     actor = Actor.channel(channel.slug)
 
     cancelled = adapter.cancelled_external_id(payload, event.topic)

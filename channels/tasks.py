@@ -44,3 +44,11 @@ def poll_all_task(**kwargs: Any) -> int:
     for channel_id in ids:
         enqueue("channels.channel_poll", channel_id=channel_id)
     return len(ids)
+
+
+@shared_task(name="channels.inbound_raw_purge")
+def inbound_raw_purge_task(**kwargs: Any) -> int:
+    """Beat: blank inbox bodies past ``INBOX_RAW_RETENTION_DAYS`` (channels/privacy.py)."""
+    from channels.privacy import inbound_raw_purge
+
+    return inbound_raw_purge()

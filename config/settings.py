@@ -306,6 +306,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fulfillment.orchestrate_sweep",
         "schedule": env.float("ORCHESTRATE_SWEEP_SECONDS", default=120.0),
     },
+    "channels-inbox-retention": {
+        "task": "channels.inbound_raw_purge",
+        "schedule": env.float("INBOX_RETENTION_SWEEP_SECONDS", default=24 * 3600.0),
+    },
     "fulfillment-backorders-retry": {
         "task": "fulfillment.backorders_retry",
         "schedule": env.float("BACKORDER_RETRY_SECONDS", default=300.0),
@@ -426,6 +430,14 @@ if SENTRY_DSN:
 # Default: customer emails land as files in var/emails (a mailbox to read, never a log line).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "emails"))
+
+# --- Privacy (docs/privacy.md) -----------------------------------------------------------------
+# Customer data exports: outside MEDIA_ROOT, downloaded by ops_admin through the admin only.
+PRIVACY_EXPORT_DIR = env.str("PRIVACY_EXPORT_DIR", default=str(VAR_DIR / "privacy-exports"))
+PRIVACY_DATA_REQUEST_DUE_DAYS = env.int("PRIVACY_DATA_REQUEST_DUE_DAYS", default=30)
+# Raw inbox bodies, headers and fetched payloads are blanked this many days after receipt once
+# processed (0: kept forever); a daily beat task does it.
+INBOX_RAW_RETENTION_DAYS = env.int("INBOX_RAW_RETENTION_DAYS", default=90)
 
 # --- Fulfillment: routing, outbox, shipments (issue 9, engineer C) ------------------------------
 # Prefix of every outbox idempotency key sent downstream (tell environments sharing a vendor apart).

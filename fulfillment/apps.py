@@ -9,7 +9,7 @@ class FulfillmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fulfillment import downstream, tasks  # noqa: F401  (register the Celery tasks)
+        from fulfillment import downstream, privacy, tasks  # noqa: F401  (tasks: Celery)
         from fulfillment.carriers import CARRIER_CODES
         from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
         from fulfillment.models import ActionKind
@@ -17,6 +17,7 @@ class FulfillmentConfig(AppConfig):
         from fulfillment.services import allocate, release_on_cancel
         from orders import hooks, validation
 
+        privacy.register()  # shipments and outbox actions in privacy exports and redactions
         # The pipeline reserves stock through the allocator; a cancel gives the stock back.
         validation.set_allocator(allocate)
         hooks.on_transition("cancel", release_on_cancel)

@@ -538,7 +538,9 @@ class OrderEvent(models.Model):
     """Append-only audit trail: every state change and external call of an order.
 
     Rows are never updated or deleted: the model refuses, and so does the database (a trigger
-    installed by migration 0002).
+    installed by migration 0002). One narrow exception, for privacy law only: a redaction may
+    rewrite ``data`` (never another column) of rows it holds a permit for in its own transaction
+    (``orders.privacy``, migration 0008).
     """
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
@@ -578,6 +580,7 @@ class IncidentCategory(models.TextChoices):
     FRAUD_REVIEW = "fraud_review", "Fraud review"
     DOWNSTREAM_FAILED = "downstream_failed", "Downstream failed"
     DUPLICATE_SUSPECTED = "duplicate_suspected", "Duplicate suspected"
+    PRIVACY_REQUEST = "privacy_request", "Privacy request"
     OTHER = "other", "Other"
 
 
@@ -634,7 +637,10 @@ class Incident(FSMRowMixin, models.Model):
                 name="incident_one_unresolved_per_fingerprint",
             ),
         ]
-        permissions = [("work_incident", "Can acknowledge and resolve incidents")]
+        permissions = [
+            ("work_incident", "Can acknowledge and resolve incidents"),
+            ("download_privacy_export", "Can download a customer's data export"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_category_display()} #{self.pk}"

@@ -42,6 +42,20 @@ class Delivery:
     is_ping: bool = False  # a vendor's "are you there" call: answer 200, store nothing
 
 
+@dataclass(frozen=True)
+class PrivacyRequest:
+    """A channel's privacy-law request (Shopify's mandatory compliance topics), read from a
+    verified body. ``kind``: ``data_request``, ``customer_redact`` or ``shop_redact``."""
+
+    kind: str
+    shop_domain: str
+    request_ref: str
+    customer_ref: str = ""
+    email: str = ""
+    phone: str = ""
+    order_ids: tuple[str, ...] = ()
+
+
 class SignatureInvalid(Exception):  # noqa: N818 (a verdict, not an error of ours)
     """The delivery is not provably from the channel: answer 401, store nothing."""
 

@@ -1,5 +1,9 @@
 """Shopify: ``orders/*`` webhooks that carry the whole order, signed with the app's secret.
 
+The mandatory compliance topics (``customers/data_request``, ``customers/redact``,
+``shop/redact``) carry no order: ``privacy_request`` reads them into a ``PrivacyRequest`` that
+``channels.privacy`` acts on (docs/privacy.md).
+
 The webhook body is the bare REST order object (no ``{"order": ...}`` wrapper), validated
 against ``shopify_order.v1.json`` and normalized here; nothing is fetched. ``orders/cancelled``
 is a full order with ``cancelled_at`` set, so it needs no special path either.
@@ -17,7 +21,7 @@ from typing import Any
 
 from channels import signatures
 from channels.adapters import normalize
-from channels.adapters.base import ChannelConfig, Delivery
+from channels.adapters.base import ChannelConfig, Delivery, PrivacyRequest
 from channels.adapters.normalize import Amounts, Keys
 from orders.fingerprints import client_ip_hash, fingerprint
 
@@ -39,6 +43,12 @@ FINANCIAL_STATUS = {
 }
 # Refund transactions that did not move money back (a failed or still pending refund).
 NOT_REFUNDED = frozenset({"failure", "error", "pending"})
+# Mandatory compliance topics -> (their body's schema, the request kind).
+PRIVACY_TOPICS = {
+    "customers/data_request": ("shopify_customers_data_request.v1.json", "data_request"),
+    "customers/redact": ("shopify_customers_redact.v1.json", "customer_redact"),
+    "shop/redact": ("shopify_shop_redact.v1.json", "shop_redact"),
+}
 
 
 class ShopifyChannelAdapter:
@@ -65,6 +75,8 @@ class ShopifyChannelAdapter:
         # all carry the full order; orders/delete carries only {"id": ...}.
         if topic == "orders/delete":
             return "shopify_order_deleted.v1.json"
+        if topic in PRIVACY_TOPICS:
+            return PRIVACY_TOPICS[topic][0]
         return "shopify_order.v1.json"
 
     def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -76,6 +88,26 @@ class ShopifyChannelAdapter:
         if topic == "orders/delete":
             return str(payload["id"])
         return None
+
+    def privacy_request(self, payload: Mapping[str, Any], topic: str) -> PrivacyRequest | None:
+        """A compliance topic's request (its body already passed its schema); else None."""
+        if topic not in PRIVACY_TOPICS:
+            return None
+        kind = PRIVACY_TOPICS[topic][1]
+        raw = payload.get("customer")
+        customer: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        orders = payload.get("orders_to_redact") or payload.get("orders_requested") or []
+        request = payload.get("data_request")
+        ref = (request or {}).get("id") if isinstance(request, Mapping) else None
+        return PrivacyRequest(
+            kind=kind,
+            shop_domain=str(payload.get("shop_domain") or ""),
+            request_ref=str(ref) if ref is not None else "",
+            customer_ref="" if customer.get("id") is None else str(customer["id"]),
+            email=str(customer.get("email") or "").strip().lower(),
+            phone=str(customer.get("phone") or ""),
+            order_ids=tuple(str(i) for i in orders),
+        )
 
     # --- normalizing ---------------------------------------------------------------------
     def normalize(
