@@ -20,6 +20,7 @@ from channels import catalogue, metrics
 from channels.adapters import get_adapter
 from channels.adapters.base import (
     AdapterError,
+    ChannelAdapter,
     ChannelConfig,
     NormalizationError,
     SignatureInvalid,
@@ -33,6 +34,7 @@ from orders.canonical import canonical_errors, order_cancel_from_channel, order_
 from orders.errors import DomainError, InvalidInput, NotFound
 from orders.models import IncidentCategory
 from orders.services import incident_fingerprint, incident_raise, incidents_resolve
+from orders.transitions import order_event_record
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("security")
@@ -262,9 +264,14 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     payload = _payload(event)
     schema = adapter.payload_schema(event.topic, event.api_version)
     problems = jsonschemas.errors("channels", schema, payload)
+    shape = adapter.destructive_topics.get(event.topic)
     if problems:
+        if shape is not None:  # say first why the body cannot be what its topic claims
+            problems = [{"pointer": "", "message": shape, "value": None}, *problems]
         raise NormalizationError(problems)
     actor = Actor.channel(channel.slug)
+    # A topic that cancels: the channel's API must agree first (the topic header is unsigned).
+    confirmation = _confirm_cancel(event, adapter, config, payload) if shape is not None else ""
 
     cancelled = adapter.cancelled_external_id(payload, event.topic)
     if cancelled is not None:
@@ -276,6 +283,7 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
             raise NormalizationError(
                 [{"pointer": "/id", "message": str(exc), "value": cancelled}]
             ) from None
+        _record_confirmation(event, result.order_id, confirmation, actor)
         return result.order_id, result.outcome
 
     fetched = adapter.fetch(config, payload)
@@ -311,7 +319,50 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
             "message": f"the order could not be stored ({type(exc).__name__}); "
             "a value is out of the range this system accepts",
         }]) from None  # fmt: skip
+    if confirmation:
+        _record_confirmation(event, result.order_id, confirmation, actor)
     return result.order_id, result.outcome
+
+
+CONFIRMED = "confirmed by the channel's API"
+NOT_CONFIRMED = "not confirmed: no channel API configured"
+
+
+def _confirm_cancel(
+    event: InboundEvent, adapter: ChannelAdapter, config: ChannelConfig, payload: Any
+) -> str:
+    """Ask the channel whether the order of a destructive-topic delivery is really cancelled
+    or deleted. The channel saying it is open quarantines the event (a likely replay with a
+    swapped topic); an API that cannot be asked raises AdapterError (retryable: the event
+    waits, nothing is cancelled meanwhile). Returns what goes into the order's audit."""
+    verdict = adapter.confirm_cancel(config, payload, event.topic)
+    if verdict is None:
+        log.info("inbound.cancel_not_confirmed", event_id=event.pk, topic=event.topic)
+        return NOT_CONFIRMED
+    if not verdict:
+        security_log.warning(
+            "webhook.destructive_topic_refuted", channel=config.slug, topic=event.topic,
+            event_id=event.pk, dedup_key=event.dedup_key,
+        )  # fmt: skip
+        raise NormalizationError([{
+            "pointer": "", "value": None,
+            "message": f"topic says {event.topic}, the channel says the order is open: possible "
+            "replay of a captured delivery under a swapped topic; nothing was cancelled",
+        }])  # fmt: skip
+    return CONFIRMED
+
+
+def _record_confirmation(
+    event: InboundEvent, order_id: int | None, confirmation: str, actor: Actor
+) -> None:
+    """Audit how a destructive topic was checked, on the order it touched."""
+    if order_id is not None:
+        order_event_record(
+            order_id=order_id, action="channel_cancel_checked", actor=actor,
+            data={"topic": event.topic, "inbound_event_id": event.pk,
+                  "confirmation": confirmation},
+            correlation_id=event.correlation_id,
+        )  # fmt: skip
 
 
 def _incident_key(event: InboundEvent) -> str:
