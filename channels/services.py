@@ -39,8 +39,18 @@ from orders.transitions import order_event_record
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("security")
 
-# Headers never kept with an event: credentials of any kind.
-SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+# Headers never kept with an event: credentials of any kind, and every channel's signature
+# (a stored body with its signature is a delivery anyone who reads the inbox could replay).
+# The channel's own auth header (BigCommerce without signatures) is dropped as well.
+SIGNATURE_HEADERS = frozenset({
+    "x-shopify-hmac-sha256",  # Shopify
+    "x-wc-webhook-signature",  # WooCommerce
+    "webhook-signature",  # Standard Webhooks (BigCommerce)
+    "x-signature",  # custom storefronts
+})  # fmt: skip
+SECRET_HEADERS = (
+    frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"}) | SIGNATURE_HEADERS
+)
 
 
 def channel_config(channel: SalesChannel) -> ChannelConfig:
