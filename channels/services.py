@@ -53,6 +53,20 @@ SECRET_HEADERS = (
 )
 
 
+# Who may read an event's raw body, headers and fetched payload, and the values its errors
+# quote: ops_admin (by ``channels.*``) and superusers.
+VIEW_RAW_PAYLOAD = "channels.view_raw_payload"
+
+
+def inbound_errors_shown(errors: list[dict[str, Any]], *, raw: bool) -> list[dict[str, Any]]:
+    """An event's errors as a user may see them: without the values they quote unless the
+    user may view raw payloads (a value can be personal data the redaction did not know)."""
+    if raw:
+        return errors
+    return [{**error, "value": None if error.get("value") is None else "[redacted]"}
+            for error in errors]  # fmt: skip
+
+
 def channel_config(channel: SalesChannel) -> ChannelConfig:
     return ChannelConfig(
         id=channel.pk,
