@@ -20,7 +20,7 @@ from channels.models import (
     SkuMapping,
     TaxCodeMapping,
 )
-from channels.services import inbound_event_replay
+from channels.services import VIEW_RAW_PAYLOAD, inbound_event_replay
 from config.admin_mixins import ReadOnlyAdminMixin
 from orders.actors import Actor
 from orders.errors import DomainError
@@ -137,6 +137,10 @@ class TaxCodeMappingAdmin(admin.ModelAdmin):
     search_fields = ["channel_tax", "tax_code"]
 
 
+def may_view_raw(request: HttpRequest) -> bool:
+    return request.user.has_perm(VIEW_RAW_PAYLOAD)
+
+
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "received_at", "channel", "source", "topic", "status", "outcome",
@@ -150,7 +154,23 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "channel", "source", "topic", "api_version", "status", "outcome", "order_link",
         "error_list", "dedup_key", "correlation_id", "received_at", "processed_at", "attempts",
         "duplicate_deliveries", "last_delivery_at", "body_bytes", "headers_shown", "body_preview",
+        "fetched_shown",
     )  # fmt: skip
+    # Raw bodies, headers and what was fetched hold personal data: only for those who may see
+    # raw payloads (ops_admin, superusers); everyone else sees the row and redacted errors.
+    RAW_FIELDS = ("headers_shown", "body_preview", "fetched_shown")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if may_view_raw(request):
+            return self.fields
+        return [
+            "error_list_redacted" if name == "error_list" else name
+            for name in self.fields
+            if name not in self.RAW_FIELDS
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("channels.replay_inboundevent")
@@ -183,6 +203,25 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                  for e in event.errors),
             ),
         )  # fmt: skip
+
+    @admin.display(description="Errors")
+    def error_list_redacted(self, event: InboundEvent) -> str:
+        """The errors without the values they quote (a value can be personal data)."""
+        if not event.errors:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li><code>{}</code> {}</li>",
+                ((e.get("pointer") or "(body)", e.get("message")) for e in event.errors),
+            ),
+        )  # fmt: skip
+
+    @admin.display(description="Fetched from the channel's API")
+    def fetched_shown(self, event: InboundEvent) -> str:
+        if event.fetched is None:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(event.fetched, indent=2, sort_keys=True))
 
     @admin.display(description="Headers")
     def headers_shown(self, event: InboundEvent) -> str:

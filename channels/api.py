@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
-from channels.services import inbound_event_replay
+from channels.services import VIEW_RAW_PAYLOAD, inbound_errors_shown, inbound_event_replay
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
 from orders.errors import PermissionRefused
@@ -24,10 +24,25 @@ from orders.errors import PermissionRefused
 class InboundErrorSerializer(serializers.Serializer):
     pointer = serializers.CharField(help_text="JSON pointer into the payload ('' = the body).")
     message = serializers.CharField()
-    value = serializers.JSONField(help_text="The offending value (personal data redacted).")
+    value = serializers.JSONField(
+        help_text='The offending value (personal data redacted); "[redacted]" for users who may '
+        "not view raw payloads."
+    )
+
+
+RAW_FIELDS = ("headers", "raw_body", "fetched")
+
+
+class BodyField(serializers.CharField):
+    def to_representation(self, value: Any) -> str:
+        return bytes(value).decode("utf-8", errors="replace")
 
 
 class InboundEventSerializer(serializers.ModelSerializer):
+    """An inbox event. Its raw body, headers and fetched payload are given only to users who
+    may view raw payloads (ops_admin, superusers), and only for one event (detail, replay),
+    never in lists; for everyone else the values its errors quote are "[redacted]"."""
+
     channel: serializers.SlugRelatedField[SalesChannel] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
@@ -35,13 +50,47 @@ class InboundEventSerializer(serializers.ModelSerializer):
     attempts = serializers.IntegerField(read_only=True)
     duplicate_deliveries = serializers.IntegerField(read_only=True)
     body_bytes = serializers.IntegerField(read_only=True)
+    # Not read-only so that the schema does not mark them required: they are absent for most
+    # users. The viewset has no write action, so nothing is ever written through them.
+    headers = serializers.DictField(
+        child=serializers.CharField(), required=False,
+        help_text="The delivery's headers (no signature or credential kept). Only for users who "
+        "may view raw payloads, on one event.",
+    )  # fmt: skip
+    raw_body = BodyField(
+        required=False, help_text="The body as delivered (UTF-8, undecodable bytes replaced). "
+        "Only for users who may view raw payloads, on one event.",
+    )  # fmt: skip
+    fetched = serializers.JSONField(
+        required=False, allow_null=True, help_text="What was pulled from the channel's API for "
+        "this event. Only for users who may view raw payloads, on one event.",
+    )  # fmt: skip
 
     class Meta:
         model = InboundEvent
         fields = ["id", "channel", "source", "topic", "api_version", "status", "outcome",
                   "errors", "order", "dedup_key", "correlation_id", "received_at",
-                  "processed_at", "attempts", "duplicate_deliveries", "body_bytes"]  # fmt: skip
-        read_only_fields = fields
+                  "processed_at", "attempts", "duplicate_deliveries", "body_bytes",
+                  *RAW_FIELDS]  # fmt: skip
+        read_only_fields = fields[: -len(RAW_FIELDS)]
+
+    def _may_view_raw(self) -> bool:
+        request = self.context.get("request")
+        return request is not None and request.user.has_perm(VIEW_RAW_PAYLOAD)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if getattr(self.context.get("view"), "swagger_fake_view", False):
+            return fields  # the schema documents them (not required)
+        if not (self._may_view_raw() and self.context.get("with_raw", False)):
+            for name in RAW_FIELDS:
+                del fields[name]
+        return fields
+
+    def to_representation(self, instance: InboundEvent) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["errors"] = inbound_errors_shown(data["errors"], raw=self._may_view_raw())
+        return data
 
 
 class InboundEventFilter(django_filters.FilterSet):
@@ -63,7 +112,11 @@ class InboundEventViewSet(
     filterset_class = InboundEventFilter
 
     def get_queryset(self) -> Any:
-        return InboundEvent.objects.select_related("channel").order_by("-received_at", "-id")
+        events = InboundEvent.objects.select_related("channel").order_by("-received_at", "-id")
+        return events.defer("raw_body", "fetched") if self.action == "list" else events
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "with_raw": self.action != "list"}
 
     def get_permissions(self) -> Sequence[Any]:
         if self.action == "replay":
@@ -81,7 +134,7 @@ class InboundEventViewSet(
         event = inbound_event_replay(
             event_id=self.get_object().pk, actor=Actor.for_user(request.user)
         )
-        return Response(InboundEventSerializer(event).data)
+        return Response(InboundEventSerializer(event, context=self.get_serializer_context()).data)
 
 
 router = DefaultRouter()

@@ -165,7 +165,10 @@ class InboundEvent(FSMRowMixin, models.Model):
                 name="inbound_event_pending_idx",
             )
         ]
-        permissions = [("replay_inboundevent", "Can replay a quarantined inbound event")]
+        permissions = [
+            ("replay_inboundevent", "Can replay a quarantined inbound event"),
+            ("view_raw_payload", "Can view raw webhook bodies and headers"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel.slug} {self.topic} #{self.pk}"

@@ -20,6 +20,7 @@ from channels import catalogue, metrics, privacy
 from channels.adapters import get_adapter
 from channels.adapters.base import (
     AdapterError,
+    ChannelAdapter,
     ChannelConfig,
     NormalizationError,
     SignatureInvalid,
@@ -33,12 +34,37 @@ from orders.canonical import canonical_errors, order_cancel_from_channel, order_
 from orders.errors import DomainError, InvalidInput, NotFound
 from orders.models import IncidentCategory
 from orders.services import incident_fingerprint, incident_raise, incidents_resolve
+from orders.transitions import order_event_record
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("security")
 
-# Headers never kept with an event: credentials of any kind.
-SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+# Headers never kept with an event: credentials of any kind, and every channel's signature
+# (a stored body with its signature is a delivery anyone who reads the inbox could replay).
+# The channel's own auth header (BigCommerce without signatures) is dropped as well.
+SIGNATURE_HEADERS = frozenset({
+    "x-shopify-hmac-sha256",  # Shopify
+    "x-wc-webhook-signature",  # WooCommerce
+    "webhook-signature",  # Standard Webhooks (BigCommerce)
+    "x-signature",  # custom storefronts
+})  # fmt: skip
+SECRET_HEADERS = (
+    frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"}) | SIGNATURE_HEADERS
+)
+
+
+# Who may read an event's raw body, headers and fetched payload, and the values its errors
+# quote: ops_admin (by ``channels.*``) and superusers.
+VIEW_RAW_PAYLOAD = "channels.view_raw_payload"
+
+
+def inbound_errors_shown(errors: list[dict[str, Any]], *, raw: bool) -> list[dict[str, Any]]:
+    """An event's errors as a user may see them: without the values they quote unless the
+    user may view raw payloads (a value can be personal data the redaction did not know)."""
+    if raw:
+        return errors
+    return [{**error, "value": None if error.get("value") is None else "[redacted]"}
+            for error in errors]  # fmt: skip
 
 
 def channel_config(channel: SalesChannel) -> ChannelConfig:
@@ -262,12 +288,17 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     payload = _payload(event)
     schema = adapter.payload_schema(event.topic, event.api_version)
     problems = jsonschemas.errors("channels", schema, payload)
+    shape = adapter.destructive_topics.get(event.topic)
     if problems:
+        if shape is not None:  # say first why the body cannot be what its topic claims
+            problems = [{"pointer": "", "message": shape, "value": None}, *problems]
         raise NormalizationError(problems)
     request = privacy.privacy_request_of(adapter, payload, event.topic)
     if request is not None:  # a privacy-law request, not an order (channels/privacy.py)
         return privacy.privacy_request_handle(event=event, request=request)
     actor = Actor.channel(channel.slug)
+    # A topic that cancels: the channel's API must agree first (the topic header is unsigned).
+    confirmation = _confirm_cancel(event, adapter, config, payload) if shape is not None else ""
 
     cancelled = adapter.cancelled_external_id(payload, event.topic)
     if cancelled is not None:
@@ -279,6 +310,7 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
             raise NormalizationError(
                 [{"pointer": "/id", "message": str(exc), "value": cancelled}]
             ) from None
+        _record_confirmation(event, result.order_id, confirmation, actor)
         return result.order_id, result.outcome
 
     fetched = adapter.fetch(config, payload)
@@ -314,7 +346,50 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
             "message": f"the order could not be stored ({type(exc).__name__}); "
             "a value is out of the range this system accepts",
         }]) from None  # fmt: skip
+    if confirmation:
+        _record_confirmation(event, result.order_id, confirmation, actor)
     return result.order_id, result.outcome
+
+
+CONFIRMED = "confirmed by the channel's API"
+NOT_CONFIRMED = "not confirmed: no channel API configured"
+
+
+def _confirm_cancel(
+    event: InboundEvent, adapter: ChannelAdapter, config: ChannelConfig, payload: Any
+) -> str:
+    """Ask the channel whether the order of a destructive-topic delivery is really cancelled
+    or deleted. The channel saying it is open quarantines the event (a likely replay with a
+    swapped topic); an API that cannot be asked raises AdapterError (retryable: the event
+    waits, nothing is cancelled meanwhile). Returns what goes into the order's audit."""
+    verdict = adapter.confirm_cancel(config, payload, event.topic)
+    if verdict is None:
+        log.info("inbound.cancel_not_confirmed", event_id=event.pk, topic=event.topic)
+        return NOT_CONFIRMED
+    if not verdict:
+        security_log.warning(
+            "webhook.destructive_topic_refuted", channel=config.slug, topic=event.topic,
+            event_id=event.pk, dedup_key=event.dedup_key,
+        )  # fmt: skip
+        raise NormalizationError([{
+            "pointer": "", "value": None,
+            "message": f"topic says {event.topic}, the channel says the order is open: possible "
+            "replay of a captured delivery under a swapped topic; nothing was cancelled",
+        }])  # fmt: skip
+    return CONFIRMED
+
+
+def _record_confirmation(
+    event: InboundEvent, order_id: int | None, confirmation: str, actor: Actor
+) -> None:
+    """Audit how a destructive topic was checked, on the order it touched."""
+    if order_id is not None:
+        order_event_record(
+            order_id=order_id, action="channel_cancel_checked", actor=actor,
+            data={"topic": event.topic, "inbound_event_id": event.pk,
+                  "confirmation": confirmation},
+            correlation_id=event.correlation_id,
+        )  # fmt: skip
 
 
 def _incident_key(event: InboundEvent) -> str:

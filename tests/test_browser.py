@@ -6,6 +6,7 @@ REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -277,3 +278,42 @@ def test_customer_service_sees_whether_a_channels_secrets_are_set_never_the_secr
     assert "whsec-browser-never-shown" not in html and "hdr-browser-never-shown" not in html
     assert page.locator('input[name="webhook_secret"]').count() == 0
     page.screenshot(path="/tmp/channel_view_only.png", full_page=True)  # for people to look at
+
+
+def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops_admin_does(
+    page, live_server
+):
+    from playwright.sync_api import expect
+
+    from channels.models import ChannelKind, InboundEvent
+    from channels.services import inbound_event_ingest_file
+    from tests.factories import SalesChannelFactory
+
+    make_user("carol", "customer_service")
+    make_user("otto", "ops_admin")
+    channel = SalesChannelFactory(kind=ChannelKind.CUSTOM, slug="web-raw", webhook_secret="k")
+    body = json.dumps({"id": "evt-browser", "topic": "order.created", "order": {
+        "external_id": "W-RAW-1", "customer": {"name": "Rita Raw", "email": "rita@example.com"},
+    }}).encode()  # fmt: skip
+    event, _ = inbound_event_ingest_file(channel=channel, body=body, topic="order.created")
+    assert event is not None
+    url = f"{live_server.url}/admin/channels/inboundevent/{event.pk}/change/"
+
+    log_in(page, live_server, "carol")
+    page.goto(url)
+    expect(page.locator("#content")).to_contain_text("order.created")
+    content = page.locator("#content").inner_text()
+    assert "Rita Raw" not in content and "rita@example.com" not in content
+    assert "x-imported-by" not in content
+    assert page.get_by_text("Body (first 4 KB)").count() == 0
+    assert page.get_by_text("Headers", exact=True).count() == 0
+    page.screenshot(path="/tmp/inbound_event_customer_service.png", full_page=True)
+
+    page.context.clear_cookies()
+    log_in(page, live_server, "otto")
+    page.goto(url)
+    expect(page.get_by_text("Body (first 4 KB)")).to_have_count(1)
+    expect(page.locator("#content")).to_contain_text("Rita Raw")
+    expect(page.locator("#content")).to_contain_text('"x-imported-by": "ingest_file"')
+    assert InboundEvent.objects.get(pk=event.pk).headers == {"x-imported-by": "ingest_file"}
+    page.screenshot(path="/tmp/inbound_event_ops_admin.png", full_page=True)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -266,6 +267,15 @@ class AmazonChannelAdapter:
             (item.get("QuantityOrdered") or 0) > 0 for item in items
         ):
             return str(order["AmazonOrderId"])
+        return None
+
+    destructive_topics: Mapping[str, str] = MappingProxyType({})
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """No destructive topics: orders are polled from the API, never pushed, so the status
+        comes from Amazon itself. Never asked."""
         return None
 
     def poll(

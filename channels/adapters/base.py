@@ -97,6 +97,22 @@ class ChannelAdapter(Protocol):
         """For a thin cancel/delete delivery, the order id it cancels; else None."""
         ...
 
+    @property
+    def destructive_topics(self) -> Mapping[str, str]:
+        """The topics that cancel or delete an order, each with the shape its body must have
+        (a sentence for the quarantine error). Where the vendor signs only the body, a topic
+        header can be swapped on a captured delivery; the body's own shape and a look at the
+        channel's API (``confirm_cancel``) must agree before anything is cancelled."""
+        ...
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """Ask the channel's API whether the order of a destructive-topic delivery really is
+        cancelled or deleted: True yes, False it is open there, None no API configured (demo
+        channels). AdapterError when the API cannot be asked (retryable: try later)."""
+        ...
+
     def fetched_schema(self) -> str:
         """The schema of what ``fetch`` returns (only adapters whose fetch returns data)."""
         ...

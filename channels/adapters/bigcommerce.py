@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 
 from channels import signatures
@@ -102,6 +103,16 @@ class BigCommerceChannelAdapter:
 
     def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
         # A cancellation is a status update; the fetched order carries status_id 5.
+        return None
+
+    destructive_topics: Mapping[str, str] = MappingProxyType({})
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """No destructive topics: a webhook names only the order, and whether it is cancelled is
+        read from the order fetched from the API (``status_id`` 5), so a swapped scope cannot
+        cancel anything. Never asked."""
         return None
 
     # --- pulling the order ---------------------------------------------------------------

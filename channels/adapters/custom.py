@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from channels import signatures
@@ -49,6 +50,15 @@ class CustomStorefrontAdapter:
         return None
 
     def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
+        return None
+
+    destructive_topics: Mapping[str, str] = MappingProxyType({})
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """No destructive topics to confirm: the topic is inside the signed body (and the
+        signature is timestamped), so it cannot be swapped. Never asked."""
         return None
 
     def normalize(

@@ -8,6 +8,12 @@ The webhook body is the bare REST order object (no ``{"order": ...}`` wrapper), 
 against ``shopify_order.v1.json`` and normalized here; nothing is fetched. ``orders/cancelled``
 is a full order with ``cancelled_at`` set, so it needs no special path either.
 
+Shopify signs the body only: the topic and event-id headers can be swapped on a captured
+delivery. So the two destructive topics must carry a body of their own shape
+(``orders/delete``: ``{"id": ...}`` only; ``orders/cancelled``: ``cancelled_at`` set), and
+where the channel has an API configured the order is looked up before anything is cancelled
+(``confirm_cancel``: ``GET /admin/api/<version>/orders/<id>.json``).
+
 Amounts are the shop-currency fields (``total_price``, ``price``, ...: decimal strings), not the
 ``*_set.presentment_money`` ones; the order's ``currency`` is the shop currency they are in.
 """
@@ -17,15 +23,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from channels import signatures
 from channels.adapters import normalize
-from channels.adapters.base import ChannelConfig, Delivery, PrivacyRequest
+from channels.adapters.base import AdapterError, ChannelConfig, Delivery, PrivacyRequest
 from channels.adapters.normalize import Amounts, Keys
+from channels.http import session_for
 from orders.fingerprints import client_ip_hash, fingerprint
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
+DELETED_TOPIC = "orders/delete"
+CANCELLED_TOPIC = "orders/cancelled"
+# The topics that cancel an order, and the body each must have (for the quarantine error).
+DESTRUCTIVE_TOPICS = MappingProxyType({
+    DELETED_TOPIC: 'an orders/delete body must be {"id": ...} only (Shopify sends nothing '
+    "else for a deleted order); a body with other fields is a replayed delivery under a "
+    "swapped topic, and nothing was cancelled",
+    CANCELLED_TOPIC: "an orders/cancelled body must be the order with cancelled_at set; an "
+    "order that is not cancelled is a replayed delivery under a swapped topic, and nothing "
+    "was cancelled",
+})  # fmt: skip
 
 # Shopify financial_status -> canonical. The canonical order has no "partially paid": part of
 # the money is in, the rest is promised by nothing, so the order stays "pending" (calling it
@@ -73,10 +92,12 @@ class ShopifyChannelAdapter:
     def payload_schema(self, topic: str, api_version: str) -> str:
         # orders/create, orders/updated, orders/cancelled (and orders/paid, orders/fulfilled...)
         # all carry the full order; orders/delete carries only {"id": ...}.
-        if topic == "orders/delete":
+        if topic == DELETED_TOPIC:
             return "shopify_order_deleted.v1.json"
         if topic in PRIVACY_TOPICS:
             return PRIVACY_TOPICS[topic][0]
+        if topic == CANCELLED_TOPIC:
+            return "shopify_order_cancelled.v1.json"  # the order schema and cancelled_at set
         return "shopify_order.v1.json"
 
     def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +106,7 @@ class ShopifyChannelAdapter:
     def cancelled_external_id(self, payload: Mapping[str, Any], topic: str) -> str | None:
         # orders/cancelled is a full order (cancelled_at set): normalize() says "cancelled".
         # A deleted order is gone from the store: we cancel ours if it has not shipped.
-        if topic == "orders/delete":
+        if topic == DELETED_TOPIC:
             return str(payload["id"])
         return None
 
@@ -108,6 +129,41 @@ class ShopifyChannelAdapter:
             phone=str(customer.get("phone") or ""),
             order_ids=tuple(str(i) for i in orders),
         )
+
+    destructive_topics = DESTRUCTIVE_TOPICS
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """``GET {api_base_url}/admin/api/{api_version}/orders/{id}.json`` with the app's
+        ``access_token``: a deleted order answers 404, a cancelled one has ``cancelled_at``.
+        None when the channel has no API base URL (nothing to ask)."""
+        if not channel.api_base_url:
+            return None
+        token = channel.credentials.get("access_token")
+        if not token or not channel.api_version:
+            raise AdapterError(
+                f"Shopify channel {channel.id} has an api_base_url but no api_version or no "
+                "access_token in its credentials: the cancellation cannot be confirmed",
+                retryable=False,
+            )
+        order_id = int(payload["id"])
+        url = f"{channel.api_base_url}/admin/api/{channel.api_version}/orders/{order_id}.json"
+        headers = {"X-Shopify-Access-Token": str(token), "Accept": "application/json"}
+        with session_for(channel) as session:
+            response = session.call(
+                "GET", url, what="Shopify get order", accept={404}, headers=headers
+            )
+            if response.status_code == 404:
+                response.close()
+                return True  # deleted in the shop
+            answer = session.json_of(response, what="Shopify get order")
+        order = answer.get("order") if isinstance(answer, dict) else None
+        if not isinstance(order, dict):
+            raise AdapterError(
+                f"Shopify get order {order_id}: the answer has no order object", retryable=False
+            )
+        return order.get("cancelled_at") not in (None, "")
 
     # --- normalizing ---------------------------------------------------------------------
     def normalize(

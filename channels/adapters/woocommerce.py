@@ -4,7 +4,11 @@ An ``order.created`` / ``order.updated`` / ``order.restored`` body is exactly th
 ``GET /wp-json/wc/v3/orders/<id>`` returns it (``woocommerce_order.v1.json``); nothing is
 fetched. ``order.deleted`` (the order went to the trash) carries only ``{"id": ...}``
 (``woocommerce_order_deleted.v1.json``) and cancels the order through
-``cancelled_external_id``. When a webhook is activated WooCommerce posts an unsigned form body
+``cancelled_external_id``. WooCommerce signs the body only, so that topic header could be
+swapped on a captured ``order.created`` delivery: an ``order.deleted`` body must be
+``{"id": ...}`` only, and where the channel has an API configured the order is looked up
+(``GET /wp-json/wc/v3/orders/<id>``: 404, or status ``trash``/``cancelled``) before it is
+cancelled. When a webhook is activated WooCommerce posts an unsigned form body
 ``webhook_id=<id>``: that ping is answered 200 and nothing is stored.
 
 Amounts in the REST order are always EXCLUSIVE of tax, whatever the store's
@@ -22,16 +26,25 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from channels import signatures
 from channels.adapters import normalize
-from channels.adapters.base import ChannelConfig, Delivery
+from channels.adapters.base import AdapterError, ChannelConfig, Delivery
 from channels.adapters.normalize import Amounts, Keys
+from channels.http import session_for
 from orders.fingerprints import client_ip_hash
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 DELETED_TOPIC = "order.deleted"
+DESTRUCTIVE_TOPICS = MappingProxyType({
+    DELETED_TOPIC: 'an order.deleted body must be {"id": ...} only (WooCommerce sends nothing '
+    "else for a deleted order); a body with other fields is a replayed delivery under a "
+    "swapped topic, and nothing was cancelled",
+})  # fmt: skip
+# What GET /orders/<id> says of an order that a deletion may cancel.
+GONE_STATUSES = frozenset({"trash", "cancelled"})
 # WC_Webhook::deliver_ping() posts exactly 'webhook_id=' . $this->get_id(), unsigned.
 PING_BODY = re.compile(rb"webhook_id=([0-9]{1,20})")
 # A WooCommerce state is a code ("CA", "RJ") for countries with a state list, free text else.
@@ -88,6 +101,43 @@ class WooCommerceChannelAdapter:
         if topic == DELETED_TOPIC:
             return str(payload["id"])
         return None
+
+    destructive_topics = DESTRUCTIVE_TOPICS
+
+    def confirm_cancel(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> bool | None:
+        """``GET {api_base_url}/wp-json/wc/v3/orders/{id}`` with the REST API key (basic auth,
+        ``consumer_key`` / ``consumer_secret``): a deleted order answers 404, a trashed or
+        cancelled one says so in ``status``. None when the channel has no API base URL."""
+        if not channel.api_base_url:
+            return None
+        key, secret = (
+            channel.credentials.get("consumer_key"),
+            channel.credentials.get("consumer_secret"),
+        )
+        if not key or not secret:
+            raise AdapterError(
+                f"WooCommerce channel {channel.id} has an api_base_url but no consumer_key and "
+                "consumer_secret in its credentials: the deletion cannot be confirmed",
+                retryable=False,
+            )
+        order_id = int(payload["id"])
+        url = f"{channel.api_base_url}/wp-json/wc/v3/orders/{order_id}"
+        with session_for(channel) as session:
+            response = session.call(
+                "GET", url, what="WooCommerce get order", accept={404},
+                auth=(str(key), str(secret)), headers={"Accept": "application/json"},
+            )  # fmt: skip
+            if response.status_code == 404:
+                response.close()
+                return True  # deleted for good
+            order = session.json_of(response, what="WooCommerce get order")
+        if not isinstance(order, dict):
+            raise AdapterError(
+                f"WooCommerce get order {order_id}: the answer is not an order", retryable=False
+            )
+        return order.get("status") in GONE_STATUSES
 
     # --- normalizing ---------------------------------------------------------------------
     def normalize(

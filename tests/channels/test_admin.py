@@ -15,7 +15,7 @@ from django.urls import reverse
 from channels.models import ChannelKind, InboundEvent, SalesChannel
 from channels.signatures import sign_custom
 from orders.models import Order, Product
-from tests.factories import SalesChannelFactory
+from tests.factories import SalesChannelFactory, make_user
 
 WEBHOOK_SECRET = "whsec-stored-never-shown-1"
 HEADER_VALUE = "hdr-value-stored-never-shown-2"
@@ -392,3 +392,53 @@ def test_event_page_is_read_only(three_events, client, ops_user):
     assert 'name="_save"' not in page.content.decode()
     assert post.status_code == 403
     assert InboundEvent.objects.get(pk=event.pk).status == "quarantined"
+
+
+# --- raw payloads: ops_admin and superusers only ------------------------------------------------
+PII_ORDER = {
+    **ORDER, "external_id": "W-4010",
+    "customer": {"email": "raw.only@example.com", "name": "Rita Raw"},
+    "lines": [{**ORDER["lines"][0], "quantity": "two"}],  # quarantined: an error to show
+}  # fmt: skip
+
+
+@pytest.fixture
+def raw_event(storefront, deliver) -> InboundEvent:
+    event = deliver("evt-raw", PII_ORDER, HTTP_X_STOREFRONT_REQUEST="req-raw-12")
+    assert event.status == "quarantined"
+    return event
+
+
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+def test_other_roles_see_the_event_row_but_no_body_headers_or_error_values(raw_event, client, role):
+    client.force_login(make_user("someone", role))
+
+    response = client.get(event_url(raw_event))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Rita Raw" not in html and "raw.only@example.com" not in html
+    assert "req-raw-12" not in html and "x-storefront-request" not in html
+    assert "Body (first 4 KB)" not in html and ">Headers<" not in html
+    # The row itself: channel, topic, status, dedup key and the readable error, no value.
+    assert "order.created" in html and "Quarantined" in html and "event:evt-raw" in html
+    assert "<li><code>/order/lines/0/quantity</code> must be of type integer</li>" in html
+    assert "&quot;two&quot;" not in html
+
+
+@pytest.mark.parametrize("who", ["ops_admin", "superuser"])
+def test_ops_admin_and_superusers_see_the_body_headers_and_error_values(raw_event, client, who):
+    user = make_user("root", superuser=True) if who == "superuser" else make_user("o", who)
+    client.force_login(user)
+
+    html = client.get(event_url(raw_event)).content.decode()
+
+    assert "Rita Raw" in html and "raw.only@example.com" in html
+    assert "&quot;x-storefront-request&quot;: &quot;req-raw-12&quot;" in html
+    assert "(value: <code>&quot;two&quot;</code>)" in html
+
+
+def test_ops_admin_holds_the_view_raw_payload_permission_and_the_other_roles_do_not(db):
+    assert make_user("o2", "ops_admin").has_perm("channels.view_raw_payload")
+    for role in ("customer_service", "reviewer", "finance"):
+        assert not make_user(f"u-{role}", role).has_perm("channels.view_raw_payload")

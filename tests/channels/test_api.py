@@ -350,3 +350,63 @@ def test_replay_is_post_only(quarantined, api_client, ops_user):
     assert api_client.get(replay_url(quarantined.pk)).status_code == 405
     quarantined.refresh_from_db()
     assert quarantined.status == "quarantined"
+
+
+# --- raw payloads: ops_admin and superusers only ------------------------------------------------
+@pytest.fixture
+def bad_total(inbox) -> InboundEvent:
+    """A Shopify order quarantined on a total that is not an amount (an error with a value)."""
+    order = json.loads(unwrapped(SHOPIFY_GET))
+    order.update(id=777001, total_price="12,50")
+    event = stored(inbox["shop"], json.dumps(order).encode())
+    assert event.status == "quarantined"
+    assert {"pointer": "/total_price", "value": "12,50"}.items() <= event.errors[0].items()
+    return event
+
+
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+def test_other_roles_get_the_event_without_raw_fields_and_with_error_values_redacted(
+    bad_total, api_client, role
+):
+    api_client.force_authenticate(make_user("someone", role))
+
+    row = api_client.get(f"{URL}{bad_total.pk}/").json()
+    listed = api_client.get(f"{URL}?status=quarantined").json()["results"]
+
+    assert not {"raw_body", "headers", "fetched"} & set(row)
+    assert (row["channel"], row["topic"], row["status"]) == ("shop", "orders/create", "quarantined")
+    assert row["errors"][0] == {
+        "pointer": "/total_price", "message": row["errors"][0]["message"], "value": "[redacted]"
+    }  # fmt: skip
+    assert "12,50" not in json.dumps(row) and "12,50" not in json.dumps(listed)
+
+
+def test_ops_admin_gets_the_raw_body_headers_and_error_values_of_one_event(
+    bad_total, api_client, ops_user
+):
+    api_client.force_authenticate(ops_user)
+
+    row = api_client.get(f"{URL}{bad_total.pk}/").json()
+
+    assert row["raw_body"] == bytes(bad_total.raw_body).decode()
+    assert "bob.norman@mail.example.com" in row["raw_body"]
+    assert row["headers"]["x-shopify-topic"] == "orders/create"
+    assert row["fetched"] is None
+    assert row["errors"][0]["value"] == "12,50"
+
+
+def test_ops_admin_lists_events_without_their_raw_fields(bad_total, api_client, ops_user):
+    api_client.force_authenticate(ops_user)
+
+    rows = api_client.get(URL).json()["results"]
+
+    assert rows and all(not {"raw_body", "headers", "fetched"} & set(row) for row in rows)
+    assert next(r for r in rows if r["id"] == bad_total.pk)["errors"][0]["value"] == "12,50"
+
+
+def test_a_superuser_gets_the_raw_fields(bad_total, api_client):
+    api_client.force_authenticate(make_user("root", superuser=True))
+
+    row = api_client.get(f"{URL}{bad_total.pk}/").json()
+
+    assert {"raw_body", "headers", "fetched"} <= set(row)

@@ -34,6 +34,7 @@ SECRET = "shpss_app_client_secret"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CHANNEL = ChannelConfig(id=7, slug="shop", kind="shopify", secret=SECRET)
 VENDOR_SCHEMA = "shopify_order.v1.json"
+CANCELLED_SCHEMA = "shopify_order_cancelled.v1.json"
 
 
 def _order(path: Path) -> dict[str, Any]:
@@ -524,7 +525,10 @@ def test_channel_without_a_secret_refuses_everything():
 # --- the rest of the interface ---------------------------------------------------------------
 def test_full_order_webhooks_need_no_fetch_and_no_thin_cancel():
     payload = _order(CANCEL)
-    assert adapter.payload_schema("orders/cancelled", "2026-07") == VENDOR_SCHEMA
+    # orders/cancelled: the order schema with cancelled_at set; the cancel sample passes both.
+    assert adapter.payload_schema("orders/cancelled", "2026-07") == CANCELLED_SCHEMA
+    assert jsonschemas.errors("channels", VENDOR_SCHEMA, payload) == []
+    assert jsonschemas.errors("channels", CANCELLED_SCHEMA, payload) == []
     assert adapter.fetch(CHANNEL, payload) is None
     assert adapter.cancelled_external_id(payload, "orders/cancelled") is None
     assert adapter.kind == "shopify"
