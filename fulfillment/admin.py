@@ -21,6 +21,7 @@ from fulfillment.models import (
     Warehouse,
 )
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
+from orders import privacy
 from orders.actors import Actor
 from orders.admin import register_order_inline
 from orders.errors import DomainError
@@ -63,6 +64,14 @@ class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["order", "order_line"]
 
 
+def without_labels(request: HttpRequest, names: Any) -> list[str]:
+    """``names`` (admin fields or columns) as ``request``'s user may see them: without the
+    label and with the flags minus the label's link, unless they see contact details."""
+    if privacy.sees_contact_details(request.user):
+        return list(names)
+    return [{"flags": "flags_"}.get(n, n) for n in names if n != "label_link"]
+
+
 class ShipmentLineInline(admin.TabularInline):
     model = ShipmentLine
     fields = readonly_fields = ("order_line", "sku", "quantity", "reservation")
@@ -90,6 +99,21 @@ class ShipmentAdmin(admin.ModelAdmin):
     )  # fmt: skip
     actions = ["buy_labels", "ship_selected", "void_selected"]
 
+    # A label prints the street address and phone: without orders.view_contact_details neither
+    # the label nor the carrier's link to it (in flags) is offered.
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return without_labels(request, self.list_display)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.readonly_fields)
+
+    @admin.display(description="Flags")
+    def flags_(self, shipment: Shipment) -> str:
+        return str({k: v for k, v in (shipment.flags or {}).items() if k != "label_url"})
+
     def has_add_permission(self, request: Any) -> bool:
         return False  # shipments are planned from reservations (services), never typed in
 
@@ -102,7 +126,7 @@ class ShipmentAdmin(admin.ModelAdmin):
                 *super().get_urls()]  # fmt: skip
 
     def label_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not self.has_view_permission(request):
+        if not self.has_view_permission(request) or not privacy.sees_contact_details(request.user):
             raise PermissionDenied
         shipment = get_object_or_404(Shipment, pk=pk)
         if not shipment.label_pdf:
@@ -171,6 +195,12 @@ class OrderShipmentInline(admin.TabularInline):
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.readonly_fields)
 
     @admin.display(description="Shipment")
     def shipment_link(self, shipment: Shipment) -> str:
