@@ -196,8 +196,11 @@ class OrderAdmin(admin.ModelAdmin):
         if privacy.sees_contact_details(request.user):
             return self.fieldsets
         swap = {"ship_to": "ship_to_area", "bill_to": "bill_to_area"}
-        return [(name, {**options, "fields": [swap.get(f, f) for f in options["fields"]]})
-                for name, options in self.fieldsets]  # fmt: skip
+        return [
+            (name, {**options, "fields": [swap.get(f, f) if isinstance(f, str) else f
+                                          for f in options["fields"]]})
+            for name, options in self.fieldsets
+        ]  # fmt: skip
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Everything: the state fields are protected, amounts come from the channel.
@@ -322,11 +325,11 @@ class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     FIELDS = ["order", "at", "actor_kind", "actor_id", "action", "field", "from_state",
               "to_state", "correlation_id"]  # fmt: skip
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The snapshot whole for raw-payload viewers; for the others its personal parts redacted.
         return [*self.FIELDS, "data" if privacy.sees_raw_payloads(request.user) else "data_"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_fields(request, obj)
 
     @admin.display(description="Data")

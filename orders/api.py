@@ -100,24 +100,20 @@ class AddressField(serializers.JSONField):
         return privacy.address_for(requesting_user(self), value)
 
 
-class SnapshotField(serializers.JSONField):
-    """An audit event's data: whole for raw-payload viewers, else personal parts redacted."""
-
-    def to_representation(self, value: Any) -> Any:
-        return privacy.snapshot_for(requesting_user(self), value)
-
-
 class OrderEventSerializer(serializers.ModelSerializer):
-    data = SnapshotField(
-        read_only=True,
-        help_text="What the event recorded. Values under address, street and phone keys read "
-        "'[redacted]' unless you hold orders.view_raw_payload.",
-    )
-
     class Meta:
         model = OrderEvent
         fields = ["id", "at", "actor_kind", "actor_id", "action", "field", "from_state",
                   "to_state", "correlation_id", "data"]  # fmt: skip
+        extra_kwargs = {"data": {"help_text": "What the event recorded. Values under address, "
+                                 "street and phone keys read '[redacted]' unless you hold "
+                                 "orders.view_raw_payload."}}  # fmt: skip
+
+    def to_representation(self, instance: Any) -> Any:
+        # The audit snapshot whole for raw-payload viewers, else its personal parts redacted.
+        shown = super().to_representation(instance)
+        shown["data"] = privacy.snapshot_for(requesting_user(self), shown["data"])
+        return shown
 
 
 class OrderSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
