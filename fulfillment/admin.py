@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -112,7 +113,8 @@ class ShipmentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Flags")
     def flags_(self, shipment: Shipment) -> str:
-        return str({k: v for k, v in (shipment.flags or {}).items() if k != "label_url"})
+        shown = {k: v for k, v in (shipment.flags or {}).items() if k != "label_url"}
+        return json.dumps(shown, sort_keys=True, default=str)
 
     def has_add_permission(self, request: Any) -> bool:
         return False  # shipments are planned from reservations (services), never typed in
