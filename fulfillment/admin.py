@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -22,6 +23,7 @@ from fulfillment.models import (
     Warehouse,
 )
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
+from orders import personal_data
 from orders.actors import Actor
 from orders.admin import register_order_inline
 from orders.errors import DomainError
@@ -64,6 +66,14 @@ class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ["order", "order_line"]
 
 
+def without_labels(request: HttpRequest, names: Any) -> list[str]:
+    """``names`` (admin fields or columns) as ``request``'s user may see them: without the
+    label and with the flags minus the label's link, unless they see contact details."""
+    if personal_data.sees_contact_details(request.user):
+        return list(names)
+    return [{"flags": "flags_"}.get(n, n) for n in names if n != "label_link"]
+
+
 class ShipmentLineInline(admin.TabularInline):
     model = ShipmentLine
     fields = readonly_fields = ("order_line", "sku", "quantity", "reservation")
@@ -91,6 +101,22 @@ class ShipmentAdmin(admin.ModelAdmin):
     )  # fmt: skip
     actions = ["buy_labels", "ship_selected", "void_selected"]
 
+    # A label prints the street address and phone: without orders.view_contact_details neither
+    # the label nor the carrier's link to it (in flags) is offered.
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return without_labels(request, self.list_display)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.readonly_fields)
+
+    @admin.display(description="Flags")
+    def flags_(self, shipment: Shipment) -> str:
+        shown = {k: v for k, v in (shipment.flags or {}).items() if k != "label_url"}
+        return json.dumps(shown, sort_keys=True, default=str)
+
     def has_add_permission(self, request: Any) -> bool:
         return False  # shipments are planned from reservations (services), never typed in
 
@@ -103,7 +129,8 @@ class ShipmentAdmin(admin.ModelAdmin):
                 *super().get_urls()]  # fmt: skip
 
     def label_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not self.has_view_permission(request):
+        shows_contact = personal_data.sees_contact_details(request.user)
+        if not self.has_view_permission(request) or not shows_contact:
             raise PermissionDenied
         shipment = get_object_or_404(Shipment, pk=pk)
         if not shipment.label_pdf:
@@ -179,6 +206,12 @@ class OrderShipmentInline(admin.TabularInline):
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return without_labels(request, self.readonly_fields)
 
     @admin.display(description="Shipment")
     def shipment_link(self, shipment: Shipment) -> str:

@@ -11,13 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
 from fulfillment.carriers import trusted_label_url
 from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
 from fulfillment.selectors import shipment_list, stock_level_list
+from orders import personal_data
 
 
 class UntrustedLabelUrl(APIException):
@@ -75,7 +76,10 @@ class ShipmentSerializer(serializers.ModelSerializer):
         slug_field="code", read_only=True
     )
     lines = ShipmentLineSerializer(many=True, read_only=True)
-    label_url = serializers.SerializerMethodField(help_text="The 4x6 PDF label, once bought.")
+    label_url = serializers.SerializerMethodField(
+        help_text="The 4x6 PDF label, once bought. It prints the street address and phone: "
+        "null without orders.view_contact_details."
+    )
 
     class Meta:
         model = Shipment
@@ -85,10 +89,12 @@ class ShipmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_label_url(self, shipment: Shipment) -> str | None:
+        request = self.context.get("request")
+        if not personal_data.sees_contact_details(getattr(request, "user", None)):
+            return None
         if not shipment.label_pdf and not shipment.label_zpl:
             # The carrier's own link, only when https on its label hosts (never javascript:).
             return trusted_label_url(shipment.carrier, (shipment.flags or {}).get("label_url"))
-        request = self.context.get("request")
         url = reverse("api:shipment-label", kwargs={"pk": shipment.pk})
         return request.build_absolute_uri(url) if request is not None else url
 
@@ -131,8 +137,12 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Download the label: the 4x6 inch PDF, or ZPL for thermal printers
         (``?label_format=zpl``; ``format`` is DRF's own content negotiation parameter). A label
         the carrier hosts is a redirect to it, only when https on that carrier's label hosts;
-        any other link is refused with 409 ``label_url_untrusted``."""
+        any other link is refused with 409 ``label_url_untrusted``.
+        403 without ``orders.view_contact_details``: a label prints the street and phone."""
         shipment = self.get_object()
+        if not personal_data.sees_contact_details(request.user):
+            raise PermissionDenied("A label shows the street address and phone: your role does "
+                                   "not see them (orders.view_contact_details).")  # fmt: skip
         wanted = request.query_params.get("label_format", "pdf")
         name = f"label-{shipment.tracking_number or shipment.pk}"
         if wanted == "zpl" and shipment.label_zpl:

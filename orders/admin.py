@@ -9,6 +9,7 @@ changing ``OrderAdmin``: orders imports no other app, so the apps above it regis
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -25,6 +26,7 @@ from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from orders import personal_data
 from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import Customer, Incident, Order, OrderEvent, OrderLine, Product
@@ -128,7 +130,13 @@ class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
             if data.get("message"):
                 text += f" ({data['message']})"
             return text
-        return ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict | list))
+        # A summary for everyone: the parts of a snapshot that hold personal data never show.
+        shown = personal_data.snapshot_redacted(data)
+        return ", ".join(
+            f"{k}={v}"
+            for k, v in shown.items()
+            if not isinstance(v, dict | list) and v != personal_data.REDACTED
+        )
 
 
 # --- extension point: the order's change page -------------------------------------------------
@@ -183,9 +191,20 @@ class OrderAdmin(admin.ModelAdmin):
         # Read per request, so an app's admin module may register after this one loaded.
         return [*self.inlines, *registered_order_inlines()]
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Without orders.view_contact_details the addresses show without street and phone.
+        if personal_data.sees_contact_details(request.user):
+            return self.fieldsets
+        swap = {"ship_to": "ship_to_area", "bill_to": "bill_to_area"}
+        return [
+            (name, {**options, "fields": [swap.get(f, f) if isinstance(f, str) else f
+                                          for f in options["fields"]]})
+            for name, options in self.fieldsets
+        ]  # fmt: skip
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Everything: the state fields are protected, amounts come from the channel.
-        return flatten_fieldsets(self.fieldsets)
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders come from channels (or ingest_file), never typed in
@@ -205,6 +224,14 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Bill to")
     def bill_to(self, order: Order) -> str:
         return format_address(order.billing_address)
+
+    @admin.display(description="Ship to")
+    def ship_to_area(self, order: Order) -> str:
+        return format_address(personal_data.address_reduced(order.shipping_address))
+
+    @admin.display(description="Bill to")
+    def bill_to_area(self, order: Order) -> str:
+        return format_address(personal_data.address_reduced(order.billing_address))
 
     @admin.display(description="Address check")
     def address_verdict(self, order: Order) -> str:
@@ -295,6 +322,20 @@ class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=order__external_id", "=correlation_id"]
     list_select_related = ["order"]
     date_hierarchy = "at"
+    FIELDS = ["order", "at", "actor_kind", "actor_id", "action", "field", "from_state",
+              "to_state", "correlation_id"]  # fmt: skip
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The snapshot whole for raw-payload viewers; for the others its personal parts redacted.
+        return [*self.FIELDS, "data" if personal_data.sees_raw_payloads(request.user) else "data_"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="Data")
+    def data_(self, event: OrderEvent) -> str:
+        return json.dumps(personal_data.snapshot_redacted(event.data), indent=2, sort_keys=True,
+                          default=str)  # fmt: skip
 
 
 @admin.register(Customer)
@@ -304,6 +345,10 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = ["account_type", "net_terms_approved"]
     search_fields = ["email", "name", "company_name"]
     CREDIT_FIELDS = ["net_terms_days", "net_terms_approved", "credit_limit", "credit_currency"]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Without orders.view_contact_details the phone is neither shown nor changed.
+        return [] if personal_data.sees_contact_details(request.user) else ["phone"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Credit terms are finance's call: others see them but cannot change them.

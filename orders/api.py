@@ -8,14 +8,19 @@ from typing import Any
 import django_filters
 from django.db.models import Model
 from django.urls import include, path
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from orders import money, selectors
+from orders import money, personal_data, selectors
 from orders.actors import Actor
 from orders.errors import InvalidInput
 from orders.models import (
@@ -63,11 +68,52 @@ class OrderLineSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSeria
                   "quantity", "unit_price", "discount_allocation", "tax_allocation"]  # fmt: skip
 
 
+def requesting_user(field: serializers.Field) -> Any:
+    """The user of the request the serializer renders for; None without one (then the
+    least is shown)."""
+    request = field.context.get("request")
+    return getattr(request, "user", None)
+
+
+class AddressSerializer(serializers.Serializer):
+    """An address. Street lines (line1, line2) and phone are present only for those with
+    orders.view_contact_details; without it name, company, city, region, postal code and
+    country. {} when the order has none."""
+
+    name = serializers.CharField(required=False)
+    company = serializers.CharField(required=False)
+    line1 = serializers.CharField(required=False, help_text="Needs orders.view_contact_details.")
+    line2 = serializers.CharField(required=False, help_text="Needs orders.view_contact_details.")
+    city = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+    region_code = serializers.CharField(required=False)
+    postal_code = serializers.CharField(required=False)
+    country_code = serializers.CharField(required=False, help_text="ISO 3166-1 alpha-2")
+    phone = serializers.CharField(required=False, help_text="Needs orders.view_contact_details.")
+
+
+@extend_schema_field(AddressSerializer)
+class AddressField(serializers.JSONField):
+    """An order's address as the requesting user may see it (``orders.personal_data``)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return personal_data.address_for(requesting_user(self), value)
+
+
 class OrderEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = OrderEvent
         fields = ["id", "at", "actor_kind", "actor_id", "action", "field", "from_state",
                   "to_state", "correlation_id", "data"]  # fmt: skip
+        extra_kwargs = {"data": {"help_text": "What the event recorded. Values under address, "
+                                 "street and phone keys read '[redacted]' unless you hold "
+                                 "orders.view_raw_payload."}}  # fmt: skip
+
+    def to_representation(self, instance: Any) -> Any:
+        # The audit snapshot whole for raw-payload viewers, else its personal parts redacted.
+        shown = super().to_representation(instance)
+        shown["data"] = personal_data.snapshot_for(requesting_user(self), shown["data"])
+        return shown
 
 
 class OrderSerializer(CurrencyAmountsSerializerMixin, serializers.ModelSerializer):
@@ -115,6 +161,8 @@ class OrderDetailSerializer(OrderSerializer):
     reservations = ReservationSummarySerializer(many=True, read_only=True)
     shipments = ShipmentSummarySerializer(many=True, read_only=True)
     timeline = OrderEventSerializer(many=True, read_only=True, source="events")
+    shipping_address = AddressField(read_only=True)
+    billing_address = AddressField(read_only=True)
 
     class Meta(OrderSerializer.Meta):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",

@@ -356,6 +356,9 @@ class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
             ("cancel_order", "Can cancel an order"),
             ("review_order", "Can send an order to review and approve it"),
             ("manage_payment", "Can change an order's payment status"),
+            # Personal data beyond need (orders.personal_data): granted per role in orders.roles.
+            ("view_contact_details", "Can see street addresses and phone numbers"),
+            ("view_raw_payload", "Can see raw payloads and audit snapshots whole"),
         ]
 
     def __str__(self) -> str:

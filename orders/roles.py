@@ -20,24 +20,29 @@ VIEW_ORDERS = [
 
 ROLES: dict[str, list[str]] = {
     # Answers customers: sees orders, holds or cancels on request, fixes customer records,
-    # works incidents. Never touches payments or credit terms.
+    # works incidents. Never touches payments or credit terms. Needs the street and phone to
+    # answer "where is my parcel" and to call back.
     "customer_service": [
-        *VIEW_ORDERS,
+        *VIEW_ORDERS, "orders.view_contact_details",
         "orders.hold_order", "orders.cancel_order", "orders.change_customer",
         "orders.work_incident", "reviews.view_reviewcase",
     ],
-    # Decides on high-risk orders: approve, hold, or reject (cancel).
+    # Decides on high-risk orders: approve, hold, or reject (cancel). Compares the shipping and
+    # billing addresses whole (a parcel forwarder, a hotel), so sees street and phone.
     "reviewer": [
-        *VIEW_ORDERS,
+        *VIEW_ORDERS, "orders.view_contact_details",
         "orders.review_order", "orders.hold_order", "orders.cancel_order",
         "orders.work_incident", "reviews.view_reviewcase", "reviews.view_fraudsettings",
     ],
-    # Money: payment status, refunds, credit terms; reads orders.
+    # Money: payment status, refunds, credit terms; reads orders. No street lines or phone
+    # numbers (no view_contact_details): name, email and the address's locality are enough
+    # for payments, invoices and tax (see orders/personal_data.py).
     "finance": [
         *VIEW_ORDERS,
         "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
     ],
-    # Runs the system: every permission of the back office's own apps and its schedules; may see
+    # Runs the system: every permission of the back office's own apps and its schedules (so the
+    # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see
     # and revoke API tokens but not issue them (that would be acting as another user), and lift
     # login lockouts. User accounts and tokens stay with superusers.
     "ops_admin": [

@@ -317,3 +317,29 @@ def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops
     expect(page.locator("#content")).to_contain_text('"x-imported-by": "ingest_file"')
     assert InboundEvent.objects.get(pk=event.pk).headers == {"x-imported-by": "ingest_file"}
     page.screenshot(path="/tmp/inbound_event_ops_admin.png", full_page=True)
+
+
+def test_finance_sees_an_orders_name_and_locality_but_no_street_or_phone(page, live_server):
+    from playwright.sync_api import expect
+
+    make_user("fred", "finance")
+    order = validated_order()
+    address = {
+        "name": "Ada Lovelace", "line1": "12 Babbage Lane", "line2": "Flat 3",
+        "city": "Springfield", "region_code": "IL", "postal_code": "62701",
+        "country_code": "US", "phone": "+1 217 555 0199",
+    }  # fmt: skip
+    Order.objects.filter(pk=order.pk).update(shipping_address=address, billing_address=address)
+    log_in(page, live_server, "fred")
+
+    open_order(page, live_server, order)
+
+    addresses = page.locator("fieldset").filter(
+        has=page.get_by_role("heading", name="Addresses", exact=True)
+    )
+    expect(addresses).to_contain_text("Ada Lovelace")
+    expect(addresses).to_contain_text("62701 Springfield")
+    expect(addresses).not_to_contain_text("12 Babbage Lane")
+    html = page.content()
+    assert "12 Babbage Lane" not in html and "Flat 3" not in html and "555 0199" not in html
+    page.screenshot(path="/tmp/order_finance.png", full_page=True)  # for people to look at

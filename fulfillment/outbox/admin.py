@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from config.admin_mixins import ReadOnlyAdminMixin
 from fulfillment.models import CircuitBreaker, OutboundAction, PickTask
 from fulfillment.outbox.services import action_retry_dead
+from orders import personal_data
 from orders.actors import Actor
 from orders.errors import DomainError
 
@@ -45,6 +46,17 @@ class OutboundActionAdmin(admin.ModelAdmin):
         "payload_pretty", "result_pretty", "correlation_id", "created_at", "updated_at",
         "completed_at",
     )  # fmt: skip
+
+    RAW = ("payload_pretty", "result_pretty")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # What was sent and what the vendor answered are raw payloads: orders.view_raw_payload.
+        if personal_data.sees_raw_payloads(request.user):
+            return self.fields
+        return [name for name in self.fields if name not in self.RAW]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

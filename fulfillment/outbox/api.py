@@ -9,7 +9,7 @@ from typing import Any
 
 import django_filters
 from django.urls import include, path
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -18,7 +18,19 @@ from rest_framework.routers import DefaultRouter
 
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction
 from fulfillment.outbox.services import action_retry_dead, outbound_action_list
+from orders import personal_data
 from orders.actors import Actor
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
+class RawPayloadField(serializers.JSONField):
+    """A raw payload: null unless the requesting user holds ``orders.view_raw_payload``."""
+
+    def to_representation(self, value: Any) -> Any:
+        request = self.context.get("request")
+        if not personal_data.sees_raw_payloads(getattr(request, "user", None)):
+            return None
+        return super().to_representation(value)
 
 
 class OutboundActionSerializer(serializers.ModelSerializer):
@@ -26,6 +38,13 @@ class OutboundActionSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(read_only=True, min_value=1)
     attempts = serializers.IntegerField(read_only=True, min_value=0)
     max_attempts = serializers.IntegerField(read_only=True, min_value=1)
+    payload = RawPayloadField(
+        read_only=True, help_text="What is sent; null without orders.view_raw_payload."
+    )
+    result = RawPayloadField(
+        read_only=True,
+        help_text="What the target answered; null without orders.view_raw_payload.",
+    )
 
     class Meta:
         model = OutboundAction
