@@ -63,7 +63,10 @@ class NormalizationError(Exception):
     """A well-signed payload we cannot turn into an order: quarantine it with these errors."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in errors))
+        # The errors (messages and values) are for the person looking at the quarantine; the
+        # exception's own text names only where, so that it carries no payload value to a log.
+        where = ", ".join(e.get("pointer") or "(body)" for e in errors[:10])
+        super().__init__(f"{len(errors)} problem(s) normalizing the payload at {where}")
         self.errors = errors
 
 
