@@ -146,3 +146,20 @@ def test_gunicorn_refuses_a_chunked_delivery_over_the_limit_413(gunicorn):
     assert status == 413, answer
     assert json.loads(answer)["code"] == "payload_too_large"
     assert not InboundEvent.objects.exists()
+
+
+def test_gunicorn_answers_503_with_a_json_body_when_the_database_is_down(shop, tmp_path):
+    """The channel cannot even be looked up: the sender is told to retry, never a 500."""
+    proc, port = start_server(
+        "gunicorn", tmp_path / "down.log",
+        env={"DATABASE_URL": f"sqlite:///{tmp_path}/no-such-folder/db.sqlite3"},
+    )  # fmt: skip
+    try:
+        body = shopify_body()
+        head = [f"{k}: {v}" for k, v in shopify_headers(body).items()]
+        status, answer = raw_post(port, [*head, f"Content-Length: {len(body)}"], body)
+    finally:
+        stop_server(proc)
+
+    assert status == 503, answer
+    assert json.loads(answer)["code"] == "unavailable"
