@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from django import forms
@@ -65,11 +66,15 @@ class SalesChannelForm(forms.ModelForm):
         channel = super().save(commit=False)
         for name in ("webhook_secret", "auth_header_value"):
             new = self.cleaned_data.get(name)
-            if new:
+            stored = (
+                SalesChannel.objects.values_list(name, flat=True).get(pk=channel.pk)
+                if channel.pk else ""
+            )  # fmt: skip
+            setattr(channel, name, stored)
+            if new and name == "webhook_secret":
+                channel.webhook_secret_replace(new)  # the old one stays valid for a grace window
+            elif new:
                 setattr(channel, name, new)
-            elif channel.pk:
-                setattr(channel, name, SalesChannel.objects.values_list(name, flat=True).get(
-                    pk=channel.pk))  # fmt: skip
         if self.cleaned_data.get("credentials_json") is not None:
             channel.credentials = self.cleaned_data["credentials_json"]
         if commit:
@@ -103,14 +108,18 @@ class SalesChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Secrets")
     def secrets_state(self, channel: SalesChannel) -> str:
-        return " · ".join(
+        states = [
             f"{label}: {'set' if value else 'not set'}"
             for label, value in (
                 ("Webhook secret", channel.webhook_secret),
                 ("Auth header value", channel.auth_header_value),
                 ("API credentials", channel.credentials),
             )
-        )
+        ]
+        if channel.previous_secret_accepted() and channel.previous_secret_expires_at:
+            until = channel.previous_secret_expires_at.astimezone(UTC)
+            states.append(f"Previous secret: accepted until {until:%Y-%m-%d %H:%M} UTC")
+        return " · ".join(states)
 
     @admin.display(description="Secret", boolean=True)
     def secret_set(self, channel: SalesChannel) -> bool:

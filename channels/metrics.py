@@ -18,6 +18,10 @@ DUPLICATES = Counter(
 SIGNATURE_FAILURES = Counter(
     "ingest_signature_failures", "Deliveries refused for a missing or wrong signature", ["channel"]
 )
+SIGNATURE_MATCHES = Counter(
+    "ingest_signature_matches", "Verified deliveries by the secret that matched: current, or "
+    "previous while a rotated-out secret is in its grace window", ["channel", "secret"],
+)  # fmt: skip
 TOO_LARGE = Counter("ingest_payload_too_large", "Deliveries refused as too large", ["channel"])
 QUARANTINED = Counter(
     "ingest_events_quarantined", "Events kept aside with readable errors", ["channel", "topic"]

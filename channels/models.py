@@ -3,8 +3,11 @@ and the inbox of inbound events."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -40,6 +43,11 @@ class SalesChannel(models.Model):
         help_text="Signing secret (Shopify app secret, WooCommerce webhook secret, BigCommerce "
         "client secret, custom HMAC key). Stored, never shown again.",
     )  # fmt: skip
+    previous_webhook_secret = models.CharField(
+        max_length=255, blank=True, editable=False,
+        help_text="The secret the current one replaced, accepted until previous_secret_expires_at.",
+    )  # fmt: skip
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     auth_header_name = models.CharField(
         max_length=64, blank=True,
         help_text="BigCommerce without signatures: the custom header set on the webhook.",
@@ -62,6 +70,40 @@ class SalesChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        self._clean_webhook_secret()
+
+    def _clean_webhook_secret(self) -> None:
+        """A Standard Webhooks (BigCommerce) ``whsec_`` secret must decode to a usable key."""
+        from channels.signatures import whsec_problem
+
+        if self.kind != ChannelKind.BIGCOMMERCE:
+            return
+        if problem := whsec_problem(self.webhook_secret):
+            raise ValidationError({"webhook_secret": problem})
+
+    def webhook_secret_replace(self, new: str, *, now: datetime | None = None) -> None:
+        """Set a new webhook secret; the one it replaces stays accepted for
+        ``WEBHOOK_SECRET_GRACE_HOURS``, so deliveries the store signed before the switch still
+        pass. The caller saves."""
+        if new == self.webhook_secret:
+            return
+        if self.webhook_secret:
+            now = now or timezone.now()
+            self.previous_webhook_secret = self.webhook_secret
+            self.previous_secret_expires_at = now + timedelta(
+                hours=settings.WEBHOOK_SECRET_GRACE_HOURS
+            )
+        self.webhook_secret = new
+
+    def previous_secret_accepted(self, *, now: datetime | None = None) -> str:
+        """The previous webhook secret while its grace window lasts, else ``""``."""
+        expires = self.previous_secret_expires_at
+        if not self.previous_webhook_secret or expires is None:
+            return ""
+        return self.previous_webhook_secret if (now or timezone.now()) < expires else ""
 
 
 class SkuMapping(models.Model):

@@ -16,7 +16,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels import catalogue, metrics, privacy
+from channels import catalogue, metrics, privacy, signatures
 from channels.adapters import get_adapter
 from channels.adapters.base import (
     AdapterError,
@@ -73,6 +73,7 @@ def channel_config(channel: SalesChannel) -> ChannelConfig:
         slug=channel.slug,
         kind=channel.kind,
         secret=channel.webhook_secret,
+        previous_secret=channel.previous_secret_accepted(),
         auth_header_name=channel.auth_header_name.lower(),
         auth_header_value=channel.auth_header_value,
         api_base_url=channel.api_base_url.rstrip("/"),
@@ -140,8 +141,13 @@ class WebhookAnswer:
     body: dict[str, Any]
 
 
-def _refusal(status: int, code: str, detail: str) -> WebhookAnswer:
-    return WebhookAnswer(status, {"code": code, "detail": detail})
+def webhook_refusal(
+    status: int, code: str, detail: str, *, slug: str, **extra: Any
+) -> WebhookAnswer:
+    """A refused delivery: ``{"code", "detail"}`` (and ``extra``), with a security log line
+    saying why. Nothing here carries a header value, a secret or the body."""
+    security_log.warning("webhook.refused", channel=slug, status=status, code=code, **extra)
+    return WebhookAnswer(status, {"code": code, "detail": detail, **extra})
 
 
 def webhook_receive(
@@ -154,29 +160,44 @@ def webhook_receive(
     """Verify one webhook delivery and keep it in the inbox; processing is rung after commit.
 
     The one path for a vendor's delivery: the webhook view and the demo call it. Answers: 202
-    accepted, 200 duplicate or ping, 401 bad signature, 404 unknown channel, 413 too large, 503
-    when the inbox could not be written. ``body`` may be a callable, read only once the channel
+    accepted, 200 duplicate or ping, 401 bad signature (with the reason's class), 404 unknown
+    channel, 413 too large, 503 when the channel or the inbox could not be read or written;
+    every refusal through ``webhook_refusal``. A previous secret in its grace window is
+    accepted. ``body`` may be a callable, read only once the channel
     is known and ``declared_length`` (the Content-Length) is within the limit, so that an
     oversized request is refused before it is read.
     """
     started = time.perf_counter()
-    channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+    try:
+        channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+    except DatabaseError:
+        log.exception("webhook.channel_lookup_failed", channel=slug)
+        return webhook_refusal(
+            503, "unavailable", "The event could not be stored; please retry", slug=slug
+        )
     if channel is None:
-        return _refusal(404, "unknown_channel", f"No active channel {slug!r}")
+        return webhook_refusal(404, "unknown_channel", f"No active channel {slug!r}", slug=slug)
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     if declared_length > limit or len(raw := body() if callable(body) else body) > limit:
         metrics.TOO_LARGE.labels(slug).inc()
-        return _refusal(413, "payload_too_large", f"Bodies over {limit} bytes are refused")
+        return webhook_refusal(
+            413, "payload_too_large", f"Bodies over {limit} bytes are refused", slug=slug
+        )
     headers = {k.lower(): v for k, v in headers.items()}
     config = channel_config(channel)
     try:
-        delivery = get_adapter(channel.kind).verify(config, headers, raw, now=timezone.now())
+        delivery, matched = signatures.verify_rotating(
+            get_adapter(channel.kind).verify, config, headers, raw, now=timezone.now()
+        )
     except SignatureInvalid as exc:
         metrics.SIGNATURE_FAILURES.labels(slug).inc()
-        security_log.warning(
-            "webhook.signature_invalid", channel=slug, reason=exc.reason, body_bytes=len(raw)
-        )
-        return _refusal(401, "signature_invalid", f"Signature check failed: {exc.reason}")
+        return webhook_refusal(
+            401, "signature_invalid", f"Signature check failed: {exc.reason}", slug=slug,
+            reason=exc.code,
+        )  # fmt: skip
+    metrics.SIGNATURE_MATCHES.labels(slug, matched).inc()
+    if matched == "previous":
+        security_log.info("webhook.previous_secret_matched", channel=slug)
     if delivery.is_ping:
         return WebhookAnswer(200, {"ping": True})
     try:
@@ -191,7 +212,9 @@ def webhook_receive(
         )
     except DatabaseError:
         log.exception("webhook.store_failed", channel=slug)
-        return _refusal(503, "unavailable", "The event could not be stored; please retry")
+        return webhook_refusal(
+            503, "unavailable", "The event could not be stored; please retry", slug=slug
+        )
     metrics.ACK_SECONDS.labels(slug).observe(time.perf_counter() - started)
     if not created or event is None:
         return WebhookAnswer(200, {"duplicate": True})
@@ -493,6 +516,9 @@ def sales_channel_upsert(
     )
     changed = [key for key, value in values.items() if getattr(channel, key) != value]
     for key, value in values.items():
-        setattr(channel, key, value)
+        if key == "webhook_secret":
+            channel.webhook_secret_replace(value)  # the old one stays valid for a grace window
+        else:
+            setattr(channel, key, value)
     channel.save()
     return channel, created, changed

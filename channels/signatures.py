@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import dataclasses
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from channels.adapters.base import SignatureInvalid
+from channels.adapters.base import ChannelConfig, Delivery, SignatureInvalid
 
 TOLERANCE_SECONDS = 300  # signed timestamps older or newer than this are replays or clock lies
+# Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
+WHSEC_PREFIX = "whsec_"
+WHSEC_KEY_BYTES = (24, 64)
 
 
 def hmac_sha256(secret: str | bytes, message: bytes) -> bytes:
@@ -20,7 +25,7 @@ def hmac_sha256(secret: str | bytes, message: bytes) -> bytes:
 
 def _require_secret(secret: str) -> None:
     if not secret:
-        raise SignatureInvalid("channel has no webhook secret configured")
+        raise SignatureInvalid("channel has no webhook secret configured", code="no_secret")
 
 
 def base64_hmac_body(*, secret: str, header_value: str | None, body: bytes) -> None:
@@ -28,7 +33,7 @@ def base64_hmac_body(*, secret: str, header_value: str | None, body: bytes) -> N
     base64(HMAC-SHA256(secret, raw body))."""
     _require_secret(secret)
     if not header_value:
-        raise SignatureInvalid("signature header missing")
+        raise SignatureInvalid("signature header missing", code="missing_header")
     expected = base64.b64encode(hmac_sha256(secret, body)).decode()
     if not hmac.compare_digest(expected.encode(), header_value.strip().encode()):
         raise SignatureInvalid("signature mismatch")
@@ -39,10 +44,15 @@ def check_timestamp(timestamp: str | None, *, now: datetime, tolerance: int = TO
     try:
         sent = int(str(timestamp))
     except (TypeError, ValueError):
-        raise SignatureInvalid("timestamp missing or not a unix time") from None
+        raise SignatureInvalid(
+            "timestamp missing or not a unix time", code="bad_timestamp"
+        ) from None
     skew = abs(now.timestamp() - sent)
     if skew > tolerance:
-        raise SignatureInvalid(f"timestamp outside the {tolerance} s tolerance (replay?)")
+        raise SignatureInvalid(
+            f"timestamp outside the {tolerance} s tolerance (replay?)",
+            code="timestamp_out_of_tolerance",
+        )
     return datetime.fromtimestamp(sent, tz=UTC)
 
 
@@ -52,14 +62,12 @@ def standard_webhooks(
     """Standard Webhooks (BigCommerce): ``webhook-signature: v1,<base64 HMAC of
     "id.timestamp.body">``, possibly several space-separated. Returns (webhook-id, sent at)."""
     _require_secret(secret)
+    key = standard_webhooks_key(secret)
     msg_id = headers.get("webhook-id")
     if not msg_id:
-        raise SignatureInvalid("webhook-id header missing")
+        raise SignatureInvalid("webhook-id header missing", code="missing_header")
     sent_at = check_timestamp(headers.get("webhook-timestamp"), now=now)
     signed = f"{msg_id}.{headers.get('webhook-timestamp')}.".encode() + body
-    key = secret.encode()
-    if secret.startswith("whsec_"):  # the spec's own secret format: base64 after the prefix
-        key = base64.b64decode(secret.removeprefix("whsec_"))
     expected = base64.b64encode(hmac_sha256(key, signed)).decode()
     offered = [
         sig.split(",", 1)[1]
@@ -67,10 +75,66 @@ def standard_webhooks(
         if sig.startswith("v1,")
     ]
     if not offered:
-        raise SignatureInvalid("webhook-signature header missing or without a v1 signature")
+        raise SignatureInvalid(
+            "webhook-signature header missing or without a v1 signature", code="missing_header"
+        )
     if not any(hmac.compare_digest(expected.encode(), sig.encode()) for sig in offered):
         raise SignatureInvalid("signature mismatch")
     return msg_id, sent_at
+
+
+def whsec_problem(secret: str) -> str | None:
+    """Why a ``whsec_`` secret cannot sign anything (None when it can, or has no prefix).
+
+    Checked when a secret is saved, so that a pasted fragment is refused there and then
+    instead of failing every delivery."""
+    if not secret.startswith(WHSEC_PREFIX):
+        return None
+    try:
+        key = base64.b64decode(secret.removeprefix(WHSEC_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return "A whsec_ secret must be valid base64 after the whsec_ prefix."
+    low, high = WHSEC_KEY_BYTES
+    if not low <= len(key) <= high:
+        return (
+            f"A whsec_ secret must decode to {low} to {high} bytes; this one decodes to "
+            f"{len(key)}. Paste the whole secret the store shows."
+        )
+    return None
+
+
+def standard_webhooks_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the bytes after ``whsec_`` (base64), or the
+    secret itself when it has no prefix. A malformed stored one refuses, never crashes."""
+    if not secret.startswith(WHSEC_PREFIX):
+        return secret.encode()
+    if whsec_problem(secret) is not None:
+        raise SignatureInvalid("channel's webhook secret is malformed", code="malformed_secret")
+    return base64.b64decode(secret.removeprefix(WHSEC_PREFIX))
+
+
+def verify_rotating(
+    verify: Callable[..., Delivery],
+    channel: ChannelConfig,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: datetime,
+) -> tuple[Delivery, str]:
+    """An adapter's ``verify`` with the channel's secret, then, if that fails and a previous
+    secret is still in its grace window, with that one: every scheme accepts either while a
+    secret rotates. Returns (delivery, "current" or "previous"). A refusal is the current
+    secret's, so an answer never tells which secrets exist or which one came close."""
+    try:
+        return verify(channel, headers, body, now=now), "current"
+    except SignatureInvalid as refusal:
+        if not channel.previous_secret:
+            raise
+        previous = dataclasses.replace(channel, secret=channel.previous_secret)
+        try:
+            return verify(previous, headers, body, now=now), "previous"
+        except SignatureInvalid:
+            raise refusal from None
 
 
 def timestamped_hmac(*, secret: str, header_value: str | None, body: bytes, now: datetime):
@@ -78,7 +142,7 @@ def timestamped_hmac(*, secret: str, header_value: str | None, body: bytes, now:
     several v1 values allowed while a secret rotates). Returns the signed time."""
     _require_secret(secret)
     if not header_value:
-        raise SignatureInvalid("signature header missing")
+        raise SignatureInvalid("signature header missing", code="missing_header")
     parts: dict[str, list[str]] = {}
     for item in header_value.split(","):
         name, _, value = item.strip().partition("=")
@@ -97,10 +161,12 @@ def shared_header(*, expected_name: str, expected_value: str, headers: Mapping[s
     """A fixed secret header set when the webhook was registered (BigCommerce without a
     client secret)."""
     if not expected_name or not expected_value:
-        raise SignatureInvalid("channel has no auth header configured")
-    offered = headers.get(expected_name) or ""
+        raise SignatureInvalid("channel has no auth header configured", code="no_secret")
+    offered = headers.get(expected_name)
+    if not offered:
+        raise SignatureInvalid("auth header missing", code="missing_header")
     if not hmac.compare_digest(offered.encode(), expected_value.encode()):
-        raise SignatureInvalid("auth header missing or wrong")
+        raise SignatureInvalid("auth header wrong", code="mismatch")
 
 
 def sign_custom(*, secret: str, body: bytes, timestamp: int) -> str:

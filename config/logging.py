@@ -28,6 +28,29 @@ def redact_emails(_logger: Any, _name: str, rendered: str) -> str:
     return _EMAIL.sub("[email]", rendered) if "@" in rendered else rendered
 
 
+def scrub_exceptions(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Runs after ``format_exc_info``: the messages of a logged exception (the unindented lines
+    of its traceback, not the source lines) lose emails, phones, streets and quoted values
+    that read as words, and so does the line's own message (Celery's "raised unexpected: ...")
+    and an ``error`` field (``error=str(exc)``)."""
+    text = event_dict.get("exception")
+    if isinstance(text, str):
+        event_dict["exception"] = "\n".join(
+            line if line[:1].isspace() or not line else _scrub(line) for line in text.split("\n")
+        )
+        if isinstance(event_dict.get("event"), str):
+            event_dict["event"] = _scrub(event_dict["event"])
+    if isinstance(event_dict.get("error"), str):
+        event_dict["error"] = _scrub(event_dict["error"])
+    return event_dict
+
+
+def _scrub(text: str) -> str:
+    from config.sentry import scrub_exception_text
+
+    return scrub_exception_text(_EMAIL.sub("[email]", text))
+
+
 SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -67,6 +90,7 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
+                    scrub_exceptions,
                     renderer,
                     redact_emails,
                 ],

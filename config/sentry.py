@@ -3,7 +3,8 @@
 Sentry's own scrubber removes passwords and tokens but not personal data, so ``before_send``
 walks the parts of the event that carry user data and redacts by key name (Sentry's denylist plus
 ``email``, ``first_name``, ``address1``...) and by value shape (anything that looks like an email
-address or a phone number).
+address, a phone number or a street address). Exception messages also lose the quoted values
+that read as words (``scrub_exception_text``): the logging chain uses the same function.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.:])\+?\(?\d[\d\s().-]{7,}\d(?![\w.:])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _AMOUNT = re.compile(r"\d+\.\d{2,4}")  # 10000.0000: an amount, not a phone
+# A street address in running text: a house number, up to four capitalised words and a street
+# type ("742 Evergreen Terrace", "1 Main St"). Addresses in other shapes are caught when quoted.
+_STREET = re.compile(
+    r"\b\d{1,6}[A-Za-z]?(?:[ \t]+[A-Z][\w'.-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|"
+    r"Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Terrace|Ter|Place|Pl|Square|Sq|Parkway|Pkwy|"
+    r"Highway|Hwy|Circle|Cir|Close|Crescent|Row|Alley|Walk)\b\.?"
+)
+# Exception messages quote the values they choke on (``Not an amount: '742 Evergreen'``,
+# ``{'name': 'Jane Doe'}``). A quoted value is kept only when it reads as a key, code or number
+# (``'country_code'``, ``'USD'``, ``'IPOD2008GREEN'``, ``'12.50'``), never as words.
+_QUOTED = re.compile(r"'([^'\n]{1,300})'|\"([^\"\n]{1,300})\"")
+_PLAIN_QUOTED = re.compile(r"[a-z0-9_./:#+-]*|[A-Z0-9_./:#+-]*")
 # The parts of an event that can carry user data; the rest (sdk, os, runtime) is left alone.
 _FREE_TEXT_PARTS = ("request", "extra", "breadcrumbs", "logentry", "message", "exception", "tags")
 
@@ -59,9 +72,24 @@ def _is_id_key(key: object) -> bool:
     return isinstance(key, str) and _norm(key).rstrip("s").endswith("id")
 
 
+def _quoted(match: re.Match[str]) -> str:
+    inner = match.group(1) if match.group(1) is not None else match.group(2)
+    if _PLAIN_QUOTED.fullmatch(inner) or REDACTED in inner:
+        return match.group(0)
+    quote = match.group(0)[0]
+    return f"{quote}{REDACTED}{quote}"
+
+
+def scrub_exception_text(text: str) -> str:
+    """An exception's message with emails, phones, streets and quoted values that read as
+    words redacted: what a payload's value can bring into ``str(exc)``."""
+    text = _STREET.sub(REDACTED, _PHONE.sub(_phone, _EMAIL.sub(REDACTED, text)))
+    return _QUOTED.sub(_quoted, text)
+
+
 def scrub_value(value: Any, *, phones: bool = True) -> Any:
     if isinstance(value, str):
-        value = _EMAIL.sub(REDACTED, value)
+        value = _STREET.sub(REDACTED, _EMAIL.sub(REDACTED, value))
         return _PHONE.sub(_phone, value) if phones else value
     if isinstance(value, dict):
         return {
@@ -85,6 +113,9 @@ def before_send(event: Event, hint: Hint) -> Event:
     for part in _FREE_TEXT_PARTS:
         if part in parts:
             parts[part] = scrub_value(parts[part])
+    for exception in (parts.get("exception") or {}).get("values") or []:
+        if isinstance(exception.get("value"), str):
+            exception["value"] = scrub_exception_text(exception["value"])
     return event
 
 

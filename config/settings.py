@@ -320,6 +320,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Ingestion ----------------------------------------------------------------------------
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+# After a channel's webhook secret is replaced, the old one is still accepted this long.
+WEBHOOK_SECRET_GRACE_HOURS = env.float("WEBHOOK_SECRET_GRACE_HOURS", default=72.0)
 # Django must let the body through so that our own limit answers (413 with a JSON body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 INGEST_LEASE_SECONDS = env.int("INGEST_LEASE_SECONDS", default=300)

@@ -250,7 +250,7 @@ class AmazonChannelAdapter:
     def verify(
         self, channel: ChannelConfig, headers: Mapping[str, str], body: bytes, *, now: datetime
     ) -> Delivery:
-        raise SignatureInvalid("Amazon orders are polled, not pushed")
+        raise SignatureInvalid("Amazon orders are polled, not pushed", code="not_pushed")
 
     def payload_schema(self, topic: str, api_version: str) -> str:
         return "amazon_order.v0.json"

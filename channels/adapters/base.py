@@ -24,6 +24,9 @@ class ChannelConfig:
     secret: str = ""
     auth_header_name: str = ""
     auth_header_value: str = ""
+    # The secret it replaced, while its grace window lasts (empty otherwise): see
+    # ``signatures.verify_rotating``.
+    previous_secret: str = ""
     api_base_url: str = ""
     api_version: str = ""
     credentials: Mapping[str, Any] = field(default_factory=dict)
@@ -57,18 +60,27 @@ class PrivacyRequest:
 
 
 class SignatureInvalid(Exception):  # noqa: N818 (a verdict, not an error of ours)
-    """The delivery is not provably from the channel: answer 401, store nothing."""
+    """The delivery is not provably from the channel: answer 401, store nothing.
 
-    def __init__(self, reason: str) -> None:
+    ``code`` is the reason's class, answered to the sender and logged: ``no_secret``,
+    ``malformed_secret``, ``missing_header``, ``bad_timestamp``, ``timestamp_out_of_tolerance``,
+    ``mismatch`` or ``not_pushed``. Neither it nor ``reason`` carries a secret or a header value.
+    """
+
+    def __init__(self, reason: str, *, code: str = "mismatch") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class NormalizationError(Exception):
     """A well-signed payload we cannot turn into an order: quarantine it with these errors."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{e.get('pointer', '')}: {e['message']}" for e in errors))
+        # The errors (messages and values) are for the person looking at the quarantine; the
+        # exception's own text names only where, so that it carries no payload value to a log.
+        where = ", ".join(e.get("pointer") or "(body)" for e in errors[:10])
+        super().__init__(f"{len(errors)} problem(s) normalizing the payload at {where}")
         self.errors = errors
 
 

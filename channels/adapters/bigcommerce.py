@@ -69,7 +69,9 @@ class BigCommerceChannelAdapter:
             )
             dedup_key, event_at = None, None
         else:
-            raise SignatureInvalid("channel has neither a client secret nor an auth header")
+            raise SignatureInvalid(
+                "channel has neither a client secret nor an auth header", code="no_secret"
+            )
 
         try:
             envelope = json.loads(body)

@@ -13,6 +13,7 @@ from django.utils.text import slugify
 
 from channels.models import ChannelKind, SalesChannel
 from channels.services import sales_channel_upsert
+from channels.signatures import whsec_problem
 from orders.errors import InvalidInput
 from orders.money import ROUNDING_MODES, validate_currency
 
@@ -55,6 +56,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"--api-url {options['api_url']!r} is not an http(s) URL"
                 ) from None
+        _check_secret(kind, options["secret"])
         if kind in ("shopify", "woocommerce", "custom") and not options["secret"]:
             existing = SalesChannel.objects.filter(slug=slug).values_list(
                 "webhook_secret", flat=True
@@ -80,10 +82,15 @@ class Command(BaseCommand):
             if not sep or not name.strip() or not value.strip():
                 raise CommandError("--auth-header must look like NAME:VALUE")
             fields["auth_header_name"], fields["auth_header_value"] = name.strip(), value.strip()
-        _, created, changed = sales_channel_upsert(slug=slug, **fields)
+        channel, created, changed = sales_channel_upsert(slug=slug, **fields)
         verb = "Created" if created else ("Updated" if changed else "Unchanged:")
         shown = [c for c in changed if c not in ("webhook_secret", "credentials")]
         secret_note = " (secret stored)" if "webhook_secret" in changed else ""
+        if "webhook_secret" in changed and channel.previous_secret_accepted():
+            until = channel.previous_secret_expires_at
+            secret_note = (
+                f" (secret stored; the previous one is accepted until {until:%Y-%m-%d %H:%M} UTC)"
+            )
         self.stdout.write(
             self.style.SUCCESS(f"{verb} channel {slug} ({kind}){secret_note}")
             + (f" — changed: {', '.join(shown)}" if shown and not created else "")
@@ -101,6 +108,12 @@ class Command(BaseCommand):
         if not isinstance(value, dict):
             raise CommandError("--credentials must be a JSON object")
         return value
+
+
+def _check_secret(kind: str, secret: str) -> None:
+    """A BigCommerce (Standard Webhooks) ``whsec_`` secret must decode to a usable key."""
+    if kind == ChannelKind.BIGCOMMERCE and (problem := whsec_problem(secret)):
+        raise CommandError(f"--secret: {problem}")
 
 
 def _a(kind: str) -> str:
