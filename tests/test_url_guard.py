@@ -321,7 +321,8 @@ def test_model_validation_applies_the_same_policy(amazon):
 @pytest.mark.parametrize(
     ("options", "shown"),
     [
-        (["--api-url", "https://10.0.0.5/api"], "--api-url 10.0.0.5/api refused: address 10.0.0.5 is private"),
+        (["--api-url", "https://10.0.0.5/api"],
+         "--api-url 10.0.0.5/api refused: address 10.0.0.5 is private"),
         (["--api-url", "http://api.example.com"], "refused: plain http is refused"),
         (["--api-url", "https://x.example", "--credentials",
           '{"lwa_token_url": "https://169.254.169.254/t"}'],
@@ -349,3 +350,35 @@ def test_add_channel_exits_non_zero_with_the_reason_on_stderr(db, tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert "169.254.169.254 is a cloud metadata address" in result.stderr
+
+
+# --- the families ----------------------------------------------------------------------------
+def test_an_amazon_token_url_pointing_at_the_metadata_service_is_refused_as_a_channel_error():
+    from channels.adapters import amazon
+    from channels.adapters.base import ChannelConfig
+    from channels.http import ChannelHTTPError
+
+    channel = ChannelConfig(
+        id=77, slug="amz", kind="amazon", api_base_url="https://sellingpartnerapi-na.amazon.com",
+        credentials={"client_id": "c", "client_secret": "lwa-secret-9", "refresh_token": "Atzr|9",
+                     "lwa_token_url": "https://169.254.169.254/latest/meta-data/iam"},
+    )  # fmt: skip
+    with pytest.raises(ChannelHTTPError) as e:
+        amazon.SpApiClient(channel).access_token()
+    assert isinstance(e.value, URLRefused) and e.value.retryable is False
+    assert str(e.value) == (
+        "Amazon LWA token exchange: 169.254.169.254/latest/meta-data/iam: address 169.254.169.254 "
+        "is a cloud metadata address; add it to INTEGRATIONS_ALLOWED_HOSTS to allow it"
+    )
+    assert "lwa-secret-9" not in str(e.value) and "Atzr|9" not in str(e.value)
+
+
+def test_through_a_proxy_the_target_is_checked_before_the_request(
+    no_loopback, other_server: HTTPServer
+):
+    """A proxy resolves the name itself; the session checks what it resolves to first."""
+    other_server.expect_request("/x").respond_with_data("{}")
+    proxy = f"http://127.0.0.1:{other_server.port}"  # the proxy is the operator's: not checked
+    error = refusal("https://2130706433:9/x", proxies={"https": proxy})
+    assert "address 127.0.0.1 (of 2130706433) is loopback" in str(error)
+    assert other_server.log == []
