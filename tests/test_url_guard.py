@@ -382,3 +382,42 @@ def test_through_a_proxy_the_target_is_checked_before_the_request(
     error = refusal("https://2130706433:9/x", proxies={"https": proxy})
     assert "address 127.0.0.1 (of 2130706433) is loopback" in str(error)
     assert other_server.log == []
+
+
+@pytest.fixture
+def tls_server(tmp_path) -> Iterator[tuple[HTTPServer, Path]]:
+    """A loopback https server with a certificate for the name ``localhost`` only (no IP)."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = HTTPServer(host="localhost", port=0, ssl_context=context)
+    server.start()
+    yield server, cert
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+def test_over_https_the_certificate_is_verified_for_the_name_while_the_checked_address_is_used(
+    tls_server,
+):
+    """The guarded connection connects to the checked address; TLS still verifies the
+    certificate against the URL's host name (SNI and hostname check unchanged)."""
+    server, cert = tls_server
+    server.expect_request("/x", headers={"X-Auth-Token": TOKEN}).respond_with_json({"ok": True})
+    with vendor_session() as s:
+        body = s.get_json(f"https://localhost:{server.port}/x", what="fetch",
+                          headers={"X-Auth-Token": TOKEN}, verify=str(cert))  # fmt: skip
+    assert body == {"ok": True}
+    with vendor_session() as s, pytest.raises(VendorError) as e:  # not its name: refused by TLS
+        s.call("GET", f"https://127.0.0.1:{server.port}/x", what="fetch", verify=str(cert))
+    assert not isinstance(e.value, URLRefused)

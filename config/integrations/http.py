@@ -14,6 +14,11 @@ or a dropped answer may have been processed (retryable and ``ambiguous``); a ret
 after the session's own retries is retryable; any other 4xx is not (a person must look); an
 invalid URL or schema is configuration (not retryable).
 
+Every session is guarded (``config.integrations.urlguard``): each request and redirect hop is
+checked (https only, no loopback, private, link-local or metadata address unless allowed, the
+address checked on the connection itself, no redirect to another host); a refusal is
+``URLRefused``, raised by ``call()`` as the family's error class too, never retryable.
+
 Errors and our log lines name the call with ``where(url)`` (host and path): never a query
 string, a body or a header value, which carry tokens, keys and addresses. urllib3's own log
 lines are cleaned by ``config.integrations.logfilter``.
@@ -227,7 +232,7 @@ class IntegrationSession(requests.Session):
         try:
             response = self.request(method, url, **kwargs)
         except URLRefused as exc:
-            raise self.refused(what, str(exc)) from None
+            raise self.guard_refusal(what, str(exc)) from None
         except requests.RequestException as exc:
             detail, retryable, ambiguous = _transport_failure(exc, where(url))
             # Not chained: requests' and urllib3's messages quote the URL with its query, and
@@ -278,7 +283,7 @@ class IntegrationSession(requests.Session):
             retry_after=retry_after, message=message, **extra,
         )  # fmt: skip
 
-    def refused(self, what: str, detail: str) -> IntegrationError:
+    def guard_refusal(self, what: str, detail: str) -> IntegrationError:
         """The family's error for a call the guard refused: also a ``URLRefused``, never
         retryable (a configuration problem for a person)."""
         self.log.warning(
