@@ -23,6 +23,10 @@ install: $(VENV)/.installed
 migrate: install
 	$(MANAGE) migrate --noinput
 
+# The demo's vendor sandbox (demo/sandbox.py) and its channels are plain http on 127.0.0.1: the
+# outbound URL guard lets loopback through only with this, never on by default.
+demo run: export INTEGRATIONS_ALLOW_LOOPBACK_HTTP = 1
+
 demo: migrate
 	$(MANAGE) setup_demo
 

@@ -20,6 +20,7 @@ from channels.models import (
     SalesChannel,
     SkuMapping,
     TaxCodeMapping,
+    credential_url_problems,
 )
 from channels.services import VIEW_RAW_PAYLOAD, inbound_event_replay
 from config.admin_mixins import ReadOnlyAdminMixin
@@ -60,6 +61,9 @@ class SalesChannelForm(forms.ModelForm):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("Credentials must be a JSON object")
+        problems = credential_url_problems(value)  # the URL guard's policy, e.g. lwa_token_url
+        if problems:
+            raise forms.ValidationError(problems)
         return value
 
     def save(self, commit: bool = True) -> SalesChannel:

@@ -3,6 +3,7 @@ and the inbox of inbound events."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,22 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, transition
 
+from config import integrations
 from orders.models import FSMRowMixin
+
+
+def credential_url_problems(credentials: Mapping[str, Any] | None) -> list[str]:
+    """Why the URLs in a channel's credentials (every ``*_url`` key, such as Amazon's
+    ``lwa_token_url``) may not be called, one line per refused key; the outbound URL guard's
+    policy (``config.integrations.url_problem``)."""
+    problems = []
+    for key, value in sorted((credentials or {}).items()):
+        if not str(key).lower().endswith("_url") or value in ("", None):
+            continue
+        problem = integrations.url_problem(value) if isinstance(value, str) else "not a URL"
+        if problem:
+            problems.append(f"{key} refused: {problem}")
+    return problems
 
 
 class ChannelKind(models.TextChoices):
@@ -104,6 +120,28 @@ class SalesChannel(models.Model):
         if not self.previous_webhook_secret or expires is None:
             return ""
         return self.previous_webhook_secret if (now or timezone.now()) < expires else ""
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """The field checks, and the outbound URL guard's policy for the API base URL and the
+        credentials' URLs: a channel cannot be saved pointing at an address we never call."""
+        errors: dict[str, Any] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        skip = set(exclude or ()) | set(errors)
+        if "api_base_url" not in skip and self.api_base_url:
+            problem = integrations.url_problem(self.api_base_url)
+            if problem:
+                errors["api_base_url"] = [
+                    ValidationError(f"Refused: {problem}", code="url_refused")
+                ]
+        if "credentials" not in skip:
+            problems = credential_url_problems(self.credentials)
+            if problems:
+                errors["credentials"] = [ValidationError(p, code="url_refused") for p in problems]
+        if errors:
+            raise ValidationError(errors)
 
 
 class SkuMapping(models.Model):

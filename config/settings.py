@@ -334,6 +334,12 @@ CHANNEL_HTTP_TIMEOUT = (env.float("CHANNEL_HTTP_CONNECT_TIMEOUT", default=3.0),
 CHANNEL_HTTP_BACKOFF_FACTOR = env.float("CHANNEL_HTTP_BACKOFF_FACTOR", default=0.5)
 POLL_INTERVAL_SECONDS = env.float("POLL_INTERVAL_SECONDS", default=300.0)
 POLL_BACKFILL_DAYS = env.int("POLL_BACKFILL_DAYS", default=7)  # a new channel's first poll
+# The outbound URL guard (config/integrations/urlguard.py), for every vendor call: https only,
+# no loopback, private, link-local or metadata addresses. Plain http and loopback only with
+# INTEGRATIONS_ALLOW_LOOPBACK_HTTP (tests, the demo's sandbox; never in production); hosts or
+# networks (CIDR) that may be private anyway, comma separated: "wms.internal,10.20.0.0/16".
+INTEGRATIONS_ALLOW_LOOPBACK_HTTP = env.bool("INTEGRATIONS_ALLOW_LOOPBACK_HTTP", default=False)
+INTEGRATIONS_ALLOWED_HOSTS = env.list("INTEGRATIONS_ALLOWED_HOSTS", default=[])
 
 # Orders left in `received` longer than this are re-enqueued by the sweeper (lost message).
 ORDER_PIPELINE_STUCK_AFTER_SECONDS = env.int("ORDER_PIPELINE_STUCK_AFTER_SECONDS", default=120)

@@ -5,6 +5,7 @@ from config.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True
 CHANNEL_HTTP_BACKOFF_FACTOR = 0  # retries against loopback servers need no waiting
+INTEGRATIONS_ALLOW_LOOPBACK_HTTP = True  # vendors are pytest-httpserver on 127.0.0.1
 ADDRESS_VERIFIER = ""  # offline address rules only, whatever the shell says
 ADDRESS_VERIFIER_BACKOFF = 0
 EASYPOST_API_KEY = ""  # carriers: local only unless a test configures EasyPost

@@ -150,6 +150,12 @@ def deliver_all(report: DemoReport) -> None:
     samples = samples_dir()
     if not samples.is_dir():
         report.add(f"Vendor samples not found at {samples}: only the web storefront is shown.")
+    # The sandbox speaks plain http on 127.0.0.1: the outbound URL guard lets it through only
+    # with INTEGRATIONS_ALLOW_LOOPBACK_HTTP (`make demo` and `make run` set it).
+    sandbox_allowed = settings.INTEGRATIONS_ALLOW_LOOPBACK_HTTP
+    if not sandbox_allowed:
+        report.add("  BigCommerce and Amazon (the loopback sandbox) skipped: set "
+                   "INTEGRATIONS_ALLOW_LOOPBACK_HTTP=1 to fetch their orders.")  # fmt: skip
     with vendor_sandbox(samples) as sandbox_url:
         channels = ensure_channels(sandbox_url)
         ensure_catalogue(channels)
@@ -195,7 +201,7 @@ def deliver_all(report: DemoReport) -> None:
             post(woo.slug, body, _woo_headers(woo, body, "order.created", delivery_id),
                  f"WooCommerce order.created {delivery_id}")  # fmt: skip
         bc = channels["demo-bigcommerce"]
-        if (body := sample("bigcommerce/webhook_store_order_created.json")) is not None:
+        if sandbox_allowed and (body := sample("bigcommerce/webhook_store_order_created.json")):
             post(bc.slug, body, _standard_webhook_headers(bc, body, "demo-bc-1"),
                  "BigCommerce store/order/created (order fetched from the V2 API)")  # fmt: skip
         web = channels["demo-webstore"]
@@ -207,7 +213,7 @@ def deliver_all(report: DemoReport) -> None:
 
         for event_id in accepted:
             inbound_event_process(event_id=event_id)
-        if samples.is_dir():
+        if samples.is_dir() and sandbox_allowed:
             result = channel_poll(channel_id=channels["demo-amazon"].pk)
             polled = InboundEvent.objects.filter(
                 channel=channels["demo-amazon"], status="received"

@@ -49,6 +49,7 @@ def start_worker(
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        "INTEGRATIONS_ALLOW_LOOPBACK_HTTP": "1",  # the tests' vendors listen on 127.0.0.1
         **(env or {}),
     }
     command = [

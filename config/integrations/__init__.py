@@ -16,18 +16,21 @@ its session here and raises its family's ``IntegrationError`` subclass:
 - ``errors``: ``IntegrationError(message, *, retryable, status, ambiguous, retry_after)``.
 - ``where(url)``: how a message names a call (host and path; no query, body or header value).
 - ``logfilter``: keeps query strings out of urllib3's own log lines.
+- ``urlguard``: the outbound URL guard in every session (https only, no loopback, private,
+  link-local or metadata addresses unless allowed, checked on connect; no redirect to another
+  host); a refusal is ``URLRefused``. ``url_problem(url)`` is the same policy for a URL being
+  saved (admin forms, commands).
 
-Room for what comes next (not built yet): the outbound URL guard (allowed hosts and schemes,
-no private addresses) belongs in ``IntegrationSession.request`` before ``super().request``, and
-rate-limit budgets per vendor as a ``budget`` argument of ``session()`` checked in the same
-place, so that every adapter gets both without a change of its own.
+Room for what comes next (not built yet): rate-limit budgets per vendor as a ``budget``
+argument of ``session()`` checked in ``IntegrationSession.send`` beside the guard, so that
+every adapter gets them without a change of its own.
 
 ``config`` imports no app: families keep their errors in their own app and pass the class in.
 """
 
 from __future__ import annotations
 
-from config.integrations.errors import IntegrationError
+from config.integrations.errors import IntegrationError, URLRefused
 from config.integrations.http import (
     ANY_STATUS,
     IDEMPOTENT_METHODS,
@@ -39,6 +42,7 @@ from config.integrations.http import (
     session,
     where,
 )
+from config.integrations.urlguard import url_problem
 
 __all__ = [
     "ANY_STATUS",
@@ -48,7 +52,9 @@ __all__ = [
     "IntegrationError",
     "IntegrationSession",
     "RetryPolicy",
+    "URLRefused",
     "is_retryable_status",
     "session",
+    "url_problem",
     "where",
 ]

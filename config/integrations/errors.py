@@ -29,3 +29,17 @@ class IntegrationError(Exception):
         self.status = status
         self.ambiguous = ambiguous
         self.retry_after = retry_after
+
+
+class URLRefused(IntegrationError):
+    """The outbound URL guard refused a call: a URL from configuration or data points where we
+    never send requests (plain http, a private, loopback, link-local or metadata address, a
+    redirect to another host). A configuration problem: never retryable. The message names the
+    call with ``where(url)`` and the reason, never a credential; ``place`` is that ``where(url)``
+    once the session has named it."""
+
+    place: str = ""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]

@@ -14,6 +14,11 @@ or a dropped answer may have been processed (retryable and ``ambiguous``); a ret
 after the session's own retries is retryable; any other 4xx is not (a person must look); an
 invalid URL or schema is configuration (not retryable).
 
+Every session is guarded (``config.integrations.urlguard``): each request and redirect hop is
+checked (https only, no loopback, private, link-local or metadata address unless allowed, the
+address checked on the connection itself, no redirect to another host); a refusal is
+``URLRefused``, raised by ``call()`` as the family's error class too, never retryable.
+
 Errors and our log lines name the call with ``where(url)`` (host and path): never a query
 string, a body or a header value, which carry tokens, keys and addresses. urllib3's own log
 lines are cleaned by ``config.integrations.logfilter``.
@@ -22,20 +27,21 @@ lines are cleaned by ``config.integrations.logfilter``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import structlog
-from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util import Retry
 
 from config import correlation
-from config.integrations import logfilter
-from config.integrations.errors import IntegrationError
+from config.integrations import logfilter, urlguard
+from config.integrations.errors import IntegrationError, URLRefused
 
 log = structlog.get_logger(__name__)
 
@@ -164,7 +170,8 @@ class IntegrationSession(requests.Session):
         self.prefix = prefix
         self.log_context = log_context
         self.headers["User-Agent"] = user_agent
-        adapter = HTTPAdapter(max_retries=policy.urllib3_retry())
+        # Every connection through the guard (``urlguard``): only checked addresses.
+        adapter = urlguard.GuardedAdapter(max_retries=policy.urllib3_retry())
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
@@ -178,6 +185,45 @@ class IntegrationSession(requests.Session):
             kwargs["headers"] = headers
         return super().request(method, url, *args, **kwargs)
 
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Every request and every redirect hop passes the guard: the URL's scheme and host
+        here, the addresses connected to in ``urlguard.GuardedAdapter`` (through a proxy, which
+        connects for us, the target's addresses here)."""
+        url = request.url or ""
+        problem = urlguard.url_syntax_problem(url)
+        if problem:
+            raise _refusal(url, problem)
+        try:
+            if select_proxy(url, kwargs.get("proxies") or {}):
+                _check_through_proxy(url)
+            return super().send(request, **kwargs)
+        except URLRefused as exc:
+            if exc.place:  # a redirect hop's, already named
+                raise
+            raise _refusal(url, str(exc)) from None
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """Called for each redirect hop before it is sent: a hop to another origin is refused
+        (requests would strip only ``Authorization`` and carry every other credential header)."""
+        target = prepared_request.url or ""
+        if urlguard.origin(target) != urlguard.origin(response.url):
+            response.close()
+            raise _refusal(response.url, f"redirect to another host refused: {where(target)}")
+        super().rebuild_auth(prepared_request, response)
+
+    def resolve_redirects(
+        self, resp: requests.Response, req: requests.PreparedRequest, *args: Any,
+        yield_requests: bool = False, **kwargs: Any,
+    ) -> Iterator[Any]:  # fmt: skip
+        """With ``allow_redirects=False`` requests still prepares the next hop for
+        ``Response.next``; our sessions leave it unset (it would meet the redirect refusal for
+        a hop nobody follows)."""
+        if yield_requests:
+            return iter(())
+        return super().resolve_redirects(resp, req, *args, **kwargs)
+
     def call(
         self, method: str, url: str, *, what: str, accept: Collection[int] = (), **kwargs: Any
     ) -> requests.Response:
@@ -185,6 +231,8 @@ class IntegrationSession(requests.Session):
         is in ``accept``; raise the family's error otherwise."""
         try:
             response = self.request(method, url, **kwargs)
+        except URLRefused as exc:
+            raise self.guard_refusal(what, str(exc)) from None
         except requests.RequestException as exc:
             detail, retryable, ambiguous = _transport_failure(exc, where(url))
             # Not chained: requests' and urllib3's messages quote the URL with its query, and
@@ -235,6 +283,15 @@ class IntegrationSession(requests.Session):
             retry_after=retry_after, message=message, **extra,
         )  # fmt: skip
 
+    def guard_refusal(self, what: str, detail: str) -> IntegrationError:
+        """The family's error for a call the guard refused: also a ``URLRefused``, never
+        retryable (a configuration problem for a person)."""
+        self.log.warning(
+            self.log_event, call=what, status=None, retryable=False, refused=True, detail=detail,
+            **self.log_context,
+        )  # fmt: skip
+        return _refusal_type(self.error)(f"{self.prefix}{what}: {detail}", retryable=False)
+
     def failed(
         self,
         what: str,
@@ -256,6 +313,37 @@ class IntegrationSession(requests.Session):
             f"{self.prefix}{what}: {message or detail}", retryable=retryable, status=status,
             ambiguous=ambiguous, retry_after=retry_after, **extra,
         )  # fmt: skip
+
+
+def _refusal(url: str, reason: str) -> URLRefused:
+    error = URLRefused(f"{where(url)}: {reason}")
+    error.place = where(url)
+    return error
+
+
+def _check_through_proxy(url: str) -> None:
+    """A proxy resolves and connects for us: check what the target resolves to here (a name
+    that does not resolve here is the proxy's to resolve)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    try:
+        urlguard.checked_addresses(parts.hostname or "", port)
+    except OSError:
+        pass
+
+
+@cache
+def _refusal_type(error: ErrorFactory) -> ErrorFactory:
+    """``error``'s class made a ``URLRefused`` too, so the family's handlers still catch it;
+    a factory that is not a class gets ``URLRefused`` itself."""
+    if not isinstance(error, type) or not issubclass(error, IntegrationError):
+        return URLRefused
+    if issubclass(error, URLRefused):
+        return error
+    return type(error.__name__, (error, URLRefused), {
+        "__module__": error.__module__, "__qualname__": error.__qualname__,
+        "__doc__": f"{error.__name__} for a URL the guard refused.",
+    })  # fmt: skip
 
 
 def _transport_failure(exc: requests.RequestException, place: str) -> tuple[str, bool, bool]:

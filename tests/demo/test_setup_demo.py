@@ -150,3 +150,18 @@ def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_
     assert all(s.reserved <= s.on_hand for s in StockLevel.objects.all())
     for external_id in ("1002", "1009", "1012", "1011", "1008"):
         assert f"order {external_id}" in output
+
+
+def test_setup_demo_without_loopback_calls_skips_the_sandbox_channels_and_says_why(
+    db, settings, tmp_path
+):
+    """The sandbox is plain http on 127.0.0.1: without INTEGRATIONS_ALLOW_LOOPBACK_HTTP (which
+    `make demo` sets) the outbound URL guard would refuse it, so the demo does not try."""
+    settings.VAR_DIR = tmp_path
+    settings.INTEGRATIONS_ALLOW_LOOPBACK_HTTP = False
+    output = run_demo()
+
+    assert "INTEGRATIONS_ALLOW_LOOPBACK_HTTP=1 to fetch their orders" in output
+    kinds = set(Order.objects.values_list("channel__kind", flat=True))
+    assert {"shopify", "woocommerce", "custom"} <= kinds
+    assert not kinds & {"bigcommerce", "amazon"}

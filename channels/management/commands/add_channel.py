@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import URLValidator
 from django.utils.text import slugify
 
-from channels.models import ChannelKind, SalesChannel
+from channels.models import ChannelKind, SalesChannel, credential_url_problems
 from channels.services import sales_channel_upsert
 from channels.signatures import whsec_problem
+from config import integrations
 from orders.errors import InvalidInput
 from orders.money import ROUNDING_MODES, validate_currency
 
@@ -56,6 +57,12 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"--api-url {options['api_url']!r} is not an http(s) URL"
                 ) from None
+            # The outbound URL guard's policy: https, no private or metadata addresses.
+            problem = integrations.url_problem(options["api_url"])
+            if problem:
+                raise CommandError(
+                    f"--api-url {integrations.where(options['api_url'])} refused: {problem}"
+                )
         _check_secret(kind, options["secret"])
         if kind in ("shopify", "woocommerce", "custom") and not options["secret"]:
             existing = SalesChannel.objects.filter(slug=slug).values_list(
@@ -107,6 +114,9 @@ class Command(BaseCommand):
             raise CommandError(f"--credentials is not valid JSON: {exc.msg}") from None
         if not isinstance(value, dict):
             raise CommandError("--credentials must be a JSON object")
+        problems = credential_url_problems(value)
+        if problems:
+            raise CommandError(f"--credentials: {'; '.join(problems)}")
         return value
 
 
