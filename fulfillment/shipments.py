@@ -27,7 +27,13 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from fulfillment.carriers import cheapest_rate, get_carrier
-from fulfillment.carriers.base import CarrierError, CustomsLine, Label, ShipmentRequest
+from fulfillment.carriers.base import (
+    CarrierError,
+    CustomsLine,
+    Label,
+    ShipmentRequest,
+    web_link,
+)
 from fulfillment.models import (
     Reservation,
     ReservationStatus,
@@ -271,7 +277,7 @@ def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
         current.service_level = request.service_level
         current.carrier_shipment_id = label.carrier_shipment_id
         current.tracking_number = label.tracking_number
-        current.tracking_url = label.tracking_url
+        current.tracking_url = web_link(label.tracking_url)  # whatever the carrier sent
         current.rate_amount = label.rate.amount
         current.rate_currency = label.rate.currency
         current.label_pdf = label.label_pdf

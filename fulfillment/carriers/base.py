@@ -119,6 +119,25 @@ class NoRateAvailable(CarrierError):
         super().__init__(message, retryable=False)
 
 
+def web_link(url: str | None) -> str:
+    """``url`` when it may be shown to a person or a customer as a link (a carrier's tracking
+    page: an email, a text message, the admin): https with a host, no credentials, no whitespace
+    or control characters. Anything else (``javascript:``, ``data:``, plain http) is ``""``: a
+    carrier's answer never becomes a link we did not mean to send."""
+    if not url or any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        return ""
+    if parts.scheme != "https" or not parts.hostname:
+        return ""
+    if parts.username is not None or parts.password is not None:
+        return ""
+    return url
+
+
 def label_url_is_trusted(url: str, hosts: Iterable[str]) -> bool:
     """Whether ``url`` may be linked to and redirected to as a carrier's label file: https, on
     the default port, no credentials, no whitespace or control characters, and its host one of

@@ -81,6 +81,7 @@ from fulfillment.carriers.base import (
     ShipmentRequest,
     Tracking,
     TrackingEvent,
+    web_link,
 )
 from orders import money
 
@@ -642,7 +643,8 @@ class EasyPostCarrier:
         shipment_id = str(shipment.get("id") or "")
         rate = rate_from_easypost(selected, shipment_id=shipment_id)
         tracker = shipment.get("tracker")
-        tracking_url = str(tracker.get("public_url") or "") if isinstance(tracker, Mapping) else ""
+        public_url = tracker.get("public_url") if isinstance(tracker, Mapping) else None
+        tracking_url = web_link(str(public_url or ""))  # never a javascript: or http link
         return Label(
             carrier=CODE,
             service=rate.service,

@@ -25,6 +25,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from config import correlation
+from fulfillment.carriers.base import web_link
 from fulfillment.downstream.base import DownstreamError, order_of
 from orders import money
 
@@ -89,7 +90,7 @@ def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
             {
                 "carrier": s.carrier,
                 "tracking_number": s.tracking_number,
-                "tracking_url": s.tracking_url,
+                "tracking_url": web_link(s.tracking_url),  # a link only when https
                 "service_level": s.service_level,
             }
             for s in shipments.order_by("pk")

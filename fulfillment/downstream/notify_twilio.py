@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from django.conf import settings
 
+from fulfillment.carriers.base import web_link
 from fulfillment.downstream.base import DownstreamError, order_of
 from fulfillment.downstream.http import session_for
 
@@ -84,7 +85,8 @@ class TwilioSMSNotifyAdapter:
         if template == "shipping_confirmation":
             shipment = order.shipments.exclude(tracking_number="").order_by("-pk").first()
             if shipment is not None:
-                tracking = f" Tracking: {shipment.tracking_url or shipment.tracking_number}"
+                link = web_link(shipment.tracking_url)
+                tracking = f" Tracking: {link or shipment.tracking_number}"
         body = BODIES[template].format(
             shop=order.channel.name or order.channel.slug,
             number=order.order_number or order.external_id,

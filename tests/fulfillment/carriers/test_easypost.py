@@ -230,6 +230,21 @@ def test_buy_returns_the_label_easypost_sold(easypost):
     ]
 
 
+@pytest.mark.parametrize("public_url", [
+    "javascript:alert(document.cookie)", "http://track.easypost.com/x", "data:text/html,<b>x</b>",
+    "https://user:pw@track.easypost.com/x", " https://track.easypost.com/x",
+])  # fmt: skip
+def test_a_tracking_link_that_is_not_plain_https_is_dropped_not_passed_on(easypost, public_url):
+    answer = sample("shipment_buy_response.json")
+    answer["tracker"]["public_url"] = public_url
+    easypost.expect_request(f"/v2/shipments/{BOUGHT_ID}/buy", method="POST").respond_with_json(
+        answer
+    )
+    label = EasyPostCarrier().buy(domestic(), bought_rate())
+    assert label.tracking_number == TRACKING_CODE  # the label itself is fine
+    assert label.tracking_url == ""
+
+
 def test_buying_an_already_bought_shipment_returns_its_label_without_buying_again(easypost):
     # Our first /buy went through but its answer was lost; the retry is refused.
     easypost.expect_request(f"/v2/shipments/{BOUGHT_ID}/buy", method="POST").respond_with_response(

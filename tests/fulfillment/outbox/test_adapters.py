@@ -217,6 +217,22 @@ def test_the_shipping_confirmation_waits_for_a_tracking_number(order):
     assert "https://track.example/1Z999AA10123456784" in message.alternatives[0][0]
 
 
+def test_a_tracking_url_that_is_not_https_never_becomes_a_link_in_the_email(order):
+    from fulfillment.models import Shipment, Warehouse
+
+    Shipment.objects.create(order=order, warehouse=Warehouse.objects.get(code="EAST"),
+                            carrier="ups", tracking_number="1Z999AA10123456784",
+                            tracking_url="javascript:alert(document.cookie)")  # fmt: skip
+    action = write(order, ActionKind.NOTIFY_CUSTOMER, "email",
+                   {"template": "shipping_confirmation"})  # fmt: skip
+    assert action.status == ActionStatus.SUCCEEDED
+    [message] = mail.outbox
+    html = message.alternatives[0][0]
+    assert "1Z999AA10123456784" in message.body and "1Z999AA10123456784" in html
+    assert "javascript:" not in html and "javascript:" not in message.body
+    assert "Track your parcel" not in html
+
+
 def test_no_customer_email_is_not_an_error(order):
     Customer.objects.filter(pk=order.customer_id).update(email="")
     action = write(order, ActionKind.NOTIFY_CUSTOMER, "email", {"template": "order_confirmation"})
