@@ -103,10 +103,13 @@ class SalesChannel(models.Model):
     def webhook_secret_replace(self, new: str, *, now: datetime | None = None) -> None:
         """Set a new webhook secret; the one it replaces stays accepted for
         ``WEBHOOK_SECRET_GRACE_HOURS``, so deliveries the store signed before the switch still
-        pass. The caller saves."""
+        pass. Clearing the secret (``""``) ends any grace window too: a channel whose secret
+        was removed accepts no signature at all. The caller saves."""
         if new == self.webhook_secret:
             return
-        if self.webhook_secret:
+        if not new:
+            self.previous_webhook_secret, self.previous_secret_expires_at = "", None
+        elif self.webhook_secret:
             now = now or timezone.now()
             self.previous_webhook_secret = self.webhook_secret
             self.previous_secret_expires_at = now + timedelta(

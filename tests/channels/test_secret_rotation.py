@@ -158,6 +158,21 @@ def test_setting_the_same_secret_again_keeps_no_previous_one(db):
     assert (channel.previous_webhook_secret, channel.previous_secret_expires_at) == ("", None)
 
 
+@pytest.mark.parametrize("kind", list(SCHEMES))
+def test_clearing_the_secret_ends_the_grace_window_of_the_previous_one(db, client, kind):
+    channel = rotated(kind, expires_in=timedelta(hours=1))
+    assert post(client, kind, OLD).status_code == 202  # still in its window
+
+    channel.webhook_secret_replace("")
+    channel.save()
+
+    channel.refresh_from_db()
+    assert (channel.webhook_secret, channel.previous_webhook_secret) == ("", "")
+    assert channel.previous_secret_expires_at is None
+    answer = post(client, kind, OLD)
+    assert answer.status_code == 401 and answer.json()["reason"] == "no_secret"
+
+
 def test_add_channel_with_a_new_secret_says_until_when_the_old_one_is_accepted(db):
     SalesChannelFactory(kind=ChannelKind.SHOPIFY, slug=SLUG, webhook_secret=OLD)
     out = io.StringIO()
