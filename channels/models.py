@@ -44,7 +44,12 @@ class SalesChannel(models.Model):
     """A store we take orders from. Its kind picks the signature scheme, schema and parser."""
 
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
-    slug = models.SlugField(max_length=50, unique=True, help_text="Webhook URL: /webhooks/<slug>/")
+    slug = models.SlugField(
+        max_length=50,
+        unique=True,
+        # The admin renders help text as HTML: no angle brackets (a "<slug>" vanished there).
+        help_text="Webhook URL: /webhooks/ and then this slug, e.g. /webhooks/my-shop/",
+    )
     name = models.CharField(max_length=100)
     default_currency = models.CharField(max_length=3, default="USD")
     rounding = models.CharField(

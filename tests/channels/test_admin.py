@@ -90,6 +90,13 @@ def test_view_only_roles_see_whether_secrets_are_set_never_the_secrets(
     assert "X-Hook-Token" in html  # the header's name is not a secret
 
 
+def test_the_add_form_says_what_the_webhook_url_is(db, client, ops_user):
+    client.force_login(ops_user)
+    page = client.get(reverse("admin:channels_saleschannel_add")).content.decode()
+    assert "Webhook URL: /webhooks/ and then this slug, e.g. /webhooks/my-shop/" in page
+    assert "/webhooks//" not in page
+
+
 def test_the_change_form_says_which_secrets_are_set(db, client, ops_user):
     channel = SalesChannelFactory(slug="bare", webhook_secret="whsec-only-10")
     client.force_login(ops_user)
