@@ -49,6 +49,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from orders.actors import Actor
+from orders.canonical import AMOUNT_FIELDS
 from orders.models import Customer, Incident, IncidentCategory, Order, OrderEvent, Severity
 from orders.transitions import order_event_record
 
@@ -273,15 +274,7 @@ def _customer_export(customer: Customer) -> dict[str, Any]:
 
 
 def _order_export(order: Order) -> dict[str, Any]:
-    amounts = (
-        "subtotal",
-        "discount_total",
-        "shipping_total",
-        "tax_total",
-        "shipping_tax",
-        "total",
-        "refunded_total",
-    )
+    amounts = (*AMOUNT_FIELDS, "refunded_total")
     return {
         "id": order.pk,
         "external_id": order.external_id,
