@@ -3,7 +3,6 @@ the test database and broker (the same environment as tests/workers.py gives a w
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.workers import database_url
+from tests.workers import process_env
 
 
 def free_port() -> int:
@@ -27,15 +26,7 @@ def start_server(
     """``kind`` "gunicorn" (one sync worker) or "runserver"; returns (process, port) once the
     port accepts connections. Tasks are sent to the broker, never run in the server."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        **(env or {}),
-    }
+    environment = process_env(env)
     if kind == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind",
                    f"127.0.0.1:{port}", "--workers", "1", "--access-logfile", "-"]  # fmt: skip

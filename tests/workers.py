@@ -32,6 +32,21 @@ def purge_queues() -> None:
                 pass
 
 
+def process_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process the tests start (a worker, a web server): production
+    settings on the test database and broker, tasks sent to the broker; ``env`` overrides."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "INTEGRATIONS_ALLOW_LOOPBACK_HTTP": "1",  # the tests' vendors listen on 127.0.0.1
+        **(env or {}),
+    }
+
+
 def start_worker(
     log: Path,
     *,
@@ -42,16 +57,7 @@ def start_worker(
     new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """A worker on every queue, its output in ``log``; ``env`` adds or overrides settings."""
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_DIR": str(settings.CELERY_BROKER_DIR),
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "INTEGRATIONS_ALLOW_LOOPBACK_HTTP": "1",  # the tests' vendors listen on 127.0.0.1
-        **(env or {}),
-    }
+    environment = process_env(env)
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker",
         "--queues", ",".join(settings.CELERY_TASK_QUEUES_NAMES),
