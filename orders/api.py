@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api_schema import CONFLICT
 from orders import money, selectors
 from orders.actors import Actor
 from orders.errors import InvalidInput
@@ -177,7 +178,9 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
             return [ViewThenServicePermission()]
         return super().get_permissions()
 
-    @extend_schema(request=TransitionRequestSerializer, responses=OrderDetailSerializer)
+    @extend_schema(
+        request=TransitionRequestSerializer, responses={200: OrderDetailSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
         """Apply one transition (``cancel``, ``hold``, ``capture_payment``...) to the order.
@@ -288,13 +291,17 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return Response(IncidentSerializer(incident).data)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @extend_schema(
+        request=IncidentActionSerializer, responses={200: IncidentSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         """Someone is on it."""
         return self._transition(request, "acknowledge")
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @extend_schema(
+        request=IncidentActionSerializer, responses={200: IncidentSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         """Fixed; ``note`` says how."""

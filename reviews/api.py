@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api_schema import CONFLICT
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
 from reviews import selectors
@@ -84,6 +85,10 @@ class ReviewCaseFilter(django_filters.FilterSet):
         fields = ["status", "assignee", "order"]
 
 
+# What a case action answers: the case, or 409 when its state refuses the move.
+MOVED = {200: ReviewCaseSerializer, 409: CONFLICT}
+
+
 class ReviewCaseViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):  # fmt: skip
@@ -103,13 +108,13 @@ class ReviewCaseViewSet(
         fresh = selectors.review_case_list().get(pk=case.pk)
         return Response(ReviewCaseSerializer(fresh).data)
 
-    @extend_schema(request=None, responses=ReviewCaseSerializer)
+    @extend_schema(request=None, responses=MOVED)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str | None = None) -> Response:
         """Take the case (open or escalated -> in review); you become its assignee."""
         return self._act(request, review_case_start)
 
-    @extend_schema(request=ReviewNoteSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewNoteSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         """Clear the order: it goes on to stock allocation."""
@@ -117,7 +122,7 @@ class ReviewCaseViewSet(
         body.is_valid(raise_exception=True)
         return self._act(request, review_case_approve, note=body.validated_data["note"])
 
-    @extend_schema(request=ReviewReasonSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewReasonSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Refuse the order: it is cancelled and its stock released."""
@@ -125,7 +130,7 @@ class ReviewCaseViewSet(
         body.is_valid(raise_exception=True)
         return self._act(request, review_case_reject, reason=body.validated_data["reason"])
 
-    @extend_schema(request=ReviewEscalateSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewEscalateSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def escalate(self, request: Request, pk: str | None = None) -> Response:
         """Hand the case on to a senior person; the order stays in review."""

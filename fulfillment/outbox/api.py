@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api_schema import ErrorSerializer
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction
 from fulfillment.outbox.services import action_retry_dead, outbound_action_list
 from orders.actors import Actor
@@ -34,11 +35,6 @@ class OutboundActionSerializer(serializers.ModelSerializer):
                   "last_error", "payload", "result", "correlation_id", "created_at",
                   "updated_at", "completed_at"]  # fmt: skip
         read_only_fields = fields
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
 
 
 class OutboundActionFilter(django_filters.FilterSet):
