@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import pagination, permissions, status
 from rest_framework.response import Response
 
@@ -41,3 +43,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif response is not None and response.status_code == status.HTTP_400_BAD_REQUEST:
         response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
     return response
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: under ``/api/`` a path no route takes (``/api/v1/orders/0.5/``) is a JSON
+    404 like every other refusal of the API; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
