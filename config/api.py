@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
+from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import pagination, permissions, status
 from rest_framework.response import Response
 
@@ -21,6 +24,23 @@ class ModelViewPermission(permissions.DjangoModelPermissions):
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
     }
+
+
+# Row ids are 64-bit keys (BigAutoField on every database).
+ID_MAX = 2**63 - 1
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": ID_MAX})
+class IdFilter(django_filters.NumberFilter):
+    """Filter by a row id: a whole number from 1 to ``ID_MAX``, anything else is a 400. (A plain
+    NumberFilter takes ``1e308`` or ``0.5``, and the database driver fails on the first.)"""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(*args, **kwargs)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

@@ -15,6 +15,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
 from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
 from fulfillment.selectors import shipment_list, stock_level_list
 
@@ -84,7 +85,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
 
 
 class ShipmentFilter(django_filters.FilterSet):
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
     status = django_filters.MultipleChoiceFilter(choices=ShipmentStatus.choices)
     tracking_number = django_filters.CharFilter()
 

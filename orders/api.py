@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
 from config.api_schema import CONFLICT
 from orders import money, selectors
 from orders.actors import Actor
@@ -224,7 +225,7 @@ class IncidentFilter(django_filters.FilterSet):
     category = django_filters.MultipleChoiceFilter(choices=IncidentCategory.choices)
     status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Incident

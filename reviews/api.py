@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
 from config.api_schema import CONFLICT
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
@@ -78,7 +79,7 @@ class ReviewCaseFilter(django_filters.FilterSet):
     assignee = django_filters.CharFilter(
         field_name="assignee__" + get_user_model().USERNAME_FIELD, help_text="Username"
     )
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = ReviewCase
