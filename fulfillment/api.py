@@ -67,6 +67,10 @@ class ShipmentSerializer(serializers.ModelSerializer):
         slug_field="code", read_only=True
     )
     lines = ShipmentLineSerializer(many=True, read_only=True)
+    # Declared: the model's URLField is blank until the carrier gives one, and "" is no URI.
+    tracking_url = serializers.CharField(
+        read_only=True, help_text="The carrier's tracking page; empty until there is one."
+    )
     label_url = serializers.SerializerMethodField(help_text="The 4x6 PDF label, once bought.")
 
     class Meta:

@@ -207,7 +207,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
 class IncidentSerializer(serializers.ModelSerializer):
     occurrence_count = serializers.IntegerField(read_only=True, min_value=1)
     order_external_id = serializers.CharField(source="order.external_id", read_only=True,
-                                              default=None)  # fmt: skip
+                                              default=None, allow_null=True)  # fmt: skip
 
     class Meta:
         model = Incident

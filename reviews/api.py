@@ -47,10 +47,10 @@ class ReviewCaseSerializer(serializers.ModelSerializer):
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     signals = SignalSerializer(many=True, read_only=True)
     assignee: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     decided_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     overdue = serializers.BooleanField(source="is_overdue", read_only=True)
 
