@@ -8,7 +8,12 @@ from typing import Any
 import django_filters
 from django.db.models import Model
 from django.urls import include, path
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -244,6 +249,15 @@ class IncidentTrendResponseSerializer(serializers.Serializer):
     results = IncidentTrendSerializer(many=True)
 
 
+class PaginatedIncidentListSerializer(serializers.Serializer):
+    """A page of incidents (what the pagination writes)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = IncidentSerializer(many=True)
+
+
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
@@ -260,8 +274,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         ],
         responses={200: OpenApiResponse(
-            IncidentSerializer(many=True),
-            description="Incidents; with group_by=category an object "
+            PolymorphicProxySerializer(
+                component_name="IncidentListOrTrend",
+                serializers=[PaginatedIncidentListSerializer, IncidentTrendResponseSerializer],
+                resource_type_field_name=None, many=False,
+            ),
+            description="A page of incidents; with group_by=category an object "
             "{group_by, results: [{category, day, incidents, occurrences}]} instead.",
         )},
     )  # fmt: skip
