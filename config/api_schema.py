@@ -20,7 +20,14 @@ class ErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField()
     detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Field name -> messages (400).")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Added here: a declared ``errors`` would hide the serializer's own ``errors``.
+        fields = super().get_fields()
+        fields["errors"] = serializers.DictField(
+            required=False, help_text="Field name -> messages (400)."
+        )
+        return fields
 
 
 CONFLICT = OpenApiResponse(
