@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from config.api import IdFilter
+from config.api import IdFilter, UtcDateTimeFilter
 from config.api_schema import CONFLICT
 from orders import money, selectors
 from orders.actors import Actor
@@ -148,8 +148,8 @@ class OrderFilter(django_filters.FilterSet):
     external_id = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
     payment_status = django_filters.MultipleChoiceFilter(choices=PaymentStatus.choices)
-    placed_after = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_after = UtcDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = UtcDateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = Order
