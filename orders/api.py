@@ -26,6 +26,7 @@ from orders import money, selectors
 from orders.actors import Actor
 from orders.errors import InvalidInput
 from orders.models import (
+    Deliverability,
     Incident,
     IncidentCategory,
     IncidentStatus,
@@ -122,6 +123,13 @@ class OrderDetailSerializer(OrderSerializer):
     reservations = ReservationSummarySerializer(many=True, read_only=True)
     shipments = ShipmentSummarySerializer(many=True, read_only=True)
     timeline = OrderEventSerializer(many=True, read_only=True, source="events")
+    # Declared: as a read-only model field its enum would leave out "", what an order holds
+    # until the address check has run.
+    address_deliverability = serializers.ChoiceField(
+        choices=Deliverability.choices, allow_blank=True, read_only=True,
+        help_text="confirmed / likely: a verifier said so; unknown: format only; empty: not "
+        "checked yet",
+    )  # fmt: skip
 
     class Meta(OrderSerializer.Meta):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
