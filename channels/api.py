@@ -16,6 +16,7 @@ from rest_framework.routers import DefaultRouter
 
 from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
 from channels.services import VIEW_RAW_PAYLOAD, inbound_errors_shown, inbound_event_replay
+from config.api import IdFilter
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
 from orders.errors import PermissionRefused
@@ -98,7 +99,7 @@ class InboundEventFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=InboundStatus.choices)
     source = django_filters.ChoiceFilter(choices=InboundSource.choices)
     topic = django_filters.CharFilter()
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = InboundEvent

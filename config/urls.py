@@ -9,6 +9,8 @@ admin.site.site_header = "Order automation back office"
 admin.site.site_title = "Order back office"
 admin.site.index_title = "Operations"
 
+handler404 = "config.api.page_not_found"
+
 api_v1 = [
     path("", include("orders.api")),
     path("", include("channels.api")),

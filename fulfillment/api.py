@@ -15,6 +15,7 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
 from fulfillment.carriers import trusted_label_url
 from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
 from fulfillment.selectors import shipment_list, stock_level_list
@@ -76,6 +77,10 @@ class ShipmentSerializer(serializers.ModelSerializer):
         slug_field="code", read_only=True
     )
     lines = ShipmentLineSerializer(many=True, read_only=True)
+    # Declared: the model's URLField is blank until the carrier gives one, and "" is no URI.
+    tracking_url = serializers.CharField(
+        read_only=True, help_text="The carrier's tracking page; empty until there is one."
+    )
     label_url = serializers.SerializerMethodField(
         help_text="The 4x6 PDF label, once bought. It prints the street address and phone: "
         "null without orders.view_contact_details."
@@ -100,7 +105,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
 
 
 class ShipmentFilter(django_filters.FilterSet):
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
     status = django_filters.MultipleChoiceFilter(choices=ShipmentStatus.choices)
     tracking_number = django_filters.CharFilter()
 

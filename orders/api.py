@@ -11,6 +11,7 @@ from django.urls import include, path
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
 )
@@ -20,10 +21,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter, UtcDateTimeFilter
+from config.api_schema import CONFLICT
 from orders import money, personal_data, selectors
 from orders.actors import Actor
 from orders.errors import InvalidInput
 from orders.models import (
+    Deliverability,
     Incident,
     IncidentCategory,
     IncidentStatus,
@@ -163,6 +167,13 @@ class OrderDetailSerializer(OrderSerializer):
     timeline = OrderEventSerializer(many=True, read_only=True, source="events")
     shipping_address = AddressField(read_only=True)
     billing_address = AddressField(read_only=True)
+    # Declared: as a read-only model field its enum would leave out "", what an order holds
+    # until the address check has run.
+    address_deliverability = serializers.ChoiceField(
+        choices=Deliverability.choices, allow_blank=True, read_only=True,
+        help_text="confirmed / likely: a verifier said so; unknown: format only; empty: not "
+        "checked yet",
+    )  # fmt: skip
 
     class Meta(OrderSerializer.Meta):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
@@ -189,8 +200,8 @@ class OrderFilter(django_filters.FilterSet):
     external_id = django_filters.CharFilter()
     status = django_filters.MultipleChoiceFilter(choices=OrderStatus.choices)
     payment_status = django_filters.MultipleChoiceFilter(choices=PaymentStatus.choices)
-    placed_after = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_after = UtcDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = UtcDateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = Order
@@ -225,7 +236,9 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
             return [ViewThenServicePermission()]
         return super().get_permissions()
 
-    @extend_schema(request=TransitionRequestSerializer, responses=OrderDetailSerializer)
+    @extend_schema(
+        request=TransitionRequestSerializer, responses={200: OrderDetailSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
         """Apply one transition (``cancel``, ``hold``, ``capture_payment``...) to the order.
@@ -252,7 +265,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
 class IncidentSerializer(serializers.ModelSerializer):
     occurrence_count = serializers.IntegerField(read_only=True, min_value=1)
     order_external_id = serializers.CharField(source="order.external_id", read_only=True,
-                                              default=None)  # fmt: skip
+                                              default=None, allow_null=True)  # fmt: skip
 
     class Meta:
         model = Incident
@@ -270,7 +283,7 @@ class IncidentFilter(django_filters.FilterSet):
     category = django_filters.MultipleChoiceFilter(choices=IncidentCategory.choices)
     status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Incident
@@ -289,6 +302,15 @@ class IncidentTrendResponseSerializer(serializers.Serializer):
     results = IncidentTrendSerializer(many=True)
 
 
+class PaginatedIncidentListSerializer(serializers.Serializer):
+    """A page of incidents (what the pagination writes)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = IncidentSerializer(many=True)
+
+
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
@@ -305,8 +327,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         ],
         responses={200: OpenApiResponse(
-            IncidentSerializer(many=True),
-            description="Incidents; with group_by=category an object "
+            PolymorphicProxySerializer(
+                component_name="IncidentListOrTrend",
+                serializers=[PaginatedIncidentListSerializer, IncidentTrendResponseSerializer],
+                resource_type_field_name=None, many=False,
+            ),
+            description="A page of incidents; with group_by=category an object "
             "{group_by, results: [{category, day, incidents, occurrences}]} instead.",
         )},
     )  # fmt: skip
@@ -337,13 +363,17 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return Response(IncidentSerializer(incident).data)
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @extend_schema(
+        request=IncidentActionSerializer, responses={200: IncidentSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         """Someone is on it."""
         return self._transition(request, "acknowledge")
 
-    @extend_schema(request=IncidentActionSerializer, responses=IncidentSerializer)
+    @extend_schema(
+        request=IncidentActionSerializer, responses={200: IncidentSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str | None = None) -> Response:
         """Fixed; ``note`` says how."""

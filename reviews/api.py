@@ -20,6 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
+from config.api_schema import CONFLICT
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
 from reviews import selectors
@@ -45,10 +47,10 @@ class ReviewCaseSerializer(serializers.ModelSerializer):
     reasons = serializers.ListField(child=serializers.CharField(), read_only=True)
     signals = SignalSerializer(many=True, read_only=True)
     assignee: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     decided_by: serializers.SlugRelatedField[AbstractBaseUser] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     overdue = serializers.BooleanField(source="is_overdue", read_only=True)
 
@@ -77,11 +79,15 @@ class ReviewCaseFilter(django_filters.FilterSet):
     assignee = django_filters.CharFilter(
         field_name="assignee__" + get_user_model().USERNAME_FIELD, help_text="Username"
     )
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = ReviewCase
         fields = ["status", "assignee", "order"]
+
+
+# What a case action answers: the case, or 409 when its state refuses the move.
+MOVED = {200: ReviewCaseSerializer, 409: CONFLICT}
 
 
 class ReviewCaseViewSet(
@@ -103,13 +109,13 @@ class ReviewCaseViewSet(
         fresh = selectors.review_case_list().get(pk=case.pk)
         return Response(ReviewCaseSerializer(fresh).data)
 
-    @extend_schema(request=None, responses=ReviewCaseSerializer)
+    @extend_schema(request=None, responses=MOVED)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str | None = None) -> Response:
         """Take the case (open or escalated -> in review); you become its assignee."""
         return self._act(request, review_case_start)
 
-    @extend_schema(request=ReviewNoteSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewNoteSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         """Clear the order: it goes on to stock allocation."""
@@ -117,7 +123,7 @@ class ReviewCaseViewSet(
         body.is_valid(raise_exception=True)
         return self._act(request, review_case_approve, note=body.validated_data["note"])
 
-    @extend_schema(request=ReviewReasonSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewReasonSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str | None = None) -> Response:
         """Refuse the order: it is cancelled and its stock released."""
@@ -125,7 +131,7 @@ class ReviewCaseViewSet(
         body.is_valid(raise_exception=True)
         return self._act(request, review_case_reject, reason=body.validated_data["reason"])
 
-    @extend_schema(request=ReviewEscalateSerializer, responses=ReviewCaseSerializer)
+    @extend_schema(request=ReviewEscalateSerializer, responses=MOVED)
     @action(detail=True, methods=["post"])
     def escalate(self, request: Request, pk: str | None = None) -> Response:
         """Hand the case on to a senior person; the order stays in review."""

@@ -16,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from config.api import IdFilter
+from config.api_schema import ErrorSerializer
 from fulfillment.models import ActionKind, ActionStatus, OutboundAction
 from fulfillment.outbox.services import action_retry_dead, outbound_action_list
 from orders import personal_data
@@ -55,13 +57,8 @@ class OutboundActionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-
-
 class OutboundActionFilter(django_filters.FilterSet):
-    order = django_filters.NumberFilter(field_name="order_id", help_text="Order id")
+    order = IdFilter(field_name="order_id", help_text="Order id")
     kind = django_filters.MultipleChoiceFilter(choices=ActionKind.choices)
     target = django_filters.CharFilter(help_text="Downstream system, e.g. netsuite")
     status = django_filters.MultipleChoiceFilter(choices=ActionStatus.choices)
