@@ -134,7 +134,11 @@ def webhook_receive(
     oversized request is refused before it is read.
     """
     started = time.perf_counter()
-    channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+    try:
+        channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+    except DatabaseError:  # PostgreSQL restarting or out of reach: the vendor retries a 503
+        log.warning("webhook.database_unavailable", channel=slug)
+        return _refusal(503, "unavailable", "The event could not be stored; please retry")
     if channel is None:
         return _refusal(404, "unknown_channel", f"No active channel {slug!r}")
     limit = settings.WEBHOOK_MAX_BODY_BYTES
