@@ -59,6 +59,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -311,7 +312,7 @@ class Vendors:
     ep_refunds: int = 0
     # SMTP: (order number, kind of email) -> messages; Message-IDs seen
     mails: Counter[tuple[str, str]] = field(default_factory=Counter)
-    message_ids: Counter[str] = field(default_factory=Counter)
+    mail_ids: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 def _easypost_rate(shipment_id: str) -> dict[str, Any]:
@@ -482,7 +483,7 @@ class SMTPHandler(socketserver.StreamRequestHandler):
         number, kind = (m.group(1), m.group(2)) if m else (subject, "other")
         with self.vendors.lock:
             self.vendors.mails[(number, kind)] += 1
-            self.vendors.message_ids[str(message.get("Message-ID", ""))] += 1
+            self.vendors.mail_ids[(number, kind)].add(str(message.get("Message-ID", "")))
 
 
 class ThreadingSMTP(socketserver.ThreadingTCPServer):
@@ -600,6 +601,7 @@ class Plan:
         if what == "cancel":
             order.update(status_id=5, status="Cancelled")
         products = [{**p, "order_id": order_id} for p in self.bc_products]
+        order.update(bc_totals(products))
         addresses = [{**a, "order_id": order_id} for a in self.bc_addresses[:1]]
         self.bc_versions.setdefault(order_id, []).append((order, products, addresses))
         scope = {"create": "store/order/created", "update": "store/order/updated",
@@ -655,10 +657,10 @@ class Plan:
         count = 0
         while count < originals:
             kind = kinds[len(per_order) % len(kinds)]
-            roll = rng.random()
-            extra = ["update"] if roll < 0.2 else ["cancel"] if roll < 0.28 else []
-            if roll < 0.05:
-                extra = ["update", "cancel"]
+            roll = rng.random()  # 1.3 later events per order on average, 15% cancelled
+            extra = (["update"] if roll < 0.35 else ["update", "update"] if roll < 0.70
+                     else ["update", "cancel"] if roll < 0.80 else ["cancel"] if roll < 0.85
+                     else [])  # fmt: skip
             extra = extra[: originals - count - 1]
             self.orders[kind] += 1
             events = self._events(kind, self.orders[kind], extra)
@@ -701,6 +703,24 @@ class Plan:
         return sequence
 
 
+def bc_totals(products: list[dict[str, Any]]) -> dict[str, str]:
+    """Order totals that add up from its products (the sample order and the sample products
+    are of different orders), shipping 10.00 without tax, discounts as the products carry."""
+    subtotal = sum(Decimal(p["price_ex_tax"]) * int(p["quantity"]) for p in products)
+    tax = sum(Decimal(p["total_tax"]) for p in products)
+    discount = sum(Decimal(d["amount"]) for p in products for d in p.get("applied_discounts") or [])
+    shipping = Decimal("10.0000")
+    total_ex = subtotal - discount + shipping
+    return {
+        "subtotal_ex_tax": f"{subtotal:.4f}", "subtotal_inc_tax": f"{subtotal + tax:.4f}",
+        "subtotal_tax": f"{tax:.4f}", "discount_amount": f"{discount:.4f}",
+        "coupon_discount": "0.0000", "base_shipping_cost": f"{shipping:.4f}",
+        "shipping_cost_ex_tax": f"{shipping:.4f}", "shipping_cost_inc_tax": f"{shipping:.4f}",
+        "shipping_cost_tax": "0.0000", "total_ex_tax": f"{total_ex:.4f}",
+        "total_inc_tax": f"{total_ex + tax:.4f}", "total_tax": f"{tax:.4f}",
+    }  # fmt: skip
+
+
 # --- sending -------------------------------------------------------------------------------------
 @dataclass
 class Window:
@@ -730,11 +750,13 @@ class Sender:
         self.bc_seen: dict[int, int] = {}
         self.last_send = 0.0
         self.threads: list[threading.Thread] = []
+        self.paused = False  # the backlog is over what the system digests: hold new sends
+        self.paused_seconds = 0.0
 
     def start(self) -> None:
         now = time.monotonic()
-        for d in self.plan.deliveries:
-            self.queue.append((now, d.index, d))
+        for d in self.plan.deliveries:  # each at its own slot, so that re-sends fit in between
+            self.queue.append((now + d.index * self.interval, d.index, d))
         heapq.heapify(self.queue)
         for _ in range(self.clients):
             thread = threading.Thread(target=self._client, daemon=True)
@@ -751,7 +773,8 @@ class Sender:
                 if self.outstanding == 0:
                     return None
                 now = time.monotonic()
-                if self.queue and self.queue[0][0] <= now and self.next_slot <= now:
+                if (self.queue and self.queue[0][0] <= now and self.next_slot <= now
+                        and not self.paused):  # fmt: skip
                     self.next_slot = max(self.next_slot + self.interval, now - 1.0)
                     return heapq.heappop(self.queue)[2]
                 wait = max(self.next_slot, self.queue[0][0] if self.queue else now + 1) - now
@@ -951,7 +974,7 @@ def orders_by_state() -> Counter[str]:
     return Counter({row["status"]: row["n"] for row in rows})
 
 
-def quiet() -> tuple[bool, str]:
+def quiet() -> tuple[bool, str, int]:
     """Nothing left to do: no order moving, no inbox row unprocessed, no outbox action due."""
     from channels.models import InboundEvent
     from fulfillment.models import OutboundAction
@@ -960,8 +983,10 @@ def quiet() -> tuple[bool, str]:
     moving = Order.objects.exclude(status__in=[*TERMINAL, *PERSON]).count()
     inbox = InboundEvent.objects.filter(status="received").count()
     outbox = OutboundAction.objects.filter(status__in=["pending", "in_flight"]).count()
-    return moving == 0 and inbox == 0 and outbox == 0, (
-        f"moving orders {moving}, inbox unprocessed {inbox}, outbox open {outbox}"
+    return (
+        moving == 0 and inbox == 0 and outbox == 0,
+        f"moving orders {moving}, inbox unprocessed {inbox}, outbox open {outbox}",
+        moving + inbox,
     )
 
 
@@ -993,6 +1018,9 @@ def figures(
         erp = sum(len(ids) - 1 for ids in vendors.ns_per_order.values() if len(ids) > 1)
         wms = sum(len(keys) - 1 for keys in vendors.wms_per_order.values() if len(keys) > 1)
         mails = sum(n - 1 for n in vendors.mails.values() if n > 1)
+        mail_examples = [f"{key} x{n}, Message-IDs {sorted(vendors.mail_ids[key])}"
+                         for key, n in vendors.mails.items() if n > 1]  # fmt: skip
+        same_id = sum(n - len(vendors.mail_ids[key]) for key, n in vendors.mails.items())
         mail_total = sum(vendors.mails.values())
         counts = (len(vendors.ep_labels), len(vendors.ns_records), len(vendors.wms_tasks),
                   vendors.wms_replays, vendors.wms_500, vendors.ns_refused,
@@ -1019,6 +1047,11 @@ def figures(
     stuck = [o for o in orders.values() if o.status not in TERMINAL
              and o.status not in PERSON and o.pk not in open_incidents]  # fmt: skip
     outbox = Counter(OutboundAction.objects.values_list("status", flat=True))
+    slugs = {pk: slug for slug, pk in channels.items()}
+    waiting = Counter(
+        f"{o.status} {slugs[o.channel_id]}: " + re.sub(r"\d+", "#", o.status_reason or "")[:70]
+        for o in orders.values() if o.status in PERSON
+    )  # fmt: skip
     incidents = Counter(
         category + ": " + re.sub(r"\d+", "#", summary)[:70]
         for category, summary in Incident.objects.values_list("category", "summary")
@@ -1058,7 +1091,8 @@ def figures(
                  + ", ".join(f"{k} {v}" for k, v in plan.orders.items()) + ")")  # fmt: skip
     lines.append(f"  exact re-deliveries {sum(d.duplicate for d in plan.deliveries)}, "
                  f"out of order {sum(d.early for d in plan.deliveries)}, "
-                 f"acked {len(acked)}, retries {sender.retries}")  # fmt: skip
+                 f"acked {len(acked)}, retries {sender.retries}; sending held for backlog "
+                 f"{sender.paused_seconds:.0f} s")  # fmt: skip
     lines.append("  answers: " + ", ".join(f"{k} {a[k]}" for k in sorted(a)) + " (0 = no answer)")
     lines.append(f"faults: {faults.kills} SIGKILLs; " + "; ".join(faults.log))
     restarts = ", ".join(f"{k} {v}" for k, v in product.restarts.items()) or "none"
@@ -1066,13 +1100,15 @@ def figures(
     lines.append(f"orders by state: {dict(sorted(states.items()))}; open incidents on "
                  f"{len(open_incidents)} orders")  # fmt: skip
     lines.append(f"outbox actions by status: {dict(sorted(outbox.items()))}")
+    lines.append("waiting for a person (state: reason), most common: " + "; ".join(
+        f"{n} x {text}" for text, n in waiting.most_common(6)))  # fmt: skip
     lines.append("incidents (category: summary), most common: " + "; ".join(
         f"{n} x {text}" for text, n in incidents.most_common(6)))  # fmt: skip
     lines.append(f"vendors: labels {counts[0]}, ERP documents {counts[1]}, WMS tasks {counts[2]}, "
                  f"emails {mail_total}; WMS repeats answered with the first task {counts[3]}, "
                  f"WMS 500s {counts[4]}, ERP creates refused as duplicates {counts[5]}, "
                  f"label buys refused (already bought) {counts[6]}, BigCommerce fetches "
-                 f"{counts[7]}")  # fmt: skip
+                 f"{counts[7]}; emails re-sent with the same Message-ID {same_id}")  # fmt: skip
     lines.append(f"ack latency (2xx): p50 {pct(acks_ms, 50):.1f} ms, p99 {pct(acks_ms, 99):.1f} ms")
     lines.append(f"time to terminal (first ack -> shipped/cancelled): p50 {pct(ttt, 50):.1f} s, "
                  f"p95 {pct(ttt, 95):.1f} s over {len(ttt)} orders")  # fmt: skip
@@ -1085,7 +1121,7 @@ def figures(
     examples: list[tuple[list[Any], str]] = [
         (lost_events, "lost event"), (stuck, "stuck order"),
         (sender.acked_while_pg_down, "2xx while down"), (faults.errors, "fault error"),
-        (refused, "never acked"),
+        (refused, "never acked"), (mail_examples, "duplicate email"),
     ]  # fmt: skip
     for sample_list, label in examples:
         for item in list(sample_list)[:5]:
@@ -1110,6 +1146,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="~3 minutes, faults compressed")
     parser.add_argument("--rate", type=float, default=5.0, help="deliveries per second")
     parser.add_argument("--clients", type=int, default=4, help="webhook client threads")
+    parser.add_argument("--backlog", type=int, default=300,
+                        help="hold new deliveries while more than this many inbox rows and "
+                        "orders are still to be processed (resume at half)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -1186,7 +1225,7 @@ def main() -> None:
         sender.start()
         fault_thread = threading.Thread(target=faults.run, args=(started,), daemon=True)
         fault_thread.start()
-        last_progress = 0.0
+        last_progress = last_print = 0.0
         deadline: float | None = None
         while True:
             time.sleep(1)
@@ -1196,22 +1235,32 @@ def main() -> None:
                 deadline = max(faults.last_fault_end, sender.last_send) + 120
                 say(f"all deliveries acked or refused; checking at the latest in "
                     f"{deadline - now:.0f} s")  # fmt: skip
-            if now - last_progress >= 10 or (deadline is not None and now >= deadline):
+            if sender.paused:
+                sender.paused_seconds += 1
+            if now - last_progress >= 5 or (deadline is not None and now >= deadline):
                 last_progress = now
                 try:
                     from django.db import close_old_connections
 
                     close_old_connections()
                     states = dict(sorted(orders_by_state().items()))
-                    is_quiet, detail = quiet()
+                    is_quiet, detail, backlog = quiet()
+                    if backlog > args.backlog and not sender.paused:
+                        sender.paused = True
+                    elif backlog < args.backlog // 2 and sender.paused:
+                        sender.paused = False
                 except Exception as exc:  # PostgreSQL is down: say so and carry on
                     states, is_quiet, detail = {}, False, f"(database: {type(exc).__name__})"
+                    sender.paused = False  # the webhook answers 503 now; a vendor keeps sending
                 a = sender.answers
-                say(f"{now - started:6.0f}s sent {sender.sent_first}/{len(plan.deliveries)} "
+                if now - last_print >= 10 or deadline is not None and now >= deadline:
+                    last_print = now
+                    say(f"{now - started:6.0f}s sent {sender.sent_first}/{len(plan.deliveries)} "
                     f"acked {sum(d.acked for d in plan.deliveries)} retries {sender.retries} "
                     f"503 {a['503']} 5xx {sum(v for k, v in a.items() if k[0] == '5')} "
                     f"| {states} | {detail} | faults now: "
-                    f"{', '.join(sorted(faults.current)) or '-'}")  # fmt: skip
+                    f"{', '.join(sorted(faults.current)) or '-'}"
+                    + (" | sending held: backlog" if sender.paused else ""))  # fmt: skip
                 if deadline is not None and (is_quiet or now >= deadline):
                     say("quiet" if is_quiet else "120 s after the last fault: checking now")
                     break
