@@ -603,6 +603,12 @@ class Plan:
         products = [{**p, "order_id": order_id} for p in self.bc_products]
         order.update(bc_totals(products))
         addresses = [{**a, "order_id": order_id} for a in self.bc_addresses[:1]]
+        if i % 2 == 0:  # half of them ship to the buyer; the other half to someone else, which
+            # the fraud check always sends a first-time customer's order to review for
+            billing = order["billing_address"]
+            keys = ("first_name", "last_name", "company", "street_1", "street_2", "city",
+                    "state", "zip", "country", "country_iso2", "phone", "email")  # fmt: skip
+            addresses = [{**a, **{k: billing.get(k, "") for k in keys}} for a in addresses]
         self.bc_versions.setdefault(order_id, []).append((order, products, addresses))
         scope = {"create": "store/order/created", "update": "store/order/updated",
                  "cancel": "store/order/statusUpdated"}[what]  # fmt: skip
@@ -1047,9 +1053,16 @@ def figures(
     stuck = [o for o in orders.values() if o.status not in TERMINAL
              and o.status not in PERSON and o.pk not in open_incidents]  # fmt: skip
     outbox = Counter(OutboundAction.objects.values_list("status", flat=True))
+    from reviews.models import ReviewCase
+
     slugs = {pk: slug for slug, pk in channels.items()}
+    review_reasons = {
+        order_id: "; ".join(str(r) for r in reasons or [])
+        for order_id, reasons in ReviewCase.objects.values_list("order_id", "reasons")
+    }
     waiting = Counter(
-        f"{o.status} {slugs[o.channel_id]}: " + re.sub(r"\d+", "#", o.status_reason or "")[:70]
+        f"{o.status} {slugs[o.channel_id]}: "
+        + re.sub(r"\d+", "#", o.status_reason or review_reasons.get(o.pk, ""))[:70]
         for o in orders.values() if o.status in PERSON
     )  # fmt: skip
     incidents = Counter(
