@@ -337,7 +337,9 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
     order = _locked_order(shipment.order_id)
     # No event of its own: the order's ship / ship_partially event below names the shipment.
     transition_run(shipment, "ship", actor=actor, audit=None, say_field=False)
-    for line in shipment.lines.all():
+    # Stock rows in (sku, warehouse) order, as the allocator locks them: in line order a ship
+    # and an allocation of the same SKUs each held a row the other waited for (a deadlock).
+    for line in shipment.lines.order_by("sku", "reservation__warehouse_id", "pk"):
         _consume(line, actor)
     shipped = {
         r["order_line_id"]: r["n"]
