@@ -262,6 +262,9 @@ def shipment_buy_label(*, shipment_id: int, actor: Actor) -> Shipment:
     shipment = Shipment.objects.select_related("order", "warehouse").get(pk=shipment_id)
     if shipment.status != ShipmentStatus.DRAFT:
         return shipment
+    if shipment.order.status == OrderStatus.CANCELLED:
+        # Cancelled while its label waited: no label is bought for a parcel that never leaves.
+        return shipment_void(shipment_id=shipment.pk, actor=actor)
     routing = _routing(shipment.order_id)
     carrier = get_carrier(routing.get("carrier") or "local")
     request = _request(shipment, routing)

@@ -15,8 +15,10 @@ from django.conf import settings
 from fulfillment.carriers.base import CarrierError
 from fulfillment.downstream.base import DownstreamError
 from fulfillment.models import OutboundAction, Shipment, ShipmentStatus
-from fulfillment.shipments import shipment_buy_label, shipment_ship
+from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
 from orders.actors import Actor
+from orders.errors import TransitionRefused
+from orders.models import Order, OrderStatus
 
 
 class LabelPurchaseAdapter:
@@ -44,6 +46,20 @@ class LabelPurchaseAdapter:
         if shipment.status == ShipmentStatus.VOIDED:
             return {"shipment_id": shipment.pk, "voided": True}
         if settings.FULFILLMENT_AUTO_SHIP and (shipment.status == ShipmentStatus.LABEL_PURCHASED):
-            shipment = shipment_ship(shipment_id=shipment.pk, actor=actor)
+            try:
+                shipment = shipment_ship(shipment_id=shipment.pk, actor=actor)
+            except TransitionRefused as exc:
+                return self._not_shipped(shipment, exc, actor)
         return {"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number,
                 "status": shipment.status}  # fmt: skip
+
+    def _not_shipped(
+        self, shipment: Shipment, refusal: TransitionRefused, actor: Actor
+    ) -> dict[str, Any]:
+        """The order was cancelled while its label was bought (a channel's cancel arriving
+        then): the label is voided, the carrier refunds it, and the action is done."""
+        order_status = Order.objects.values_list("status", flat=True).get(pk=shipment.order_id)
+        if order_status != OrderStatus.CANCELLED:
+            raise refusal
+        shipment = shipment_void(shipment_id=shipment.pk, actor=actor)
+        return {"shipment_id": shipment.pk, "voided": True, "reason": "order_cancelled"}

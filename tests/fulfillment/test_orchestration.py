@@ -113,3 +113,50 @@ def test_the_order_page_shows_its_shipments_and_downstream_actions(client, cs_us
     for kind in ("erp_post", "wms_task", "notify_customer", "label_purchase"):
         assert kind in page
     assert page.count("Succeeded") >= 4
+
+
+def _cancel(order):
+    order_transition(order_id=order.pk, transition="cancel", actor=Actor.system("test"),
+                     data={"reason": "customer asked"})  # fmt: skip
+
+
+def test_a_label_bought_for_an_order_cancelled_meanwhile_is_voided_not_retried(settings):
+    # Found by the soak: the channel's cancel arrived while the label was being bought; the
+    # ship step then refused, and the action crashed and retried until it went dead.
+    from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
+
+    order = make_order(paid=True, lines=[("MUG", 2, "10.00")])
+    shipment = order.shipments.get()
+    assert shipment.status == "label_purchased"
+    _cancel(order)
+    settings.FULFILLMENT_AUTO_SHIP = True
+    action = OutboundAction.objects.get(order=order, kind="label_purchase")
+
+    result = LabelPurchaseAdapter("local").perform(action)
+
+    shipment.refresh_from_db()
+    assert result == {"shipment_id": shipment.pk, "voided": True, "reason": "order_cancelled"}
+    assert shipment.status == "voided"
+    voided = order.events.get(action="shipment_voided")
+    assert voided.data["label_refunded"] is True  # the carrier was asked for the refund
+    assert levels("MUG") == {"A": (20, 0)}  # nothing consumed, the reservation released
+
+
+def test_no_label_is_bought_for_a_draft_shipment_whose_order_was_cancelled(settings):
+    from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
+    from fulfillment.models import Shipment
+
+    order = make_order(paid=True, lines=[("MUG", 1, "10.00")])
+    shipment = order.shipments.get()
+    # As if the label action had not run yet (the queryset update skips the FSM, on purpose).
+    Shipment.objects.filter(pk=shipment.pk).update(status="draft", label_pdf=b"",
+                                                   tracking_number="")  # fmt: skip
+    _cancel(order)
+    action = OutboundAction.objects.get(order=order, kind="label_purchase")
+
+    result = LabelPurchaseAdapter("local").perform(action)
+
+    shipment.refresh_from_db()
+    assert result == {"shipment_id": shipment.pk, "voided": True}
+    assert shipment.status == "voided"
+    assert not shipment.label_pdf and not shipment.tracking_number  # no label was bought
