@@ -35,14 +35,29 @@ def scrub_exceptions(_logger: Any, _name: str, event_dict: dict[str, Any]) -> di
     and an ``error`` field (``error=str(exc)``)."""
     text = event_dict.get("exception")
     if isinstance(text, str):
-        event_dict["exception"] = "\n".join(
-            line if line[:1].isspace() or not line else _scrub(line) for line in text.split("\n")
-        )
-        if isinstance(event_dict.get("event"), str):
-            event_dict["event"] = _scrub(event_dict["event"])
+        event_dict["exception"] = _scrub_traceback(text)
+        for key in ("event", "message"):  # "message": a record another handler formatted first
+            if isinstance(event_dict.get(key), str):
+                event_dict[key] = _scrub(event_dict[key])
     if isinstance(event_dict.get("error"), str):
         event_dict["error"] = _scrub(event_dict["error"])
+    data = event_dict.get("data")
+    if isinstance(data, dict) and ("exc" in data or "traceback" in data):
+        # Celery's "raised unexpected" line carries the exception again in its extra ``data``.
+        scrubbed = dict(data)
+        if isinstance(data.get("exc"), str):
+            scrubbed["exc"] = _scrub(data["exc"])
+        if isinstance(data.get("traceback"), str):
+            scrubbed["traceback"] = _scrub_traceback(data["traceback"])
+        event_dict["data"] = scrubbed
     return event_dict
+
+
+def _scrub_traceback(text: str) -> str:
+    """A traceback's messages (its unindented lines) scrubbed; its source lines kept."""
+    return "\n".join(
+        line if line[:1].isspace() or not line else _scrub(line) for line in text.split("\n")
+    )
 
 
 def _scrub(text: str) -> str:

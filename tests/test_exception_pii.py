@@ -78,6 +78,32 @@ def test_an_exception_text_with_an_email_and_a_street_is_scrubbed_in_the_json_lo
     assert crashed["order_id"] == 4711
 
 
+def test_celerys_task_failure_line_carries_no_exception_text_with_pii(log_lines):  # noqa: F811
+    # celery.app.trace logs a failed task with the exception again in ``extra={"data": ...}``:
+    # its repr and its whole traceback (seen in the soak's worker log).
+    import logging
+    import traceback
+
+    exc = raised("_ship")
+    try:
+        raise exc
+    except RuntimeError:
+        context = {"hostname": "w1@host", "id": "t-1", "name": "orders.order_validate",
+                   "exc": repr(exc), "traceback": traceback.format_exc(),
+                   "args": "()", "kwargs": "{}", "description": "raised unexpected"}  # fmt: skip
+        logging.getLogger("celery.app.trace").error(
+            "Task %(name)s[%(id)s] %(description)s: %(exc)s", context, exc_info=True,
+            extra={"data": context},
+        )  # fmt: skip
+
+    [line] = log_lines()
+    text = json.dumps(line)
+    for value in PII:
+        assert value not in text, f"{value!r} reached the log"
+    assert "Order 4711 could not ship to" in line["data"]["exc"]
+    assert 'File "' in line["data"]["traceback"]  # the traceback itself is kept
+
+
 @pytest.mark.parametrize(
     "text",
     [
