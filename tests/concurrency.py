@@ -13,19 +13,26 @@ from django.db.models import Model
 from django.db.models.signals import pre_save
 
 
-def race(calls: list[Callable[[], Any]], *, timeout: float = 120) -> list[Any]:
-    """Run the calls at once; return each one's result, or the exception it raised."""
+def race(
+    calls: list[Callable[[], Any]], *, timeout: float = 120, at_most: int | None = None
+) -> list[Any]:
+    """Run the calls at once; return each one's result, or the exception it raised.
+    ``at_most``: how many may hold a database session at the same moment (the server's
+    connection limit), the rest queueing behind them once released."""
     barrier = threading.Barrier(len(calls))
+    gate = threading.BoundedSemaphore(at_most or len(calls))
     results: list[Any] = [None] * len(calls)
 
     def run(i: int, call: Callable[[], Any]) -> None:
         try:
             barrier.wait(timeout=30)
-            results[i] = call()
+            with gate:
+                try:
+                    results[i] = call()
+                finally:
+                    connection.close()  # this thread's own session, before the next one
         except Exception as exc:  # a refusal or a lost race is what such tests look at
             results[i] = exc
-        finally:
-            connection.close()
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
     for t in threads:

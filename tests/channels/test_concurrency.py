@@ -8,13 +8,13 @@ inbox row commits (tasks are eager in tests), so it races the other deliveries t
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
+from functools import partial
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.test import Client
 
 from channels.models import ChannelKind, InboundEvent
@@ -31,6 +31,7 @@ from tests.channels.test_webhook import (
     with_first_line_quantity,
     with_unmapped_line,
 )
+from tests.concurrency import race
 from tests.factories import SalesChannelFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,33 +62,14 @@ def deliver_concurrently(bodies: list[bytes]) -> list[tuple[int, dict] | Excepti
     """POST every body from its own thread and client, all released together."""
     signed = [(body, sign_custom(secret=SECRET, body=body, timestamp=int(time.time())))
               for body in bodies]  # fmt: skip
-    barrier = threading.Barrier(len(signed))
-    gate = threading.BoundedSemaphore(sessions_at_once(len(signed)))
-    results: list = [None] * len(signed)
 
-    def run(i: int, body: bytes, signature: str) -> None:
-        try:
-            barrier.wait(timeout=30)
-            with gate:
-                try:
-                    response = Client().post(
-                        URL, data=body, content_type="application/json",
-                        HTTP_X_SIGNATURE=signature,
-                    )  # fmt: skip
-                    results[i] = (response.status_code, response.json())
-                finally:
-                    connection.close()  # this thread's own session
-        except Exception as exc:  # reported by the assertions, with the others
-            results[i] = exc
+    def post(body: bytes, signature: str) -> tuple[int, dict]:
+        response = Client().post(
+            URL, data=body, content_type="application/json", HTTP_X_SIGNATURE=signature
+        )
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=run, args=(i, *s)) for i, s in enumerate(signed)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a delivery hung"
-    close_old_connections()
-    return results
+    return race([partial(post, *s) for s in signed], at_most=sessions_at_once(len(signed)))
 
 
 @pytest.fixture

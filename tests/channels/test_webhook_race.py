@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import close_old_connections, connection
 from django.test import Client
 
 from channels.models import ChannelKind, InboundEvent
@@ -30,6 +29,7 @@ from fulfillment.models import Reservation, StockLevel
 from orders.models import Order, Product
 from tests.channels.adapters.test_shopify import _sign
 from tests.channels.test_concurrency import sessions_at_once
+from tests.concurrency import race
 from tests.factories import SalesChannelFactory
 from tests.fulfillment.helpers import add_warehouse, levels, stock
 from tests.workers import purge_queues, start_worker, stop_worker
@@ -59,38 +59,21 @@ def shopify_order(i: int) -> bytes:
 
 def deliver_at_once(bodies: list[bytes]) -> list[int | Exception]:
     """POST every body as a Shopify delivery from its own thread and client, all at once."""
-    barrier = threading.Barrier(len(bodies))
-    gate = threading.BoundedSemaphore(sessions_at_once(len(bodies)))
-    results: list[int | Exception] = [RuntimeError("not run")] * len(bodies)
 
-    def run(i: int, body: bytes) -> None:
+    def post(i: int, body: bytes) -> int:
         headers = {
             "X-Shopify-Hmac-Sha256": _sign(body, SECRET), "X-Shopify-Topic": "orders/create",
             "X-Shopify-Shop-Domain": "race.myshopify.com", "X-Shopify-API-Version": "2026-07",
             "X-Shopify-Webhook-Id": f"race-{i}",
         }  # fmt: skip
-        try:
-            barrier.wait(timeout=30)
-            with gate:
-                try:
-                    response = Client().post(
-                        f"/webhooks/{SLUG}/", data=body, content_type="application/json",
-                        headers=headers,
-                    )  # fmt: skip
-                    results[i] = response.status_code
-                finally:
-                    connection.close()  # this thread's own session
-        except Exception as exc:  # reported by the assertions, with the others
-            results[i] = exc
+        return (
+            Client()
+            .post(f"/webhooks/{SLUG}/", data=body, content_type="application/json", headers=headers)
+            .status_code
+        )
 
-    threads = [threading.Thread(target=run, args=(i, b)) for i, b in enumerate(bodies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a delivery hung"
-    close_old_connections()
-    return results
+    return race([partial(post, i, body) for i, body in enumerate(bodies)],
+                at_most=sessions_at_once(len(bodies)))  # fmt: skip
 
 
 @pytest.fixture
