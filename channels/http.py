@@ -11,16 +11,11 @@ POST that creates something must send the vendor an idempotency key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import structlog
 from django.conf import settings
 
 from channels.adapters.base import AdapterError, ChannelConfig
 from config import integrations
-
-if TYPE_CHECKING:
-    from urllib3.util import Retry  # the type of what retry_policy() returns
 
 RETRY_TOTAL = 4
 RETRY_METHODS = integrations.IDEMPOTENT_METHODS_AND_POST
@@ -45,7 +40,7 @@ def _policy(backoff_factor: float | None) -> integrations.RetryPolicy:
     )
 
 
-def retry_policy(*, backoff_factor: float | None = None) -> Retry:
+def retry_policy(*, backoff_factor: float | None = None) -> integrations.Retry:
     """The urllib3 ``Retry`` a channel session mounts (tests read it)."""
     return _policy(backoff_factor).urllib3_retry()
 
