@@ -79,6 +79,25 @@ class SalesChannel(models.Model):
     credentials = models.JSONField(
         default=dict, blank=True, help_text="API credentials (kept out of every screen)."
     )
+    # --- tracking write-back (channels.writeback) ---
+    tracking_writeback = models.BooleanField(
+        default=True,
+        help_text="Send each parcel's tracking and delivery events back to this channel.",
+    )
+    writeback_notify_customer = models.BooleanField(
+        default=False,
+        help_text="Ask the channel to email the customer about the shipment itself (Shopify "
+        "notify_customer, a WooCommerce customer note). Off: our own emails tell them.",
+    )
+    writeback_complete_order = models.BooleanField(
+        default=True,
+        help_text="Mark the channel's order completed once every unit has shipped (WooCommerce).",
+    )
+    tracking_callback_url = models.URLField(
+        blank=True,
+        help_text="Custom storefronts: where each shipment event is posted, signed like the "
+        "storefront signs its webhooks (t=...,v1=...).",
+    )
     poll_cursor = models.DateTimeField(
         null=True, blank=True, help_text="Polling resumes from orders updated after this time."
     )
@@ -138,12 +157,12 @@ class SalesChannel(models.Model):
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
         skip = set(exclude or ()) | set(errors)
-        if "api_base_url" not in skip and self.api_base_url:
-            problem = integrations.url_problem(self.api_base_url)
-            if problem:
-                errors["api_base_url"] = [
-                    ValidationError(f"Refused: {problem}", code="url_refused")
-                ]
+        for name in ("api_base_url", "tracking_callback_url"):
+            value = getattr(self, name)
+            if name not in skip and value:
+                problem = integrations.url_problem(value)
+                if problem:
+                    errors[name] = [ValidationError(f"Refused: {problem}", code="url_refused")]
         if "credentials" not in skip:
             problems = credential_url_problems(self.credentials)
             if problems:

@@ -420,6 +420,10 @@ OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
 FULFILLMENT_AUTO_SHIP = env.bool("FULFILLMENT_AUTO_SHIP", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@orderdesk.invalid")
 
+# --- Feedback loop (fulfillment.tracking) ------------------------------------------------------
+# Tell the customer when a parcel has a delivery problem (a failed attempt, a lost parcel).
+NOTIFY_ON_DELIVERY_EXCEPTION = env.bool("NOTIFY_ON_DELIVERY_EXCEPTION", default=True)
+
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import FSMField, transition
 
+from fulfillment.carriers.base import TRACKING_STATUSES
 from orders.models import FSMRowMixin
 
 
@@ -245,9 +246,36 @@ class Shipment(FSMRowMixin, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # --- tracking (fulfillment.tracking): the carrier's latest word, kept next to our state ---
+    tracking_status = models.CharField(
+        max_length=24, choices=TRACKING_STATUSES, blank=True,
+        help_text="Our tracking status of the carrier's latest event (the timeline has all).",
+    )  # fmt: skip
+    carrier_status = models.CharField(
+        max_length=64, blank=True, help_text="The carrier's own latest status and sub-status."
+    )
+    carrier_name = models.CharField(
+        max_length=64, blank=True, help_text="The company delivering it, when the carrier says."
+    )
+    estimated_delivery_from = models.DateTimeField(null=True, blank=True)
+    estimated_delivery_until = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="Time of the newest carrier event (the carrier's clock)."
+    )
+    last_tracked_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="When we last heard from the carrier (webhook or poll): polling asks for "
+        "shipments that have been quiet for too long.",
+    )  # fmt: skip
+    channel_ref = models.CharField(
+        max_length=120, blank=True,
+        help_text="The sales channel's id for this parcel (Shopify fulfillment, BigCommerce "
+        "shipment...), set by the first tracking write-back.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "last_tracked_at"])]
         constraints = [
             models.UniqueConstraint(
                 fields=["carrier", "tracking_number"], condition=~Q(tracking_number=""),
@@ -280,7 +308,7 @@ class Shipment(FSMRowMixin, models.Model):
     def report_exception(self) -> None:
         """Delayed, damaged, address problem: a person looks."""
 
-    @transition(field=status, source=[SH.IN_TRANSIT, SH.EXCEPTION, SH.DELIVERED],
+    @transition(field=status, source=[SH.SHIPPED, SH.IN_TRANSIT, SH.EXCEPTION, SH.DELIVERED],
                 target=SH.RETURNED)  # fmt: skip
     def mark_returned(self) -> None:
         """Came back to us."""
@@ -288,6 +316,142 @@ class Shipment(FSMRowMixin, models.Model):
     @transition(field=status, source=[SH.DRAFT, SH.LABEL_PURCHASED], target=SH.VOIDED)
     def void(self) -> None:
         """Cancelled before it left: the label (if any) is refunded; nothing was consumed."""
+
+
+class TrackingSource(models.TextChoices):
+    WAREHOUSE = "warehouse", "Warehouse (handed to the carrier)"
+    WEBHOOK = "webhook", "Carrier webhook"
+    POLL = "poll", "Carrier tracking poll"
+    PERSON = "person", "A person"
+
+
+class TrackingEvent(models.Model):
+    """One carrier event of one parcel, kept whether or not it changed anything.
+
+    ``dedup_key`` (carrier, tracking number, carrier status, sub-status, time, message) makes a
+    repeated webhook or poll a no-op. ``effect`` says what it did to the shipment in words
+    (``advanced shipped -> in_transit``, ``ignored: the parcel is already delivered``).
+    """
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE,
+                                 related_name="tracking_events")  # fmt: skip
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT,
+                              related_name="tracking_events")  # fmt: skip
+    source = models.CharField(max_length=16, choices=TrackingSource.choices)
+    carrier = models.CharField(max_length=40)
+    status = models.CharField(max_length=24, choices=TRACKING_STATUSES, db_index=True)
+    carrier_status = models.CharField(max_length=64, blank=True)
+    carrier_detail = models.CharField(max_length=64, blank=True, help_text="Sub-status.")
+    raw_status = models.CharField(max_length=120, blank=True, help_text="The carrier's code.")
+    message = models.CharField(max_length=500, blank=True)
+    location = models.CharField(max_length=200, blank=True, help_text="A facility's city.")
+    occurred_at = models.DateTimeField(db_index=True, help_text="The carrier's time of it.")
+    estimated_delivery_from = models.DateTimeField(null=True, blank=True)
+    estimated_delivery_until = models.DateTimeField(null=True, blank=True)
+    dedup_key = models.CharField(max_length=64, unique=True)
+    applied = models.BooleanField(default=False, help_text="It moved the shipment on.")
+    effect = models.CharField(max_length=200, blank=True)
+    inbound = models.ForeignKey(
+        "CarrierInboundEvent", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="tracking_events", help_text="The carrier webhook that brought it.",
+    )  # fmt: skip
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["shipment", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.occurred_at:%Y-%m-%d %H:%M} (shipment {self.shipment_id})"
+
+
+class CarrierInboundStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    DUPLICATE = "duplicate", "Duplicate"
+    QUARANTINED = "quarantined", "Quarantined"
+    REPLAYED = "replayed", "Replayed"
+
+
+class CarrierInboundEvent(FSMRowMixin, models.Model):
+    """The carriers' inbox: a signed carrier webhook (EasyPost ``tracker.updated``) kept raw
+    under a unique dedup key before it is processed, so nothing is lost and a repeat is a
+    no-op. One that cannot be processed is quarantined with its errors and can be replayed."""
+
+    carrier = models.CharField(max_length=40)
+    dedup_key = models.CharField(max_length=200, unique=True)
+    topic = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(editable=False)
+    status = FSMField(max_length=16, choices=CarrierInboundStatus.choices,
+                      default=CarrierInboundStatus.RECEIVED, protected=True,
+                      db_index=True)  # fmt: skip
+    errors = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.carrier} event #{self.pk} ({self.status})"
+
+    @transition(field=status, source=[CarrierInboundStatus.RECEIVED,
+                                      CarrierInboundStatus.REPLAYED],
+                target=CarrierInboundStatus.PROCESSED)  # fmt: skip
+    def mark_processed(self) -> None:
+        self.processed_at = timezone.now()
+        self.errors = []
+
+    @transition(field=status, source=[CarrierInboundStatus.RECEIVED,
+                                      CarrierInboundStatus.REPLAYED],
+                target=CarrierInboundStatus.QUARANTINED)  # fmt: skip
+    def quarantine(self, *, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+
+    @transition(field=status, source=CarrierInboundStatus.QUARANTINED,
+                target=CarrierInboundStatus.REPLAYED)  # fmt: skip
+    def replay(self) -> None:
+        """A person fixed what was wrong (a missing shipment, a setting): process it again."""
+
+
+class ReturnPolicy(models.Model):
+    """The merchant's return policy, shown on the customer's order status page and used to
+    close orders whose return window has passed. The active one with the highest priority
+    applies (one policy for the whole shop, unless a channel has its own)."""
+
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    channel = models.ForeignKey(
+        "channels.SalesChannel", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="return_policies", help_text="Empty: every channel without its own.",
+    )  # fmt: skip
+    window_days = models.PositiveIntegerField(
+        default=30, help_text="Days after delivery a return may be started."
+    )
+    conditions = models.TextField(
+        blank=True, help_text="What may be returned and in what state (shown to customers)."
+    )
+    how_to_start = models.TextField(
+        blank=True, help_text="How a customer starts a return (shown to customers)."
+    )
+    excluded_reasons = models.JSONField(
+        default=list, blank=True, help_text="Return reasons this policy does not accept."
+    )
+    auto_authorize_limit = models.DecimalField(
+        max_digits=19, decimal_places=4, null=True, blank=True,
+        help_text="Returns worth less than this are authorized without a person (empty: never).",
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_active", "name"]
+        verbose_name_plural = "return policies"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.window_days} days)"
 
 
 class ShipmentLine(models.Model):

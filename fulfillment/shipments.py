@@ -45,6 +45,7 @@ from fulfillment.models import (
     Warehouse,
 )
 from fulfillment.services import StockInconsistent
+from fulfillment.tracking import shipment_handed_over
 from orders import money
 from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, TransitionRefused
@@ -361,6 +362,8 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
         expected_status=order.status,
         data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
     )  # fmt: skip
+    # The parcel's first tracking event: the channel hears of it (its first write-back).
+    shipment_handed_over(shipment=shipment, actor=actor)
     log.info("shipment.shipped", shipment_id=shipment_id, order_id=order.pk, complete=complete)
     return shipment
 

@@ -26,6 +26,10 @@ class Actor:
     def channel(cls, slug: str) -> Actor:
         return cls(kind=ActorKind.CHANNEL, id=slug)
 
+    @classmethod
+    def carrier(cls, code: str) -> Actor:
+        return cls(kind=ActorKind.CARRIER, id=code)
+
     def as_dict(self) -> dict[str, str]:
         return {"kind": str(self.kind), "id": self.id}
 

@@ -142,6 +142,11 @@ class Customer(CurrencyAmountsMixin, models.Model):
     )
     credit_limit = models.DecimalField(**MONEY, help_text="Most open net-terms exposure allowed.")
     credit_currency = models.CharField(max_length=3, default="USD")
+    accepts_marketing = models.BooleanField(
+        default=False,
+        help_text="The channel says this customer accepts marketing email (survey, review "
+        "requests). Never assumed: unknown is no.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -584,6 +589,8 @@ class IncidentCategory(models.TextChoices):
     DOWNSTREAM_FAILED = "downstream_failed", "Downstream failed"
     DUPLICATE_SUSPECTED = "duplicate_suspected", "Duplicate suspected"
     PRIVACY_REQUEST = "privacy_request", "Privacy request"
+    DELIVERY_EXCEPTION = "delivery_exception", "Delivery exception"
+    CHANNEL_SYNC_FAILED = "channel_sync_failed", "Channel sync failed"
     OTHER = "other", "Other"
 
 

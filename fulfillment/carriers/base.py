@@ -75,19 +75,49 @@ class Label:
     tracking_url: str = ""
 
 
+# Our one tracking vocabulary: every carrier's statuses map to these (each carrier module keeps
+# its own table; the raw status and sub-status are kept next to ours on every event).
+# (status, words a customer reads)
+TRACKING_STATUSES: tuple[tuple[str, str], ...] = (
+    ("unknown", "Status not known yet"),
+    ("pre_transit", "Label created, waiting for the carrier"),
+    ("in_transit", "On its way"),
+    ("out_for_delivery", "Out for delivery"),
+    ("available_for_pickup", "Ready for pickup"),
+    ("delivered", "Delivered"),
+    ("failed_attempt", "Delivery attempted, not delivered"),
+    ("exception", "Delivery problem"),
+    ("return_to_sender", "Returning to sender"),
+    ("cancelled", "Tracking cancelled by the carrier"),
+)
+TRACKING_STATUS_CODES = frozenset(code for code, _words in TRACKING_STATUSES)
+
+
 @dataclass(frozen=True)
 class TrackingEvent:
+    """One carrier scan or status change. ``status`` is ours (``TRACKING_STATUSES``);
+    ``carrier_status`` and ``carrier_detail`` are the carrier's own status and sub-status as it
+    sent them, ``raw_status`` the carrier's wording when it has one beyond those."""
+
     at: datetime
-    status: str  # shipped | in_transit | delivered | exception | returned
+    status: str
     description: str = ""
     location: str = ""
+    carrier_status: str = ""
+    carrier_detail: str = ""
+    raw_status: str = ""
 
 
 @dataclass(frozen=True)
 class Tracking:
     tracking_number: str
-    status: str  # the latest of TrackingEvent.status
-    events: list[TrackingEvent] = field(default_factory=list)
+    status: str  # ours, of the carrier's latest word on the parcel
+    events: list[TrackingEvent] = field(default_factory=list)  # oldest first
+    carrier_status: str = ""
+    carrier_detail: str = ""
+    estimated_delivery_from: datetime | None = None
+    estimated_delivery_until: datetime | None = None
+    carrier_name: str = ""  # the company doing the delivery (USPS...), when the carrier says
 
 
 class Carrier(Protocol):

@@ -63,7 +63,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
@@ -111,20 +111,23 @@ HMAC_PREFIX = "hmac-sha256-hex="
 
 REFUNDED = frozenset({"submitted", "refunded"})
 
-# EasyPost tracker and tracking-detail statuses -> ours (shipped | in_transit | delivered |
-# exception | returned). A status we do not know claims no progress: shipped.
+# EasyPost tracker and tracking-detail statuses -> ours (``base.TRACKING_STATUSES``). A status
+# we do not know claims no progress: unknown. The raw status and ``status_detail`` are kept.
 TRACKING_STATUSES = {
-    "unknown": "shipped",
-    "pre_transit": "shipped",
+    "unknown": "unknown",
+    "pre_transit": "pre_transit",
     "in_transit": "in_transit",
-    "out_for_delivery": "in_transit",
-    "available_for_pickup": "in_transit",
+    "out_for_delivery": "out_for_delivery",
+    "available_for_pickup": "available_for_pickup",
     "delivered": "delivered",
-    "return_to_sender": "returned",
+    "return_to_sender": "return_to_sender",
     "failure": "exception",
     "error": "exception",
-    "cancelled": "exception",
+    "cancelled": "cancelled",
 }
+# Sub-statuses of ``failure`` that mean "tried, will try again" rather than a lost parcel.
+FAILED_ATTEMPT_DETAILS = frozenset({"delivery_exception", "address_not_found", "no_access",
+                                    "attempted_delivery", "recipient_not_available"})  # fmt: skip
 
 
 # --- errors and HTTP ---------------------------------------------------------------------------
@@ -355,32 +358,51 @@ def _location(place: Any) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def tracking_status(status: str | None) -> str:
-    """Our tracking status for an EasyPost one (``shipped`` for what we do not know)."""
-    return TRACKING_STATUSES.get(str(status or "unknown"), "shipped")
+def tracking_status(status: str | None, detail: str | None = None) -> str:
+    """Our tracking status for an EasyPost one (``unknown`` for what we do not know)."""
+    ours = TRACKING_STATUSES.get(str(status or "unknown"), "unknown")
+    if ours == "exception" and str(detail or "") in FAILED_ATTEMPT_DETAILS:
+        return "failed_attempt"
+    return ours
 
 
 def tracking_from_tracker(tracker: Mapping[str, Any]) -> Tracking:
     """A ``Tracking`` from an EasyPost Tracker (a tracker list item, a shipment's ``tracker``,
-    or the ``result`` of a ``tracker.updated`` webhook event); events oldest first."""
+    or the ``result`` of a ``tracker.updated`` webhook event); events oldest first.
+
+    ``est_delivery_date`` is a day (EasyPost sends midnight UTC): the window is that whole day.
+    """
     events = []
     for detail in tracker.get("tracking_details") or []:
         at = _time(detail.get("datetime"))
         if at is None:
             continue
+        status, sub = str(detail.get("status") or ""), str(detail.get("status_detail") or "")
         events.append(
             TrackingEvent(
                 at=at,
-                status=tracking_status(detail.get("status")),
+                status=tracking_status(status, sub),
                 description=str(detail.get("message") or detail.get("description") or ""),
                 location=_location(detail.get("tracking_location")),
+                carrier_status=status,
+                carrier_detail=sub,
+                raw_status=str(detail.get("carrier_code") or ""),
             )
         )
     events.sort(key=lambda event: event.at)
+    estimate = _time(tracker.get("est_delivery_date"))
+    status, sub = str(tracker.get("status") or ""), str(tracker.get("status_detail") or "")
     return Tracking(
         tracking_number=str(tracker.get("tracking_code") or ""),
-        status=tracking_status(tracker.get("status")),
+        status=tracking_status(status, sub),
         events=events,
+        carrier_status=status,
+        carrier_detail=sub,
+        estimated_delivery_from=estimate,
+        estimated_delivery_until=estimate + timedelta(days=1) - timedelta(seconds=1)
+        if estimate is not None
+        else None,
+        carrier_name=str(tracker.get("carrier") or ""),
     )
 
 

@@ -452,4 +452,4 @@ class LocalCarrier:
             raise CarrierError(
                 f"Not a local carrier tracking number: {tracking_number!r}", retryable=False
             )
-        return Tracking(tracking_number=tracking_number, status="shipped")
+        return Tracking(tracking_number=tracking_number, status="pre_transit")

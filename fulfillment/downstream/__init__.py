@@ -49,6 +49,8 @@ ADAPTERS: Registry[tuple[str, str], Downstream] = Registry(
 
 # ActionKind values, spelled out so importing the registry does not import the models.
 ERP_POST, WMS_TASK, NOTIFY_CUSTOMER = "erp_post", "wms_task", "notify_customer"
+CHANNEL_TRACKING_SYNC, CRM_UPDATE = "channel_tracking_sync", "crm_update"
+CHANNEL_TARGET_PREFIX = "channel:"
 
 
 def register(kind: str, target: str, factory: Factory) -> None:
@@ -61,8 +63,14 @@ def registered() -> list[tuple[str, str]]:
 
 
 def get_handler(kind: str, target: str) -> Downstream:
-    """The adapter for (kind, target); ``UnknownTarget`` (not retryable) if there is none."""
-    return ADAPTERS.create((str(kind), target))
+    """The adapter for (kind, target); ``UnknownTarget`` (not retryable) if there is none.
+
+    Tracking write-backs go to one target per store (``channel:<slug>``, so each store has its
+    own circuit breaker) and are all performed by the one ``channel`` adapter."""
+    kind = str(kind)
+    if kind == CHANNEL_TRACKING_SYNC and target.startswith(CHANNEL_TARGET_PREFIX):
+        return ADAPTERS.create((kind, "channel"))
+    return ADAPTERS.create((kind, target))
 
 
 def _names(value: Any) -> list[str]:
@@ -104,6 +112,7 @@ _BUILT_IN = [
     (WMS_TASK, "rest", "wms_rest", "RestWMSAdapter.from_settings"),
     (NOTIFY_CUSTOMER, "email", "notify_email", "EmailNotifyAdapter"),
     (NOTIFY_CUSTOMER, "twilio", "notify_twilio", "TwilioSMSNotifyAdapter.from_settings"),
+    (CHANNEL_TRACKING_SYNC, "channel", "channel_tracking", "ChannelTrackingAdapter"),
 ]
 for _kind, _target, _module, _builder in _BUILT_IN:
     register(_kind, _target, lazy(f"{_DOWNSTREAM}.{_module}", _builder, call=True))

@@ -38,7 +38,10 @@ log = structlog.get_logger(__name__)
 SUBJECTS = {
     "order_confirmation": "Your order {number} is confirmed",
     "shipping_confirmation": "Your order {number} has shipped",
+    "delivery_exception": "A delivery problem with your order {number}",
 }
+# Templates about one parcel: they need its tracking number.
+PARCEL_TEMPLATES = frozenset({"shipping_confirmation", "delivery_exception"})
 
 
 def message_id_for(idempotency_key: str) -> str:
@@ -74,7 +77,14 @@ def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
     shipment_id = (action.payload or {}).get("shipment_id")
     if shipment_id:
         shipments = shipments.filter(pk=shipment_id)
+    carrier_message = ""
+    if event_id := (action.payload or {}).get("tracking_event_id"):
+        from fulfillment.models import TrackingEvent
+
+        event = TrackingEvent.objects.filter(pk=event_id, order_id=order.pk).first()
+        carrier_message = event.message if event is not None else ""
     return {
+        "carrier_message": carrier_message,
         "shop_name": order.channel.name or order.channel.slug,
         "order_number": number,
         "customer_name": order.customer.name if order.customer else "",
@@ -111,7 +121,7 @@ class EmailNotifyAdapter:
             log.info("notify_email.no_recipient", action_id=action.pk, order_id=order.pk)
             return {"sent": False, "reason": "no_recipient", "template": template}
         context = _context(order, action)
-        if template == "shipping_confirmation" and not context["shipments"]:
+        if template in PARCEL_TEMPLATES and not context["shipments"]:
             # The shipment has no tracking number yet; it will (or a person looks).
             raise DownstreamError(
                 f"shipping confirmation for order {order.pk}: no tracking number yet",

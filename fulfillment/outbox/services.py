@@ -181,11 +181,16 @@ def action_write(
     version: int = 1,
     correlation_id: str = "",
     max_attempts: int | None = None,
+    not_before: datetime | None = None,
 ) -> OutboundAction:
     """Write one outbox action in the caller's transaction and dispatch it after commit.
 
     Idempotent: a duplicate trigger (same order, kind, target and version) returns the first
     row and writes nothing. The payload holds ids only (personal data is refused).
+
+    ``not_before``: an action scheduled for later (a survey email days after delivery) lives
+    in the database until then (``next_attempt_at``); no broker message waits for it, the
+    sweeper sends its doorbell once it is due (pitfall 3: no ETA on the broker).
     """
     kind = str(kind)
     if kind not in ActionKind.values:
@@ -214,6 +219,7 @@ def action_write(
                     idempotency_key=key, lane=lane, payload=payload,
                     correlation_id=(cid or "")[:64],
                     max_attempts=max_attempts or int(settings.OUTBOX_MAX_ATTEMPTS),
+                    next_attempt_at=not_before or timezone.now(),
                 )  # fmt: skip
         except IntegrityError:
             twin = OutboundAction.objects.filter(same).first()
@@ -224,11 +230,13 @@ def action_write(
             order_event_record(
                 order_id=order_id, action="outbound_queued", actor=ACTOR, to_state=action.status,
                 data={"action_id": action.pk, "kind": kind, "target": target,
-                      "version": version, "lane": lane},
+                      "version": version, "lane": lane,
+                      **({"not_before": not_before.isoformat()} if not_before else {})},
                 correlation_id=action.correlation_id,
             )  # fmt: skip
         log.info("outbox.queued", action_id=action.pk, order_id=order_id, kind=kind, target=target)
-        _dispatch_on_commit(action.pk, lane)
+        if not_before is None or not_before <= timezone.now():
+            _dispatch_on_commit(action.pk, lane)
     return action
 
 
@@ -419,11 +427,19 @@ def _incident_key(action: OutboundAction) -> str:
     return f"outbound_action:{action.pk}"
 
 
+def _incident_category(action: OutboundAction) -> str:
+    """A channel that refused our tracking is its own category: customer service tells the
+    store's owner, not the ERP team."""
+    if action.kind == ActionKind.CHANNEL_TRACKING_SYNC:
+        return IncidentCategory.CHANNEL_SYNC_FAILED
+    return IncidentCategory.DOWNSTREAM_FAILED
+
+
 def _give_up(action: OutboundAction) -> None:
     """Dead: a person decides (incident per action, bumped when it dies again). The incident
     is raised first so that the transition's event can name it."""
     incident = incident_raise(
-        category=IncidentCategory.DOWNSTREAM_FAILED,
+        category=_incident_category(action),
         severity=Severity.HIGH,
         order_id=action.order_id,
         key=_incident_key(action),
@@ -448,7 +464,7 @@ def _give_up(action: OutboundAction) -> None:
 def _resolve_incident(action: OutboundAction) -> None:
     incidents_resolve(
         fingerprints=incident_fingerprint(
-            category=IncidentCategory.DOWNSTREAM_FAILED, order_id=action.order_id,
+            category=_incident_category(action), order_id=action.order_id,
             key=_incident_key(action),
         ),
         actor=ACTOR, note=f"Outbound action {action.pk} succeeded on attempt {action.attempts}",

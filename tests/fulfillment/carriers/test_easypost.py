@@ -340,8 +340,8 @@ def test_track_lists_the_tracker_and_maps_its_status(easypost):
     with correlation.bound("c-feedfacefeedfacefeedfacefeedface"):
         tracking = EasyPostCarrier().track("EZ1000000001")
     assert tracking.tracking_number == "EZ1000000001"
-    assert tracking.status == "shipped"  # pre_transit
-    assert [e.status for e in tracking.events] == ["shipped", "shipped"]
+    assert tracking.status == "pre_transit"
+    assert [e.status for e in tracking.events] == ["pre_transit", "pre_transit"]
     assert tracking.events[0].at == datetime(2025, 2, 6, 19, 48, 26, tzinfo=UTC)
     assert tracking.events[0].description == "Pre-Shipment Info Sent to USPS"
     assert tracking.events[1].location == "HOUSTON, TX"
@@ -361,7 +361,12 @@ def test_a_tracker_updated_webhook_reads_as_tracking():
     tracking = tracking_from_tracker(event["result"])
     assert tracking.status == "in_transit"
     assert len(tracking.events) == 7
-    assert tracking.events[0].status == "shipped"  # label_created
+    assert tracking.events[0].status == "pre_transit"
+    assert tracking.events[0].carrier_detail == "label_created"
+    assert tracking.carrier_detail == "arrived_at_facility"  # the raw sub-status is kept
+    assert tracking.carrier_name == "FedEx"
+    assert tracking.estimated_delivery_from == datetime(2024, 8, 5, tzinfo=UTC)
+    assert tracking.estimated_delivery_until == datetime(2024, 8, 5, 23, 59, 59, tzinfo=UTC)
     assert tracking.events[-1].at == datetime(2024, 8, 2, 18, 50, tzinfo=UTC)
     assert tracking.events[-1].location == "EDISON, NJ, US"
     assert all(e.at.tzinfo is UTC for e in tracking.events)
@@ -371,22 +376,24 @@ def test_a_tracker_updated_webhook_reads_as_tracking():
 def test_the_tracker_embedded_in_a_bought_shipment_reads_as_tracking():
     tracking = tracking_from_tracker(sample("shipment_buy_response.json")["tracker"])
     assert (tracking.tracking_number, tracking.status, tracking.events) == (
-        TRACKING_CODE, "shipped", []
+        TRACKING_CODE, "unknown", []
     )  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("theirs", "ours"),
+    ("theirs", "detail", "ours"),
     [
-        ("unknown", "shipped"), ("pre_transit", "shipped"), ("in_transit", "in_transit"),
-        ("out_for_delivery", "in_transit"), ("available_for_pickup", "in_transit"),
-        ("delivered", "delivered"), ("return_to_sender", "returned"),
-        ("failure", "exception"), ("error", "exception"), ("cancelled", "exception"),
-        ("a_status_from_the_future", "shipped"), (None, "shipped"),
+        ("unknown", None, "unknown"), ("pre_transit", None, "pre_transit"),
+        ("in_transit", None, "in_transit"), ("out_for_delivery", None, "out_for_delivery"),
+        ("available_for_pickup", None, "available_for_pickup"), ("delivered", None, "delivered"),
+        ("return_to_sender", None, "return_to_sender"), ("failure", None, "exception"),
+        ("failure", "address_not_found", "failed_attempt"), ("error", None, "exception"),
+        ("cancelled", None, "cancelled"), ("a_status_from_the_future", None, "unknown"),
+        (None, None, "unknown"),
     ],
 )  # fmt: skip
-def test_easypost_statuses_map_to_ours(theirs, ours):
-    assert tracking_status(theirs) == ours
+def test_easypost_statuses_map_to_ours(theirs, detail, ours):
+    assert tracking_status(theirs, detail) == ours
 
 
 # --- service levels ----------------------------------------------------------------------------
@@ -455,7 +462,7 @@ def test_a_get_answered_503_or_429_is_retried(easypost, status):
     easypost.expect_request("/v2/trackers").respond_with_json(
         {"trackers": [sample("tracker_create_response.json")], "has_more": False}
     )
-    assert EasyPostCarrier().track("EZ1000000001").status == "shipped"
+    assert EasyPostCarrier().track("EZ1000000001").status == "pre_transit"
     assert calls(easypost, "/v2/trackers") == 2
 
 

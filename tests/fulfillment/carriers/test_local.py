@@ -226,7 +226,7 @@ def test_void_accepts_our_labels_only():
 
 def test_track_says_shipped_for_our_numbers_and_refuses_others():
     tracking = LocalCarrier().track("LC473124829US")
-    assert (tracking.status, tracking.events) == ("shipped", [])
+    assert (tracking.status, tracking.events) == ("pre_transit", [])
     with pytest.raises(CarrierError):
         LocalCarrier().track("9400100208303109505657")
 
