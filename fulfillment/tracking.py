@@ -327,6 +327,8 @@ def channel_sync_write(*, shipment: Shipment, event: TrackingEventRow) -> int | 
         return None
     if not writeback.configured(channel.pk):
         return None
+    if event.source != TrackingSource.WAREHOUSE and not writeback.tells(event.status):
+        return None
     action = outbox.action_write(
         order_id=order.pk, kind=ActionKind.CHANNEL_TRACKING_SYNC,
         target=channel_target(channel.slug),

@@ -81,6 +81,12 @@ class ChannelWriteback(Protocol):
         switched on). A channel that cannot gets no action written: nothing waits to die."""
         ...
 
+    def tells(self, status: str) -> bool:
+        """Whether a change to ``status`` is news this channel can take (BigCommerce keeps no
+        delivery events, say). The parcel's first write-back (``pre_transit``, when it left)
+        is always written; later changes only when this says yes."""
+        ...
+
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
         """Tell the channel; return ``{"channel_ref": ..., ...}`` (no personal data)."""
         ...
