@@ -423,6 +423,22 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@orderdesk.inv
 # --- Feedback loop (fulfillment.tracking) ------------------------------------------------------
 # Tell the customer when a parcel has a delivery problem (a failed attempt, a lost parcel).
 NOTIFY_ON_DELIVERY_EXCEPTION = env.bool("NOTIFY_ON_DELIVERY_EXCEPTION", default=True)
+# Replenishment (fulfillment.replenishment): sales velocity is units shipped per day over this
+# many trailing days; a (SKU, warehouse) without its own ReorderPoint row uses these defaults.
+REPLENISHMENT_VELOCITY_DAYS = env.int("REPLENISHMENT_VELOCITY_DAYS", default=28)
+REPLENISHMENT_DEFAULT_LEAD_TIME_DAYS = env.int("REPLENISHMENT_DEFAULT_LEAD_TIME_DAYS", default=7)
+REPLENISHMENT_DEFAULT_SAFETY_DAYS = env.int("REPLENISHMENT_DEFAULT_SAFETY_DAYS", default=3)
+# Availability feed (fulfillment.availability, /feeds/availability.json and .jsonld): off while
+# the token is empty; `Authorization: Bearer <token>` or `?token=`.
+AVAILABILITY_FEED_TOKEN = _optional_secret("AVAILABILITY_FEED_TOKEN")
+AVAILABILITY_FEED_CACHE_SECONDS = env.int("AVAILABILITY_FEED_CACHE_SECONDS", default=300)
+# Handling and transit times are measured over this many trailing days, and only promised when
+# at least AVAILABILITY_MIN_SAMPLES shipments (parcels) back the figure.
+AVAILABILITY_WINDOW_DAYS = env.int("AVAILABILITY_WINDOW_DAYS", default=28)
+AVAILABILITY_MIN_SAMPLES = env.int("AVAILABILITY_MIN_SAMPLES", default=10)
+# A SKU with no confirmed stock is BackOrder (orders for it are taken and backordered, as the
+# allocator does) rather than OutOfStock; 0 when the shop does not take backorders.
+AVAILABILITY_BACKORDERS = env.bool("AVAILABILITY_BACKORDERS", default=True)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from channels.models import ChannelKind, SalesChannel
 from config import correlation
-from fulfillment.models import Shipment, StockLevel, Warehouse
+from fulfillment.models import ReorderPoint, Shipment, StockLevel, Warehouse
+from fulfillment.replenishment import reorder_point_upsert, replenishment_suggestions
 from fulfillment.services import stock_restock, warehouse_upsert
 from fulfillment.shipments import (
     LineRequest,
@@ -203,6 +204,33 @@ def stock_ensure() -> None:
     for sku, code, on_hand in DEMO_STOCK:
         if not StockLevel.objects.filter(sku=sku, warehouse__code=code).exists():
             stock_restock(sku=sku, warehouse_code=code, on_hand=on_hand)
+
+
+# A reorder point by hand on a SKU whose stock runs low (25 hoodies, one of them reserved by
+# order 1003): the replenishment screen shows it from the first run.
+DEMO_REORDER_POINTS: list[dict[str, Any]] = [
+    {"sku": "HOODIE-GRY-M", "warehouse_code": "NJ1", "reorder_point": 30, "lead_time_days": 14,
+     "safety_days": 7, "order_up_to": 60, "min_order_qty": 12,
+     "notes": "Demo: the supplier ships in dozens, two weeks after the order."},
+]  # fmt: skip
+
+
+def reorder_points_ensure() -> str:
+    """The demo's reorder points, set once (a person's later edit is kept); one line saying
+    what the replenishment screen suggests now."""
+    for spec in DEMO_REORDER_POINTS:
+        known = ReorderPoint.objects.filter(sku=spec["sku"], warehouse__code=spec["warehouse_code"])
+        if not known.exists():
+            reorder_point_upsert(**spec)
+    suggestions = replenishment_suggestions()
+    if not suggestions:
+        return "Replenishment: nothing to reorder."
+    first = suggestions[0]
+    return (
+        f"Replenishment: {len(suggestions)} suggestion(s), e.g. {first.sku} at {first.warehouse}: "
+        f"available {first.available} <= reorder point {first.reorder_point}, order "
+        f"{first.suggested_quantity} (/admin/fulfillment/reorderpoint/suggestions/)"
+    )
 
 
 def webstore_channel_ensure() -> dict[str, SalesChannel]:

@@ -3,11 +3,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -16,12 +18,14 @@ from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
     OutboundAction,
+    ReorderPoint,
     Reservation,
     Shipment,
     ShipmentLine,
     StockLevel,
     Warehouse,
 )
+from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
 from orders import personal_data
 from orders.actors import Actor
@@ -44,6 +48,7 @@ class StockLevelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     conditional update that never goes below what is reserved)."""
 
     list_display = ["sku", "warehouse", "on_hand", "reserved", "available", "updated_at"]
+    change_list_template = "admin/fulfillment/stocklevel/change_list.html"  # the link to reorder
     list_filter = ["warehouse"]
     search_fields = ["sku"]
     list_select_related = ["warehouse"]
@@ -52,6 +57,45 @@ class StockLevelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Available")
     def available(self, obj: StockLevel) -> int:
         return obj.available
+
+
+@admin.register(ReorderPoint)
+class ReorderPointAdmin(admin.ModelAdmin):
+    """Reorder points per SKU and warehouse (empty reorder point: computed from velocity), and
+    the replenishment suggestions screen (``suggestions/``, also linked from Stock levels)."""
+
+    list_display = ["sku", "warehouse", "reorder_point", "lead_time_days", "safety_days",
+                    "order_up_to", "min_order_qty", "updated_at"]  # fmt: skip
+    list_filter = ["warehouse"]
+    search_fields = ["sku", "notes"]
+    list_select_related = ["warehouse"]
+    change_list_template = "admin/fulfillment/reorderpoint/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.suggestions_view)
+        return [path("suggestions/", view, name="fulfillment_replenishment"),
+                *super().get_urls()]  # fmt: skip
+
+    def suggestions_view(self, request: HttpRequest) -> HttpResponse:
+        """What to reorder now, most urgent first, with the reasons; ``?format=csv``."""
+        if not request.user.has_perm("fulfillment.view_stocklevel"):
+            raise PermissionDenied
+        warehouse = request.GET.get("warehouse") or None
+        suggestions = replenishment_suggestions(warehouse_code=warehouse)
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(suggestions_csv(suggestions), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="replenishment.csv"'
+            return response
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Replenishment suggestions",
+            "suggestions": suggestions,
+            "warehouses": Warehouse.objects.filter(is_active=True).order_by("code"),
+            "warehouse": warehouse or "",
+            "window_days": settings.REPLENISHMENT_VELOCITY_DAYS,
+        }
+        return TemplateResponse(request, "admin/fulfillment/replenishment.html", context)
 
 
 @admin.register(Reservation)

@@ -1,4 +1,5 @@
-"""REST API for stock: ``/api/v1/stock/`` (read-only, filters ``sku`` and ``warehouse``)."""
+"""REST API for stock: ``/api/v1/stock/`` (read-only, filters ``sku`` and ``warehouse``),
+shipments, and ``/api/v1/replenishment/`` (what to reorder, JSON or ``?format=csv``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import include, path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
@@ -18,6 +19,7 @@ from rest_framework.routers import DefaultRouter
 from config.api import IdFilter
 from fulfillment.carriers import trusted_label_url
 from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
+from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
 from fulfillment.selectors import shipment_list, stock_level_list
 from orders import personal_data
 
@@ -170,8 +172,80 @@ class ShipmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         raise NotFound(f"Shipment {shipment.pk} has no {wanted} label")
 
 
+class ReplenishmentSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    warehouse = serializers.CharField(help_text="Warehouse code")
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    available = serializers.IntegerField(help_text="on_hand - reserved")
+    velocity_per_day = serializers.DecimalField(
+        max_digits=12, decimal_places=2,
+        help_text="Units shipped from this warehouse per day over the trailing window",
+    )  # fmt: skip
+    days_of_cover = serializers.DecimalField(
+        max_digits=12, decimal_places=1, allow_null=True,
+        help_text="available / velocity; null when nothing sold in the window",
+    )  # fmt: skip
+    lead_time_days = serializers.IntegerField()
+    safety_days = serializers.IntegerField()
+    reorder_point = serializers.IntegerField()
+    reorder_point_source = serializers.ChoiceField(
+        choices=["set", "computed"], help_text="set by hand, or computed from velocity"
+    )
+    target = serializers.IntegerField(help_text="The level the suggestion brings available to")
+    suggested_quantity = serializers.IntegerField()
+    window_days = serializers.IntegerField(help_text="REPLENISHMENT_VELOCITY_DAYS")
+    why = serializers.CharField(help_text="The reason, in words and numbers")
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets ``?format=csv`` through DRF's content negotiation; the view writes the CSV itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: Any = None) -> bytes:  # fmt: skip
+        return str(data).encode("utf-8")  # only reached for an error body
+
+
+class ReplenishmentViewSet(viewsets.GenericViewSet):
+    """What to reorder now: every SKU and warehouse at or below its reorder point, most urgent
+    (fewest days of cover) first, computed from the stock as it is at this moment. Needs
+    ``fulfillment.view_stocklevel``."""
+
+    serializer_class = ReplenishmentSerializer
+    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer, CsvRenderer]
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> Any:
+        return StockLevel.objects.none()  # for the permission check: view_stocklevel
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("warehouse", str, description="Warehouse code"),
+            OpenApiParameter("sku", str, description="Exact SKU"),
+        ],  # fmt: skip
+    )
+    def list(self, request: Request) -> HttpResponse:
+        """The suggestions, paginated; ``?format=csv`` (or ``Accept: text/csv``) gives them
+        all as one CSV file."""
+        warehouse = request.query_params.get("warehouse") or None
+        sku = request.query_params.get("sku") or None
+        suggestions = replenishment_suggestions(warehouse_code=warehouse, sku=sku)
+        if getattr(request.accepted_renderer, "format", "") == "csv":
+            response = HttpResponse(suggestions_csv(suggestions), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="replenishment.csv"'
+            return response
+        page = self.paginate_queryset([s.as_dict() for s in suggestions])
+        data = self.get_serializer(page, many=True).data
+        return self.get_paginated_response(data)
+
+
 router = DefaultRouter()
 router.register("stock", StockLevelViewSet, basename="stock")
 router.register("shipments", ShipmentViewSet, basename="shipment")
+router.register("replenishment", ReplenishmentViewSet, basename="replenishment")
 
 urlpatterns = [path("", include(router.urls))]

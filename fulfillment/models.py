@@ -611,3 +611,48 @@ class PickTask(models.Model):
 
     def __str__(self) -> str:
         return f"Pick task #{self.pk} ({self.status})"
+
+
+# --- replenishment (fulfillment.replenishment) -------------------------------------------------
+class ReorderPoint(models.Model):
+    """When to reorder a SKU in a warehouse: a reorder point set by hand, or (left empty)
+    computed from the trailing sales velocity times lead time plus safety days. The suggestion
+    list (``fulfillment.replenishment``) reads these with the stock as it is now."""
+
+    sku = models.CharField(max_length=100, db_index=True)
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.CASCADE,
+                                  related_name="reorder_points")  # fmt: skip
+    reorder_point = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Reorder when available (on hand - reserved) is at or below this. Empty: "
+        "computed as ceil(velocity x (lead time + safety days)).",
+    )  # fmt: skip
+    lead_time_days = models.PositiveIntegerField(
+        default=7, help_text="Days from placing a purchase order to the units being on hand."
+    )
+    safety_days = models.PositiveIntegerField(
+        default=3, help_text="Extra days of demand kept as a buffer against late or big orders."
+    )
+    order_up_to = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Suggest enough to bring available up to this (empty: the reorder point plus "
+        "one lead time of demand).",
+    )  # fmt: skip
+    min_order_qty = models.PositiveIntegerField(
+        default=1, help_text="The supplier's minimum order quantity (a suggestion is never less)."
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sku", "warehouse__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["sku", "warehouse"], name="reorder_point_unique"),
+            models.CheckConstraint(
+                condition=Q(min_order_qty__gte=1), name="reorder_point_min_order_qty_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reorder {self.sku} @ {self.warehouse_id}"

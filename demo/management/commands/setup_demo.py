@@ -26,6 +26,7 @@ class Command(BaseCommand):
         channels = builders.webstore_channel_ensure()
         customers = builders.customers_ensure()
         created = builders.orders_create(channels, customers, write=self.stdout.write)
+        self.stdout.write(builders.reorder_points_ensure())
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
         self.stdout.write("Demo users (username / password / role):")
         for username, role in builders.DEMO_USERS.items():
