@@ -3,6 +3,7 @@ shipments, and ``/api/v1/replenishment/`` (what to reorder, JSON or ``?format=cs
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import django_filters
@@ -207,7 +208,8 @@ class CsvRenderer(renderers.BaseRenderer):
 
     def render(self, data: Any, accepted_media_type: str | None = None,
                renderer_context: Any = None) -> bytes:  # fmt: skip
-        return str(data).encode("utf-8")  # only reached for an error body
+        # Only reached for a refusal (401, 403...): its {"code", "detail"} as the body.
+        return json.dumps(data).encode("utf-8")
 
 
 class ReplenishmentViewSet(viewsets.GenericViewSet):
@@ -227,6 +229,10 @@ class ReplenishmentViewSet(viewsets.GenericViewSet):
             OpenApiParameter("warehouse", str, description="Warehouse code"),
             OpenApiParameter("sku", str, description="Exact SKU"),
         ],  # fmt: skip
+        responses={
+            (200, "application/json"): ReplenishmentSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+        },  # fmt: skip
     )
     def list(self, request: Request) -> HttpResponse:
         """The suggestions, paginated; ``?format=csv`` (or ``Accept: text/csv``) gives them
