@@ -43,6 +43,8 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
             request = RequestFactory().post("/admin/login/")
             assert authenticate(request, username=parts[0], password=parts[1]) is not None
     assert "Demo data ready: 13 new order(s)." in output
+    # A reorder point on a SKU whose stock runs low: the replenishment screen is not empty.
+    assert "Replenishment: 1 suggestion(s), e.g. HOODIE-GRY-M at NJ1" in output
 
 
 def test_setup_demo_run_twice_changes_nothing_and_keeps_the_passwords(db, settings, tmp_path):
