@@ -12,7 +12,7 @@ import re
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from fulfillment.availability import as_jsonld, availability_feed
 
@@ -39,7 +39,7 @@ def _refusal(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
-@require_GET
+@require_safe
 def availability(request: HttpRequest, fmt: str = "json") -> JsonResponse:
     """Available to sell per SKU for a destination (``?country=US``, ``?region=CA``,
     ``?sku=X``), as JSON, or as schema.org ``Offer`` JSON-LD."""

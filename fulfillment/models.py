@@ -7,6 +7,7 @@ constraints below, so no interleaving of workers can reserve more than is on han
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -656,3 +657,10 @@ class ReorderPoint(models.Model):
 
     def __str__(self) -> str:
         return f"Reorder {self.sku} @ {self.warehouse_id}"
+
+    def clean(self) -> None:
+        point, up_to = self.reorder_point, self.order_up_to
+        if point is not None and up_to is not None and up_to <= point:
+            raise ValidationError(
+                {"order_up_to": f"Must be above the reorder point ({point}), or empty."}
+            )

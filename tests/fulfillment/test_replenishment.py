@@ -228,3 +228,26 @@ def test_import_reorder_points_sets_rows_and_lists_the_rejected_ones(tmp_path):
     path.write_text("sku,warehouse\nMUG,A\n")
     with pytest.raises(CommandError, match="header must include reorder_point"):
         call_command("import_reorder_points", str(path))
+
+
+def test_the_admin_refuses_an_order_up_to_at_or_below_the_reorder_point(client, ops_user):
+    warehouse = add_warehouse("A")
+    client.force_login(ops_user)
+    response = client.post("/admin/fulfillment/reorderpoint/add/", {
+        "sku": "MUG", "warehouse": warehouse.pk, "reorder_point": 10, "lead_time_days": 7,
+        "safety_days": 3, "order_up_to": 10, "min_order_qty": 1, "notes": "",
+    })  # fmt: skip
+    assert response.status_code == 200
+    assert "Must be above the reorder point (10)" in response.content.decode()
+    assert not ReorderPoint.objects.exists()
+
+
+def test_the_list_costs_the_same_few_queries_whatever_the_catalogue(
+    selling_mugs, django_assert_num_queries
+):
+    for i in range(20):
+        stock(f"SKU-{i}", "A", 0)
+        reorder_point_upsert(sku=f"SKU-{i}", warehouse_code="A", reorder_point=1,
+                             lead_time_days=1, safety_days=1)  # fmt: skip
+    with django_assert_num_queries(4):  # warehouses, stock, reorder points, units shipped
+        assert len(replenishment_suggestions()) == 20
