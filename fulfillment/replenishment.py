@@ -2,8 +2,8 @@
 
 Computed on read, from the rows as they are now (four queries whatever the size of the
 catalogue: the active warehouses, the stock levels, the reorder points, and the units shipped
-per SKU and warehouse over the trailing window, one aggregate), so the list follows every stock move at once: there is
-nothing materialized to refresh or to go stale.
+per SKU and warehouse over the trailing window, one aggregate), so the list follows every
+stock move at once: there is nothing materialized to refresh or to go stale.
 
 For each (SKU, warehouse) with a stock row or a ``ReorderPoint`` row, in an active warehouse:
 
