@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from fulfillment.models import ReorderPoint
+from fulfillment.models import ReorderPoint, Shipment
 from fulfillment.replenishment import reorder_point_upsert, replenishment_suggestions
 from fulfillment.services import stock_reserve_for_order
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipments_create_for_order
@@ -251,3 +253,11 @@ def test_the_list_costs_the_same_few_queries_whatever_the_catalogue(
                              lead_time_days=1, safety_days=1)  # fmt: skip
     with django_assert_num_queries(4):  # warehouses, stock, reorder points, units shipped
         assert len(replenishment_suggestions()) == 20
+
+
+def test_only_shipments_inside_the_velocity_window_count(selling_mugs):
+    reserve("MUG", 3)
+    assert len(replenishment_suggestions()) == 1
+    # Both parcels left 40 days ago: nothing sold in the last 28, so no computed point.
+    Shipment.objects.update(shipped_at=timezone.now() - timedelta(days=40))
+    assert replenishment_suggestions() == []
