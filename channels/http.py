@@ -63,6 +63,6 @@ def session_for(
     ``retries``: how many times (default ``RETRY_TOTAL``)."""
     return integrations.session(
         timeout=timeout or settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT,
-        policy=_policy(backoff_factor, methods, retries), error=ChannelHTTPError, log_event="channel_http.failed",
-        logger=log, channel_id=channel.id,
+        policy=_policy(backoff_factor, methods, retries), error=ChannelHTTPError,
+        log_event="channel_http.failed", logger=log, channel_id=channel.id,
     )  # fmt: skip
