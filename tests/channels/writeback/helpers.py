@@ -144,6 +144,7 @@ def shipped_order(
     external_id: str,
     lines: list[tuple[str, str, int]],
     split_settings: Any = None,
+    source: dict[str, Any] | None = None,
 ) -> tuple[Order, list[Any]]:
     """An order of ``channel`` (lines: sku, the channel's line id, quantity), paid, allocated
     by the pipeline, its parcels labelled and shipped (each ship writes its first write-back).
@@ -159,7 +160,7 @@ def shipped_order(
                                  external_line_id=line_id) for sku, line_id, qty in lines],
                 placed_at=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
                 shipping_total=Decimal("5.00"), tax_total=Decimal("1.50"),
-                shipping_address=dict(DEFAULT_ADDRESSES["US"]),
+                shipping_address=dict(DEFAULT_ADDRESSES["US"]), source=dict(source or {}),
             ),
             actor=OPS,
         )  # fmt: skip
@@ -172,3 +173,69 @@ def shipped_order(
         parcels.append(shipment_ship(shipment_id=shipment.pk, actor=OPS))
     order.refresh_from_db()
     return order, parcels
+
+
+BC_TOKEN = "bc-access-token"
+
+
+class FakeBigCommerce:
+    """The V2 order sub-resources the write-back calls: ``products`` (the sample, as it is),
+    ``shipments`` (kept here; an empty collection answers 204 as the V2 API does)."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.shipments: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, str, Any]] = []  # (method, path after the order, body)
+        self.failures: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        self._ids = itertools.count(1)
+        self.prefix = "/stores/abc123/v2/orders/"
+        server.expect_request(re.compile(r"^/stores/abc123/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/stores/abc123")
+
+    def fail_next(self, method: str, path: str, status: int, body: Any = None) -> None:
+        self.failures.setdefault((method, path), []).append((status, body))
+
+    def bodies(self, method: str, path: str) -> list[Any]:
+        return [body for m, p, body in self.calls if (m, p) == (method, path)]
+
+    def _json(self, body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, content_type="application/json")
+
+    def handle(self, request: Request) -> Response:
+        path = request.path.removeprefix(self.prefix)
+        body = request.get_json(silent=True) if request.data else None
+        self.calls.append((request.method, path, body))
+        if request.headers.get("X-Auth-Token") != BC_TOKEN:
+            return self._json([{"status": 401, "message": "You are not authorized"}], 401)
+        queued = self.failures.get((request.method, path))
+        if queued:
+            status, answer = queued.pop(0)
+            return self._json(answer if answer is not None else [{"status": status}], status)
+        order_id = int(path.split("/")[0])
+        if path == f"{order_id}/products" and request.method == "GET":
+            page = int(request.args.get("page", 1))
+            if page > 1:
+                return Response("", status=204)
+            return Response((BIGCOMMERCE / "v2_get_order_products.json").read_bytes(),
+                            content_type="application/json")  # fmt: skip
+        if path == f"{order_id}/shipments":
+            if request.method == "GET":
+                page = int(request.args.get("page", 1))
+                mine = [s for s in self.shipments if s["order_id"] == order_id]
+                return self._json(mine) if mine and page == 1 else Response("", status=204)
+            shipment = {"id": next(self._ids), "order_id": order_id, "customer_id": 0,
+                        "date_created": "Tue, 20 Nov 2012 00:00:00 +0000", "comments": "",
+                        "shipping_method": "", "shipping_provider": "", "tracking_carrier": "",
+                        "tracking_link": "", **body}  # fmt: skip
+            self.shipments.append(shipment)
+            return self._json(shipment, 201)
+        if m := re.fullmatch(rf"{order_id}/shipments/(\d+)", path):
+            shipment = next(s for s in self.shipments if s["id"] == int(m[1]))
+            if request.method == "PUT":
+                shipment.update(body)
+            return self._json(shipment)
+        return self._json([{"status": 404, "message": "The requested resource was not found."}],
+                          404)  # fmt: skip
