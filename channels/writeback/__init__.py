@@ -9,7 +9,9 @@ What the modules share, here:
 
 - ``writeback_channel(channel_id)``: the channel's ``ChannelConfig`` (the adapters' own) and its
   write-back switches, read per call; ``switched_on()`` is None unless the channel is active
-  and ``tracking_writeback`` is on; ``required()`` raises when a push finds it off.
+  and ``tracking_writeback`` is on; ``required()`` is what a push needs: None when the
+  channel was switched off after the action was written (the push is skipped, not failed),
+  a non-retryable error when the channel is gone or lacks its API settings.
 - ``session(config)``: the channels' HTTP session (``channels.http``: timeouts, URL guard,
   correlation id) with a policy that never repeats a POST: a create that timed out may have
   been processed, so the next attempt looks for its first result before creating again
@@ -93,15 +95,15 @@ def switched_on(channel_id: int) -> WritebackChannel | None:
 
 def required(
     channel_id: int, kind: str, ready: Callable[[ChannelConfig], bool], needs: str
-) -> WritebackChannel:
-    """The channel for a push; a non-retryable ``WritebackError`` when it is gone, switched
-    off, of another kind or lacks what ``ready`` checks (``needs`` says what, in words)."""
-    channel = switched_on(channel_id)
+) -> WritebackChannel | None:
+    """The channel for a push, or None when it is inactive or its tracking write-back was
+    switched off (a person's choice: the push is skipped). A non-retryable ``WritebackError``
+    when it is gone, of another kind or lacks what ``ready`` checks (``needs``, in words)."""
+    channel = writeback_channel(channel_id)
     if channel is None:
-        raise WritebackError(
-            f"channel {channel_id} is gone, inactive or has tracking write-back switched off",
-            retryable=False,
-        )
+        raise WritebackError(f"channel {channel_id} does not exist", retryable=False)
+    if not channel.active or not channel.enabled:
+        return None
     if channel.config.kind != kind:
         raise WritebackError(
             f"channel {channel_id} is a {channel.config.kind} channel, not {kind}",
@@ -132,9 +134,20 @@ def numeric_id(value: Any, what: str) -> int:
     return number
 
 
+def skipped(update: Any) -> dict[str, Any]:
+    """The result of a push to a channel switched off meanwhile: nothing was sent."""
+    return {"channel_ref": update.channel_ref, "outcome": "skipped",
+            "reason": "tracking write-back is off for this channel"}  # fmt: skip
+
+
+def whole_seconds(when: datetime) -> datetime:
+    """Vendors keep event times to the second."""
+    return when.replace(microsecond=0)
+
+
 def timestamp(when: datetime | None) -> str | None:
-    """An aware time as ISO 8601 in UTC (None stays None)."""
-    return when.astimezone(UTC).isoformat() if when is not None else None
+    """An aware time as ISO 8601 in UTC, to the second (None stays None)."""
+    return whole_seconds(when).astimezone(UTC).isoformat() if when is not None else None
 
 
 def parse_time(value: Any) -> datetime | None:

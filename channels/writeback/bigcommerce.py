@@ -32,6 +32,7 @@ from channels.writeback import (
     numeric_id,
     required,
     session,
+    skipped,
     switched_on,
 )
 from config.integrations import IntegrationSession
@@ -80,6 +81,8 @@ class BigCommerceWriteback:
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
         channel = required(update.channel_id, KIND, api_ready, NEEDS)
+        if channel is None:
+            return skipped(update)
         order_id = numeric_id(update.order_external_id, "BigCommerce order id")
         with session(channel.config) as http:
             api = _Api(http, channel.config, order_id)

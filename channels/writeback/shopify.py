@@ -35,8 +35,10 @@ from channels.writeback import (
     parse_time,
     required,
     session,
+    skipped,
     switched_on,
     timestamp,
+    whole_seconds,
 )
 from config.integrations import IntegrationSession
 from orders.feedback import ShipmentUpdate, ShipmentUpdateLine
@@ -73,6 +75,8 @@ class ShopifyWriteback:
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
         channel = required(update.channel_id, KIND, admin_api_ready, NEEDS)
+        if channel is None:
+            return skipped(update)
         order_id = numeric_id(update.order_external_id, "Shopify order id")
         with session(channel.config) as http:
             api = _Api(http, channel.config, order_id)
@@ -287,8 +291,10 @@ class _Api:
         for event in answer.get("fulfillment_events") or []:
             if event.get("status") != status:
                 continue
-            if update.occurred_at is None or parse_time(event.get("happened_at")) == (
-                update.occurred_at
+            happened = parse_time(event.get("happened_at"))
+            if update.occurred_at is None or (
+                happened is not None
+                and whole_seconds(happened) == whole_seconds(update.occurred_at)
             ):
                 return int(event["id"]), False
         event_body: dict[str, Any] = {"status": status}

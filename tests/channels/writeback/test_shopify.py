@@ -86,6 +86,22 @@ def test_tells_the_statuses_shopify_has_fulfillment_events_for():
     assert [s for s in statuses if writeback.tells(s)] == ["delivered"]
 
 
+def test_a_channel_switched_off_after_the_action_was_written_is_skipped_not_failed(httpserver):
+    channel = shopify_channel(httpserver.url_for("/shop"))
+    channel.tracking_writeback = False
+    channel.save()
+    assert writeback.push(parcel_update(channel)) == {
+        "channel_ref": "", "outcome": "skipped",
+        "reason": "tracking write-back is off for this channel",
+    }  # fmt: skip
+    assert httpserver.log == []
+    channel.tracking_writeback, channel.credentials = True, {}
+    channel.save()
+    with pytest.raises(AdapterError) as unconfigured:
+        writeback.push(parcel_update(channel))
+    assert unconfigured.value.retryable is False and "access_token" in str(unconfigured.value)
+
+
 # --- the first write-back: one fulfillment ----------------------------------------------------
 def test_first_push_maps_the_parcel_to_the_fulfillment_order_and_creates_one_fulfillment(
     httpserver: HTTPServer,
@@ -232,7 +248,7 @@ def test_a_later_change_updates_tracking_instead_of_a_second_fulfillment_then_po
     relabelled = parcel_update(
         channel, status="in_transit", channel_ref=ref, tracking="9400111899223100000000",
         url="https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223100000000",
-        at=SHIPPED + timedelta(hours=3), message="Departed USPS facility",
+        at=SHIPPED + timedelta(hours=3, microseconds=250_000), message="Departed USPS facility",
         estimated_delivery_until=SHIPPED + timedelta(days=2),
     )  # fmt: skip
     result = writeback.push(relabelled)
@@ -252,7 +268,7 @@ def test_a_later_change_updates_tracking_instead_of_a_second_fulfillment_then_po
     }}]  # fmt: skip
     assert (result["event_status"], result["event_created"]) == ("in_transit", True)
 
-    # The same change again (a retry): nothing new is made.
+    # The same change again (a retry): nothing new is made (Shopify keeps whole seconds).
     repeat = writeback.push(relabelled)
     assert (repeat["tracking_updated"], repeat["event_created"]) == (False, False)
     assert repeat["event_id"] == result["event_id"]
