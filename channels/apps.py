@@ -9,7 +9,19 @@ class ChannelsConfig(AppConfig):
 
     def ready(self) -> None:
         from channels import checks, privacy, tasks  # noqa: F401  (tasks: the Celery tasks)
+        from config.registry import lazy
+        from orders import feedback
         from orders.validation import register
 
         register(checks.SkuMappedCheck())
         privacy.register()  # inbox events in privacy exports and redactions
+        # Tracking write-back per channel kind (channels.writeback), built when first used.
+        for kind, module, name in WRITEBACKS:
+            feedback.register(kind, lazy(f"channels.writeback.{module}", name, call=True))
+
+
+# (channel kind, module in channels.writeback, its ChannelWriteback class)
+WRITEBACKS = [
+    ("shopify", "shopify", "ShopifyWriteback"),
+    ("bigcommerce", "bigcommerce", "BigCommerceWriteback"),
+]

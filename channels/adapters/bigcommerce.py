@@ -122,20 +122,19 @@ class BigCommerceChannelAdapter:
         """GET the order, its products and its shipping addresses (``{api_base_url}`` is
         ``https://api.bigcommerce.com/stores/{store_hash}``). A 404 is ``AdapterError(
         retryable=False)``; 429/5xx/timeouts are retried, then ``retryable=True``."""
-        token = channel.credentials.get("access_token")
-        if not token or not channel.api_base_url:
+        if not api_ready(channel):
             raise AdapterError(
                 f"BigCommerce channel {channel.id} needs an api_base_url and an access_token "
                 "in its credentials to fetch orders",
                 retryable=False,
             )
         order_id = int(payload["data"]["id"])
-        base = f"{channel.api_base_url.rstrip('/')}/v2/orders/{order_id}"
-        headers = {"X-Auth-Token": str(token), "Accept": "application/json"}
+        base = order_url(channel, order_id)
+        headers = api_headers(channel)
         with session_for(channel) as session:
             order = session.get_json(base, what="BigCommerce get order", headers=headers)
-            products = _all_pages(session, f"{base}/products", "products", headers)
-            addresses = _all_pages(
+            products = all_pages(session, f"{base}/products", "products", headers)
+            addresses = all_pages(
                 session, f"{base}/shipping_addresses", "shipping addresses", headers
             )
         return {"order": order, "products": products, "shipping_addresses": addresses}
@@ -199,7 +198,7 @@ class BigCommerceChannelAdapter:
             "total": str(amount.required(order, "total_inc_tax", "/order")),
             "taxes_included": False,
             "refunded_total": str(amount.required(order, "refunded_amount", "/order", default="0")),
-            "source": _source(order, addresses, amount),
+            "source": _source(order, addresses, amount, payload["products"]),
         }
         if order.get("date_modified"):
             canonical["updated_at"] = _rfc1123(order["date_modified"], "/order/date_modified")
@@ -213,7 +212,24 @@ def _body_key(body: bytes) -> str:
     return body_dedup_key(body)
 
 
-def _all_pages(session: Any, url: str, what: str, headers: Mapping[str, str]) -> list[Any]:
+def api_ready(channel: ChannelConfig) -> bool:
+    """Whether the channel has what a v2 API call needs: the base URL and an access token."""
+    return bool(channel.api_base_url and channel.credentials.get("access_token"))
+
+
+def order_url(channel: ChannelConfig, order_id: int) -> str:
+    """``{api_base_url}/v2/orders/{order_id}`` (the base is
+    ``https://api.bigcommerce.com/stores/{store_hash}``)."""
+    return f"{channel.api_base_url.rstrip('/')}/v2/orders/{order_id}"
+
+
+def api_headers(channel: ChannelConfig) -> dict[str, str]:
+    """The store's ``X-Auth-Token`` and JSON."""
+    token = str(channel.credentials.get("access_token") or "")
+    return {"X-Auth-Token": token, "Accept": "application/json"}
+
+
+def all_pages(session: Any, url: str, what: str, headers: Mapping[str, str]) -> list[Any]:
     """A v2 collection, page by page. v2 answers an empty collection with 204 No Content."""
     items: list[Any] = []
     page = 1
@@ -326,8 +342,12 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     return customer or None
 
 
-def _source(order: Mapping[str, Any], addresses: list[Any], amount: Amounts) -> dict[str, Any]:
-    """Facts for people, no personal data."""
+def _source(
+    order: Mapping[str, Any], addresses: list[Any], amount: Amounts, products: Any = ()
+) -> dict[str, Any]:
+    """Facts for people, no personal data; and the ids a shipment is created with (the
+    tracking write-back, ``channels.writeback.bigcommerce``): the order's shipping address ids
+    and each product line's ``order_address_id`` (an order may ship to several addresses)."""
     fees = order.get("fees") or []
     # Custom fees: the sample's total_inc_tax does not include them (see normalize), so they
     # are kept here rather than added anywhere. The example spells the field both
@@ -353,6 +373,17 @@ def _source(order: Mapping[str, Any], addresses: list[Any], amount: Amounts) -> 
         source["browser_ip_hash"] = ip_hash  # the address itself is never kept
     if fees:
         source["fees_ex_tax"] = str(fees_total)
+    address_ids = [a["id"] for a in addresses if isinstance(a, Mapping) and a.get("id")]
+    if address_ids:
+        source["shipping_address_id"] = address_ids[0]
+        source["shipping_address_ids"] = address_ids
+    line_addresses = {
+        str(p["id"]): p["order_address_id"]
+        for p in products or ()
+        if isinstance(p, Mapping) and p.get("id") is not None and p.get("order_address_id")
+    }
+    if line_addresses:
+        source["line_address_ids"] = line_addresses
     return source
 
 

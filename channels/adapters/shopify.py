@@ -140,16 +140,15 @@ class ShopifyChannelAdapter:
         None when the channel has no API base URL (nothing to ask)."""
         if not channel.api_base_url:
             return None
-        token = channel.credentials.get("access_token")
-        if not token or not channel.api_version:
+        if not admin_api_ready(channel):
             raise AdapterError(
                 f"Shopify channel {channel.id} has an api_base_url but no api_version or no "
                 "access_token in its credentials: the cancellation cannot be confirmed",
                 retryable=False,
             )
         order_id = int(payload["id"])
-        url = f"{channel.api_base_url}/admin/api/{channel.api_version}/orders/{order_id}.json"
-        headers = {"X-Shopify-Access-Token": str(token), "Accept": "application/json"}
+        url = admin_url(channel, f"orders/{order_id}.json")
+        headers = admin_headers(channel)
         with session_for(channel) as session:
             response = session.call(
                 "GET", url, what="Shopify get order", accept={404}, headers=headers
@@ -214,6 +213,26 @@ class ShopifyChannelAdapter:
         if order.get("updated_at"):
             canonical["updated_at"] = _timestamp(order["updated_at"], ["updated_at"])
         return canonical
+
+
+# --- the Admin REST API (confirm_cancel here, the tracking write-back in channels.writeback) ---
+def admin_api_ready(channel: ChannelConfig) -> bool:
+    """Whether the channel has what an Admin API call needs: base URL, version, access token."""
+    return bool(
+        channel.api_base_url and channel.api_version and channel.credentials.get("access_token")
+    )
+
+
+def admin_url(channel: ChannelConfig, path: str) -> str:
+    """``{api_base_url}/admin/api/{api_version}/{path}`` (``path`` like ``orders/1.json``)."""
+    base = channel.api_base_url.rstrip("/")
+    return f"{base}/admin/api/{channel.api_version}/{path.lstrip('/')}"
+
+
+def admin_headers(channel: ChannelConfig) -> dict[str, str]:
+    """The app's ``X-Shopify-Access-Token`` and JSON."""
+    token = str(channel.credentials.get("access_token") or "")
+    return {"X-Shopify-Access-Token": token, "Accept": "application/json"}
 
 
 # --- verify helpers ------------------------------------------------------------------------
