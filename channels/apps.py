@@ -13,3 +13,16 @@ class ChannelsConfig(AppConfig):
 
         register(checks.SkuMappedCheck())
         privacy.register()  # inbox events in privacy exports and redactions
+        self._register_writebacks()
+
+    def _register_writebacks(self) -> None:
+        """Tracking write-back per channel kind (``orders.feedback``), imported when used."""
+        from config.registry import lazy
+        from orders import feedback
+
+        for kind, module, name in (
+            ("amazon", "channels.writeback.amazon", "AmazonWriteback"),
+            ("woocommerce", "channels.writeback.woocommerce", "WooCommerceWriteback"),
+            ("custom", "channels.writeback.custom", "CustomWriteback"),
+        ):
+            feedback.register(kind, lazy(module, name, call=True))
