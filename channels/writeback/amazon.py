@@ -26,7 +26,9 @@ from sellers; it follows the carrier itself.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -173,8 +175,21 @@ def recorded_package(order: dict[str, Any], reference: str, tracking: str) -> di
     return None
 
 
+def _package_status(package: dict[str, Any]) -> str:
+    status = package.get("packageStatus")
+    return str(status.get("status") or "") if isinstance(status, dict) else ""
+
+
 class AmazonWriteback:
     kind = KIND
+
+    def __init__(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sleep, self.clock = sleep, clock  # injectable: pacing tests do not wait
 
     def configured(self, channel_id: int) -> bool:
         channel = active_channel(channel_id)
@@ -192,8 +207,8 @@ class AmazonWriteback:
         _channel, config = channel_and_config(update.channel_id)
         limits, last_calls = _pacing_of(config.id)
         client = SpApiClient(
-            config, session=session_for(config, repeat_post=True), limits=limits,
-            last_calls=last_calls,
+            config, session=session_for(config, repeat_post=True), sleep=self.sleep,
+            clock=self.clock, limits=limits, last_calls=last_calls,
         )  # fmt: skip
         order_id = update.order_external_id
         reference = package_reference(update)
@@ -223,5 +238,5 @@ class AmazonWriteback:
             "package_reference_id": reference,
             "carrier_code": body["packageDetail"]["carrierCode"],
             "verified": True,
-            "package_status": str((package.get("packageStatus") or {}).get("status") or ""),
+            "package_status": _package_status(package),
         }
