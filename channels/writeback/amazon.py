@@ -205,13 +205,13 @@ class AmazonWriteback:
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
         _channel, config = channel_and_config(update.channel_id)
+        reference = package_reference(update)
         limits, last_calls = _pacing_of(config.id)
         client = SpApiClient(
             config, session=session_for(config, repeat_post=True), sleep=self.sleep,
             clock=self.clock, limits=limits, last_calls=last_calls,
         )  # fmt: skip
         order_id = update.order_external_id
-        reference = package_reference(update)
         try:
             marketplace = str(update.order_source.get("marketplace_id") or "")
             marketplace = marketplace or client.marketplace_ids().split(",")[0]

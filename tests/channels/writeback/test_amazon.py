@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,7 @@ class LoopbackAmazon:
         self.confirmations = 0
         self.fail_with: list[int] = []  # statuses to answer, one per call, before recording
         self.drop_next = 0
+        self.slow_reply = 0.0  # record, then answer after this many seconds
 
     def confirm(self, request: Request) -> Response:
         self.confirmations += 1
@@ -224,6 +226,9 @@ class LoopbackAmazon:
                        trackingNumber=detail["trackingNumber"], shipTime=detail["shipDate"],
                        packageItems=items, packageStatus={"status": "SHIPPED"})  # fmt: skip
         self.packages[detail["packageReferenceId"]] = package
+        if self.slow_reply:
+            time.sleep(self.slow_reply)
+            self.slow_reply = 0.0
         return Response("", status=204)
 
     def get_order(self, request: Request) -> Response:
@@ -280,3 +285,18 @@ def test_outbox_a_refusal_is_a_dead_action_and_a_channel_sync_incident(loopback,
     incident = Incident.objects.get(category="channel_sync_failed", order=order)
     assert "refused" in incident.summary and "Test Buyer" not in incident.summary
     assert loopback.packages == {}
+
+
+@pytest.mark.pipeline
+def test_outbox_a_confirmation_answered_too_late_is_sent_again_as_an_edit(
+    loopback, channel, settings
+):
+    settings.CHANNEL_HTTP_TIMEOUT = (2.0, 0.5)
+    order, [parcel] = shipped_order(channel, [("ECHO", 1)], external_id=ORDER_ID,
+                                    line_ids=ITEM_IDS[:1])  # fmt: skip
+    loopback.slow_reply = 1.0  # recorded, answered after our read timeout
+    assert drain_now()["succeeded"] == 1  # the session sent it again: an edit of package n
+    assert loopback.confirmations >= 2  # each re-send the same package reference
+    assert list(loopback.packages) == [str(parcel.pk)]
+    [action] = writebacks(order)
+    assert action.status == "succeeded"
