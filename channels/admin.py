@@ -49,7 +49,8 @@ class SalesChannelForm(forms.ModelForm):
         model = SalesChannel
         fields = ["name", "slug", "kind", "is_active", "default_currency", "rounding",
                   "webhook_secret", "auth_header_name", "auth_header_value", "api_base_url",
-                  "api_version"]  # fmt: skip
+                  "api_version", "tracking_writeback", "writeback_notify_customer",
+                  "writeback_complete_order", "tracking_callback_url"]  # fmt: skip
 
     def clean_credentials_json(self) -> dict[str, Any] | None:
         raw = self.cleaned_data.get("credentials_json", "").strip()

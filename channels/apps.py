@@ -24,4 +24,7 @@ class ChannelsConfig(AppConfig):
 WRITEBACKS = [
     ("shopify", "shopify", "ShopifyWriteback"),
     ("bigcommerce", "bigcommerce", "BigCommerceWriteback"),
+    ("amazon", "amazon", "AmazonWriteback"),
+    ("woocommerce", "woocommerce", "WooCommerceWriteback"),
+    ("custom", "custom", "CustomWriteback"),
 ]

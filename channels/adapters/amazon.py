@@ -43,6 +43,10 @@ DEFAULT_LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 TOKEN_EARLY_REFRESH_SECONDS = 60
 RATE_LIMIT_HEADER = "x-amzn-RateLimit-Limit"
 MAX_PACE_SECONDS = 120.0  # a bogus tiny limit must not park a worker for hours
+# 4xx answers read here so that the refusal carries Amazon's reason (408 and 429 are retried by
+# the session and reported as retryable like every other).
+CLIENT_ERRORS = frozenset(range(400, 500)) - {408, 425, 429}
+REASON_CHARS = 200
 
 FINANCIAL_STATUS = {
     "Pending": "pending",
@@ -86,6 +90,21 @@ def _fingerprint(credentials: Mapping[str, Any]) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def _amazon_reason(response: Any) -> str:
+    """Amazon's ``errors[0]`` code and message (SP-API error bodies name the field and the rule,
+    not the buyer), shortened; "" when the body says nothing readable."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0] if isinstance(errors, list) and errors else {}
+        code, message = str(first.get("code") or ""), str(first.get("message") or "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    reason = ": ".join(part for part in (code, message) if part)
+    if not reason:
+        return ""
+    return f"HTTP {response.status_code} {reason}"[:REASON_CHARS]
+
+
 def _required(credentials: Mapping[str, Any], key: str, channel_id: int) -> str:
     value = credentials.get(key)
     if not value:
@@ -111,12 +130,17 @@ class SpApiClient:
         session: ChannelSession | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        limits: dict[str, float] | None = None,
+        last_calls: dict[str, float] | None = None,
     ) -> None:
         self.channel = channel
         self.session = session or session_for(channel)
         self.sleep, self.clock = sleep, clock
-        self._limits: dict[str, float] = {}
-        self._last_call: dict[str, float] = {}
+        # Pacing state (requests per second and the last call, per operation): a client's
+        # own unless the caller shares one across clients (the tracking write-back paces every
+        # confirmShipment of a channel in this process, one client per push).
+        self._limits: dict[str, float] = {} if limits is None else limits
+        self._last_call: dict[str, float] = {} if last_calls is None else last_calls
 
     def close(self) -> None:
         self.session.close()
@@ -158,14 +182,43 @@ class SpApiClient:
 
     # --- calls ---------------------------------------------------------------------------
     def get(self, path: str, *, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET an SP-API path; the ``payload`` of its answer."""
+        """GET an SP-API path; the ``payload`` of its answer (the v0 envelope)."""
+        body = self.get_json(path, operation=operation, params=params)
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise AdapterError(f"Amazon {operation}: the answer has no payload", retryable=True)
+        return payload
+
+    def get_json(self, path: str, *, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """GET an SP-API path; its whole JSON answer (the 2026-01-01 APIs have no envelope)."""
+        response = self._send("GET", path, operation=operation, params=dict(params))
+        body = self.session.json_of(response, what=f"Amazon {operation}") or {}
+        if not isinstance(body, dict):
+            raise AdapterError(f"Amazon {operation}: the answer is not an object", retryable=True)
+        return body
+
+    def post(self, path: str, *, operation: str, body: Mapping[str, Any]) -> int:
+        """POST a JSON body to an SP-API path, paced like every call; the answer's status
+        (confirmShipment answers 204). A refusal carries Amazon's own error code and message
+        (``errors[].code``/``message``). Only for operations that are safe to repeat (the
+        session retries a 429 or a 5xx): confirmShipment re-sent with the same
+        ``packageReferenceId`` edits the package instead of adding one."""
+        response = self._send("POST", path, operation=operation, json=dict(body))
+        status = response.status_code
+        response.close()
+        return status
+
+    def _send(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
         self._pace(operation)
         url = f"{self.channel.api_base_url.rstrip('/')}{path}"
         headers = {"x-amz-access-token": self.access_token(), "Accept": "application/json"}
+        what = f"Amazon {operation}"
         try:
             response = self.session.call(
-                "GET", url, what=f"Amazon {operation}", headers=headers, params=dict(params)
+                method, url, what=what, headers=headers, accept=CLIENT_ERRORS, **kwargs
             )
+            if response.status_code in CLIENT_ERRORS:
+                raise self.session.refusal(response, what=what, message=_amazon_reason(response))
         except ChannelHTTPError as exc:
             if exc.status in (401, 403):
                 forget_token(self.channel.id)  # expired or revoked: the next run asks afresh
@@ -173,11 +226,7 @@ class SpApiClient:
         finally:
             self._last_call[operation] = self.clock()
         self._note_limit(operation, response.headers.get(RATE_LIMIT_HEADER))
-        body = self.session.json_of(response, what=f"Amazon {operation}") or {}
-        payload = body.get("payload") if isinstance(body, dict) else None
-        if not isinstance(payload, dict):
-            raise AdapterError(f"Amazon {operation}: the answer has no payload", retryable=True)
-        return payload
+        return response
 
     def _pace(self, operation: str) -> None:
         limit, last = self._limits.get(operation), self._last_call.get(operation)
