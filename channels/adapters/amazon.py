@@ -537,6 +537,9 @@ def _customer(buyer: Mapping[str, Any] | None) -> dict[str, Any] | None:
         for key, field in (("email", "BuyerEmail"), ("name", "BuyerName"))
         if buyer.get(field)
     }
+    if customer:
+        # Amazon's buyer is Amazon's customer: its masked address is for order mail only.
+        customer["accepts_marketing"] = False
     return customer or None
 
 
