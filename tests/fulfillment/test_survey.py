@@ -71,7 +71,7 @@ def test_a_review_request_is_scheduled_after_delivery_and_not_sent_before_it_is_
     assert action.pk not in due_action_ids(now=now)
     sweep(now=now)
     assert action_dispatch(action_id=action.pk) == "not_due"
-    assert outbox_drain()["due"] == len(due_action_ids(now=now))
+    outbox_drain()  # process_outbox: everything due now, not this
     action.refresh_from_db()
     assert action.status == ActionStatus.PENDING and action.attempts == 0
     assert not [m for m in mail.outbox if "How was your order" in m.subject]
