@@ -54,19 +54,18 @@ class WebhookCRMAdapter:
             include_email=settings.CRM_WEBHOOK_INCLUDE_EMAIL,
         )  # fmt: skip
 
-    def _key(self) -> bytes:
+    def _check(self) -> None:
+        """A configuration problem stops the action (dead, the setting named) before any call."""
         if not self.url or not self.secret:
             raise DownstreamError(
                 "the CRM webhook is not configured (CRM_WEBHOOK_URL and CRM_WEBHOOK_SECRET)",
                 retryable=False,
             )
-        try:
-            return webhook_signing.whsec_key(self.secret)
-        except webhook_signing.MalformedSecret as exc:
-            raise DownstreamError(f"CRM_WEBHOOK_SECRET: {exc}", retryable=False) from None
+        if problem := webhook_signing.whsec_problem(self.secret):
+            raise DownstreamError(f"CRM_WEBHOOK_SECRET: {problem}", retryable=False)
 
     def perform(self, action: OutboundAction) -> dict[str, Any]:
-        key = self._key()
+        self._check()
         order, milestone, data = event_of(action)
         if self.include_email:
             data["customer_email"] = order.customer.email if order.customer else ""
@@ -74,14 +73,12 @@ class WebhookCRMAdapter:
             {"type": f"order.{milestone}", "timestamp": timezone.now().isoformat(), "data": data},
             separators=(",", ":"), sort_keys=True,
         ).encode()  # fmt: skip
-        stamp = int(time.time())
         msg_id = action.idempotency_key
-        sig = webhook_signing.signature(key=key, msg_id=msg_id, timestamp=stamp, body=body)
         headers = {
             "Content-Type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": f"v1,{sig}",
+            **webhook_signing.sign_headers(
+                secret=self.secret, msg_id=msg_id, timestamp=int(time.time()), body=body
+            ),
         }
         with session_for(self.target) as session:
             response = session.call(

@@ -349,3 +349,13 @@ def test_hubspot_without_a_token_goes_dead_with_a_reason(settings):
     assert action_dispatch(action_id=action.pk) == "dead"
     action.refresh_from_db()
     assert "HUBSPOT_TOKEN" in action.last_error
+
+
+def test_a_malformed_secret_goes_dead_naming_the_setting(settings):
+    settings.CRM_WEBHOOK_URL = "https://crm.example.com/hook"
+    settings.CRM_WEBHOOK_SECRET = "whsec_not-base64!"
+    order = make_order(pipeline=False)
+    [action] = crm_actions(order)
+    assert action_dispatch(action_id=action.pk) == "dead"
+    action.refresh_from_db()
+    assert "CRM_WEBHOOK_SECRET" in action.last_error and "base64" in action.last_error
