@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -11,16 +10,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from channels.adapters.base import ChannelConfig, Delivery, SignatureInvalid
+from config import webhook_signing
 
 TOLERANCE_SECONDS = 300  # signed timestamps older or newer than this are replays or clock lies
-# Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
-WHSEC_PREFIX = "whsec_"
-WHSEC_KEY_BYTES = (24, 64)
-
-
-def hmac_sha256(secret: str | bytes, message: bytes) -> bytes:
-    key = secret.encode() if isinstance(secret, str) else secret
-    return hmac.new(key, message, hashlib.sha256).digest()
+# Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes (config.webhook_signing
+# signs and decodes them for every app).
+WHSEC_PREFIX = webhook_signing.WHSEC_PREFIX
+WHSEC_KEY_BYTES = webhook_signing.WHSEC_KEY_BYTES
+hmac_sha256 = webhook_signing.hmac_sha256
+whsec_problem = webhook_signing.whsec_problem
 
 
 def _require_secret(secret: str) -> None:
@@ -67,8 +65,9 @@ def standard_webhooks(
     if not msg_id:
         raise SignatureInvalid("webhook-id header missing", code="missing_header")
     sent_at = check_timestamp(headers.get("webhook-timestamp"), now=now)
-    signed = f"{msg_id}.{headers.get('webhook-timestamp')}.".encode() + body
-    expected = base64.b64encode(hmac_sha256(key, signed)).decode()
+    expected = webhook_signing.signature(
+        key=key, msg_id=msg_id, timestamp=str(headers.get("webhook-timestamp")), body=body
+    )
     offered = [
         sig.split(",", 1)[1]
         for sig in (headers.get("webhook-signature") or "").split()
@@ -83,34 +82,17 @@ def standard_webhooks(
     return msg_id, sent_at
 
 
-def whsec_problem(secret: str) -> str | None:
-    """Why a ``whsec_`` secret cannot sign anything (None when it can, or has no prefix).
-
-    Checked when a secret is saved, so that a pasted fragment is refused there and then
-    instead of failing every delivery."""
-    if not secret.startswith(WHSEC_PREFIX):
-        return None
-    try:
-        key = base64.b64decode(secret.removeprefix(WHSEC_PREFIX), validate=True)
-    except (binascii.Error, ValueError):
-        return "A whsec_ secret must be valid base64 after the whsec_ prefix."
-    low, high = WHSEC_KEY_BYTES
-    if not low <= len(key) <= high:
-        return (
-            f"A whsec_ secret must decode to {low} to {high} bytes; this one decodes to "
-            f"{len(key)}. Paste the whole secret the store shows."
-        )
-    return None
-
-
 def standard_webhooks_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: the bytes after ``whsec_`` (base64), or the
     secret itself when it has no prefix. A malformed stored one refuses, never crashes."""
     if not secret.startswith(WHSEC_PREFIX):
         return secret.encode()
-    if whsec_problem(secret) is not None:
-        raise SignatureInvalid("channel's webhook secret is malformed", code="malformed_secret")
-    return base64.b64decode(secret.removeprefix(WHSEC_PREFIX))
+    try:
+        return webhook_signing.whsec_key(secret)
+    except webhook_signing.MalformedSecret:
+        raise SignatureInvalid(
+            "channel's webhook secret is malformed", code="malformed_secret"
+        ) from None
 
 
 def verify_rotating(

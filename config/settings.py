@@ -314,6 +314,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fulfillment.backorders_retry",
         "schedule": env.float("BACKORDER_RETRY_SECONDS", default=300.0),
     },
+    "fulfillment-orders-close-due": {
+        "task": "fulfillment.orders_close_due",
+        "schedule": env.float("ORDERS_CLOSE_SWEEP_SECONDS", default=3600.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -439,6 +443,31 @@ AVAILABILITY_MIN_SAMPLES = env.int("AVAILABILITY_MIN_SAMPLES", default=10)
 # A SKU with no confirmed stock is BackOrder (orders for it are taken and backordered, as the
 # allocator does) rather than OutOfStock; 0 when the shop does not take backorders.
 AVAILABILITY_BACKORDERS = env.bool("AVAILABILITY_BACKORDERS", default=True)
+# CRM (fulfillment.crm): crm_update actions on the order's milestones, one per target:
+# "webhook" (a signed Standard Webhooks POST) and/or "hubspot" (HubSpot CRM v3). [] is off.
+CRM_TARGETS = env.list("CRM_TARGETS", default=[])
+CRM_WEBHOOK_URL = env.str("CRM_WEBHOOK_URL", default="")
+CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="")
+# Off by default: the receiver gets ids and amounts; the email only when it needs it to match.
+CRM_WEBHOOK_INCLUDE_EMAIL = env.bool("CRM_WEBHOOK_INCLUDE_EMAIL", default=False)
+HUBSPOT_API_BASE = env.str("HUBSPOT_API_BASE", default="https://api.hubapi.com")
+HUBSPOT_TOKEN = env.str("HUBSPOT_TOKEN", default="")
+HUBSPOT_PIPELINE = env.str("HUBSPOT_PIPELINE", default="default")
+# Our milestone -> the HubSpot deal stage id (the default pipeline's stock stage ids).
+HUBSPOT_DEAL_STAGES = env.json("HUBSPOT_DEAL_STAGES", default={
+    "received": "appointmentscheduled", "shipped": "contractsent",
+    "delivered": "closedwon", "returned": "closedlost", "cancelled": "closedlost",
+})  # fmt: skip
+# The deal property that holds our order key (unique, created once in HubSpot: docs/feedback.md).
+HUBSPOT_ORDER_KEY_PROPERTY = env.str("HUBSPOT_ORDER_KEY_PROPERTY", default="orderdesk_order_key")
+# Post-purchase (fulfillment.postpurchase): a review request this long after delivery, to
+# customers who accept marketing email. SURVEY_URL: a format string with {order_number}
+# (and {order_id}); "" links to nothing but the shop's name.
+SURVEY_DELAY_HOURS = env.float("SURVEY_DELAY_HOURS", default=72.0)
+SURVEY_URL = env.str("SURVEY_URL", default="")
+# Closing (fulfillment.closing): days after the last parcel's delivery when no ReturnPolicy
+# applies; the beat task closes delivered, settled orders whose window has passed.
+RETURN_WINDOW_DAYS_DEFAULT = env.int("RETURN_WINDOW_DAYS_DEFAULT", default=30)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

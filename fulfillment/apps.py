@@ -9,7 +9,7 @@ class FulfillmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fulfillment import downstream, privacy, tasks  # noqa: F401  (tasks: Celery)
+        from fulfillment import crm, downstream, postpurchase, privacy, tasks  # noqa: F401
         from fulfillment.carriers import CARRIER_CODES
         from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
         from fulfillment.models import ActionKind
@@ -27,6 +27,9 @@ class FulfillmentConfig(AppConfig):
             hooks.on_transition(name, on_order_transition)
         for name in ("ship", "ship_partially"):
             hooks.on_transition(name, on_shipped)
+        # The order's milestones to the CRM; a delivered order's review request.
+        crm.register()
+        postpurchase.register()
         for code in CARRIER_CODES:
             downstream.register(
                 ActionKind.LABEL_PURCHASE, code, partial(LabelPurchaseAdapter, code)

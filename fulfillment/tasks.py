@@ -35,3 +35,11 @@ def orchestrate_sweep_task(**kwargs: Any) -> int:
     from fulfillment.orchestration import orchestrate_sweep
 
     return orchestrate_sweep()
+
+
+@shared_task(name="fulfillment.orders_close_due", acks_late=True)
+def orders_close_due_task(**kwargs: Any) -> int:
+    """Beat (hourly): close delivered, settled orders whose return window has passed."""
+    from fulfillment.closing import orders_close_due
+
+    return orders_close_due().closed

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders import jsonschemas, money
@@ -59,15 +60,25 @@ def _when(value: str | None) -> datetime | None:
 
 
 def _customer_id(data: dict[str, Any] | None) -> int | None:
-    email = ((data or {}).get("email") or "").strip().lower()
+    """The customer with this email, created if new. The channel's word on marketing consent
+    (``accepts_marketing``), when it gives one, is the customer's from now on: a later update
+    of the order that withdraws it withdraws it here too."""
+    data = data or {}
+    email = (data.get("email") or "").strip().lower()
     if not email:
         return None
+    says = data.get("accepts_marketing")
     existing = Customer.objects.filter(email=email).order_by("pk").values_list("pk", flat=True)
     if existing:
+        if isinstance(says, bool):
+            Customer.objects.filter(pk=existing[0]).exclude(accepts_marketing=says).update(
+                accepts_marketing=says, updated_at=timezone.now()
+            )
         return existing[0]
     return Customer.objects.create(
-        email=email, name=(data or {}).get("name", "")[:200], phone=(data or {}).get("phone", "")
-    ).pk
+        email=email, name=data.get("name", "")[:200], phone=data.get("phone", ""),
+        accepts_marketing=says is True,
+    ).pk  # fmt: skip
 
 
 def _lines(canonical: dict[str, Any]) -> list[LineInput]:

@@ -2,6 +2,9 @@
 transaction (database work only: releasing reservations when an order is cancelled, say).
 
 ``orders`` never imports the apps that register here; they do it from their ``ready()``.
+
+Besides the transition names, ``RECEIVED`` fires when ``order_create`` has written a new order
+(in its transaction, before the pipeline starts).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 Hook = Callable[[int], None]
+RECEIVED = "received"  # not a transition: the order was created
 _HOOKS: dict[str, list[Hook]] = {}
 
 

@@ -495,7 +495,8 @@ def _customers_redact(scope: Scope, names: dict[int | None, str]) -> int:
     pseudonymous copy (same account terms, no personal data)."""
     changed = 0
     for customer in Customer.objects.select_for_update().filter(pk__in=scope.customer_ids):
-        scrubbed = {"email": "", "name": names[customer.pk], "phone": "", "company_name": ""}
+        scrubbed = {"email": "", "name": names[customer.pk], "phone": "", "company_name": "",
+                    "accepts_marketing": False}  # fmt: skip
         elsewhere = customer.orders.exclude(pk__in=scope.order_ids).exists()
         if elsewhere:
             copy = Customer.objects.create(

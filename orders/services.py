@@ -288,6 +288,8 @@ def order_create(*, data: OrderInput, actor: Actor) -> Order:
         data={"lines": len(data.lines), "total": str(total), "currency": cur},
         correlation_id=cid,
     )
+    # Not a transition, but a milestone higher apps hear of like one (the CRM's "received").
+    hooks.fire(hooks.RECEIVED, order.pk)
     enqueue_on_commit("orders.order_validate", order_id=order.pk)
     return order
 

@@ -581,11 +581,14 @@ def _address(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def _customer(buyer: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not buyer:
         return None
-    customer = {
+    customer: dict[str, Any] = {
         key: str(buyer[field])
         for key, field in (("email", "BuyerEmail"), ("name", "BuyerName"))
         if buyer.get(field)
     }
+    if customer:
+        # Amazon's buyer is Amazon's customer: its masked address is for order mail only.
+        customer["accepts_marketing"] = False
     return customer or None
 
 

@@ -339,6 +339,9 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
         customer["name"] = name
     if billing.get("phone"):
         customer["phone"] = str(billing["phone"])
+    if customer:
+        # The checkout's "send me emails" box (V2 orders ``is_email_opt_in``); unknown is no.
+        customer["accepts_marketing"] = order.get("is_email_opt_in") is True
     return customer or None
 
 

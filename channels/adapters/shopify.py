@@ -395,7 +395,20 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
     phone = order.get("phone") or record.get("phone")
     if phone:
         customer["phone"] = str(phone)
+    if customer:
+        customer["accepts_marketing"] = accepts_marketing(order)
     return customer or None
+
+
+def accepts_marketing(order: Mapping[str, Any]) -> bool:
+    """The customer record's current email consent (``email_marketing_consent.state``) when the
+    order carries it (a later withdrawal shows there), else the checkout's
+    ``buyer_accepts_marketing``. Unknown is no."""
+    record = order.get("customer")
+    consent = record.get("email_marketing_consent") if isinstance(record, Mapping) else None
+    if isinstance(consent, Mapping) and consent.get("state"):
+        return str(consent["state"]).lower() == "subscribed"
+    return order.get("buyer_accepts_marketing") is True
 
 
 def _source(order: Mapping[str, Any], shipping_lines: list[Any], amount: Amounts) -> dict[str, Any]:

@@ -344,6 +344,10 @@ def _customer(order: Mapping[str, Any]) -> dict[str, Any] | None:
         customer["name"] = name
     if billing.get("phone"):
         customer["phone"] = str(billing["phone"])
+    if customer:
+        # WooCommerce's order carries no marketing consent (a newsletter plugin keeps it, if
+        # any): never assumed.
+        customer["accepts_marketing"] = False
     return customer or None
 
 

@@ -5,7 +5,9 @@ Which system each kind of action goes to is configuration:
 - ``ERP_TARGET`` (default ``"filedrop"``; ``"netsuite"``; ``""`` turns ERP posting off),
 - ``WMS_TARGET`` (default ``"local"``: the built-in pick lists; ``"rest"``; ``""`` off),
 - ``NOTIFY_TARGETS`` (default ``["email"]``; add ``"twilio"`` for SMS, used only once
-  ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` and a sender are set).
+  ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` and a sender are set),
+- ``CRM_TARGETS`` (default ``[]``: off; ``"webhook"``, a signed Standard Webhooks POST, and/or
+  ``"hubspot"``, HubSpot CRM v3; see ``fulfillment.crm``).
 
 ``label_purchase`` actions go to ``label_purchase.LabelPurchaseAdapter``, one per carrier code,
 registered from ``FulfillmentConfig.ready()``.
@@ -88,6 +90,8 @@ def targets_for(kind: str) -> list[str]:
         names = _names(settings.WMS_TARGET)
     elif kind == NOTIFY_CUSTOMER:
         names = _names(settings.NOTIFY_TARGETS)
+    elif kind == CRM_UPDATE:
+        names = _names(settings.CRM_TARGETS)
     else:
         return []
     # A notification channel that is not configured is skipped, not written to die. A name
@@ -113,6 +117,8 @@ _BUILT_IN = [
     (NOTIFY_CUSTOMER, "email", "notify_email", "EmailNotifyAdapter"),
     (NOTIFY_CUSTOMER, "twilio", "notify_twilio", "TwilioSMSNotifyAdapter.from_settings"),
     (CHANNEL_TRACKING_SYNC, "channel", "channel_tracking", "ChannelTrackingAdapter"),
+    (CRM_UPDATE, "webhook", "crm_webhook", "WebhookCRMAdapter.from_settings"),
+    (CRM_UPDATE, "hubspot", "crm_hubspot", "HubSpotCRMAdapter.from_settings"),
 ]
 for _kind, _target, _module, _builder in _BUILT_IN:
     register(_kind, _target, lazy(f"{_DOWNSTREAM}.{_module}", _builder, call=True))

@@ -18,6 +18,7 @@ import hashlib
 import smtplib
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import structlog
 from django.conf import settings
@@ -39,7 +40,10 @@ SUBJECTS = {
     "order_confirmation": "Your order {number} is confirmed",
     "shipping_confirmation": "Your order {number} has shipped",
     "delivery_exception": "A delivery problem with your order {number}",
+    "review_request": "How was your order {number}?",
 }
+# Marketing email: sent only while the customer accepts it (checked again at send time).
+MARKETING_TEMPLATES = frozenset({"review_request"})
 # Templates about one parcel: they need its tracking number.
 PARCEL_TEMPLATES = frozenset({"shipping_confirmation", "delivery_exception"})
 
@@ -83,7 +87,13 @@ def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
 
         event = TrackingEvent.objects.filter(pk=event_id, order_id=order.pk).first()
         carrier_message = event.message if event is not None else ""
+    survey_url = ""
+    if settings.SURVEY_URL:
+        survey_url = web_link(
+            str(settings.SURVEY_URL).format(order_number=quote(number, safe=""), order_id=order.pk)
+        )
     return {
+        "survey_url": survey_url,
         "carrier_message": carrier_message,
         "shop_name": order.channel.name or order.channel.slug,
         "order_number": number,
@@ -116,6 +126,12 @@ class EmailNotifyAdapter:
         if template not in SUBJECTS:
             raise DownstreamError(f"unknown email template {template!r}", retryable=False)
         order = order_of(action)
+        if template in MARKETING_TEMPLATES and not (
+            order.customer is not None and order.customer.accepts_marketing
+        ):
+            # Consent withdrawn (or the customer redacted) since the email was scheduled.
+            log.info("notify_email.no_consent", action_id=action.pk, order_id=order.pk)
+            return {"sent": False, "reason": "no_marketing_consent", "template": template}
         recipient = (order.customer.email if order.customer else "").strip()
         if not recipient:
             log.info("notify_email.no_recipient", action_id=action.pk, order_id=order.pk)

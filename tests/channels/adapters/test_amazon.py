@@ -371,7 +371,7 @@ def test_normalize_without_order_total_computes_it_and_says_so(channel):
         "cancelled": False,
         "financial_status": "pending",
         "payment_method": "Other",
-        "customer": {"email": "user@example.com", "name": "John Doe"},
+        "customer": {"email": "user@example.com", "name": "John Doe", "accepts_marketing": False},
         "shipping_address": {
             "name": "Michigan address",
             "line1": "1 Cross St.",

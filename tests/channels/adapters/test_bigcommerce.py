@@ -324,6 +324,7 @@ def test_normalize_order_218_field_by_field(channel):
             "email": "janedoe@example.com",
             "name": "Jane Doe",
             "phone": "1234567890",
+            "accepts_marketing": False,  # is_email_opt_in false
         },
         "billing_address": {
             "name": "Jane Doe",

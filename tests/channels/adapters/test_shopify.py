@@ -165,6 +165,8 @@ EXPECTED_GET = {
         "email": "bob.norman@mail.example.com",
         "name": "Bob Norman",
         "phone": "+557734881234",
+        # customer.email_marketing_consent.state "not_subscribed" (buyer_accepts_marketing false)
+        "accepts_marketing": False,
     },
     "shipping_address": ADDRESS_450789469,
     "billing_address": ADDRESS_450789469,

@@ -115,7 +115,12 @@ EXPECTED_727 = {
     "cancelled": False,
     "financial_status": "paid",
     "payment_method": "bacs",
-    "customer": {"email": "john.doe@example.com", "name": "John Doe", "phone": "(555) 555-5555"},
+    "customer": {
+        "email": "john.doe@example.com",
+        "name": "John Doe",
+        "phone": "(555) 555-5555",
+        "accepts_marketing": False,
+    },  # fmt: skip
     "shipping_address": {
         "name": "John Doe",
         "line1": "969 Market",
@@ -202,6 +207,7 @@ EXPECTED_723 = {
         "email": "joao.silva@example.com",
         "name": "Jo\u00e3o Silva",
         "phone": "(11) 1111-1111",
+        "accepts_marketing": False,  # WooCommerce's order does not say
     },
     "shipping_address": {
         "name": "Jo\u00e3o Silva",
