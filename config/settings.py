@@ -423,6 +423,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@orderdesk.inv
 # --- Feedback loop (fulfillment.tracking) ------------------------------------------------------
 # Tell the customer when a parcel has a delivery problem (a failed attempt, a lost parcel).
 NOTIFY_ON_DELIVERY_EXCEPTION = env.bool("NOTIFY_ON_DELIVERY_EXCEPTION", default=True)
+# The customer's order status page (/status/<token>/): where this site is reached from outside
+# (links in emails and on the order's admin page), and how long a link keeps working.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+STATUS_LINK_MAX_AGE_DAYS = env.int("STATUS_LINK_MAX_AGE_DAYS", default=180)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
