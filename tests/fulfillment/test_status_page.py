@@ -384,3 +384,49 @@ def test_the_salt_is_the_status_pages_own():
     # A value signed for anything else with the same key never opens a status page.
     assert SALT == "fulfillment.status_page.order"
     assert status_token_order_id(signing.TimestampSigner(sep=".").sign("1")) is None
+
+
+# --- the admin -----------------------------------------------------------------------------------
+def test_the_order_page_shows_customer_service_the_customers_status_link(client, cs_user):
+    order = make_order(pipeline=False)
+    client.force_login(cs_user)
+
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+
+    assert 'aria-label="Customer status page"' in page
+    [token] = re.findall(r'href="http://127\.0\.0\.1:8000/status/([^/"]+)/"', page)
+    assert status_token_order_id(token) == order.pk
+
+
+def test_return_policies_are_listed_and_edited_in_the_admin(client, ops_user, cs_user, settings):
+    order, _parcels = status_order(settings=settings, events=2, policy=False)
+    client.force_login(ops_user)
+
+    added = client.post("/admin/fulfillment/returnpolicy/add/", {
+        "name": "Holiday returns", "is_active": "on", "channel": "", "window_days": "45",
+        "conditions": "Unopened items only.", "how_to_start": "Email returns@shop.example.",
+        "excluded_reasons": "[]", "auto_authorize_limit": "",
+    })  # fmt: skip
+    assert added.status_code == 302, added.content.decode()[:2000]
+    listing = client.get("/admin/fulfillment/returnpolicy/").content.decode()
+    assert "Holiday returns" in listing and "45" in listing
+    html = client.get(status_path(order.pk)).content.decode()
+    assert "<strong>45 days</strong>" in html and "Unopened items only." in html
+    policy = ReturnPolicy.objects.get(name="Holiday returns")
+    client.post(
+        f"/admin/fulfillment/returnpolicy/{policy.pk}/change/",
+        {
+            "name": "Holiday returns",
+            "channel": "",
+            "window_days": "45",
+            "conditions": "Unopened items only.",
+            "how_to_start": "",
+            "excluded_reasons": "[]",
+            "auto_authorize_limit": "",
+        },
+    )  # fmt: skip  (is_active left out: switched off)
+    assert 'aria-label="Returns"' not in client.get(status_path(order.pk)).content.decode()
+    # Customer service reads the policies, cannot change them.
+    client.force_login(cs_user)
+    assert client.get("/admin/fulfillment/returnpolicy/").status_code == 200
+    assert client.get("/admin/fulfillment/returnpolicy/add/").status_code == 403
