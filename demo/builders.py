@@ -23,7 +23,6 @@ from channels.models import ChannelKind, SalesChannel
 from config import correlation
 from fulfillment.models import ReturnPolicy, Shipment, StockLevel, Warehouse
 from fulfillment.services import stock_restock, warehouse_upsert
-from fulfillment.status_page import PARCEL_STATES, status_url
 from fulfillment.shipments import (
     LineRequest,
     shipment_buy_label,
@@ -32,6 +31,7 @@ from fulfillment.shipments import (
     shipment_void,
     shipments_create_for_order,
 )
+from fulfillment.status_page import PARCEL_STATES, status_url
 from orders import validation
 from orders.actors import Actor
 from orders.models import AccountType, Customer, Order, OrderLine
