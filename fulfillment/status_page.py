@@ -38,7 +38,7 @@ from django.utils import dateformat, timezone
 
 from fulfillment.carriers.base import TRACKING_STATUSES, web_link
 from fulfillment.models import ReturnPolicy, Shipment, ShipmentStatus, TrackingEvent
-from orders.models import PRE_SHIP_STATES, Order, OrderStatus, PaymentStatus
+from orders.models import PRE_SHIP_STATES, Order, OrderLine, OrderStatus, PaymentStatus
 
 SALT = "fulfillment.status_page.order"
 SH = ShipmentStatus
@@ -46,6 +46,12 @@ SH = ShipmentStatus
 # labels not handed over yet are still "being prepared" (their lines show as not shipped).
 PARCEL_STATES = (SH.SHIPPED, SH.IN_TRANSIT, SH.EXCEPTION, SH.DELIVERED, SH.RETURNED)
 TOKEN_MAX_LENGTH = 200
+# What the page reads of an order (its amounts, payloads and risk data are never loaded).
+ORDER_FIELDS = (
+    "pk", "order_number", "external_id", "placed_at", "status", "payment_status",
+    "shipping_address", "ship_to_country", "channel_id", "customer_id",
+    "channel__name", "channel__slug", "customer__name",
+)  # fmt: skip
 
 SCHEMA = "https://schema.org/"
 TRACKING_WORDS = dict(TRACKING_STATUSES)
@@ -295,19 +301,31 @@ def _returns(policy: ReturnPolicy | None, parcels: list[Parcel], status: str) ->
 
 def order_status_page(*, order_id: int) -> StatusPage | None:
     """Everything the status page shows for one order (None: no such order), in six queries."""
-    order = Order.objects.select_related("channel", "customer").filter(pk=order_id).first()
+    order = (
+        Order.objects.select_related("channel", "customer")
+        .only(*ORDER_FIELDS)
+        .filter(pk=order_id)
+        .first()
+    )
     if order is None:
         return None
-    lines = list(order.lines.order_by("line_no", "pk"))
+    lines = list(
+        OrderLine.objects.filter(order_id=order.pk)
+        .only("pk", "order_id", "line_no", "sku", "title", "quantity")
+        .order_by("line_no", "pk")
+    )
     by_id = {line.pk: line for line in lines}
     shipments = list(
         Shipment.objects.filter(order_id=order.pk, status__in=PARCEL_STATES)
+        .defer("label_pdf", "label_zpl", "flags")  # the label is not the customer's to read
         .order_by("shipped_at", "pk")
         .prefetch_related(
             "lines",
             Prefetch(
                 "tracking_events",
-                queryset=TrackingEvent.objects.order_by("-occurred_at", "-pk"),
+                queryset=TrackingEvent.objects.only(
+                    "pk", "shipment_id", "status", "message", "location", "occurred_at"
+                ).order_by("-occurred_at", "-pk"),
             ),
         )
     )
