@@ -253,6 +253,7 @@ def test_private_headers_and_meta_noindex(client, settings):
     assert response["Referrer-Policy"] == "no-referrer"
     assert response["Cache-Control"] == "private, no-store"
     assert b'<meta name="robots" content="noindex">' in response.content
+    assert not response.cookies  # no session, no CSRF cookie for a customer's visit
 
 
 def test_a_carrier_link_is_shown_only_when_it_is_https(client, settings):
@@ -430,3 +431,12 @@ def test_return_policies_are_listed_and_edited_in_the_admin(client, ops_user, cs
     client.force_login(cs_user)
     assert client.get("/admin/fulfillment/returnpolicy/").status_code == 200
     assert client.get("/admin/fulfillment/returnpolicy/add/").status_code == 403
+
+
+def test_a_redacted_customer_has_no_name_on_the_page():
+    from fulfillment.status_page import first_name
+
+    assert first_name("Ada Lovelace") == "Ada"
+    assert first_name("  Grace  ") == "Grace"
+    assert first_name("redacted customer 7f3a9c01b2d4") == ""
+    assert first_name("") == ""
