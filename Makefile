@@ -26,6 +26,8 @@ migrate: install
 # The demo's vendor sandbox (demo/sandbox.py) and its channels are plain http on 127.0.0.1: the
 # outbound URL guard lets loopback through only with this, never on by default.
 demo run: export INTEGRATIONS_ALLOW_LOOPBACK_HTTP = 1
+# The status page links setup_demo prints and the emails carry point at this server.
+demo run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
 demo: migrate
 	$(MANAGE) setup_demo

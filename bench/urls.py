@@ -1,7 +1,8 @@
-"""The product's URLs plus ``/bench/baseline/``: a bare view that inserts the raw body."""
+"""The product's URLs plus ``/bench/baseline/``: a bare view that inserts the raw body, and
+``/bench/constant/``: a bare view that answers a constant (the status page bench's baseline)."""
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -17,4 +18,10 @@ def baseline(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"accepted": True, "id": row_id}, status=202)
 
 
-urlpatterns = [path("bench/baseline/", baseline), *product_urls]
+def constant(request: HttpRequest) -> HttpResponse:
+    """The least any page costs: the middleware stack and a response, no query, no template."""
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("bench/baseline/", baseline), path("bench/constant/", constant),
+               *product_urls]  # fmt: skip

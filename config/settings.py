@@ -468,6 +468,10 @@ SURVEY_URL = env.str("SURVEY_URL", default="")
 # Closing (fulfillment.closing): days after the last parcel's delivery when no ReturnPolicy
 # applies; the beat task closes delivered, settled orders whose window has passed.
 RETURN_WINDOW_DAYS_DEFAULT = env.int("RETURN_WINDOW_DAYS_DEFAULT", default=30)
+# The customer's order status page (/status/<token>/): where this site is reached from outside
+# (links in emails and on the order's admin page), and how long a link keeps working.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+STATUS_LINK_MAX_AGE_DAYS = env.int("STATUS_LINK_MAX_AGE_DAYS", default=180)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     path("webhooks/", include("channels.urls")),
     path("feeds/", include("fulfillment.feeds")),
+    path("status/", include("fulfillment.urls")),  # the customer's order status page
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from channels.models import ChannelKind, SalesChannel
 from config import correlation
-from fulfillment.models import ReorderPoint, Shipment, StockLevel, Warehouse
+from fulfillment.models import ReorderPoint, ReturnPolicy, Shipment, StockLevel, Warehouse
 from fulfillment.replenishment import reorder_point_upsert, replenishment_suggestions
 from fulfillment.services import stock_restock, warehouse_upsert
 from fulfillment.shipments import (
@@ -32,6 +32,7 @@ from fulfillment.shipments import (
     shipment_void,
     shipments_create_for_order,
 )
+from fulfillment.status_page import PARCEL_STATES, status_url
 from orders import validation
 from orders.actors import Actor
 from orders.models import AccountType, Customer, Order, OrderLine
@@ -134,6 +135,19 @@ DEMO_STOCK = [
     ("POSTER-A2", "NJ1", 30), ("TEA-SENCHA", "RTM3PL", 40), ("SCARF-SLK", "RTM3PL", 12),
 ]  # fmt: skip
 
+# The shop-wide return policy customers read on their status page (edited in the admin).
+DEMO_RETURN_POLICY: dict[str, Any] = {
+    "name": "Standard returns",
+    "window_days": 30,
+    "conditions": "Unworn and unwashed, with the original tags attached. Mugs and posters in "
+    "their original packaging. Final-sale items cannot be returned.",
+    "how_to_start": "Reply to your shipping confirmation email with your order number and the "
+    "items you are sending back; we answer within one business day with a prepaid label.",
+}
+# The demo order whose status page link setup_demo prints: partly shipped (a parcel on its way
+# and a line still in the warehouse). Any order with a parcel stands in if it is missing.
+DEMO_STATUS_ORDER = "1007"
+
 DEMO_CUSTOMERS: dict[str, dict[str, Any]] = {
     "ada": {"email": "ada@example.com", "name": "Ada Lovelace"},
     "grace": {"email": "grace@example.com", "name": "Grace Hopper"},
@@ -231,6 +245,22 @@ def reorder_points_ensure() -> str:
         f"available {first.available} <= reorder point {first.reorder_point}, order "
         f"{first.suggested_quantity} (/admin/fulfillment/reorderpoint/suggestions/)"
     )
+
+
+def return_policy_ensure() -> ReturnPolicy:
+    """The shop-wide return policy, unless the shop already has one (kept as edited)."""
+    existing = ReturnPolicy.objects.filter(channel__isnull=True).order_by("pk").first()
+    return existing or ReturnPolicy.objects.create(**DEMO_RETURN_POLICY)
+
+
+def status_link_example() -> tuple[str, str] | None:
+    """(external id, status page link) of a demo order with a parcel on its way, for people
+    to open as its customer would."""
+    shipped = Order.objects.filter(
+        channel__slug="demo-webstore", shipments__status__in=PARCEL_STATES
+    ).distinct()
+    order = shipped.filter(external_id=DEMO_STATUS_ORDER).first() or shipped.order_by("pk").first()
+    return (order.external_id, status_url(order)) if order is not None else None
 
 
 def webstore_channel_ensure() -> dict[str, SalesChannel]:

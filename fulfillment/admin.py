@@ -20,6 +20,7 @@ from fulfillment.models import (
     OutboundAction,
     ReorderPoint,
     Reservation,
+    ReturnPolicy,
     Shipment,
     ShipmentLine,
     StockLevel,
@@ -27,10 +28,12 @@ from fulfillment.models import (
 )
 from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
+from fulfillment.status_page import status_url
 from orders import personal_data
 from orders.actors import Actor
-from orders.admin import register_order_inline
+from orders.admin import register_order_inline, register_order_panel
 from orders.errors import DomainError
+from orders.models import Order
 
 
 @admin.register(Warehouse)
@@ -284,3 +287,36 @@ class OrderOutboundActionInline(admin.TabularInline):
     def action_link(self, action: OutboundAction) -> str:
         url = reverse("admin:fulfillment_outboundaction_change", args=[action.pk])
         return format_html('<a href="{}">#{}</a>', url, action.pk)
+
+
+@register_order_panel
+def customer_status_link(request: HttpRequest, order: Order) -> str:
+    """The customer's status page link, for customer service to send again or open."""
+    url = status_url(order)
+    days = settings.STATUS_LINK_MAX_AGE_DAYS
+    return format_html(
+        '<section class="lifecycle" aria-label="Customer status page"><h2>Customer status page'
+        '</h2><p><a href="{}" target="_blank" rel="noopener noreferrer">{}</a></p>'
+        '<p class="none">What the customer\'s emails link to (this link works for {} days). '
+        "Send it to the customer only: it opens the order's status without a sign-in.</p>"
+        "</section>",
+        url, url, days,
+    )  # fmt: skip
+
+
+@admin.register(ReturnPolicy)
+class ReturnPolicyAdmin(admin.ModelAdmin):
+    """The return policy customers read on their status page (and that closes orders once the
+    window has passed). A channel's own active policy wins over the shop-wide one."""
+
+    list_display = ["name", "channel", "window_days", "is_active", "updated_at"]
+    list_filter = ["is_active", "channel"]
+    search_fields = ["name", "conditions", "how_to_start"]
+    list_select_related = ["channel"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active", "channel"]}),
+        ("What customers read", {"fields": ["window_days", "conditions", "how_to_start"]}),
+        ("Handling", {"fields": ["excluded_reasons", "auto_authorize_limit"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+    readonly_fields = ["created_at", "updated_at"]

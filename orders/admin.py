@@ -3,13 +3,15 @@
 Orders are read-only forms: their state moves only through the transition buttons, each of which
 calls ``order_transition`` (the same service as the API) and reports a refusal in words.
 
-Other apps add to the order's page through ``register_order_inline`` (see below), never by
-changing ``OrderAdmin``: orders imports no other app, so the apps above it register themselves.
+Other apps add to the order's page through ``register_order_inline`` and
+``register_order_panel`` (see below), never by changing ``OrderAdmin``: orders imports no
+other app, so the apps above it register themselves.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -159,6 +161,26 @@ def registered_order_inlines() -> list[type[InlineModelAdmin]]:
     return list(_EXTRA_ORDER_INLINES)
 
 
+# A panel: a few lines of HTML an app above orders shows at the top of the order's page (below
+# the Lifecycle panel), such as the customer's status page link. ``panel(request, order)``
+# returns safe HTML (``format_html``), or "" to show nothing for this order or this user.
+OrderPanel = Callable[[HttpRequest, Order], str]
+_ORDER_PANELS: list[OrderPanel] = []
+
+
+def register_order_panel(panel: OrderPanel) -> OrderPanel:
+    """Show ``panel(request, order)`` on the order's change page, in registration order.
+    Registering the same panel again is a no-op; usable as a decorator."""
+    if panel not in _ORDER_PANELS:
+        _ORDER_PANELS.append(panel)
+    return panel
+
+
+def order_panels(request: HttpRequest, order: Order) -> list[str]:
+    """The registered panels' HTML for this order and this user (empty ones left out)."""
+    return [html for panel in _ORDER_PANELS if (html := panel(request, order))]
+
+
 @checks.register(checks.Tags.admin)
 def check_registered_order_inlines(**kwargs: Any) -> list[checks.CheckMessage]:
     """Django's admin checks see only ``OrderAdmin.inlines``: run the same checks on the
@@ -281,6 +303,7 @@ class OrderAdmin(admin.ModelAdmin):
             ]  # fmt: skip
             # Everyday moves first, the ones that cannot be undone last.
             extra_context["transitions"] = sorted(offered, key=lambda t: t["danger"])
+            extra_context["extension_panels"] = order_panels(request, order)
             extra_context["show_save"] = False
             extra_context["show_save_and_continue"] = False
             extra_context["show_save_and_add_another"] = False

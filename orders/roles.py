@@ -16,6 +16,7 @@ VIEW_ORDERS = [
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
     "fulfillment.view_shipment", "fulfillment.view_shipmentline",
     "fulfillment.view_routingdecision", "fulfillment.view_outboundaction",
+    "fulfillment.view_returnpolicy",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {

@@ -343,3 +343,40 @@ def test_finance_sees_an_orders_name_and_locality_but_no_street_or_phone(page, l
     html = page.content()
     assert "12 Babbage Lane" not in html and "Flat 3" not in html and "555 0199" not in html
     page.screenshot(path="/tmp/order_finance.png", full_page=True)  # for people to look at
+
+
+@pytest.mark.pipeline  # stock is reserved and shipped through the real services
+def test_the_customer_sees_each_parcels_state_and_the_return_policy(page, live_server, settings):
+    from playwright.sync_api import expect
+
+    from fulfillment.status_page import status_path
+    from tests.fulfillment.status_world import LAST_NAME, STREET, status_order
+
+    order, (first, second) = status_order(settings=settings, events=6)
+
+    response = page.goto(f"{live_server.url}{status_path(order.pk)}")
+
+    assert response is not None and response.status == 200
+    assert response.headers["x-robots-tag"] == "noindex, nofollow"
+    expect(page).to_have_title("Order #1042: On its way")
+    one = page.get_by_role("region", name="Parcel 1")
+    two = page.get_by_role("region", name="Parcel 2")
+    expect(one.locator(".parcel-state")).to_have_text("Delivered")
+    expect(one).to_contain_text(first.tracking_number)
+    expect(two.locator(".parcel-state")).to_have_text("Out for delivery")
+    expect(two).to_contain_text("Speedy Parcel")
+    expect(two.locator(".eta")).to_be_visible()
+    expect(two.locator("ol.history li").first).to_contain_text("Out for delivery")
+    expect(page.get_by_role("region", name="Not shipped yet")).to_contain_text("Cap navy")
+    returns = page.get_by_role("region", name="Returns")
+    expect(returns).to_be_visible()
+    expect(returns).to_contain_text("30 days")
+    expect(returns).to_contain_text("Unworn and unwashed, with the tags on.")
+    expect(returns).to_contain_text("Reply to your shipping email with the order number.")
+    text = page.locator("body").inner_text()
+    assert STREET not in text and LAST_NAME not in text
+    # The JSON-LD as a browser reads it: the script's text parses and names both parcels.
+    data = json.loads(page.locator('script[type="application/ld+json"]').text_content() or "")
+    numbers = {n["trackingNumber"] for n in data["@graph"] if n["@type"] == "ParcelDelivery"}
+    assert numbers == {first.tracking_number, second.tracking_number}
+    page.screenshot(path="/tmp/order_status_page.png", full_page=True)  # for people to look at

@@ -1,6 +1,8 @@
 """Customer emails (order confirmation, shipping confirmation) through Django's email backend
 (console by default, SMTP or a provider's backend in production).
 
+Every email links to the customer's order status page (``fulfillment.status_page``).
+
 The action's payload names the template (``{"template": "order_confirmation"}``) and, for a
 shipping confirmation, the shipment (``"shipment_id"``); nothing personal. The recipient, the
 greeting and the lines are read from the order at send time, so the address lives only in the
@@ -28,6 +30,7 @@ from django.template.loader import render_to_string
 from config import correlation
 from fulfillment.carriers.base import web_link
 from fulfillment.downstream.base import DownstreamError, order_of
+from fulfillment.status_page import status_url
 from orders import money
 
 if TYPE_CHECKING:
@@ -94,6 +97,8 @@ def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
         )
     return {
         "survey_url": survey_url,
+        # The customer's status page (a fresh signed link, valid STATUS_LINK_MAX_AGE_DAYS).
+        "status_url": status_url(order),
         "carrier_message": carrier_message,
         "shop_name": order.channel.name or order.channel.slug,
         "order_number": number,

@@ -167,3 +167,25 @@ def test_setup_demo_without_loopback_calls_skips_the_sandbox_channels_and_says_w
     kinds = set(Order.objects.values_list("channel__kind", flat=True))
     assert {"shopify", "woocommerce", "custom"} <= kinds
     assert not kinds & {"bigcommerce", "amazon"}
+
+
+def test_setup_demo_prints_a_status_page_link_that_opens_with_the_return_policy(
+    db, settings, tmp_path, client
+):
+    from fulfillment.models import ReturnPolicy
+
+    settings.VAR_DIR = tmp_path
+    output = run_demo()
+
+    lines = output.splitlines()
+    [at] = [i for i, line in enumerate(lines) if "as its customer sees it" in line]
+    assert lines[at].startswith("Order 1007 ")
+    url = lines[at + 1].strip()
+    assert url.startswith(f"{settings.PUBLIC_BASE_URL}/status/")
+    page = client.get(url.removeprefix(settings.PUBLIC_BASE_URL))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Order 1007" in html and "Parcel 1 of 1" in html and "Not shipped yet" in html
+    assert ReturnPolicy.objects.get().conditions[:40] in html
+    run_demo()
+    assert ReturnPolicy.objects.count() == 1  # safe to run twice

@@ -56,3 +56,16 @@ def test_the_order_page_renders_the_registered_inlines(client, ops_user):
 
     assert page.status_code == 200
     assert b"Shipments" in page.content and b"Downstream actions (outbox)" in page.content
+
+
+def test_registered_panels_show_once_and_an_empty_one_shows_nothing(monkeypatch):
+    from fulfillment.admin import customer_status_link
+
+    monkeypatch.setattr(orders_admin, "_ORDER_PANELS", [customer_status_link])
+    orders_admin.register_order_panel(customer_status_link)
+    orders_admin.register_order_panel(lambda request, order: "")
+
+    assert len(orders_admin._ORDER_PANELS) == 2
+    order = Order(pk=7)
+    [html] = orders_admin.order_panels(RequestFactory().get("/"), order)
+    assert "Customer status page" in html

@@ -27,7 +27,13 @@ class Command(BaseCommand):
         customers = builders.customers_ensure()
         created = builders.orders_create(channels, customers, write=self.stdout.write)
         self.stdout.write(builders.reorder_points_ensure())
+        builders.return_policy_ensure()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
+        example = builders.status_link_example()
+        if example is not None:
+            external_id, url = example
+            self.stdout.write(f"Order {external_id} as its customer sees it (status page):")
+            self.stdout.write(f"  {url}")
         self.stdout.write("Demo users (username / password / role):")
         for username, role in builders.DEMO_USERS.items():
             self.stdout.write(f"  {username:<9} {passwords[username]:<24} {role or 'superuser'}")
