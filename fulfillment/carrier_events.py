@@ -14,8 +14,8 @@
    done. Processing happens after the answer.
 
 ``carrier_event_process`` (the task; the sweeper re-rings what a lost message left behind)
-claims the event (a delivery counter first, then the row lock, skipping one another worker
-holds), reads it and hands what the carrier says to ``tracking.tracking_record`` (source
+claims the event (a delivery counter first, then the row lock; a twin run waits, then finds it
+done), reads it and hands what the carrier says to ``tracking.tracking_record`` (source
 ``webhook``): a ``tracker.updated`` / ``tracker.created`` event finds its shipment by carrier and
 tracking number (or EasyPost's shipment id). Other event types are processed with a note. A body
 that is not JSON, is not shaped like a tracker event, or names a parcel we do not have is
@@ -272,13 +272,16 @@ def carrier_event_process(*, event_id: int) -> CarrierInboundEvent | None:
         return None
     started = time.perf_counter()
     with transaction.atomic():
+        # Wait for the row rather than skip it: a re-delivery's duplicate counter holds it for
+        # a moment, and a twin worker holds it only while it records (no I/O). Once it is ours
+        # the status is read again: what the twin finished is no longer processable.
         event = (
-            CarrierInboundEvent.objects.select_for_update(skip_locked=True)
+            CarrierInboundEvent.objects.select_for_update()
             .filter(pk=event_id, status__in=PROCESSABLE)
             .first()
         )
         if event is None:
-            return None  # another worker has it, or finished it meanwhile
+            return None  # another worker finished it meanwhile
         with correlation.bound(event.correlation_id):
             if event.attempts > settings.CARRIER_EVENT_MAX_ATTEMPTS:
                 return _quarantine(event, [_error("", (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import OperationalError, connection
+from django.test import Client
 from django.utils import timezone
 
 from fulfillment.carrier_events import (
@@ -28,6 +30,8 @@ from fulfillment.models import TrackingEvent as TrackingEventRow
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipments_create_for_order
 from fulfillment.tasks import carrier_event_sweep_task
 from orders.actors import Actor
+from tests.channels.test_concurrency import sessions_at_once
+from tests.concurrency import race
 from tests.factories import make_order, make_user
 from tests.fulfillment.helpers import add_warehouse, stock
 
@@ -291,6 +295,27 @@ def test_a_poison_event_is_quarantined_after_the_last_attempt(secret, client, se
     assert carrier_event_process(event_id=event.pk).status == "quarantined"
     event.refresh_from_db()
     assert event.errors[0]["message"].startswith("gave up after 2 attempts")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_redeliveries_keep_one_event_and_record_its_scans_once(secret):
+    """The inbox's unique key decides, never a read before the insert; processing (in the
+    request thread: eager tasks) races the other deliveries too. SQLite and PostgreSQL."""
+    parcel = easypost_parcel()
+
+    def post() -> tuple[int, dict[str, Any]]:
+        response = Client().post(URL, data=signed_body(), content_type="application/json",
+                                 HTTP_X_HMAC_SIGNATURE=vector()["hmac_signature"])  # fmt: skip
+        return response.status_code, response.json()
+
+    answers = race([post] * 12, at_most=sessions_at_once(12))
+    assert all(isinstance(a, tuple) and a[0] == 200 for a in answers), answers
+    assert Counter(body["status"] for _, body in answers) == {"accepted": 1, "duplicate": 11}
+    event = CarrierInboundEvent.objects.get()
+    assert (event.status, event.duplicate_deliveries) == ("processed", 11)
+    assert TrackingEventRow.objects.filter(shipment=parcel, source="webhook").count() == 7
+    parcel.refresh_from_db()
+    assert parcel.status == "in_transit"
 
 
 # --- the replay command, the API and the admin -----------------------------------------------
