@@ -323,8 +323,9 @@ class OrderShipmentInline(admin.TabularInline):
 
     model = Shipment
     fields = readonly_fields = (
-        "shipment_link", "warehouse", "status", "carrier", "service_level", "tracking_number",
-        "label_link", "shipped_at",
+        "shipment_link", "warehouse", "status", "tracking_status", "carrier", "service_level",
+        "tracking_number", "estimated_delivery_until", "label_link", "shipped_at",
+        "delivered_at",
     )  # fmt: skip
     extra = 0
     can_delete = False

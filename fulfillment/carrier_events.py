@@ -19,8 +19,9 @@ done), reads it and hands what the carrier says to ``tracking.tracking_record`` 
 ``webhook``): a ``tracker.updated`` / ``tracker.created`` event finds its shipment by carrier and
 tracking number (or EasyPost's shipment id). Other event types are processed with a note. A body
 that is not JSON, is not shaped like a tracker event, or names a parcel we do not have is
-*quarantined* with readable errors (it was signed: the carrier got its 200 all the same); a
-person replays it once the cause is fixed (``carrier_event_replay``: admin action, API, the
+*quarantined* with readable errors and a ``schema_invalid`` incident (one per parcel we cannot
+place, bumped by its tracker's further updates; it was signed: the carrier got its 200 all the
+same); a person replays it once the cause is fixed (``carrier_event_replay``: admin action, API, the
 ``replay_carrier_event`` command). After ``CARRIER_EVENT_MAX_ATTEMPTS`` deliveries of the same
 event without an outcome it is quarantined too, so a poison event cannot loop.
 
@@ -59,6 +60,8 @@ from fulfillment.models import (
 from fulfillment.tracking import tracking_record
 from orders.actors import Actor
 from orders.errors import NotFound
+from orders.models import IncidentCategory, Severity
+from orders.services import incident_fingerprint, incident_raise, incidents_resolve
 
 log = structlog.get_logger(__name__)
 security_log = structlog.get_logger("security")
@@ -365,12 +368,30 @@ def _shipment_for(carrier: str, tracking_number: str, carrier_shipment_id: str) 
     return shipment
 
 
+def _incident_key(event: CarrierInboundEvent) -> str:
+    """One incident per parcel we cannot place (its tracker's every update bumps it), else per
+    event."""
+    if event.tracking_number:
+        return f"carrier_tracking:{event.carrier}:{event.tracking_number}"[:120]
+    return f"carrier_event:{event.pk}"
+
+
 def _quarantine(event: CarrierInboundEvent, errors: list[dict[str, str]]) -> CarrierInboundEvent:
-    """Set the event aside with its errors (inside the caller's transaction, row locked)."""
+    """Set the event aside with its errors and a ``schema_invalid`` incident for a person
+    (inside the caller's transaction, row locked)."""
     event.quarantine(errors=errors)
     event.processed_at = timezone.now()
     event.outcome = ""
     event.save()
+    first = errors[0] if errors else _error("", "unknown")
+    incident_raise(
+        category=IncidentCategory.SCHEMA_INVALID, severity=Severity.LOW,
+        summary=f"{event.carrier} {event.topic or 'event'} #{event.pk} quarantined: "
+        f"{first.get('pointer') or '(body)'} {first['message']}"[:255],
+        details={"carrier_event_id": event.pk, "carrier": event.carrier, "topic": event.topic,
+                 "tracking_number": event.tracking_number, "errors": errors[:10]},
+        key=_incident_key(event),
+    )  # fmt: skip
     QUARANTINED.labels(event.carrier).inc()
     log.warning("carrier_event.quarantined", event_id=event.pk, errors=len(errors),
                 tracking_number=event.tracking_number)  # fmt: skip
@@ -396,7 +417,27 @@ def carrier_event_replay(*, event_id: int, actor: Actor) -> CarrierInboundEvent:
     log.info("carrier_event.replayed", event_id=event_id, actor_kind=actor.kind,
              actor_id=actor.id)  # fmt: skip
     carrier_event_process(event_id=event_id)
-    return CarrierInboundEvent.objects.get(pk=event_id)
+    event = CarrierInboundEvent.objects.get(pk=event_id)
+    if event.status == ST.PROCESSED:
+        _settle_incident(event, actor)
+    return event
+
+
+def _settle_incident(event: CarrierInboundEvent, actor: Actor) -> None:
+    """Resolve the quarantine's incident once nothing it stands for is still quarantined."""
+    key = _incident_key(event)
+    waiting = CarrierInboundEvent.objects.filter(status=ST.QUARANTINED, carrier=event.carrier)
+    if (
+        key.startswith("carrier_tracking:")
+        and waiting.filter(tracking_number=event.tracking_number).exists()
+    ):
+        return
+    incidents_resolve(
+        fingerprints=incident_fingerprint(
+            category=IncidentCategory.SCHEMA_INVALID, order_id=None, key=key
+        ),
+        actor=actor, note=f"Carrier event {event.pk} replayed: {event.outcome}"[:500],
+    )  # fmt: skip
 
 
 def carrier_event_ids_to_sweep(*, older_than_seconds: float, limit: int = 500) -> list[int]:

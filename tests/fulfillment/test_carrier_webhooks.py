@@ -30,6 +30,7 @@ from fulfillment.models import TrackingEvent as TrackingEventRow
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipments_create_for_order
 from fulfillment.tasks import carrier_event_sweep_task
 from orders.actors import Actor
+from orders.models import Incident
 from tests.channels.test_concurrency import sessions_at_once
 from tests.concurrency import race
 from tests.factories import make_order, make_user
@@ -223,9 +224,14 @@ def test_an_unknown_parcel_is_quarantined_then_replayed_once_the_shipment_exists
     assert error["pointer"] == "/result/tracking_code"
     assert "no easypost shipment has tracking number '1'" in error["message"]
     assert "replay" in error["message"]
+    incident = Incident.objects.get(category="schema_invalid")
+    assert incident.summary.startswith("easypost tracker.updated #")
+    assert "no easypost shipment has tracking number '1'" in incident.summary
+    assert incident.details["carrier_event_id"] == event.pk
 
-    # Replaying before the fix changes nothing but the errors.
+    # Replaying before the fix changes nothing but the errors; the same incident is bumped.
     assert carrier_event_replay(event_id=event.pk, actor=OPS).status == "quarantined"
+    assert Incident.objects.get(pk=incident.pk).occurrence_count == 2
 
     parcel = easypost_parcel()
     replayed = carrier_event_replay(event_id=event.pk, actor=OPS)
@@ -233,6 +239,7 @@ def test_an_unknown_parcel_is_quarantined_then_replayed_once_the_shipment_exists
     assert replayed.shipment_id == parcel.pk
     parcel.refresh_from_db()
     assert parcel.status == "in_transit"
+    assert Incident.objects.get(pk=incident.pk).status == "resolved"
     # Idempotent: a second replay of a processed event leaves it as it is.
     assert carrier_event_replay(event_id=event.pk, actor=OPS).status == "processed"
     assert TrackingEventRow.objects.filter(shipment=parcel, source="webhook").count() == 7
