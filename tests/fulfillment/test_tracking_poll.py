@@ -244,3 +244,17 @@ def test_poll_tracking_command(settings, easypost, capsys):
 
     with pytest.raises(CommandError, match="--limit must be at least 1"):
         call_command("poll_tracking", "--limit", "0")
+
+
+def test_beat_polls_sweeps_and_purges_with_registered_tasks(settings):
+    from config.celery import app
+
+    schedule = {e["task"]: e["schedule"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["fulfillment.tracking_poll"] == 900.0
+    assert schedule["fulfillment.carrier_event_sweep"] == 60.0
+    assert schedule["fulfillment.carrier_event_raw_purge"] == 24 * 3600.0
+    for name in ("fulfillment.tracking_poll", "fulfillment.shipment_track_poll",
+                 "fulfillment.carrier_event_process", "fulfillment.carrier_event_sweep",
+                 "fulfillment.carrier_event_raw_purge"):  # fmt: skip
+        assert name in app.tasks, name
+        assert app.amqp.router.route({}, name)["queue"].name == "fulfillment"
