@@ -472,6 +472,22 @@ def test_a_redaction_blanks_the_orders_carrier_bodies_and_tracking_messages(secr
     assert not TrackingEventRow.objects.filter(location__icontains="EDISON").exists()
 
 
+def test_a_customer_redaction_blanks_the_carrier_bodies_of_their_parcels(secret, deliver):
+    from orders import privacy
+
+    parcel = easypost_parcel()
+    event_id = deliver(signed_body()).json()["event_id"]
+    order = parcel.order
+    assert order.customer.email
+    subject = privacy.Subject(channel_id=order.channel_id, channel_slug=order.channel.slug,
+                              email=order.customer.email)  # fmt: skip
+    privacy.subject_redact(subject=subject, request="customer_redact", actor=OPS)
+    event = CarrierInboundEvent.objects.get(pk=event_id)
+    assert bytes(event.body) == b"" and event.status == "processed"
+    # The shipping record stays: its tracking events keep their status and time.
+    assert TrackingEventRow.objects.filter(shipment=parcel, source="webhook").count() == 7
+
+
 def metric(client, name: str, **labels: str) -> float:
     text = client.get("/metrics").content.decode()
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
