@@ -318,6 +318,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fulfillment.orders_close_due",
         "schedule": env.float("ORDERS_CLOSE_SWEEP_SECONDS", default=3600.0),
     },
+    "fulfillment-tracking-poll": {
+        "task": "fulfillment.tracking_poll",
+        "schedule": env.float("TRACKING_POLL_INTERVAL_SECONDS", default=900.0),
+    },
+    "fulfillment-carrier-event-sweep": {
+        "task": "fulfillment.carrier_event_sweep",
+        "schedule": env.float("CARRIER_EVENT_SWEEP_SECONDS", default=60.0),
+    },
+    "fulfillment-carrier-inbox-retention": {
+        "task": "fulfillment.carrier_event_raw_purge",
+        "schedule": env.float("INBOX_RETENTION_SWEEP_SECONDS", default=24 * 3600.0),
+    },
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -383,6 +395,11 @@ ROUTING_DEFAULT_SERVICE_LEVEL = env.str("ROUTING_DEFAULT_SERVICE_LEVEL", default
 ROUTING_DEFAULT_LANE = env.str("ROUTING_DEFAULT_LANE", default="fulfillment")
 # Carriers: the built-in local carrier renders its own labels; EasyPost when a key is set.
 LOCAL_CARRIER_CURRENCY = env.str("LOCAL_CARRIER_CURRENCY", default="USD")
+# The local carrier's tracking simulator: one scan per step after hand-over (0: the whole story
+# at once), and the share of parcels with a failed delivery attempt (then delivered or returned).
+LOCAL_CARRIER_TRACKING_STEP_SECONDS = env.float("LOCAL_CARRIER_TRACKING_STEP_SECONDS",
+                                                default=3600.0)  # fmt: skip
+LOCAL_CARRIER_EXCEPTION_RATE = env.float("LOCAL_CARRIER_EXCEPTION_RATE", default=0.1)
 EASYPOST_API_KEY = env.str("EASYPOST_API_KEY", default="")
 EASYPOST_API_BASE = env.str("EASYPOST_API_BASE", default="https://api.easypost.com/v2")
 EASYPOST_TIMEOUT = (env.float("EASYPOST_CONNECT_TIMEOUT", default=3.0),
@@ -472,6 +489,18 @@ RETURN_WINDOW_DAYS_DEFAULT = env.int("RETURN_WINDOW_DAYS_DEFAULT", default=30)
 # (links in emails and on the order's admin page), and how long a link keeps working.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 STATUS_LINK_MAX_AGE_DAYS = env.int("STATUS_LINK_MAX_AGE_DAYS", default=180)
+# Carrier webhooks (POST /webhooks/carriers/easypost/): EasyPost's webhook secret (or
+# EASYPOST_WEBHOOK_SECRET_FILE); without one every delivery is refused (401).
+EASYPOST_WEBHOOK_SECRET = _optional_secret("EASYPOST_WEBHOOK_SECRET")
+# The carriers' inbox: processing attempts before an event is quarantined, and the sweeper's
+# grace before it re-enqueues an event still received (its message lost).
+CARRIER_EVENT_MAX_ATTEMPTS = env.int("CARRIER_EVENT_MAX_ATTEMPTS", default=8)
+CARRIER_EVENT_SWEEP_AFTER_SECONDS = env.int("CARRIER_EVENT_SWEEP_AFTER_SECONDS", default=60)
+# Polling fallback: parcels on their way that heard nothing from their carrier for
+# TRACKING_POLL_QUIET_SECONDS are asked (carrier track()), at most TRACKING_POLL_BATCH a round.
+TRACKING_POLL_INTERVAL_SECONDS = env.float("TRACKING_POLL_INTERVAL_SECONDS", default=900.0)
+TRACKING_POLL_QUIET_SECONDS = env.float("TRACKING_POLL_QUIET_SECONDS", default=4 * 3600.0)
+TRACKING_POLL_BATCH = env.int("TRACKING_POLL_BATCH", default=200)
 
 # --- Logging and error reporting ----------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -26,9 +26,11 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
+    # Before the channels' ``webhooks/<slug>/``: carriers have their own endpoints.
+    path("webhooks/carriers/", include("fulfillment.urls")),
     path("webhooks/", include("channels.urls")),
     path("feeds/", include("fulfillment.feeds")),
-    path("status/", include("fulfillment.urls")),  # the customer's order status page
+    path("status/", include("fulfillment.status_urls")),  # the customer's order status page
     path("metrics", metrics_view, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -11,12 +11,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from fulfillment.carrier_events import REPLAY_PERMISSION, VIEW_RAW_PAYLOAD, carrier_event_replay
 from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
+    CarrierInboundEvent,
+    CarrierInboundStatus,
     OutboundAction,
     ReorderPoint,
     Reservation,
@@ -24,6 +27,7 @@ from fulfillment.models import (
     Shipment,
     ShipmentLine,
     StockLevel,
+    TrackingEvent,
     Warehouse,
 )
 from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
@@ -131,20 +135,51 @@ class ShipmentLineInline(admin.TabularInline):
         return False
 
 
+class TrackingEventInline(admin.TabularInline):
+    """Every carrier event of the parcel, oldest first, and what it did to the shipment."""
+
+    model = TrackingEvent
+    fields = readonly_fields = (
+        "occurred_at", "status", "carrier_status", "carrier_detail", "message", "location",
+        "source", "effect", "inbound_link",
+    )  # fmt: skip
+    ordering = ("occurred_at", "id")
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Tracking events"
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Webhook")
+    def inbound_link(self, event: TrackingEvent) -> str:
+        if event.inbound_id is None:
+            return "—"
+        url = reverse("admin:fulfillment_carrierinboundevent_change", args=[event.inbound_id])
+        return format_html('<a href="{}">#{}</a>', url, event.inbound_id)
+
+
 @admin.register(Shipment)
 class ShipmentAdmin(admin.ModelAdmin):
-    """Parcels: buy the label, hand over to the carrier, or void one that has not left."""
+    """Parcels: buy the label, hand over to the carrier, or void one that has not left; what
+    the carrier says about it (tracking fields, and every event inline)."""
 
-    list_display = ["id", "order", "warehouse", "status", "carrier", "service_level",
-                    "tracking_number", "label_link", "created_at"]  # fmt: skip
-    list_filter = ["status", "carrier", "warehouse"]
+    list_display = ["id", "order", "warehouse", "status", "tracking_status", "carrier",
+                    "service_level", "tracking_number", "label_link", "last_event_at",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "tracking_status", "carrier", "warehouse"]
     search_fields = ["tracking_number", "order__external_id"]
     list_select_related = ["order", "warehouse"]
-    inlines = [ShipmentLineInline]
+    inlines = [ShipmentLineInline, TrackingEventInline]
     fields = readonly_fields = (
         "order", "warehouse", "status", "carrier", "service_level", "tracking_number",
         "tracking_url", "rate_amount", "rate_currency", "flags", "label_link", "created_at",
-        "shipped_at", "delivered_at",
+        "shipped_at", "delivered_at", "tracking_status", "carrier_status", "carrier_name",
+        "estimated_delivery_from", "estimated_delivery_until", "last_event_at",
+        "last_tracked_at", "channel_ref",
     )  # fmt: skip
     actions = ["buy_labels", "ship_selected", "void_selected"]
 
@@ -230,6 +265,97 @@ class ShipmentAdmin(admin.ModelAdmin):
         self._apply(request, queryset, "voided", shipment_void)
 
 
+@admin.register(CarrierInboundEvent)
+class CarrierInboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The carriers' inbox: every signed carrier webhook, what processing made of it, and a
+    replay for the quarantined ones. The body only for those who may view raw carrier
+    payloads (it can name who signed for the parcel)."""
+
+    list_display = ["id", "received_at", "carrier", "topic", "status", "tracking_number",
+                    "shipment_link", "problem", "duplicate_deliveries", "attempts"]  # fmt: skip
+    list_filter = ["status", "carrier", "topic"]
+    search_fields = ["=tracking_number", "=dedup_key", "=correlation_id"]
+    date_hierarchy = "received_at"
+    actions = ["replay"]
+    fields = readonly_fields = (
+        "carrier", "topic", "status", "outcome", "error_list", "tracking_number",
+        "shipment_link", "dedup_key", "correlation_id", "received_at", "processed_at",
+        "attempts", "duplicate_deliveries", "last_delivery_at", "body_preview",
+    )  # fmt: skip
+    RAW_FIELDS = ("body_preview",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if request.user.has_perm(VIEW_RAW_PAYLOAD):
+            return self.fields
+        return [name for name in self.fields if name not in self.RAW_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    @admin.display(description="Shipment")
+    def shipment_link(self, event: CarrierInboundEvent) -> str:
+        if event.shipment_id is None:
+            return "—"
+        url = reverse("admin:fulfillment_shipment_change", args=[event.shipment_id])
+        return format_html('<a href="{}">#{}</a>', url, event.shipment_id)
+
+    @admin.display(description="Problem or outcome")
+    def problem(self, event: CarrierInboundEvent) -> str:
+        if not event.errors:
+            return event.outcome
+        first = event.errors[0]
+        more = f" (+{len(event.errors) - 1} more)" if len(event.errors) > 1 else ""
+        return f"{first.get('pointer') or '(body)'}: {first.get('message')}{more}"
+
+    @admin.display(description="Errors")
+    def error_list(self, event: CarrierInboundEvent) -> str:
+        if not event.errors:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li><code>{}</code> {}</li>",
+                ((e.get("pointer") or "(body)", e.get("message")) for e in event.errors),
+            ),
+        )  # fmt: skip
+
+    @admin.display(description="Body (first 4 KB)")
+    def body_preview(self, event: CarrierInboundEvent) -> str:
+        raw = bytes(event.body or b"")
+        if not raw:
+            return "— (purged)"
+        text = raw[:4096].decode("utf-8", errors="replace")
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    @admin.action(description="Replay selected quarantined carrier events", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[CarrierInboundEvent]) -> None:
+        actor = Actor.for_user(request.user)
+        for event_id, before in queryset.values_list("pk", "status"):
+            try:
+                event = carrier_event_replay(event_id=event_id, actor=actor)
+            except DomainError as exc:
+                self.message_user(request, f"Carrier event {event_id}: {exc}", messages.ERROR)
+                continue
+            if before != CarrierInboundStatus.QUARANTINED:
+                self.message_user(
+                    request, f"Carrier event {event_id} was not quarantined ({event.status}): "
+                    "unchanged.", messages.INFO,
+                )  # fmt: skip
+            elif event.status == CarrierInboundStatus.QUARANTINED:
+                self.message_user(
+                    request, f"Carrier event {event_id} is still quarantined: "
+                    f"{self.problem(event)}", messages.WARNING,
+                )  # fmt: skip
+            else:
+                self.message_user(
+                    request, f"Carrier event {event_id} {event.status}: {event.outcome}",
+                    messages.SUCCESS,
+                )  # fmt: skip
+
+
 # Django autodiscovers ``fulfillment.admin`` only: the sub-domains' screens register from here.
 # Routing rules (with the "try it on order N" preview) and decisions; the outbox's actions,
 # circuit breakers and pick tasks.
@@ -244,8 +370,9 @@ class OrderShipmentInline(admin.TabularInline):
 
     model = Shipment
     fields = readonly_fields = (
-        "shipment_link", "warehouse", "status", "carrier", "service_level", "tracking_number",
-        "label_link", "shipped_at",
+        "shipment_link", "warehouse", "status", "tracking_status", "carrier", "service_level",
+        "tracking_number", "estimated_delivery_until", "label_link", "shipped_at",
+        "delivered_at",
     )  # fmt: skip
     extra = 0
     can_delete = False

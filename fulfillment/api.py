@@ -1,9 +1,12 @@
-"""REST API for stock: ``/api/v1/stock/`` (read-only, filters ``sku`` and ``warehouse``),
-shipments, and ``/api/v1/replenishment/`` (what to reorder, JSON or ``?format=csv``)."""
+"""REST API for stock (``/api/v1/stock/``, read-only, filters ``sku`` and ``warehouse``),
+shipments with their tracking (``/api/v1/shipments/``), the carriers' inbox
+(``/api/v1/carrier-events/`` with a ``replay`` action) and ``/api/v1/replenishment/`` (what to
+reorder, JSON or ``?format=csv``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
@@ -15,14 +18,33 @@ from rest_framework import mixins, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from config.api import IdFilter
+from fulfillment.carrier_events import REPLAY_PERMISSION, VIEW_RAW_PAYLOAD, carrier_event_replay
 from fulfillment.carriers import trusted_label_url
-from fulfillment.models import Shipment, ShipmentLine, ShipmentStatus, StockLevel, Warehouse
+from fulfillment.models import (
+    CarrierInboundEvent,
+    CarrierInboundStatus,
+    Shipment,
+    ShipmentLine,
+    ShipmentStatus,
+    StockLevel,
+    TrackingEvent,
+    Warehouse,
+)
 from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
-from fulfillment.selectors import shipment_list, stock_level_list
+from fulfillment.selectors import carrier_event_list, shipment_list, stock_level_list
 from orders import personal_data
+from orders.actors import Actor
+from orders.api import ViewThenServicePermission
+from orders.errors import PermissionRefused
+
+
+class BodyField(serializers.CharField):
+    def to_representation(self, value: Any) -> str:
+        return bytes(value).decode("utf-8", errors="replace")
 
 
 class UntrustedLabelUrl(APIException):
@@ -75,6 +97,16 @@ class ShipmentLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TrackingEventSerializer(serializers.ModelSerializer):
+    """One carrier event of the parcel, whether or not it changed anything (``effect``)."""
+
+    class Meta:
+        model = TrackingEvent
+        fields = ["id", "occurred_at", "status", "carrier_status", "carrier_detail", "message",
+                  "location", "source", "applied", "effect"]  # fmt: skip
+        read_only_fields = fields
+
+
 class ShipmentSerializer(serializers.ModelSerializer):
     warehouse: serializers.SlugRelatedField[Warehouse] = serializers.SlugRelatedField(
         slug_field="code", read_only=True
@@ -88,12 +120,22 @@ class ShipmentSerializer(serializers.ModelSerializer):
         help_text="The 4x6 PDF label, once bought. It prints the street address and phone: "
         "null without orders.view_contact_details."
     )
+    tracking_status = serializers.CharField(
+        read_only=True, help_text="Our tracking status of the carrier's latest event ('' before "
+        "the first one): unknown, pre_transit, in_transit, out_for_delivery, "
+        "available_for_pickup, delivered, failed_attempt, exception, return_to_sender, cancelled.",
+    )  # fmt: skip
+    tracking_events = TrackingEventSerializer(
+        many=True, read_only=True, help_text="Every carrier event of the parcel, oldest first."
+    )
 
     class Meta:
         model = Shipment
         fields = ["id", "order", "warehouse", "status", "carrier", "service_level",
                   "tracking_number", "tracking_url", "rate_amount", "rate_currency", "lines",
-                  "label_url", "created_at", "shipped_at", "delivered_at"]  # fmt: skip
+                  "label_url", "created_at", "shipped_at", "delivered_at", "tracking_status",
+                  "estimated_delivery_from", "estimated_delivery_until",
+                  "tracking_events"]  # fmt: skip
         read_only_fields = fields
 
     def get_label_url(self, shipment: Shipment) -> str | None:
@@ -249,9 +291,95 @@ class ReplenishmentViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(data)
 
 
+class CarrierEventErrorSerializer(serializers.Serializer):
+    pointer = serializers.CharField(help_text="JSON pointer into the body ('' = the body).")
+    message = serializers.CharField()
+
+
+class CarrierEventSerializer(serializers.ModelSerializer):
+    """A carrier webhook in the carriers' inbox. Its raw body is given only to users who may
+    view raw carrier payloads (ops_admin, superusers), and only for one event (detail, replay),
+    never in lists: it can carry personal data (an EasyPost tracker's ``signed_by``)."""
+
+    errors = CarrierEventErrorSerializer(many=True, read_only=True)  # type: ignore[assignment]  # DRF's metaclass pops declared fields: Serializer.errors stays
+    attempts = serializers.IntegerField(read_only=True)
+    duplicate_deliveries = serializers.IntegerField(read_only=True)
+    # Not read-only so that the schema does not mark it required: it is absent for most users.
+    # The viewset has no write action, so nothing is ever written through it.
+    body = BodyField(
+        required=False, help_text="The body as delivered (UTF-8, undecodable bytes replaced). "
+        "Only for users who may view raw carrier payloads, on one event.",
+    )  # fmt: skip
+
+    class Meta:
+        model = CarrierInboundEvent
+        fields = ["id", "carrier", "topic", "status", "outcome", "errors", "tracking_number",
+                  "shipment", "dedup_key", "correlation_id", "received_at", "processed_at",
+                  "attempts", "duplicate_deliveries", "last_delivery_at", "body"]  # fmt: skip
+        read_only_fields = fields[:-1]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        if getattr(self.context.get("view"), "swagger_fake_view", False):
+            return fields  # the schema documents it (not required)
+        request = self.context.get("request")
+        may_view_raw = request is not None and request.user.has_perm(VIEW_RAW_PAYLOAD)
+        if not (may_view_raw and self.context.get("with_raw", False)):
+            del fields["body"]
+        return fields
+
+
+class CarrierEventFilter(django_filters.FilterSet):
+    carrier = django_filters.CharFilter()
+    status = django_filters.MultipleChoiceFilter(choices=CarrierInboundStatus.choices)
+    topic = django_filters.CharFilter()
+    tracking_number = django_filters.CharFilter()
+    shipment = IdFilter(field_name="shipment_id")
+
+    class Meta:
+        model = CarrierInboundEvent
+        fields = ["carrier", "status", "topic", "tracking_number", "shipment"]
+
+
+class CarrierEventViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """The carriers' inbox (EasyPost tracker webhooks). Needs
+    ``fulfillment.view_carrierinboundevent``; ``replay`` needs
+    ``fulfillment.replay_carrierinboundevent``."""
+
+    serializer_class = CarrierEventSerializer
+    filterset_class = CarrierEventFilter
+
+    def get_queryset(self) -> Any:
+        return carrier_event_list(with_body=self.action != "list")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "with_raw": self.action != "list"}
+
+    def get_permissions(self) -> Sequence[Any]:
+        if self.action == "replay":
+            return [ViewThenServicePermission()]
+        return super().get_permissions()
+
+    @extend_schema(request=None, responses=CarrierEventSerializer)
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str | None = None) -> Response:
+        """Process a quarantined carrier event again (after a fix: the shipment exists).
+        Idempotent: an event that is not quarantined is returned unchanged. Still failing:
+        200 with status ``quarantined`` and the new errors."""
+        if not request.user.has_perm(REPLAY_PERMISSION):
+            raise PermissionRefused("You do not have permission to replay carrier events")
+        event = carrier_event_replay(
+            event_id=self.get_object().pk, actor=Actor.for_user(request.user)
+        )
+        return Response(CarrierEventSerializer(event, context=self.get_serializer_context()).data)
+
+
 router = DefaultRouter()
 router.register("stock", StockLevelViewSet, basename="stock")
 router.register("shipments", ShipmentViewSet, basename="shipment")
 router.register("replenishment", ReplenishmentViewSet, basename="replenishment")
+router.register("carrier-events", CarrierEventViewSet, basename="carrier-event")
 
 urlpatterns = [path("", include(router.urls))]

@@ -383,17 +383,34 @@ class CarrierInboundEvent(FSMRowMixin, models.Model):
     dedup_key = models.CharField(max_length=200, unique=True)
     topic = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(editable=False)
+    # Read from the body when it is stored (admin search, privacy), before it is processed.
+    tracking_number = models.CharField(max_length=100, blank=True, db_index=True)
+    shipment = models.ForeignKey(
+        Shipment, null=True, blank=True, on_delete=models.SET_NULL, related_name="carrier_events",
+        help_text="The parcel it was about, once processing found it.",
+    )  # fmt: skip
+    duplicate_deliveries = models.PositiveIntegerField(default=0)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
     status = FSMField(max_length=16, choices=CarrierInboundStatus.choices,
                       default=CarrierInboundStatus.RECEIVED, protected=True,
                       db_index=True)  # fmt: skip
     errors = models.JSONField(default=list, blank=True)
+    outcome = models.CharField(
+        max_length=200, blank=True, help_text="What processing did, in words."
+    )
     attempts = models.PositiveIntegerField(default=0)
     correlation_id = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was last processed or quarantined."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        permissions = [
+            ("replay_carrierinboundevent", "Can replay a quarantined carrier event"),
+            ("view_raw_carrier_payload", "Can view raw carrier webhook bodies"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.carrier} event #{self.pk} ({self.status})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from fulfillment.models import Reservation, Shipment, StockLevel
+from fulfillment.models import CarrierInboundEvent, Reservation, Shipment, StockLevel
 
 
 def stock_level_list(*, sku: str | None = None, warehouse_code: str | None = None) -> QuerySet[
@@ -29,6 +29,12 @@ def reservation_list_for_order(*, order_id: int) -> QuerySet[Reservation]:
 def shipment_list() -> QuerySet[Shipment]:
     return (
         Shipment.objects.select_related("warehouse")
-        .prefetch_related("lines")
+        .prefetch_related("lines", "tracking_events")
         .order_by("-created_at", "-id")
     )
+
+
+def carrier_event_list(*, with_body: bool = False) -> QuerySet[CarrierInboundEvent]:
+    """The carriers' inbox, newest first; bodies are loaded only when asked for (one event)."""
+    events = CarrierInboundEvent.objects.order_by("-received_at", "-id")
+    return events if with_body else events.defer("body")

@@ -43,3 +43,54 @@ def orders_close_due_task(**kwargs: Any) -> int:
     from fulfillment.closing import orders_close_due
 
     return orders_close_due().closed
+
+
+# --- the feedback loop: carrier events and tracking polls ------------------------------------
+@shared_task(name="fulfillment.carrier_event_process", acks_late=True)
+def carrier_event_process_task(event_id: int, **kwargs: Any) -> str | None:
+    """One carrier inbox event into tracking (``fulfillment.carrier_events``)."""
+    from fulfillment.carrier_events import carrier_event_process
+
+    event = carrier_event_process(event_id=event_id)
+    return event.status if event is not None else None
+
+
+@shared_task(name="fulfillment.carrier_event_sweep")
+def carrier_event_sweep_task(**kwargs: Any) -> int:
+    """Beat: re-ring carrier events still waiting (their message was lost)."""
+    from django.conf import settings
+
+    from fulfillment.carrier_events import PROCESS_TASK, carrier_event_ids_to_sweep
+
+    ids = carrier_event_ids_to_sweep(older_than_seconds=settings.CARRIER_EVENT_SWEEP_AFTER_SECONDS)
+    for event_id in ids:
+        enqueue(PROCESS_TASK, event_id=event_id)
+    return len(ids)
+
+
+@shared_task(name="fulfillment.carrier_event_raw_purge")
+def carrier_event_raw_purge_task(**kwargs: Any) -> int:
+    """Beat: blank carrier inbox bodies past ``INBOX_RAW_RETENTION_DAYS``."""
+    from fulfillment.carrier_events import carrier_event_raw_purge
+
+    return carrier_event_raw_purge()
+
+
+@shared_task(name="fulfillment.tracking_poll")
+def tracking_poll_task(**kwargs: Any) -> int:
+    """Beat (``TRACKING_POLL_INTERVAL_SECONDS``): one poll task per parcel that has been quiet
+    for ``TRACKING_POLL_QUIET_SECONDS`` (the polling fallback of carrier webhooks)."""
+    from fulfillment.tracking_poll import POLL_TASK, shipment_ids_to_poll
+
+    ids = shipment_ids_to_poll()
+    for shipment_id in ids:
+        enqueue(POLL_TASK, shipment_id=shipment_id)
+    return len(ids)
+
+
+@shared_task(name="fulfillment.shipment_track_poll", acks_late=True)
+def shipment_track_poll_task(shipment_id: int, **kwargs: Any) -> str:
+    """Ask one parcel's carrier for its tracking and record what it says."""
+    from fulfillment.tracking_poll import shipment_track_poll
+
+    return shipment_track_poll(shipment_id=shipment_id)

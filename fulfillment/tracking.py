@@ -37,6 +37,7 @@ from datetime import UTC, timedelta
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
@@ -393,7 +394,8 @@ def shipments_to_poll(*, quiet_seconds: float, limit: int = 200) -> Iterable[int
     return list(
         Shipment.objects.filter(status__in=(SH.SHIPPED, SH.IN_TRANSIT, SH.EXCEPTION))
         .exclude(tracking_number="")
-        .filter(last_tracked_at__lt=cutoff)
-        .order_by("last_tracked_at", "pk")
+        # Never heard of at all (shipped before tracking was recorded) counts as quietest.
+        .filter(Q(last_tracked_at__isnull=True) | Q(last_tracked_at__lt=cutoff))
+        .order_by(F("last_tracked_at").asc(nulls_first=True), "pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -1,7 +1,5 @@
-"""Public pages of fulfillment (mounted under ``/status/`` by ``config.urls``)."""
-
 from django.urls import path
 
-from fulfillment.views import order_status
+from fulfillment.views import carrier_webhook
 
-urlpatterns = [path("<str:token>/", order_status, name="order-status")]
+urlpatterns = [path("<slug:carrier>/", carrier_webhook, name="carrier-webhook")]

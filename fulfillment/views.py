@@ -1,49 +1,80 @@
-"""The customer's order status page (``/status/<token>/``): no sign-in, the signed token is the
-key. A wrong, altered, expired or unknown token gets one and the same plain 404, so a caller
-learns nothing about which part was wrong or whether an order exists."""
+"""The carriers' webhook endpoint: verify, keep, answer (``fulfillment.carrier_events``)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
-from django.template.loader import render_to_string
-from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_safe
+import re
 
-from fulfillment.status_page import (
-    absolute_url,
-    jsonld_script_text,
-    order_status_page,
-    status_jsonld,
-    status_token_order_id,
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from fulfillment.carrier_events import (
+    WebhookAnswer,
+    carrier_webhook_receive,
+    carrier_webhook_refusal,
 )
 
-# The token is in the address: no search engine indexes the page or follows its links, no other
-# site hears the address in a Referer, no shared cache keeps a copy.
-PRIVATE_HEADERS = {
-    "X-Robots-Tag": "noindex, nofollow",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "private, no-store",
-}
+_DIGITS = re.compile(r"[0-9]{1,18}")
+READ_CHUNK = 64 * 1024
 
 
-def _private(response: HttpResponse) -> HttpResponse:
-    for name, value in PRIVATE_HEADERS.items():
-        response[name] = value
+@csrf_exempt
+def carrier_webhook(request: HttpRequest, carrier: str) -> JsonResponse:
+    """``POST /webhooks/carriers/<carrier>/``: 200 ``{"status": "accepted" | "duplicate"}``;
+    refusals answer ``{"code", "detail"}``: 400 bad Content-Length, 401 missing or wrong
+    signature (or no secret configured), 404 unknown carrier, 405 not a POST, 411 a chunked
+    body this server cannot read, 413 too large, 503 when the inbox could not be written
+    (docs/webhooks.md, "Carrier webhooks")."""
+    answer = _receive(request, carrier)
+    response = JsonResponse(answer.body, status=answer.status)
+    if answer.status == 405:
+        response["Allow"] = "POST"
     return response
 
 
-def not_found() -> HttpResponse:
-    """The one answer to every token that opens nothing: the same body and headers."""
-    return _private(HttpResponseNotFound(render_to_string("status/not_found.html")))
+def _receive(request: HttpRequest, carrier: str) -> WebhookAnswer:
+    if request.method != "POST":
+        return carrier_webhook_refusal(
+            405, "method_not_allowed", "Only POST is accepted here", carrier=carrier
+        )
+    raw_length = str(request.META.get("CONTENT_LENGTH") or "").strip()
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if raw_length and not _DIGITS.fullmatch(raw_length):
+        # Django reads such a body as empty: refuse it as what it is, not as a bad signature.
+        return carrier_webhook_refusal(
+            400, "bad_content_length", "Content-Length must be one whole number of bytes",
+            carrier=carrier,
+        )  # fmt: skip
+    if chunked and not raw_length:
+        if not request.META.get("wsgi.input_terminated"):
+            # Only a server that ends the stream at the last chunk (gunicorn) can be read
+            # without a length; elsewhere the body would read as empty.
+            return carrier_webhook_refusal(
+                411, "length_required", "This server needs a Content-Length", carrier=carrier
+            )
+        return carrier_webhook_receive(
+            carrier=carrier, headers=request.headers, body=lambda: _read_bounded(request)
+        )
+    return carrier_webhook_receive(
+        carrier=carrier,
+        headers=request.headers,
+        # Read only once the carrier and the declared size pass: an oversized body is refused
+        # unread (and never reaches Django's own upload limit, which would answer 400).
+        body=lambda: request.body,
+        declared_length=int(raw_length or 0),
+    )
 
 
-@require_safe
-def order_status(request: HttpRequest, token: str) -> HttpResponse:
-    order_id = status_token_order_id(token)
-    page = order_status_page(order_id=order_id) if order_id is not None else None
-    if page is None:
-        return not_found()
-    url = absolute_url(request.path)
-    jsonld = mark_safe(jsonld_script_text(status_jsonld(page, url=url)))  # escaped for <script>
-    html = render_to_string("status/order_status.html", {"page": page, "jsonld": jsonld})
-    return _private(HttpResponse(html))
+def _read_bounded(request: HttpRequest) -> bytes:
+    """A chunked body from the WSGI stream, at most one byte past ``WEBHOOK_MAX_BODY_BYTES``
+    (enough for the caller to refuse it with 413): never read unbounded."""
+    stream = request.META["wsgi.input"]
+    room = settings.WEBHOOK_MAX_BODY_BYTES + 1
+    parts: list[bytes] = []
+    while room > 0:
+        part = stream.read(min(READ_CHUNK, room))
+        if not part:
+            break
+        parts.append(part)
+        room -= len(part)
+    return b"".join(parts)

@@ -14,7 +14,7 @@ VIEW_ORDERS = [
     "orders.view_customer", "orders.view_incident", "orders.view_product",
     "channels.view_saleschannel", "channels.view_inboundevent", "channels.view_skumapping",
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
-    "fulfillment.view_shipment", "fulfillment.view_shipmentline",
+    "fulfillment.view_shipment", "fulfillment.view_shipmentline", "fulfillment.view_trackingevent",
     "fulfillment.view_routingdecision", "fulfillment.view_outboundaction",
     "fulfillment.view_returnpolicy",
 ]  # fmt: skip

@@ -132,7 +132,11 @@ class Carrier(Protocol):
 
     def void(self, label: Label) -> bool: ...
 
-    def track(self, tracking_number: str) -> Tracking: ...
+    def track(self, tracking_number: str, *, shipped_at: datetime | None = None) -> Tracking:
+        """What the carrier says about one parcel now. ``shipped_at`` (when we handed it
+        over) is for carriers that need it to answer (the local carrier's simulator);
+        carriers with their own tracking ignore it."""
+        ...
 
 
 class CarrierNotConfigured(CarrierError):

@@ -707,7 +707,8 @@ class EasyPostCarrier:
         return refunded(shipment)
 
     # track -------------------------------------------------------------------------------------
-    def track(self, tracking_number: str) -> Tracking:
+    def track(self, tracking_number: str, *, shipped_at: datetime | None = None) -> Tracking:
+        """EasyPost's tracker for ``tracking_number`` (``shipped_at`` is not needed: ignored)."""
         body = self.client.call(
             "GET", "trackers", what="list trackers", idempotent=True,
             params={"tracking_code": tracking_number},

@@ -18,6 +18,13 @@ warehouse that prints its own labels for a local courier uses.
   pair), and the unique (carrier, tracking_number) constraint on shipments catches them.
 - ``buy()`` renders the PDF (reportlab, Code128 from ``reportlab.graphics.barcode``) and a ZPL
   version of the same label. Both are byte-for-byte deterministic for the same request.
+- ``track()`` is a deterministic simulator (``simulate``): from the time the parcel was handed
+  over, one scan every ``LOCAL_CARRIER_TRACKING_STEP_SECONDS`` (default 3600; 0 tells the whole
+  story at once): ``pre_transit -> in_transit -> out_for_delivery -> delivered``. A share
+  ``LOCAL_CARRIER_EXCEPTION_RATE`` (default 0.1) of tracking numbers, chosen by a hash of the
+  number, has a failed delivery attempt instead of the delivery, then either the delivery on the
+  next step or a return to sender. Only scans up to now are told, with an estimated delivery
+  window; polling the same parcel twice tells the same scans (the tracking dedup drops them).
 
 Labels carry addresses (that is their job); log lines never do: they name the tracking number,
 the reference and country codes only.
@@ -29,11 +36,13 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from django.conf import settings
+from django.utils import timezone
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib.units import inch
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -46,6 +55,7 @@ from fulfillment.carriers.base import (
     Rate,
     ShipmentRequest,
     Tracking,
+    TrackingEvent,
 )
 from orders import money
 
@@ -122,6 +132,98 @@ def tracking_number_for(reference: str) -> str:
         raise CarrierError("The local carrier needs a reference to number a label", retryable=False)
     serial = f"{_serial(reference):08d}"
     return f"{TRACKING_PREFIX}{serial}{s10_check_digit(serial)}{TRACKING_COUNTRY}"
+
+
+# --- tracking simulator ------------------------------------------------------------------------
+CARRIER_NAME = "Local carrier"
+STORY_DELIVERED = "delivered"
+STORY_FAILED_THEN_DELIVERED = "failed_then_delivered"
+STORY_FAILED_THEN_RETURNED = "failed_then_returned"
+
+
+@dataclass(frozen=True)
+class _Scan:
+    status: str  # ours (base.TRACKING_STATUSES)
+    carrier_status: str  # the simulator's own code, kept as the carrier's
+    carrier_detail: str
+    description: str
+    location: str
+
+
+_ACCEPTED = _Scan("pre_transit", "accepted", "", "Accepted at the origin depot", "Origin depot")
+_DEPARTED = _Scan("in_transit", "in_transit", "departed_depot", "Departed the origin depot",
+                  "Sorting hub")  # fmt: skip
+_OUT = _Scan("out_for_delivery", "out_for_delivery", "", "Out for delivery", "Delivery depot")
+_DELIVERED = _Scan("delivered", "delivered", "", "Delivered", "Delivery depot")
+STORIES: dict[str, tuple[_Scan, ...]] = {
+    STORY_DELIVERED: (_ACCEPTED, _DEPARTED, _OUT, _DELIVERED),
+    STORY_FAILED_THEN_DELIVERED: (
+        _ACCEPTED, _DEPARTED, _OUT,
+        _Scan("failed_attempt", "attempt_failed", "recipient_not_available",
+              "Delivery attempted: nobody was available to receive the parcel", "Delivery depot"),
+        _Scan("delivered", "delivered", "second_attempt", "Delivered on the second attempt",
+              "Delivery depot"),
+    ),
+    STORY_FAILED_THEN_RETURNED: (
+        _ACCEPTED, _DEPARTED, _OUT,
+        _Scan("failed_attempt", "attempt_failed", "address_not_found",
+              "Delivery attempted: the address could not be found", "Delivery depot"),
+        _Scan("return_to_sender", "return_to_sender", "undeliverable",
+              "Undeliverable: returning to the sender", "Delivery depot"),
+    ),
+}  # fmt: skip
+# The parcel is expected on the delivery step (the fourth scan), give or take one step.
+_EXPECTED_STEP = 3
+
+
+def story_for(tracking_number: str, *, exception_rate: float) -> str:
+    """Which story a parcel lives: decided by its tracking number alone (the same number
+    always lives the same story). A share ``exception_rate`` of numbers has a failed delivery
+    attempt, then half of those are delivered on the next step, half returned to sender."""
+    digest = hashlib.sha256(f"local-carrier-story:{tracking_number}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    if draw >= min(max(exception_rate, 0.0), 1.0):
+        return STORY_DELIVERED
+    return STORY_FAILED_THEN_DELIVERED if digest[8] % 2 == 0 else STORY_FAILED_THEN_RETURNED
+
+
+def simulate(
+    tracking_number: str,
+    *,
+    shipped_at: datetime,
+    now: datetime,
+    step_seconds: float,
+    exception_rate: float,
+) -> Tracking:
+    """The local carrier's deterministic tracking: scan ``k`` of the parcel's story happens
+    ``k * step_seconds`` after it shipped, and only the scans up to ``now`` are told. With a
+    step of 0 the whole story is there at once. The estimated delivery window runs from one
+    step before the expected delivery to one step after it."""
+    step = timedelta(seconds=max(float(step_seconds), 0.0))
+    scans = STORIES[story_for(tracking_number, exception_rate=exception_rate)]
+    events = [
+        TrackingEvent(
+            at=shipped_at + k * step,
+            status=scan.status,
+            description=scan.description,
+            location=scan.location,
+            carrier_status=scan.carrier_status,
+            carrier_detail=scan.carrier_detail,
+        )  # fmt: skip
+        for k, scan in enumerate(scans)
+        if shipped_at + k * step <= now
+    ]
+    latest = events[-1] if events else None
+    return Tracking(
+        tracking_number=tracking_number,
+        status=latest.status if latest else "pre_transit",
+        events=events,
+        carrier_status=latest.carrier_status if latest else "",
+        carrier_detail=latest.carrier_detail if latest else "",
+        estimated_delivery_from=shipped_at + (_EXPECTED_STEP - 1) * step,
+        estimated_delivery_until=shipped_at + (_EXPECTED_STEP + 1) * step,
+        carrier_name=CARRIER_NAME,
+    )
 
 
 # --- rates -------------------------------------------------------------------------------------
@@ -446,10 +548,18 @@ class LocalCarrier:
         log.info("local_carrier.label_voided", tracking_number=label.tracking_number, ok=voided)
         return voided
 
-    def track(self, tracking_number: str) -> Tracking:
-        """The local carrier has no scans: a label of ours is simply ``shipped``."""
+    def track(self, tracking_number: str, *, shipped_at: datetime | None = None) -> Tracking:
+        """The simulator's story of the parcel so far (see ``simulate``), from when it was
+        handed over; without ``shipped_at`` nothing has happened yet: ``pre_transit``."""
         if not tracking_number_valid(tracking_number):
             raise CarrierError(
                 f"Not a local carrier tracking number: {tracking_number!r}", retryable=False
             )
-        return Tracking(tracking_number=tracking_number, status="pre_transit")
+        if shipped_at is None:
+            return Tracking(tracking_number=tracking_number, status="pre_transit",
+                            carrier_name=CARRIER_NAME)  # fmt: skip
+        return simulate(
+            tracking_number, shipped_at=shipped_at, now=timezone.now(),
+            step_seconds=settings.LOCAL_CARRIER_TRACKING_STEP_SECONDS,
+            exception_rate=settings.LOCAL_CARRIER_EXCEPTION_RATE,
+        )  # fmt: skip

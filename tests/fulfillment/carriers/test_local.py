@@ -1,4 +1,5 @@
-"""The built-in carrier: tariff quotes, S10 tracking numbers and real 4x6 PDF / ZPL labels."""
+"""The built-in carrier: tariff quotes, S10 tracking numbers, real 4x6 PDF / ZPL labels and its
+deterministic tracking simulator."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 import logging
 import re
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,8 +17,13 @@ from reportlab.graphics.barcode.code128 import Code128
 from fulfillment.carriers.base import SERVICE_LEVELS, CarrierError, CustomsLine, Rate
 from fulfillment.carriers.local import (
     BARCODE_HEIGHT,
+    STORY_DELIVERED,
+    STORY_FAILED_THEN_DELIVERED,
+    STORY_FAILED_THEN_RETURNED,
     LocalCarrier,
     s10_check_digit,
+    simulate,
+    story_for,
     tracking_number_for,
     tracking_number_valid,
 )
@@ -224,11 +231,96 @@ def test_void_accepts_our_labels_only():
     assert LocalCarrier().void(replace(label, tracking_number="LC473124828US")) is False
 
 
-def test_track_says_shipped_for_our_numbers_and_refuses_others():
+def test_track_before_the_hand_over_says_pre_transit_and_refuses_other_numbers():
     tracking = LocalCarrier().track("LC473124829US")
     assert (tracking.status, tracking.events) == ("pre_transit", [])
-    with pytest.raises(CarrierError):
+    with pytest.raises(CarrierError) as caught:
         LocalCarrier().track("9400100208303109505657")
+    assert caught.value.retryable is False
+
+
+# --- the tracking simulator --------------------------------------------------------------------
+SHIPPED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+HOUR = 3600.0
+
+
+def numbers(count: int) -> list[str]:
+    return [tracking_number_for(f"shipment-{n}") for n in range(1, count + 1)]
+
+
+def number_living(story: str, *, rate: float = 0.1) -> str:
+    return next(n for n in numbers(5000) if story_for(n, exception_rate=rate) == story)
+
+
+def story(number: str, *, hours_later: float, step: float = HOUR, rate: float = 0.1):
+    return simulate(number, shipped_at=SHIPPED, now=SHIPPED + timedelta(hours=hours_later),
+                    step_seconds=step, exception_rate=rate)  # fmt: skip
+
+
+def test_a_parcel_moves_one_scan_per_step_and_only_scans_up_to_now_are_told():
+    number = number_living(STORY_DELIVERED)
+    seen = [[e.status for e in story(number, hours_later=h).events] for h in (0, 1.5, 2, 3, 30)]
+    assert seen == [
+        ["pre_transit"],
+        ["pre_transit", "in_transit"],
+        ["pre_transit", "in_transit", "out_for_delivery"],
+        ["pre_transit", "in_transit", "out_for_delivery", "delivered"],
+        ["pre_transit", "in_transit", "out_for_delivery", "delivered"],
+    ]
+    tracking = story(number, hours_later=2.5)
+    assert tracking.status == "out_for_delivery" and tracking.carrier_name == "Local carrier"
+    assert [e.at for e in tracking.events] == [SHIPPED + timedelta(hours=k) for k in range(3)]
+    assert (tracking.estimated_delivery_from, tracking.estimated_delivery_until) == (
+        SHIPPED + timedelta(hours=2), SHIPPED + timedelta(hours=4),
+    )  # fmt: skip
+    assert story(number, hours_later=-1).events == []  # nothing before the hand-over
+
+
+def test_with_step_zero_the_whole_story_is_there_at_once():
+    number = number_living(STORY_DELIVERED)
+    tracking = story(number, hours_later=0, step=0)
+    assert [e.status for e in tracking.events] == [
+        "pre_transit", "in_transit", "out_for_delivery", "delivered",
+    ]  # fmt: skip
+    assert tracking.status == "delivered"
+    assert all(e.at == SHIPPED for e in tracking.events)
+
+
+def test_a_failed_attempt_is_followed_by_the_delivery_or_a_return_on_the_next_step():
+    again = number_living(STORY_FAILED_THEN_DELIVERED)
+    returned = number_living(STORY_FAILED_THEN_RETURNED)
+    assert story(again, hours_later=3).status == "failed_attempt"
+    assert [e.status for e in story(again, hours_later=4).events][-2:] == [
+        "failed_attempt", "delivered",
+    ]  # fmt: skip
+    assert story(returned, hours_later=3).events[-1].carrier_detail == "address_not_found"
+    assert story(returned, hours_later=4).status == "return_to_sender"
+
+
+def test_the_same_number_always_tells_the_same_story():
+    for number in numbers(50):
+        first = story(number, hours_later=10)
+        assert story(number, hours_later=10) == first
+        assert story_for(number, exception_rate=0.1) == story_for(number, exception_rate=0.1)
+
+
+def test_the_share_of_exceptions_is_near_the_configured_rate():
+    sample = numbers(5000)
+    for rate in (0.1, 0.3):
+        kinds = [story_for(n, exception_rate=rate) for n in sample]
+        share = sum(kind != STORY_DELIVERED for kind in kinds) / len(kinds)
+        assert abs(share - rate) < 0.02, (rate, share)
+        returned = sum(kind == STORY_FAILED_THEN_RETURNED for kind in kinds)
+        assert 0.35 < returned / (share * len(kinds)) < 0.65  # about half of them come back
+    assert {story_for(n, exception_rate=0) for n in sample} == {STORY_DELIVERED}
+    assert STORY_DELIVERED not in {story_for(n, exception_rate=1) for n in sample}
+
+
+def test_track_reads_the_schedule_from_settings(settings):
+    settings.LOCAL_CARRIER_TRACKING_STEP_SECONDS = 0
+    settings.LOCAL_CARRIER_EXCEPTION_RATE = 0
+    tracking = LocalCarrier().track("LC473124829US", shipped_at=SHIPPED)
+    assert tracking.status == "delivered" and len(tracking.events) == 4
 
 
 def test_logs_name_the_label_but_no_person_or_address(caplog):

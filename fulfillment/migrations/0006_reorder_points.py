@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('fulfillment', '0004_tracking'),
+        ('fulfillment', '0005_carrier_inbox_fields_and_permissions'),
     ]
 
     operations = [
