@@ -16,7 +16,8 @@ with the shipment row locked:
 3. A change writes, in the same transaction: one ``channel_tracking_sync`` action for it
    (version = the event's id, so one per shipment and change), the order's ``deliver`` once
    every parcel of a fully shipped order is delivered (actor: the carrier), and for an
-   exception a ``delivery_exception`` incident in the carrier's words plus, when
+   exception or a return to sender a ``delivery_exception`` incident in the carrier's words
+   (one per parcel, bumped when it happens again) plus, when
    ``NOTIFY_ON_DELIVERY_EXCEPTION`` is on, a customer notification.
 
 Milestone hooks (``on_tracking_change``) let other modules add their own actions (CRM, survey)
@@ -266,7 +267,8 @@ def _record(
     if applied_row is not None:
         change = Change(shipment, applied_row, before_state, before_status)
         channel_sync_write(shipment=shipment, event=applied_row)
-        if shipment.status == SH.EXCEPTION and before_state != SH.EXCEPTION:
+        if shipment.status in (SH.EXCEPTION, SH.RETURNED) and before_state != shipment.status:
+            # A parcel in trouble, or on its way back to us: customer service looks.
             _exception(shipment, applied_row)
         if shipment.status == SH.DELIVERED and before_state != SH.DELIVERED:
             delivered = _order_follows(shipment.order_id, carrier)

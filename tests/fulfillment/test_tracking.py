@@ -150,3 +150,15 @@ def test_quiet_parcels_are_offered_to_the_polling_fallback():
         last_tracked_at=datetime.now(UTC) - timedelta(hours=2)
     )
     assert shipments_to_poll(quiet_seconds=3600) == [parcel.pk]
+
+
+def test_a_parcel_returned_to_sender_is_a_delivery_exception_for_customer_service():
+    add_warehouse("A")
+    stock("MUG", "A", 5)
+    order, [parcel] = shipped_order(("MUG", 1))
+    record(parcel, ("in_transit", 1, "Arrived"), ("return_to_sender", 30, "Refused by recipient"))
+    parcel.refresh_from_db()
+    order.refresh_from_db()
+    assert (parcel.status, order.status) == ("returned", "shipped")
+    incident = Incident.objects.get(category="delivery_exception", order=order)
+    assert "Refused by recipient" in incident.summary
