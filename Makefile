@@ -28,6 +28,10 @@ migrate: install
 demo run: export INTEGRATIONS_ALLOW_LOOPBACK_HTTP = 1
 # The status page links setup_demo prints and the emails carry point at this server.
 demo run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+# The local carrier's tracking simulator at demo speed: a scan every 2 s (setup_demo waits for
+# them), and a delivery problem on a fifth of the parcels so the demo shows one.
+demo run: export LOCAL_CARRIER_TRACKING_STEP_SECONDS ?= 2
+demo run: export LOCAL_CARRIER_EXCEPTION_RATE ?= 0.2
 
 demo: migrate
 	$(MANAGE) setup_demo

@@ -6,6 +6,7 @@ builder is safe to re-run: what exists is kept. ``setup_demo`` calls them in ord
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -88,9 +89,9 @@ DEMO_ORDERS = [
               [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")], [],
               before=PAID, tax="4.41", shows="clean, being picked"),
     DemoOrder("1004", "demo-webstore", "grace", "EUR", [("CAP-NVY", "Cap navy", 3, "15.00")],
-              [APPROVE, SHIP, "deliver", "close"],
+              [APPROVE, SHIP],
               before=PAID, tax="8.55", country="DE",
-              shows="international: reviewed, approved, delivered and closed"),
+              shows="international: reviewed, approved, shipped; the carrier's scans follow"),
     DemoOrder("1005", "demo-webstore", "linus", "USD", [("MUG-WHT", "Mug white", 4, "12.50")],
               ["cancel"], before=PAID, stated_total="99.99",
               shows="totals do not add up: held, then cancelled"),
@@ -107,9 +108,9 @@ DEMO_ORDERS = [
               [("HOODIE-GRY-L", "Hoodie grey L", 1, "49.00")],
               [], before=PAID, tax="4.41", shows="backordered: no stock anywhere"),
     DemoOrder("1010", "demo-webstore", "fatima", "KWD", [("SCARF-SLK", "Silk scarf", 2, "12.750")],
-              [APPROVE, SHIP, "deliver", "close", "refund_partially"],
+              [APPROVE, SHIP, "refund_partially"],
               before=PAID, shipping="1.500", country="KW",
-              shows="international: reviewed, closed, partly refunded"),
+              shows="international: reviewed, shipped, partly refunded"),
     DemoOrder("1011", "demo-webstore", "acme", "USD",
               [("TSHIRT-BLK-M", "T-shirt black M", 500, "9.50")], [], shipping="60.00",
               shows="B2B over its credit limit: payment ineligible, on hold"),
@@ -119,6 +120,17 @@ DEMO_ORDERS = [
     DemoOrder("1013", "demo-webstore", "acme", "USD", [("MUG-WHT", "Mug white", 6, "12.50")],
               [], shipping="10.00",
               shows="B2B: stock reserved, waits for finance to grant net terms"),
+    # Shipped today: the local carrier's scans (the tracking simulator) take them from here.
+    DemoOrder("1014", "demo-webstore", "ada", "USD", [("POSTER-A2", "Poster A2", 1, "25.00")],
+              [SHIP], before=PAID, tax="2.25", shows="shipped: the carrier tells the rest"),
+    DemoOrder("1015", "demo-webstore", "linus", "USD", [("MUG-WHT", "Mug white", 2, "12.50")],
+              [SHIP], before=PAID, tax="2.25", shows="shipped: the carrier tells the rest"),
+    DemoOrder("1016", "demo-webstore", "grace", "USD",
+              [("TSHIRT-BLK-L", "T-shirt black L", 1, "19.99")],
+              [SHIP], before=PAID, tax="1.80", shows="shipped: the carrier tells the rest"),
+    DemoOrder("1017", "demo-webstore", "ada", "USD",
+              [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")],
+              [SHIP], before=PAID, tax="4.41", shows="shipped: the carrier tells the rest"),
 ]  # fmt: skip
 
 # Demo stock: a US warehouse of our own and a 3PL in the Netherlands. HOODIE-GRY-L has none
@@ -149,8 +161,8 @@ DEMO_RETURN_POLICY: dict[str, Any] = {
 DEMO_STATUS_ORDER = "1007"
 
 DEMO_CUSTOMERS: dict[str, dict[str, Any]] = {
-    "ada": {"email": "ada@example.com", "name": "Ada Lovelace"},
-    "grace": {"email": "grace@example.com", "name": "Grace Hopper"},
+    "ada": {"email": "ada@example.com", "name": "Ada Lovelace", "accepts_marketing": True},
+    "grace": {"email": "grace@example.com", "name": "Grace Hopper", "accepts_marketing": True},
     "linus": {"email": "linus@example.com", "name": "Linus Example"},
     "hiro": {"email": "hiro@example.jp", "name": "Hiro Tanaka"},
     "fatima": {"email": "fatima@example.com", "name": "Fatima Al-Sabah"},
@@ -374,3 +386,46 @@ def _ship(order_id: int, actor: Actor, *, part: bool) -> None:
     for shipment in shipments:
         shipment_buy_label(shipment_id=shipment.pk, actor=actor)
         shipment_ship(shipment_id=shipment.pk, actor=actor)
+
+
+def carrier_scans_play(*, write: Callable[[str], None]) -> None:
+    """The local carrier's scans of the parcels shipped above (its tracking simulator, one scan
+    every ``LOCAL_CARRIER_TRACKING_STEP_SECONDS``: the demo runs it at 2 s): wait until the
+    simulator's clock has passed the normal delivery (3 steps) but not a failed attempt's
+    outcome (4 steps), then poll each parcel once through the polling fallback, as beat would.
+    The parcels come out delivered (their order follows), in transit, or with a delivery
+    exception and its incident."""
+    from fulfillment.models import ShipmentStatus
+    from fulfillment.tracking_poll import shipment_track_poll
+
+    parcels = list(
+        Shipment.objects.filter(status=ShipmentStatus.SHIPPED, carrier="local",
+                                order__channel__slug="demo-webstore")
+        .order_by("pk").values_list("pk", "shipped_at")
+    )  # fmt: skip
+    if not parcels:
+        return
+    step = float(settings.LOCAL_CARRIER_TRACKING_STEP_SECONDS)
+    last = max(shipped for _pk, shipped in parcels if shipped is not None)
+    wait = (last + timedelta(seconds=3.5 * step) - timezone.now()).total_seconds()
+    if 0 < wait <= 30:
+        write(f"Carrier scans: waiting {wait:.0f} s for the local carrier's simulator...")
+        time.sleep(wait)
+    for pk, _shipped in parcels:
+        shipment_track_poll(shipment_id=pk)
+    by_state: dict[str, list[str]] = {}
+    for state, number in (
+        Shipment.objects.filter(pk__in=[pk for pk, _ in parcels])
+        .order_by("order__external_id", "pk")
+        .values_list("status", "order__external_id")
+    ):
+        by_state.setdefault(state, []).append(number)
+    delivered = Order.objects.filter(channel__slug="demo-webstore", status="delivered").count()
+    write(
+        "Carrier scans (local carrier simulator): "
+        + "; ".join(
+            f"{state}: order(s) {', '.join(nums)}" for state, nums in sorted(by_state.items())
+        )
+        + f". {delivered} order(s) delivered by the carrier; a parcel with a problem is a "
+        "delivery_exception incident (/admin/orders/incident/)."
+    )

@@ -306,9 +306,11 @@ def customer_create(
     net_terms_approved: bool = False,
     credit_limit: Decimal = Decimal("0"),
     credit_currency: str = "USD",
+    accepts_marketing: bool = False,
 ) -> Customer:
     """Create a customer (consumer, or business with optional net terms and a credit limit)."""
     return Customer.objects.create(
+        accepts_marketing=accepts_marketing,
         email=email.strip().lower(),
         name=name,
         phone=phone,

@@ -26,6 +26,7 @@ class Command(BaseCommand):
         channels = builders.webstore_channel_ensure()
         customers = builders.customers_ensure()
         created = builders.orders_create(channels, customers, write=self.stdout.write)
+        builders.carrier_scans_play(write=self.stdout.write)
         self.stdout.write(builders.reorder_points_ensure())
         builders.return_policy_ensure()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
