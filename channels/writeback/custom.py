@@ -22,13 +22,15 @@ from typing import Any
 import structlog
 
 from channels import signatures
-from channels.writeback._common import (
+from channels.writeback import (
+    WritebackChannel,
     WritebackError,
-    active_channel,
     call,
-    channel_and_config,
-    iso_utc,
-    session_for,
+    configured,
+    required,
+    session,
+    skipped,
+    timestamp,
 )
 from orders.feedback import ShipmentUpdate
 
@@ -38,6 +40,12 @@ KIND = "custom"
 SCHEMA = "custom_shipment_event.v1.json"
 SIGNATURE_HEADER = "X-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+NEEDS = "a tracking callback URL and a webhook secret"
+
+
+def callback_ready(channel: WritebackChannel) -> bool:
+    """Whether the channel has somewhere to call and a secret to sign with."""
+    return bool(channel.callback_url and channel.config.secret)
 
 
 def event_body(update: ShipmentUpdate) -> dict[str, Any]:
@@ -46,7 +54,7 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
         "schema_version": 1,
         "id": update.idempotency_key,
         "topic": "shipment.created" if not update.channel_ref else "shipment.updated",
-        "occurred_at": iso_utc(update.occurred_at or update.shipped_at),
+        "occurred_at": timestamp(update.occurred_at or update.shipped_at),
         "order": {
             "external_id": update.order_external_id,
             "order_number": update.order_number,
@@ -60,10 +68,10 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
             "service": update.service,
             "tracking_number": update.tracking_number,
             "tracking_url": update.tracking_url,
-            "shipped_at": iso_utc(update.shipped_at),
+            "shipped_at": timestamp(update.shipped_at),
             "estimated_delivery": {
-                "from": iso_utc(update.estimated_delivery_from),
-                "until": iso_utc(update.estimated_delivery_until),
+                "from": timestamp(update.estimated_delivery_from),
+                "until": timestamp(update.estimated_delivery_until),
             },
             "lines": [
                 {"external_line_id": line.external_line_id, "sku": line.sku,
@@ -78,19 +86,16 @@ class CustomWriteback:
     kind = KIND
 
     def configured(self, channel_id: int) -> bool:
-        channel = active_channel(channel_id)
-        return bool(channel and channel.tracking_callback_url and channel.webhook_secret)
+        return configured(channel_id, KIND, callback_ready)
 
     def tells(self, status: str) -> bool:
         return True
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel, config = channel_and_config(update.channel_id)
-        if not channel.tracking_callback_url or not config.secret:
-            raise WritebackError(
-                f"custom channel {config.id} has no tracking callback URL or webhook secret",
-                retryable=False,
-            )
+        channel = required(update.channel_id, KIND, callback_ready, NEEDS)
+        if channel is None:
+            return skipped(update)
+        config = channel.config
         if not update.idempotency_key:
             raise WritebackError("the update has no idempotency key", retryable=False)
         raw = json.dumps(event_body(update), separators=(",", ":"), sort_keys=True).encode()
@@ -101,9 +106,9 @@ class CustomWriteback:
             ),
             IDEMPOTENCY_HEADER: update.idempotency_key,
         }
-        with session_for(config, repeat_post=False) as session:
+        with session(config) as http:
             response = call(
-                session, "POST", channel.tracking_callback_url,
+                http, "POST", channel.callback_url,
                 what="storefront tracking callback", data=raw, headers=headers,
             )  # fmt: skip
             status = response.status_code

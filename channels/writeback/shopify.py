@@ -29,14 +29,15 @@ from typing import Any
 from channels.adapters.base import ChannelConfig
 from channels.adapters.shopify import admin_api_ready, admin_headers, admin_url
 from channels.writeback import (
+    WritebackChannel,
     WritebackError,
     call_json,
+    configured,
     numeric_id,
     parse_time,
     required,
     session,
     skipped,
-    switched_on,
     timestamp,
     whole_seconds,
 )
@@ -65,16 +66,13 @@ class ShopifyWriteback:
     kind = KIND
 
     def configured(self, channel_id: int) -> bool:
-        channel = switched_on(channel_id)
-        return (
-            channel is not None and channel.config.kind == KIND and admin_api_ready(channel.config)
-        )
+        return configured(channel_id, KIND, _ready)
 
     def tells(self, status: str) -> bool:
         return status in EVENT_STATUSES
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, admin_api_ready, NEEDS)
+        channel = required(update.channel_id, KIND, _ready, NEEDS)
         if channel is None:
             return skipped(update)
         order_id = numeric_id(update.order_external_id, "Shopify order id")
@@ -100,6 +98,10 @@ class ShopifyWriteback:
                 event_id, created = api.event(fulfillment_id, status, update)
                 result.update(event_status=status, event_id=event_id, event_created=created)
         return {"channel_ref": str(fulfillment_id), "fulfillment_id": fulfillment_id, **result}
+
+
+def _ready(channel: WritebackChannel) -> bool:
+    return admin_api_ready(channel.config)
 
 
 def _tracking_info(update: ShipmentUpdate) -> dict[str, str]:

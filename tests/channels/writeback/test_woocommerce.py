@@ -21,7 +21,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from channels.writeback import woocommerce
-from channels.writeback._common import WritebackError
+from channels.writeback import WritebackError
 from orders.feedback import writeback_for
 from orders.models import Incident
 from tests.channels.writeback.outbox_helpers import an_update, drain_now, shipped_order, writebacks
