@@ -23,8 +23,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from channels.adapters import amazon as amazon_adapter
-from channels.writeback import amazon
-from channels.writeback import WritebackError
+from channels.writeback import WritebackError, amazon
 from orders.feedback import ShipmentUpdateLine, writeback_for
 from orders.models import Incident
 from tests.channels.writeback.outbox_helpers import an_update, drain_now, shipped_order, writebacks

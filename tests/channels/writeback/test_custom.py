@@ -17,8 +17,7 @@ from werkzeug import Request, Response
 
 from channels import signatures
 from channels.adapters.base import SignatureInvalid
-from channels.writeback import custom
-from channels.writeback import WritebackError
+from channels.writeback import WritebackError, custom
 from orders import jsonschemas
 from orders.feedback import writeback_for
 from orders.models import Incident

@@ -20,8 +20,7 @@ from django.conf import settings
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from channels.writeback import woocommerce
-from channels.writeback import WritebackError
+from channels.writeback import WritebackError, woocommerce
 from orders.feedback import writeback_for
 from orders.models import Incident
 from tests.channels.writeback.outbox_helpers import an_update, drain_now, shipped_order, writebacks
