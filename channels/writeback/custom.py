@@ -8,7 +8,7 @@ us: ``X-Signature: t=<unix>,v1=<hex HMAC-SHA256(webhook secret, "<t>.<raw body>"
 (``channels.signatures.sign_custom``). ``Idempotency-Key`` is the outbox action's key, the
 same on every attempt: a storefront that saw it already answers 2xx and does nothing.
 
-2xx: done. A 4xx other than 408/429: refused (dead action, ``channel_sync_failed``). The rest
+2xx: done. A 4xx other than 408/425/429: refused (dead action, ``channel_sync_failed``). The rest
 is retried by the outbox (never inside the session: the storefront may have processed it).
 Every status is told: the storefront decides what it shows.
 """
