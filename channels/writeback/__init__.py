@@ -26,6 +26,8 @@ What the five share, here (one copy of each):
   carrying the vendor's own reason (``vendor_reason``: its error fields only, never the rest of
   the body; e-mail addresses masked).
 - ``timestamp()``: the one way a time is written to a vendor (``2026-11-01T12:00:00Z``).
+- ``Writeback``: the base of the five ``ChannelWriteback`` classes (``configured()``,
+  ``push()`` -> ``required()`` -> the kind's ``send()``).
 - ``WritebackError``: the family's error (a ``ChannelHTTPError``, so an ``AdapterError`` and an
   ``IntegrationError``).
 """
@@ -37,7 +39,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 import structlog
@@ -46,6 +48,7 @@ from django.conf import settings
 from channels.adapters.base import ChannelConfig
 from channels.http import MAX_RETRY_AFTER_SECONDS, USER_AGENT, ChannelHTTPError
 from config import integrations
+from orders.feedback import ShipmentUpdate
 
 log = structlog.get_logger(__name__)
 
@@ -136,9 +139,38 @@ def required(channel_id: int, kind: str, ready: Ready, needs: str) -> WritebackC
     return channel
 
 
-def skipped(update: Any) -> dict[str, Any]:
+def skipped(update: ShipmentUpdate) -> dict[str, Any]:
     """The result of a push to a channel switched off meanwhile: nothing was sent."""
     return {"channel_ref": update.channel_ref, "outcome": "skipped", "reason": SKIPPED_REASON}
+
+
+class Writeback:
+    """What every kind's ``ChannelWriteback`` shares: ``configured()`` and the start of
+    ``push()`` (``required``: a channel switched off meanwhile is ``skipped``, one gone or
+    without its settings refuses in words); the kind's ``send()`` does the rest."""
+
+    kind: ClassVar[str]
+    needs: ClassVar[str]  # what ``ready`` checks, in words
+
+    def ready(self, channel: WritebackChannel) -> bool:
+        """Whether the channel has the settings this kind's calls need."""
+        raise NotImplementedError
+
+    def tells(self, status: str) -> bool:
+        raise NotImplementedError
+
+    def configured(self, channel_id: int) -> bool:
+        return configured(channel_id, self.kind, self.ready)
+
+    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
+        channel = required(update.channel_id, self.kind, self.ready, self.needs)
+        if channel is None:
+            return skipped(update)
+        return self.send(channel, update)
+
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
+        """Tell the channel (switched on, of this kind, ready) about ``update``."""
+        raise NotImplementedError
 
 
 def session(config: ChannelConfig) -> integrations.IntegrationSession:

@@ -38,13 +38,11 @@ import structlog
 
 from channels.adapters.amazon import SpApiClient
 from channels.writeback import (
+    Writeback,
     WritebackChannel,
     WritebackError,
     carrier_key,
-    configured,
-    required,
     session,
-    skipped,
     timestamp,
 )
 from orders.feedback import ShipmentUpdate
@@ -194,8 +192,12 @@ def _package_status(package: dict[str, Any]) -> str:
     return str(status.get("status") or "") if isinstance(status, dict) else ""
 
 
-class AmazonWriteback:
+class AmazonWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
+
+    def ready(self, channel: WritebackChannel) -> bool:
+        return sp_api_ready(channel)
 
     def __init__(
         self,
@@ -205,16 +207,10 @@ class AmazonWriteback:
     ) -> None:
         self.sleep, self.clock = sleep, clock  # injectable: pacing tests do not wait
 
-    def configured(self, channel_id: int) -> bool:
-        return configured(channel_id, KIND, sp_api_ready)
-
     def tells(self, status: str) -> bool:
         return False  # the shipment confirmation only: Amazon keeps no seller delivery events
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, sp_api_ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         config = channel.config
         reference = package_reference(update)
         limits, last_calls = _pacing_of(config.id)

@@ -26,15 +26,13 @@ from typing import Any
 from channels.adapters.base import ChannelConfig
 from channels.adapters.bigcommerce import all_pages, api_headers, api_ready, order_url
 from channels.writeback import (
+    Writeback,
     WritebackChannel,
     WritebackError,
     call_json,
     carrier_key,
-    configured,
     numeric_id,
-    required,
     session,
-    skipped,
 )
 from config.integrations import IntegrationSession
 from orders.feedback import ShipmentUpdate
@@ -70,19 +68,17 @@ def carrier_fields(carrier_name: str, carrier: str = "") -> dict[str, str]:
     return fields
 
 
-class BigCommerceWriteback:
+class BigCommerceWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        return configured(channel_id, KIND, _ready)
+    def ready(self, channel: WritebackChannel) -> bool:
+        return api_ready(channel.config)
 
     def tells(self, status: str) -> bool:
         return False  # BigCommerce keeps no delivery events: tracking changes only
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, _ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         order_id = numeric_id(update.order_external_id, "BigCommerce order id")
         with session(channel.config) as http:
             api = _Api(http, channel.config, order_id)
@@ -100,10 +96,6 @@ class BigCommerceWriteback:
                 else:
                     shipment_id, outcome = api.create(update), "created"
         return {"channel_ref": str(shipment_id), "shipment_id": shipment_id, "outcome": outcome}
-
-
-def _ready(channel: WritebackChannel) -> bool:
-    return api_ready(channel.config)
 
 
 def _differs(shipment: Mapping[str, Any], update: ShipmentUpdate) -> bool:

@@ -23,13 +23,11 @@ import structlog
 
 from channels import signatures
 from channels.writeback import (
+    Writeback,
     WritebackChannel,
     WritebackError,
     call,
-    configured,
-    required,
     session,
-    skipped,
     timestamp,
 )
 from orders.feedback import ShipmentUpdate
@@ -82,19 +80,17 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class CustomWriteback:
+class CustomWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        return configured(channel_id, KIND, callback_ready)
+    def ready(self, channel: WritebackChannel) -> bool:
+        return callback_ready(channel)
 
     def tells(self, status: str) -> bool:
         return True
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, callback_ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         config = channel.config
         if not update.idempotency_key:
             raise WritebackError("the update has no idempotency key", retryable=False)

@@ -40,14 +40,12 @@ import structlog
 
 from channels.adapters.base import ChannelConfig
 from channels.writeback import (
+    Writeback,
     WritebackChannel,
     WritebackError,
     call,
     carrier_key,
-    configured,
-    required,
     session,
-    skipped,
 )
 from config import integrations
 from orders.feedback import ShipmentUpdate
@@ -143,19 +141,17 @@ def _event_note(update: ShipmentUpdate) -> str:
     return f"Parcel {update.tracking_number}: {words}. {marker(update, event=True)}"
 
 
-class WooCommerceWriteback:
+class WooCommerceWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        return configured(channel_id, KIND, rest_api_ready)
+    def ready(self, channel: WritebackChannel) -> bool:
+        return rest_api_ready(channel)
 
     def tells(self, status: str) -> bool:
         return status in TOLD
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, rest_api_ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         config = channel.config
         order_id = _order_id(update)
         result: dict[str, Any] = {}
