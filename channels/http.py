@@ -5,9 +5,10 @@ Channels retry inside the session: a retryable failure (connection errors, read 
 425, 429, 5xx) is tried again up to four times with exponential backoff, a ``Retry-After``
 honoured up to 20 s (a channel cannot park a worker for an hour). What still fails comes back
 as ``ChannelHTTPError(retryable=True)`` and the inbox tries the event again later. POST is
-repeated too: the LWA token exchange is safe to repeat. A session whose POSTs create something
-(the tracking write-backs, ``channels.writeback``) passes ``methods=IDEMPOTENT_METHODS`` so a
-POST is never repeated inside it: the outbox tries again, after looking for the first result.
+repeated too: the LWA token exchange is safe to repeat. The tracking write-backs, whose POSTs
+create something, have their own session (``channels.writeback.session``: these timeouts and
+User-Agent, but a POST is never repeated inside it; the outbox tries again, after looking for the
+first result).
 """
 
 from __future__ import annotations
@@ -32,15 +33,11 @@ class ChannelHTTPError(AdapterError):
     """An ``AdapterError`` from HTTP; ``status`` is None when no answer came at all."""
 
 
-def _policy(
-    backoff_factor: float | None,
-    methods: frozenset[str] | None = None,
-    retries: int | None = None,
-) -> integrations.RetryPolicy:
+def _policy(backoff_factor: float | None) -> integrations.RetryPolicy:
     return integrations.RetryPolicy(
-        retries=RETRY_TOTAL if retries is None else retries,
+        retries=RETRY_TOTAL,
         backoff=settings.CHANNEL_HTTP_BACKOFF_FACTOR if backoff_factor is None else backoff_factor,
-        methods=RETRY_METHODS if methods is None else methods,
+        methods=RETRY_METHODS,
         max_retry_after=MAX_RETRY_AFTER_SECONDS,
     )
 
@@ -55,14 +52,10 @@ def session_for(
     *,
     backoff_factor: float | None = None,
     timeout: tuple[float, float] | None = None,
-    methods: frozenset[str] | None = None,
-    retries: int | None = None,
 ) -> integrations.IntegrationSession:
-    """A new session for calls to ``channel``'s API (close it, or use it as a context manager).
-    ``methods``: the methods repeated after an answer (default: the idempotent ones and POST);
-    ``retries``: how many times (default ``RETRY_TOTAL``)."""
+    """A new session for calls to ``channel``'s API (close it, or use it as a context manager)."""
     return integrations.session(
         timeout=timeout or settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT,
-        policy=_policy(backoff_factor, methods, retries), error=ChannelHTTPError,
+        policy=_policy(backoff_factor), error=ChannelHTTPError,
         log_event="channel_http.failed", logger=log, channel_id=channel.id,
     )  # fmt: skip

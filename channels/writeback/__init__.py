@@ -1,25 +1,35 @@
 """Tracking write-back: tell each sales channel about our parcels (``orders.feedback``).
 
-One module per channel kind (``shopify``, ``bigcommerce``, ...), each a ``ChannelWriteback``
-registered from ``ChannelsConfig.ready()``. ``fulfillment``'s outbox adapter for
-``channel_tracking_sync`` actions builds the ``ShipmentUpdate`` and calls ``push()`` outside any
-transaction; the outbox is the retry loop (backoff, circuit breaker per store, then a person).
+One module per channel kind (``shopify``, ``bigcommerce``, ``amazon``, ``woocommerce``,
+``custom``), each a ``ChannelWriteback`` registered from ``ChannelsConfig.ready()``.
+``fulfillment``'s outbox adapter for ``channel_tracking_sync`` actions builds the
+``ShipmentUpdate`` and calls ``push()`` outside any transaction; the outbox is the retry loop
+(backoff, circuit breaker per store, then a person).
 
-What the modules share, here:
+What the five share, here (one copy of each):
 
 - ``writeback_channel(channel_id)``: the channel's ``ChannelConfig`` (the adapters' own) and its
-  write-back switches, read per call; ``switched_on()`` is None unless the channel is active
-  and ``tracking_writeback`` is on; ``required()`` is what a push needs: None when the
-  channel was switched off after the action was written (the push is skipped, not failed),
-  a non-retryable error when the channel is gone or lacks its API settings.
-- ``session(config)``: the channels' HTTP session (``channels.http``: timeouts, URL guard,
-  correlation id) with a policy that never repeats a POST: a create that timed out may have
-  been processed, so the next attempt looks for its first result before creating again
-  (idempotent GETs and PUTs are still retried inside the session).
-- ``call()`` / ``call_json()``: ``session.call`` that turns a vendor's 4xx refusal into an
-  error carrying the vendor's own reason (its ``errors``/``message`` fields only, never the
-  body; e-mail addresses masked), not retryable except 408 and 429.
-- ``WritebackError``: the family's error (an ``AdapterError``, so an ``IntegrationError``).
+  write-back switches, read per call. ``configured(channel_id, kind, ready)`` is whether an
+  action is written at all: the channel is active, ``tracking_writeback`` is on, it is of
+  ``kind`` and ``ready`` (its API settings) holds. ``required()`` is what a push needs: None
+  when the channel was switched off (inactive, or ``tracking_writeback`` off) after the action
+  was written, and the push returns ``skipped(update)``: a person's choice, a success with
+  nothing sent, never a dead action and an incident; a non-retryable error when the channel is
+  gone, of another kind or lacks its API settings (a person must fix those).
+- ``session(config)``: the channels' HTTP session settings (``channels.http``: timeouts,
+  User-Agent, URL guard, correlation id) with a policy that never repeats a POST: a create that
+  timed out may have been processed, so the outbox's next attempt looks for its first result
+  before creating again. Idempotent GETs and PUTs are retried inside the session (a couple of
+  times: the outbox is the real retry loop). Its errors are ``WritebackError``.
+- ``call()`` / ``call_json()``: ``session.call`` that turns a vendor's refusal (a 4xx other
+  than 408/425/429, which the session classifies as retryable) into a non-retryable error
+  carrying the vendor's own reason (``vendor_reason``: its error fields only, never the rest of
+  the body; e-mail addresses masked).
+- ``timestamp()``: the one way a time is written to a vendor (``2026-11-01T12:00:00Z``).
+- ``Writeback``: the base of the five ``ChannelWriteback`` classes (``configured()``,
+  ``push()`` -> ``required()`` -> the kind's ``send()``).
+- ``WritebackError``: the family's error (a ``ChannelHTTPError``, so an ``AdapterError`` and an
+  ``IntegrationError``).
 """
 
 from __future__ import annotations
@@ -29,13 +39,18 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
+import structlog
+from django.conf import settings
 
-from channels.adapters.base import AdapterError, ChannelConfig
-from channels.http import session_for
+from channels.adapters.base import ChannelConfig
+from channels.http import MAX_RETRY_AFTER_SECONDS, USER_AGENT, ChannelHTTPError
 from config import integrations
+from orders.feedback import ShipmentUpdate
+
+log = structlog.get_logger(__name__)
 
 # Retried inside one session: the idempotent methods only (never POST), a couple of times.
 RETRY_METHODS = integrations.IDEMPOTENT_METHODS
@@ -43,12 +58,16 @@ RETRIES = 2
 REASON_MAX = 300
 REASON_FIELDS = ("errors", "error", "message", "detail", "title")
 _EMAIL = re.compile(r"[^\s@\"'<>]+@[^\s@\"'<>]+\.[A-Za-z]{2,}")
-_CLIENT_ERRORS = frozenset(range(400, 500))
+# 4xx answers ``call`` reads itself, to carry the vendor's reason; 408, 425 and 429 are
+# retryable and classified by the session like every other retryable answer.
+CLIENT_ERRORS = frozenset(range(400, 500)) - {408, 425, 429}
+SKIPPED_REASON = "tracking write-back is off for this channel"
 
 
-class WritebackError(AdapterError):
-    """A write-back failed or was refused (``retryable`` says whether a later try may help).
-    The message names ids and the vendor's reason, never personal data."""
+class WritebackError(ChannelHTTPError):
+    """A write-back failed (``retryable``: a later try may help) or was refused (not
+    retryable, with the vendor's reason). The message names ids, statuses and the vendor's
+    error code and message, never personal data."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,9 @@ class WritebackChannel:
     notify_customer: bool
     complete_order: bool
     callback_url: str
+
+
+Ready = Callable[[WritebackChannel], bool]
 
 
 def writeback_channel(channel_id: int) -> WritebackChannel | None:
@@ -79,12 +101,6 @@ def writeback_channel(channel_id: int) -> WritebackChannel | None:
     )  # fmt: skip
 
 
-def channel_config_of(channel_id: int) -> ChannelConfig | None:
-    """The ``ChannelConfig`` of a channel id (None if there is no such channel)."""
-    channel = writeback_channel(channel_id)
-    return channel.config if channel is not None else None
-
-
 def switched_on(channel_id: int) -> WritebackChannel | None:
     """The channel if it is active with tracking write-back on; else None."""
     channel = writeback_channel(channel_id)
@@ -93,23 +109,29 @@ def switched_on(channel_id: int) -> WritebackChannel | None:
     return channel
 
 
-def required(
-    channel_id: int, kind: str, ready: Callable[[ChannelConfig], bool], needs: str
-) -> WritebackChannel | None:
+def configured(channel_id: int, kind: str, ready: Ready) -> bool:
+    """``ChannelWriteback.configured``: switched on, of ``kind``, and ``ready`` holds."""
+    channel = switched_on(channel_id)
+    return channel is not None and channel.config.kind == kind and ready(channel)
+
+
+def required(channel_id: int, kind: str, ready: Ready, needs: str) -> WritebackChannel | None:
     """The channel for a push, or None when it is inactive or its tracking write-back was
-    switched off (a person's choice: the push is skipped). A non-retryable ``WritebackError``
-    when it is gone, of another kind or lacks what ``ready`` checks (``needs``, in words)."""
+    switched off (a person's choice: the push is skipped, see ``skipped``). A non-retryable
+    ``WritebackError`` when it is gone, of another kind or lacks what ``ready`` checks
+    (``needs``, in words)."""
     channel = writeback_channel(channel_id)
     if channel is None:
         raise WritebackError(f"channel {channel_id} does not exist", retryable=False)
     if not channel.active or not channel.enabled:
+        log.info("channel_writeback.skipped", channel_id=channel_id, kind=kind)
         return None
     if channel.config.kind != kind:
         raise WritebackError(
             f"channel {channel_id} is a {channel.config.kind} channel, not {kind}",
             retryable=False,
         )
-    if not ready(channel.config):
+    if not ready(channel):
         raise WritebackError(
             f"{kind} channel {channel_id} needs {needs} for the tracking write-back",
             retryable=False,
@@ -117,9 +139,55 @@ def required(
     return channel
 
 
+def skipped(update: ShipmentUpdate) -> dict[str, Any]:
+    """The result of a push to a channel switched off meanwhile: nothing was sent."""
+    return {"channel_ref": update.channel_ref, "outcome": "skipped", "reason": SKIPPED_REASON}
+
+
+class Writeback:
+    """What every kind's ``ChannelWriteback`` shares: ``configured()`` and the start of
+    ``push()`` (``required``: a channel switched off meanwhile is ``skipped``, one gone or
+    without its settings refuses in words); the kind's ``send()`` does the rest."""
+
+    kind: ClassVar[str]
+    needs: ClassVar[str]  # what ``ready`` checks, in words
+
+    def ready(self, channel: WritebackChannel) -> bool:
+        """Whether the channel has the settings this kind's calls need."""
+        raise NotImplementedError
+
+    def tells(self, status: str) -> bool:
+        raise NotImplementedError
+
+    def configured(self, channel_id: int) -> bool:
+        return configured(channel_id, self.kind, self.ready)
+
+    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
+        channel = required(update.channel_id, self.kind, self.ready, self.needs)
+        if channel is None:
+            return skipped(update)
+        return self.send(channel, update)
+
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
+        """Tell the channel (switched on, of this kind, ready) about ``update``."""
+        raise NotImplementedError
+
+
 def session(config: ChannelConfig) -> integrations.IntegrationSession:
-    """A session for write-back calls to ``config``'s API: no POST is ever repeated in it."""
-    return session_for(config, methods=RETRY_METHODS, retries=RETRIES)
+    """A session for write-back calls to ``config``'s API (close it, or use it as a context
+    manager): no POST is ever repeated in it, not after an answer nor after a read timeout;
+    GETs and PUTs are retried ``RETRIES`` times."""
+    policy = integrations.RetryPolicy(
+        retries=RETRIES,
+        backoff=settings.CHANNEL_HTTP_BACKOFF_FACTOR,
+        methods=RETRY_METHODS,
+        max_retry_after=MAX_RETRY_AFTER_SECONDS,
+    )
+    return integrations.session(
+        timeout=settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT, policy=policy,
+        error=WritebackError, log_event="channel_writeback.failed", logger=log,
+        channel_id=config.id,
+    )  # fmt: skip
 
 
 def numeric_id(value: Any, what: str) -> int:
@@ -134,10 +202,9 @@ def numeric_id(value: Any, what: str) -> int:
     return number
 
 
-def skipped(update: Any) -> dict[str, Any]:
-    """The result of a push to a channel switched off meanwhile: nothing was sent."""
-    return {"channel_ref": update.channel_ref, "outcome": "skipped",
-            "reason": "tracking write-back is off for this channel"}  # fmt: skip
+def carrier_key(name: str) -> str:
+    """A carrier's name folded for lookups: ``"FedEx SmartPost"`` -> ``"fedexsmartpost"``."""
+    return "".join(ch for ch in (name or "").lower() if ch.isalnum())
 
 
 def whole_seconds(when: datetime) -> datetime:
@@ -146,8 +213,13 @@ def whole_seconds(when: datetime) -> datetime:
 
 
 def timestamp(when: datetime | None) -> str | None:
-    """An aware time as ISO 8601 in UTC, to the second (None stays None)."""
-    return whole_seconds(when).astimezone(UTC).isoformat() if when is not None else None
+    """An aware time as ISO 8601 in UTC to the second, ``2026-11-01T12:00:00Z`` (None stays
+    None; a naive time is a bug, never sent as if it were UTC)."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ValueError("write-back times must be timezone-aware")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -161,9 +233,14 @@ def parse_time(value: Any) -> datetime | None:
     return when if when.tzinfo is not None else None
 
 
+def _code(value: dict[str, Any]) -> str:
+    code = value.get("code")
+    return str(code) if isinstance(code, str | int) and not isinstance(code, bool) else ""
+
+
 def _texts(value: Any, depth: int = 0) -> list[str]:
     """The strings of an error structure (``{"errors": {"base": ["..."]}}``, ``[{"message":
-    ...}]``...), with the field they belong to."""
+    ...}]``, ``{"code": ..., "message": ...}``...), with the field or code they belong to."""
     if depth > 4 or value is None:
         return []
     if isinstance(value, str):
@@ -171,9 +248,13 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
     if isinstance(value, list):
         return [text for item in value for text in _texts(item, depth + 1)]
     if isinstance(value, dict):
+        code = _code(value)
         for key in REASON_FIELDS:
             if key in value:
-                return _texts(value[key], depth + 1)
+                texts = _texts(value[key], depth + 1)
+                return [f"{code}: {text}" for text in texts] if code else texts
+        if code:
+            return [code]
         out = []
         for key, item in value.items():
             out += [f"{key} {text}" if key != "base" else text for text in _texts(item, depth + 1)]
@@ -182,14 +263,15 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
 
 
 def vendor_reason(response: requests.Response) -> str:
-    """The vendor's reason for a refusal, from its error fields only (no other part of the
+    """The vendor's reason for a refusal, from its error fields only (``errors``, ``error``,
+    ``message``, ``detail``, ``title``, with the ``code`` beside them; no other part of the
     body), e-mail addresses masked, at most ``REASON_MAX`` characters; "" if none."""
     try:
         body = json.loads(response.content or b"null")
     except ValueError:
         return ""
     if isinstance(body, dict):
-        picked = {k: body[k] for k in REASON_FIELDS if k in body}
+        picked = {k: body[k] for k in ("code", *REASON_FIELDS) if k in body}
         if not picked:
             return ""
         body = picked
@@ -209,12 +291,14 @@ def call(
     accept: Collection[int] = (),
     **kwargs: Any,
 ) -> requests.Response:
-    """``http.call`` that reads the vendor's reason on a 4xx it was not asked to accept.
-    408 and 429 stay retryable, every other 4xx is a refusal for a person; 5xx and transport
-    failures come back from the session as retryable errors."""
-    response = http.call(method, url, what=what, accept=_CLIENT_ERRORS | set(accept), **kwargs)
+    """``http.call`` whose refusals (a 4xx other than 408/425/429) are not retryable and carry
+    the vendor's reason: ``HTTP 422 from host/path: <reason>``. Statuses in ``accept`` come
+    back as answers; 408, 425, 429, 5xx and transport failures come back from the session as
+    retryable errors."""
+    accepted = frozenset(accept)
+    response = http.call(method, url, what=what, accept=CLIENT_ERRORS | accepted, **kwargs)
     status = response.status_code
-    if status >= 400 and status not in accept:
+    if status in CLIENT_ERRORS and status not in accepted:
         reason = vendor_reason(response)
         detail = f"HTTP {status} from {integrations.where(response.url or url)}"
         raise http.refusal(response, what=what, message=f"{detail}: {reason}" if reason else "")

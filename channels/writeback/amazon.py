@@ -13,9 +13,11 @@ Amazon answers 204 and is known to drop a confirmation now and then, so the orde
 for, by its reference or its tracking number: a missing one is a retryable error ("Amazon
 acknowledged but did not record the package") and the outbox confirms it again later.
 
-Calls go through ``channels.adapters.amazon.SpApiClient`` (LWA token, regional base URL, the
-channel's session with its retries of 429 and 5xx, pacing per operation by
-``x-amzn-RateLimit-Limit``). The pacing state is shared by every push of a channel in this
+Calls go through ``channels.adapters.amazon.SpApiClient`` (LWA token, regional base URL,
+pacing per operation by ``x-amzn-RateLimit-Limit``) on the write-back session
+(``channels.writeback.session``) like every other kind: GETs are retried inside it, a POST
+never; a confirmation that failed or timed out is re-sent by the outbox's next attempt (with the
+same ``packageReferenceId``: an edit). The pacing state is shared by every push of a channel in this
 process and starts at Amazon's documented default for confirmShipment (2 requests per second)
 until an answer states the channel's own limit.
 
@@ -35,13 +37,13 @@ from urllib.parse import quote
 import structlog
 
 from channels.adapters.amazon import SpApiClient
-from channels.writeback._common import (
+from channels.writeback import (
+    Writeback,
+    WritebackChannel,
     WritebackError,
-    active_channel,
     carrier_key,
-    channel_and_config,
-    iso_utc,
-    session_for,
+    session,
+    timestamp,
 )
 from orders.feedback import ShipmentUpdate
 
@@ -52,7 +54,11 @@ CONFIRM_OPERATION = "confirmShipment"
 GET_ORDER_OPERATION = "getOrder"
 GET_ORDER_PATH = "/orders/2026-01-01/orders/{order_id}"
 DEFAULT_LIMITS = {CONFIRM_OPERATION: 2.0}  # requests per second (SP-API's default usage plan)
-REQUIRED_CREDENTIALS = ("client_id", "client_secret", "refresh_token")
+REQUIRED_CREDENTIALS = ("client_id", "client_secret", "refresh_token", "marketplace_ids")
+NEEDS = (
+    "an api_base_url and client_id, client_secret, refresh_token and marketplace_ids in its "
+    "credentials"
+)
 NOT_RECORDED = "Amazon acknowledged but did not record the package"
 
 # Our and EasyPost's carrier names (folded by ``carrier_key``) -> Amazon's CarrierCode values.
@@ -105,6 +111,12 @@ def _pacing_of(channel_id: int) -> tuple[dict[str, float], dict[str, float]]:
         return state
 
 
+def sp_api_ready(channel: WritebackChannel) -> bool:
+    """Whether the channel has what the SP-API calls need (the same as polling)."""
+    creds = channel.config.credentials or {}
+    return bool(channel.config.api_base_url) and all(creds.get(k) for k in REQUIRED_CREDENTIALS)
+
+
 def carrier_code(carrier_name: str) -> tuple[str, str]:
     """(Amazon ``carrierCode``, ``carrierName`` for ``Other`` or "")."""
     code = CARRIER_CODES.get(carrier_key(carrier_name))
@@ -144,7 +156,7 @@ def confirmation_body(update: ShipmentUpdate, marketplace_id: str) -> dict[str, 
     if not update.tracking_number:
         raise WritebackError("the parcel has no tracking number to confirm", retryable=False)
     code, name = carrier_code(update.carrier_name)
-    shipped = iso_utc(update.shipped_at or update.occurred_at)
+    shipped = timestamp(update.shipped_at or update.occurred_at)
     if shipped is None:
         raise WritebackError("the parcel has no ship date to confirm", retryable=False)
     detail: dict[str, Any] = {
@@ -180,8 +192,12 @@ def _package_status(package: dict[str, Any]) -> str:
     return str(status.get("status") or "") if isinstance(status, dict) else ""
 
 
-class AmazonWriteback:
+class AmazonWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
+
+    def ready(self, channel: WritebackChannel) -> bool:
+        return sp_api_ready(channel)
 
     def __init__(
         self,
@@ -191,24 +207,15 @@ class AmazonWriteback:
     ) -> None:
         self.sleep, self.clock = sleep, clock  # injectable: pacing tests do not wait
 
-    def configured(self, channel_id: int) -> bool:
-        channel = active_channel(channel_id)
-        if channel is None or not channel.api_base_url:
-            return False
-        creds = channel.credentials or {}
-        return all(creds.get(key) for key in REQUIRED_CREDENTIALS) and bool(
-            creds.get("marketplace_ids")
-        )
-
     def tells(self, status: str) -> bool:
         return False  # the shipment confirmation only: Amazon keeps no seller delivery events
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        _channel, config = channel_and_config(update.channel_id)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
+        config = channel.config
         reference = package_reference(update)
         limits, last_calls = _pacing_of(config.id)
         client = SpApiClient(
-            config, session=session_for(config, repeat_post=True), sleep=self.sleep,
+            config, session=session(config), sleep=self.sleep,
             clock=self.clock, limits=limits, last_calls=last_calls,
         )  # fmt: skip
         order_id = update.order_external_id

@@ -20,27 +20,26 @@ status, so only a parcel's first write-back (and tracking changes) reach it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from channels.adapters.base import ChannelConfig
 from channels.adapters.bigcommerce import all_pages, api_headers, api_ready, order_url
 from channels.writeback import (
+    Writeback,
+    WritebackChannel,
     WritebackError,
     call_json,
+    carrier_key,
     numeric_id,
-    required,
     session,
-    skipped,
-    switched_on,
 )
 from config.integrations import IntegrationSession
 from orders.feedback import ShipmentUpdate
 
 KIND = "bigcommerce"
 NEEDS = "an api_base_url and an access_token in its credentials"
-# A carrier's name, squeezed (lower case, letters and digits) -> (shipping_provider,
+# A carrier's name, folded (``carrier_key``) -> (shipping_provider,
 # tracking_carrier) as the V2 shipments resource spells them. Anything else: ("", "").
 CARRIERS: dict[str, tuple[str, str]] = {
     "usps": ("usps", "usps"),
@@ -59,7 +58,7 @@ def carrier_fields(carrier_name: str, carrier: str = "") -> dict[str, str]:
     """``shipping_provider``, ``tracking_carrier`` and, for a carrier BigCommerce has no
     value for, ``shipping_method`` (its name, shown to the customer)."""
     for name in (carrier_name, carrier):
-        squeezed = re.sub(r"[^a-z0-9]", "", (name or "").lower())
+        squeezed = carrier_key(name)
         if squeezed in CARRIERS:
             provider, tracking = CARRIERS[squeezed]
             return {"shipping_provider": provider, "tracking_carrier": tracking}
@@ -69,20 +68,17 @@ def carrier_fields(carrier_name: str, carrier: str = "") -> dict[str, str]:
     return fields
 
 
-class BigCommerceWriteback:
+class BigCommerceWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        channel = switched_on(channel_id)
-        return channel is not None and channel.config.kind == KIND and api_ready(channel.config)
+    def ready(self, channel: WritebackChannel) -> bool:
+        return api_ready(channel.config)
 
     def tells(self, status: str) -> bool:
         return False  # BigCommerce keeps no delivery events: tracking changes only
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, api_ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         order_id = numeric_id(update.order_external_id, "BigCommerce order id")
         with session(channel.config) as http:
             api = _Api(http, channel.config, order_id)

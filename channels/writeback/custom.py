@@ -8,7 +8,7 @@ us: ``X-Signature: t=<unix>,v1=<hex HMAC-SHA256(webhook secret, "<t>.<raw body>"
 (``channels.signatures.sign_custom``). ``Idempotency-Key`` is the outbox action's key, the
 same on every attempt: a storefront that saw it already answers 2xx and does nothing.
 
-2xx: done. A 4xx other than 408/429: refused (dead action, ``channel_sync_failed``). The rest
+2xx: done. A 4xx other than 408/425/429: refused (dead action, ``channel_sync_failed``). The rest
 is retried by the outbox (never inside the session: the storefront may have processed it).
 Every status is told: the storefront decides what it shows.
 """
@@ -22,13 +22,13 @@ from typing import Any
 import structlog
 
 from channels import signatures
-from channels.writeback._common import (
+from channels.writeback import (
+    Writeback,
+    WritebackChannel,
     WritebackError,
-    active_channel,
     call,
-    channel_and_config,
-    iso_utc,
-    session_for,
+    session,
+    timestamp,
 )
 from orders.feedback import ShipmentUpdate
 
@@ -38,6 +38,12 @@ KIND = "custom"
 SCHEMA = "custom_shipment_event.v1.json"
 SIGNATURE_HEADER = "X-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+NEEDS = "a tracking callback URL and a webhook secret"
+
+
+def callback_ready(channel: WritebackChannel) -> bool:
+    """Whether the channel has somewhere to call and a secret to sign with."""
+    return bool(channel.callback_url and channel.config.secret)
 
 
 def event_body(update: ShipmentUpdate) -> dict[str, Any]:
@@ -46,7 +52,7 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
         "schema_version": 1,
         "id": update.idempotency_key,
         "topic": "shipment.created" if not update.channel_ref else "shipment.updated",
-        "occurred_at": iso_utc(update.occurred_at or update.shipped_at),
+        "occurred_at": timestamp(update.occurred_at or update.shipped_at),
         "order": {
             "external_id": update.order_external_id,
             "order_number": update.order_number,
@@ -60,10 +66,10 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
             "service": update.service,
             "tracking_number": update.tracking_number,
             "tracking_url": update.tracking_url,
-            "shipped_at": iso_utc(update.shipped_at),
+            "shipped_at": timestamp(update.shipped_at),
             "estimated_delivery": {
-                "from": iso_utc(update.estimated_delivery_from),
-                "until": iso_utc(update.estimated_delivery_until),
+                "from": timestamp(update.estimated_delivery_from),
+                "until": timestamp(update.estimated_delivery_until),
             },
             "lines": [
                 {"external_line_id": line.external_line_id, "sku": line.sku,
@@ -74,23 +80,18 @@ def event_body(update: ShipmentUpdate) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class CustomWriteback:
+class CustomWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        channel = active_channel(channel_id)
-        return bool(channel and channel.tracking_callback_url and channel.webhook_secret)
+    def ready(self, channel: WritebackChannel) -> bool:
+        return callback_ready(channel)
 
     def tells(self, status: str) -> bool:
         return True
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel, config = channel_and_config(update.channel_id)
-        if not channel.tracking_callback_url or not config.secret:
-            raise WritebackError(
-                f"custom channel {config.id} has no tracking callback URL or webhook secret",
-                retryable=False,
-            )
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
+        config = channel.config
         if not update.idempotency_key:
             raise WritebackError("the update has no idempotency key", retryable=False)
         raw = json.dumps(event_body(update), separators=(",", ":"), sort_keys=True).encode()
@@ -101,9 +102,9 @@ class CustomWriteback:
             ),
             IDEMPOTENCY_HEADER: update.idempotency_key,
         }
-        with session_for(config, repeat_post=False) as session:
+        with session(config) as http:
             response = call(
-                session, "POST", channel.tracking_callback_url,
+                http, "POST", channel.callback_url,
                 what="storefront tracking callback", data=raw, headers=headers,
             )  # fmt: skip
             status = response.status_code

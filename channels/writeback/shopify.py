@@ -29,14 +29,13 @@ from typing import Any
 from channels.adapters.base import ChannelConfig
 from channels.adapters.shopify import admin_api_ready, admin_headers, admin_url
 from channels.writeback import (
+    Writeback,
+    WritebackChannel,
     WritebackError,
     call_json,
     numeric_id,
     parse_time,
-    required,
     session,
-    skipped,
-    switched_on,
     timestamp,
     whole_seconds,
 )
@@ -61,22 +60,17 @@ GONE = frozenset({"cancelled", "error", "failure"})  # fulfillments that do not 
 PAGE_LIMIT = 250
 
 
-class ShopifyWriteback:
+class ShopifyWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        channel = switched_on(channel_id)
-        return (
-            channel is not None and channel.config.kind == KIND and admin_api_ready(channel.config)
-        )
+    def ready(self, channel: WritebackChannel) -> bool:
+        return admin_api_ready(channel.config)
 
     def tells(self, status: str) -> bool:
         return status in EVENT_STATUSES
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel = required(update.channel_id, KIND, admin_api_ready, NEEDS)
-        if channel is None:
-            return skipped(update)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         order_id = numeric_id(update.order_external_id, "Shopify order id")
         with session(channel.config) as http:
             api = _Api(http, channel.config, order_id)

@@ -26,8 +26,8 @@ Later changes: WooCommerce hears delivery and delivery problems (``TOLD``) as a 
 note naming the event (the customer hears from us, the staff see it on the order), adopted on a
 retry like the first. In-transit scans are not told (noise on the order).
 
-A POST is never repeated inside the session (``_common.session_for``): the next attempt looks
-for what the first one made.
+A POST is never repeated inside the session (``channels.writeback.session``): the next attempt
+looks for what the first one made.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ import requests
 import structlog
 
 from channels.adapters.base import ChannelConfig
-from channels.writeback._common import (
+from channels.writeback import (
+    Writeback,
+    WritebackChannel,
     WritebackError,
-    active_channel,
     call,
     carrier_key,
-    channel_and_config,
-    session_for,
+    session,
 )
 from config import integrations
 from orders.feedback import ShipmentUpdate
@@ -53,6 +53,7 @@ from orders.feedback import ShipmentUpdate
 log = structlog.get_logger(__name__)
 
 KIND = "woocommerce"
+NEEDS = "an api_base_url and consumer_key and consumer_secret in its credentials"
 TOLD = frozenset({"delivered", "available_for_pickup", "failed_attempt", "exception",
                   "return_to_sender"})  # fmt: skip
 COMPLETED = "completed"
@@ -77,6 +78,13 @@ STATUS_WORDS = {
     "exception": "Delivery problem",
     "return_to_sender": "Returning to sender",
 }
+
+
+def rest_api_ready(channel: WritebackChannel) -> bool:
+    """Whether the channel has a base URL and a REST API key."""
+    creds = channel.config.credentials or {}
+    return bool(channel.config.api_base_url and creds.get("consumer_key")
+                and creds.get("consumer_secret"))  # fmt: skip
 
 
 def marker(update: ShipmentUpdate, *, event: bool = False) -> str:
@@ -133,29 +141,26 @@ def _event_note(update: ShipmentUpdate) -> str:
     return f"Parcel {update.tracking_number}: {words}. {marker(update, event=True)}"
 
 
-class WooCommerceWriteback:
+class WooCommerceWriteback(Writeback):
     kind = KIND
+    needs = NEEDS
 
-    def configured(self, channel_id: int) -> bool:
-        channel = active_channel(channel_id)
-        if channel is None or not channel.api_base_url:
-            return False
-        creds = channel.credentials or {}
-        return bool(creds.get("consumer_key") and creds.get("consumer_secret"))
+    def ready(self, channel: WritebackChannel) -> bool:
+        return rest_api_ready(channel)
 
     def tells(self, status: str) -> bool:
         return status in TOLD
 
-    def push(self, update: ShipmentUpdate) -> dict[str, Any]:
-        channel, config = channel_and_config(update.channel_id)
+    def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
+        config = channel.config
         order_id = _order_id(update)
         result: dict[str, Any] = {}
-        with session_for(config, repeat_post=False) as session:
-            store = _Store(config, session)
+        with session(config) as http:
+            store = _Store(config, http)
             if not update.channel_ref:
-                notify = channel.writeback_notify_customer
+                notify = channel.notify_customer
                 result.update(self._record(store, order_id, update, notify))
-                if update.order_complete and channel.writeback_complete_order:
+                if update.order_complete and channel.complete_order:
                     result["order_completed"] = self._complete(store, order_id)
             else:
                 result["channel_ref"] = update.channel_ref

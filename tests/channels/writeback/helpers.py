@@ -1,4 +1,5 @@
-"""Loopback stores for the tracking write-back tests, and shipped orders of their channels.
+"""Loopback stores for the tracking write-back tests, shipped orders of their channels, the
+``ShipmentUpdate`` a first write-back hears, and the outbox run that tells the channel.
 
 ``FakeShopify`` serves the Admin REST API paths the write-back calls from pytest-httpserver on
 127.0.0.1. It starts from Shopify's own sample payloads, read as they are (its fulfillment
@@ -14,7 +15,7 @@ import itertools
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,19 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.test import TestCase
+from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from fulfillment.models import ActionStatus, OutboundAction
+from fulfillment.outbox.services import outbox_drain
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipments_create_for_order
 from orders.actors import Actor
+from orders.feedback import ShipmentUpdate, ShipmentUpdateLine
 from orders.models import Order
 from orders.services import LineInput, OrderInput, order_create, order_transition
 from tests.factories import DEFAULT_ADDRESSES, CustomerFactory
+from tests.fulfillment.helpers import add_warehouse, stock
 
 SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples"
 SHOPIFY = SAMPLES / "shopify"
@@ -45,29 +51,15 @@ def sample(path: Path) -> Any:
     return json.loads(path.read_bytes())
 
 
-class FakeShopify:
-    def __init__(
-        self, server: HTTPServer, *, fulfillment_orders: list[dict[str, Any]] | None = None
-    ) -> None:
-        self.server = server
-        self.fulfillment_orders = copy.deepcopy(
-            fulfillment_orders
-            if fulfillment_orders is not None
-            else sample(FO_LIST)["fulfillment_orders"]
-        )
-        self.fulfillments: list[dict[str, Any]] = []
-        self.events: dict[int, list[dict[str, Any]]] = {}
-        self.calls: list[tuple[str, str, Any]] = []  # (method, path after the version, body)
-        self.failures: dict[tuple[str, str], list[tuple[int, Any]]] = {}
-        self.create_delay = 0.0
-        self._ids = itertools.count(1069019877)  # the sample's fulfillment id first
-        self._event_ids = itertools.count(944956391)
-        self.prefix = f"/shop/admin/api/{API_VERSION}/"
-        server.expect_request(re.compile(r"^/shop/.*")).respond_with_handler(self.handle)
+class _FakeStore:
+    """What the loopback stores share: the calls they heard, failures queued per call."""
 
-    @property
-    def base_url(self) -> str:
-        return self.server.url_for("/shop")
+    prefix = "/"
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.calls: list[tuple[str, str, Any]] = []  # (method, path after the prefix, body)
+        self.failures: dict[tuple[str, str], list[tuple[int, Any]]] = {}
 
     def fail_next(self, method: str, path: str, status: int, body: Any = None) -> None:
         self.failures.setdefault((method, path), []).append((status, body))
@@ -78,15 +70,43 @@ class FakeShopify:
     def _json(self, body: Any, status: int = 200) -> Response:
         return Response(json.dumps(body), status=status, content_type="application/json")
 
-    def handle(self, request: Request) -> Response:
+    def _heard(self, request: Request) -> tuple[str, Any, tuple[int, Any] | None]:
+        """(path after the prefix, JSON body, the failure queued for this call or None)."""
         path = request.path.removeprefix(self.prefix)
         body = request.get_json(silent=True) if request.data else None
         self.calls.append((request.method, path, body))
+        queued = self.failures.get((request.method, path))
+        return path, body, queued.pop(0) if queued else None
+
+
+class FakeShopify(_FakeStore):
+    def __init__(
+        self, server: HTTPServer, *, fulfillment_orders: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(server)
+        self.fulfillment_orders = copy.deepcopy(
+            fulfillment_orders
+            if fulfillment_orders is not None
+            else sample(FO_LIST)["fulfillment_orders"]
+        )
+        self.fulfillments: list[dict[str, Any]] = []
+        self.events: dict[int, list[dict[str, Any]]] = {}
+        self.create_delay = 0.0
+        self._ids = itertools.count(1069019877)  # the sample's fulfillment id first
+        self._event_ids = itertools.count(944956391)
+        self.prefix = f"/shop/admin/api/{API_VERSION}/"
+        server.expect_request(re.compile(r"^/shop/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/shop")
+
+    def handle(self, request: Request) -> Response:
+        path, body, failure = self._heard(request)
         if request.headers.get("X-Shopify-Access-Token") != TOKEN:
             return self._json({"errors": "[API] Invalid API key or access token"}, 401)
-        queued = self.failures.get((request.method, path))
-        if queued:
-            status, answer = queued.pop(0)
+        if failure:
+            status, answer = failure
             return self._json(answer if answer is not None else {"errors": "busy"}, status)
         if request.method == "GET" and re.fullmatch(r"orders/\d+/fulfillment_orders\.json", path):
             return self._json({"fulfillment_orders": self.fulfillment_orders})
@@ -145,12 +165,18 @@ def shipped_order(
     lines: list[tuple[str, str, int]],
     split_settings: Any = None,
     source: dict[str, Any] | None = None,
+    in_stock: bool = False,
 ) -> tuple[Order, list[Any]]:
     """An order of ``channel`` (lines: sku, the channel's line id, quantity), paid, allocated
     by the pipeline, its parcels labelled and shipped (each ship writes its first write-back).
-    ``split_settings``: pytest-django's ``settings``, to let the allocation split the order."""
+    ``split_settings``: pytest-django's ``settings``, to let the allocation split the order.
+    ``in_stock``: warehouse ``A`` is added with enough of every line (else the test stocks)."""
     if split_settings is not None:
         split_settings.ALLOCATION_ALLOW_SPLIT = True
+    if in_stock:
+        add_warehouse("A")
+        for sku, _line_id, quantity in lines:
+            stock(sku, "A", quantity + 5)
     with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
         order = order_create(
             data=OrderInput(
@@ -178,15 +204,13 @@ def shipped_order(
 BC_TOKEN = "bc-access-token"
 
 
-class FakeBigCommerce:
+class FakeBigCommerce(_FakeStore):
     """The V2 order sub-resources the write-back calls: ``products`` (the sample, as it is),
     ``shipments`` (kept here; an empty collection answers 204 as the V2 API does)."""
 
     def __init__(self, server: HTTPServer) -> None:
-        self.server = server
+        super().__init__(server)
         self.shipments: list[dict[str, Any]] = []
-        self.calls: list[tuple[str, str, Any]] = []  # (method, path after the order, body)
-        self.failures: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         self._ids = itertools.count(1)
         self.prefix = "/stores/abc123/v2/orders/"
         server.expect_request(re.compile(r"^/stores/abc123/.*")).respond_with_handler(self.handle)
@@ -195,24 +219,12 @@ class FakeBigCommerce:
     def base_url(self) -> str:
         return self.server.url_for("/stores/abc123")
 
-    def fail_next(self, method: str, path: str, status: int, body: Any = None) -> None:
-        self.failures.setdefault((method, path), []).append((status, body))
-
-    def bodies(self, method: str, path: str) -> list[Any]:
-        return [body for m, p, body in self.calls if (m, p) == (method, path)]
-
-    def _json(self, body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, content_type="application/json")
-
     def handle(self, request: Request) -> Response:
-        path = request.path.removeprefix(self.prefix)
-        body = request.get_json(silent=True) if request.data else None
-        self.calls.append((request.method, path, body))
+        path, body, failure = self._heard(request)
         if request.headers.get("X-Auth-Token") != BC_TOKEN:
             return self._json([{"status": 401, "message": "You are not authorized"}], 401)
-        queued = self.failures.get((request.method, path))
-        if queued:
-            status, answer = queued.pop(0)
+        if failure:
+            status, answer = failure
             return self._json(answer if answer is not None else [{"status": status}], status)
         order_id = int(path.split("/")[0])
         if path == f"{order_id}/products" and request.method == "GET":
@@ -239,3 +251,35 @@ class FakeBigCommerce:
             return self._json(shipment)
         return self._json([{"status": 404, "message": "The requested resource was not found."}],
                           404)  # fmt: skip
+
+
+def writebacks(order: Order) -> list[OutboundAction]:
+    """The order's ``channel_tracking_sync`` actions, oldest first."""
+    return list(OutboundAction.objects.filter(order=order, kind="channel_tracking_sync")
+                .order_by("pk"))  # fmt: skip
+
+
+def drain_now() -> dict[str, int]:
+    """Make every scheduled retry due, then run the outbox once."""
+    OutboundAction.objects.filter(status=ActionStatus.RETRY_SCHEDULED).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    return outbox_drain()
+
+
+def an_update(channel_id: int, **overrides: Any) -> ShipmentUpdate:
+    """A parcel's first write-back, as the outbox adapter builds it."""
+    shipped = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    values: dict[str, Any] = {
+        "channel_id": channel_id, "order_external_id": "727", "order_number": "727",
+        "order_source": {}, "reference": "shipment-12", "channel_ref": "",
+        "lines": (ShipmentUpdateLine(external_line_id="315", sku="SKU-1", quantity=2,
+                                     line_no=1),),
+        "carrier": "easypost", "carrier_name": "USPS", "service": "GroundAdvantage",
+        "tracking_number": "9400100208303109505657",
+        "tracking_url": "https://tools.usps.com/go/TrackConfirmAction?tLabels=9400100208303109505657",
+        "status": "pre_transit", "occurred_at": shipped, "shipped_at": shipped,
+        "idempotency_key": "channel_tracking_sync:1:channel:shop:1",
+    }  # fmt: skip
+    values.update(overrides)
+    return ShipmentUpdate(**values)

@@ -17,23 +17,17 @@ from werkzeug import Request, Response
 
 from channels import signatures
 from channels.adapters.base import SignatureInvalid
-from channels.writeback import custom
-from channels.writeback._common import WritebackError
+from channels.writeback import WritebackError, custom
 from orders import jsonschemas
 from orders.feedback import writeback_for
 from orders.models import Incident
-from tests.channels.writeback.outbox_helpers import an_update, drain_now, shipped_order, writebacks
+from tests.channels.writeback.helpers import an_update, drain_now, shipped_order, writebacks
 from tests.factories import SalesChannelFactory
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "storefront-signing-secret"
 CALLBACK = "/hooks/orderdesk/tracking"
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(settings):
-    settings.CHANNEL_HTTP_BACKOFF_FACTOR = 0
 
 
 @pytest.fixture
@@ -157,8 +151,8 @@ def storefront(httpserver: HTTPServer) -> LoopbackStorefront:
 @pytest.mark.pipeline
 def test_outbox_one_event_after_a_503_and_a_timeout(storefront, channel, settings):
     settings.CHANNEL_HTTP_TIMEOUT = (2.0, 0.5)
-    order, [parcel] = shipped_order(channel, [("MUG", 2)], external_id="SF-1001",
-                                    line_ids=["sf-line-1"])  # fmt: skip
+    order, [parcel] = shipped_order(channel, external_id="SF-1001", in_stock=True,
+                                    lines=[("MUG", "sf-line-1", 2)])  # fmt: skip
     [action] = writebacks(order)
     storefront.fail_with = [503]
     assert drain_now()["rescheduled"] == 1
@@ -181,7 +175,9 @@ def test_outbox_one_event_after_a_503_and_a_timeout(storefront, channel, setting
 
 @pytest.mark.pipeline
 def test_outbox_a_refusal_is_a_dead_action_and_a_channel_sync_incident(storefront, channel):
-    order, _parcels = shipped_order(channel, [("MUG", 1)], external_id="SF-1002")
+    order, _parcels = shipped_order(
+        channel, external_id="SF-1002", in_stock=True, lines=[("MUG", "", 1)]
+    )
     storefront.fail_with = [422]
     assert drain_now()["dead"] == 1
     [action] = writebacks(order)

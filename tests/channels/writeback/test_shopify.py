@@ -263,8 +263,8 @@ def test_a_later_change_updates_tracking_instead_of_a_second_fulfillment_then_po
     }}  # fmt: skip
     events = f"orders/{ORDER_ID}/fulfillments/{ref}/events.json"
     assert store.bodies("POST", events) == [{"event": {
-        "status": "in_transit", "happened_at": "2026-11-02T12:00:00+00:00",
-        "message": "Departed USPS facility", "estimated_delivery_at": "2026-11-04T09:00:00+00:00",
+        "status": "in_transit", "happened_at": "2026-11-02T12:00:00Z",
+        "message": "Departed USPS facility", "estimated_delivery_at": "2026-11-04T09:00:00Z",
     }}]  # fmt: skip
     assert (result["event_status"], result["event_created"]) == ("in_transit", True)
 

@@ -20,11 +20,10 @@ from django.conf import settings
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from channels.writeback import woocommerce
-from channels.writeback._common import WritebackError
+from channels.writeback import WritebackError, woocommerce
 from orders.feedback import writeback_for
 from orders.models import Incident
-from tests.channels.writeback.outbox_helpers import an_update, drain_now, shipped_order, writebacks
+from tests.channels.writeback.helpers import an_update, drain_now, shipped_order, writebacks
 from tests.factories import SalesChannelFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +38,6 @@ NOTES = "/wp-json/wc/v3/orders/{id}/notes"
 ORDER = "/wp-json/wc/v3/orders/{id}"
 NO_ROUTE = {"code": "rest_no_route", "message": "No route was found matching the URL and "
             "request method.", "data": {"status": 404}}  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(settings):
-    settings.CHANNEL_HTTP_BACKOFF_FACTOR = 0
 
 
 @pytest.fixture
@@ -251,8 +245,8 @@ def test_outbox_one_tracking_after_a_timeout_and_a_503_and_the_order_completed_o
     store, channel, settings
 ):
     settings.CHANNEL_HTTP_TIMEOUT = (2.0, 0.5)
-    order, [parcel] = shipped_order(channel, [("MUG", 2), ("CAP", 1)], external_id="727",
-                                    line_ids=LINE_IDS)  # fmt: skip
+    lines = [("MUG", LINE_IDS[0], 2), ("CAP", LINE_IDS[1], 1)]
+    order, [parcel] = shipped_order(channel, external_id="727", lines=lines, in_stock=True)
     [action] = writebacks(order)
     store.fail_with = [503]
     assert drain_now()["rescheduled"] == 1
@@ -275,8 +269,8 @@ def test_outbox_one_tracking_after_a_timeout_and_a_503_and_the_order_completed_o
 
 @pytest.mark.pipeline
 def test_outbox_a_refusal_is_a_dead_action_and_a_channel_sync_incident(store, channel):
-    order, _parcels = shipped_order(channel, [("MUG", 1)], external_id="727",
-                                    line_ids=LINE_IDS[:1])  # fmt: skip
+    order, _parcels = shipped_order(channel, external_id="727", in_stock=True,
+                                      lines=[("MUG", LINE_IDS[0], 1)])  # fmt: skip
     store.fail_with = [400]
     assert drain_now()["dead"] == 1
     [action] = writebacks(order)
