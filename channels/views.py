@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from channels.services import WebhookAnswer, webhook_receive, webhook_refusal
-
-_DIGITS = re.compile(r"[0-9]{1,18}")
-READ_CHUNK = 64 * 1024
+from config.webhook_http import Refusal, webhook_body
 
 
 @csrf_exempt
@@ -28,46 +23,9 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 def _receive(request: HttpRequest, slug: str) -> WebhookAnswer:
-    if request.method != "POST":
-        return webhook_refusal(405, "method_not_allowed", "Only POST is accepted here", slug=slug)
-    raw_length = str(request.META.get("CONTENT_LENGTH") or "").strip()
-    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if raw_length and not _DIGITS.fullmatch(raw_length):
-        # Django reads such a body as empty: refuse it as what it is, not as a bad signature.
-        return webhook_refusal(
-            400, "bad_content_length", "Content-Length must be one whole number of bytes",
-            slug=slug,
-        )  # fmt: skip
-    if chunked and not raw_length:
-        if not request.META.get("wsgi.input_terminated"):
-            # Only a server that ends the stream at the last chunk (gunicorn) can be read
-            # without a length; elsewhere the body would read as empty.
-            return webhook_refusal(
-                411, "length_required", "This server needs a Content-Length", slug=slug
-            )
-        return webhook_receive(
-            slug=slug, headers=request.headers, body=lambda: _read_bounded(request)
-        )
+    got = webhook_body(request)
+    if isinstance(got, Refusal):
+        return webhook_refusal(got.status, got.code, got.detail, slug=slug)
     return webhook_receive(
-        slug=slug,
-        headers=request.headers,
-        # Read only after the channel and the declared size pass: an oversized body is refused
-        # unread (and never reaches Django's own upload limit, which would answer 400).
-        body=lambda: request.body,
-        declared_length=int(raw_length or 0),
+        slug=slug, headers=request.headers, body=got.read, declared_length=got.declared_length
     )
-
-
-def _read_bounded(request: HttpRequest) -> bytes:
-    """A chunked body from the WSGI stream, at most one byte past ``WEBHOOK_MAX_BODY_BYTES``
-    (enough for the caller to refuse it with 413): never read unbounded."""
-    stream = request.META["wsgi.input"]
-    room = settings.WEBHOOK_MAX_BODY_BYTES + 1
-    parts: list[bytes] = []
-    while room > 0:
-        part = stream.read(min(READ_CHUNK, room))
-        if not part:
-            break
-        parts.append(part)
-        room -= len(part)
-    return b"".join(parts)
