@@ -407,7 +407,7 @@ def carrier_scans_play(*, write: Callable[[str], None]) -> None:
         return
     step = float(settings.LOCAL_CARRIER_TRACKING_STEP_SECONDS)
     last = max(shipped for _pk, shipped in parcels if shipped is not None)
-    wait = (last + timedelta(seconds=3.5 * step) - timezone.now()).total_seconds()
+    wait = (last + timedelta(seconds=3.25 * step) - timezone.now()).total_seconds()
     if 0 < wait <= 30:
         write(f"Carrier scans: waiting {wait:.0f} s for the local carrier's simulator...")
         time.sleep(wait)

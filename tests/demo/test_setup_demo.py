@@ -7,11 +7,20 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.test import RequestFactory
 
+from fulfillment.carriers.local import STORY_FAILED_THEN_RETURNED, story_for
+from fulfillment.models import Shipment
 from orders.models import Incident, Order, OrderEvent
 
 # setup_demo runs what production runs: every check, the allocator and the review router
 # (`pipeline`; under tests/reviews/ the suite's path gave it that), orchestration included.
 pytestmark = [pytest.mark.pipeline, pytest.mark.orchestration]
+
+
+@pytest.fixture(autouse=True)
+def carrier_at_once(settings):
+    """The local carrier's simulator tells every parcel's whole story at once (the demo itself
+    runs it at a 2 s step and waits): no test waits for its clock."""
+    settings.LOCAL_CARRIER_TRACKING_STEP_SECONDS = 0
 
 
 def run_demo():
@@ -25,7 +34,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
     output = run_demo()
 
     statuses = set(Order.objects.values_list("status", flat=True))
-    assert {"received", "allocated", "on_hold", "in_review", "fulfilling", "closed",
+    assert {"received", "allocated", "on_hold", "in_review", "fulfilling", "delivered",
             "cancelled", "backordered", "partially_shipped"} <= statuses  # fmt: skip
     payments = set(Order.objects.values_list("payment_status", flat=True))
     assert {"pending", "authorized", "paid", "net_terms", "partially_refunded"} <= payments
@@ -42,7 +51,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
         if len(parts) == 3 and parts[0] in users:
             request = RequestFactory().post("/admin/login/")
             assert authenticate(request, username=parts[0], password=parts[1]) is not None
-    assert "Demo data ready: 13 new order(s)." in output
+    assert "Demo data ready: 17 new order(s)." in output
     # A reorder point on a SKU whose stock runs low: the replenishment screen is not empty.
     assert "Replenishment: 1 suggestion(s), e.g. HOODIE-GRY-M at NJ1" in output
 
@@ -146,8 +155,25 @@ def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_
     assert case.reasons == ["International order (ships to JP)"]
     assert Reservation.objects.filter(order=demo["1008"], status="active").exists()
     # Approved reviews went on to stock and the rest of their steps.
-    assert demo["1004"].status == "closed"
+    assert demo["1004"].status in ("delivered", "shipped")  # shipped: its parcel came back
     assert ReviewCase.objects.get(order=demo["1004"]).status == "approved"
+    # The carrier's scans (the local simulator) decided every demo parcel, as its story says:
+    # delivered, or returned to sender with a delivery_exception incident; nobody clicked.
+    parcels = Shipment.objects.filter(order__channel__slug="demo-webstore").exclude(
+        status__in=["draft", "label_purchased", "voided"]
+    )
+    assert parcels.count() == 7
+    for parcel in parcels:
+        rate = settings.LOCAL_CARRIER_EXCEPTION_RATE
+        story = story_for(parcel.tracking_number, exception_rate=rate)
+        expected = "returned" if story == STORY_FAILED_THEN_RETURNED else "delivered"
+        assert parcel.status == expected, (parcel.tracking_number, story)
+        assert Incident.objects.filter(
+            category="delivery_exception", order=parcel.order
+        ).exists() == (expected == "returned")
+    for order in Order.objects.filter(status="delivered", channel__slug="demo-webstore"):
+        assert order.events.get(action="deliver").actor_kind == "carrier"
+    assert "Carrier scans (local carrier simulator):" in output
     # Stock is never oversold.
     assert all(s.reserved <= s.on_hand for s in StockLevel.objects.all())
     for external_id in ("1002", "1009", "1012", "1011", "1008"):
