@@ -1,0 +1,318 @@
+"""The feedback loop end to end, with real processes: an order comes in through the channel's
+real entry point (a signed webhook POSTed over HTTP to gunicorn, or the Amazon poll), a real
+Celery worker validates, allocates, buys the local carrier's labels and ships them
+(``FULFILLMENT_AUTO_SHIP``), tells the channel each parcel (the loopback store of
+``tests/e2e/vendors.py``), then hears the carrier through the polling fallback (the beat tasks
+sent by name, as beat sends them) until the order is delivered with nobody touching it; the
+channel hears the delivery, the review request is sent once, and the customer's status page
+(fetched from gunicorn) names every parcel.
+
+The server and the worker are started once for the module; each test builds its own world
+(channels, warehouses, stock) in the test database they share."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.management import call_command
+from pytest_httpserver import HTTPServer
+
+from config.celery import app
+from fulfillment import status_page
+from fulfillment.models import OutboundAction, Shipment, TrackingEvent
+from orders.models import Order
+from tests.channels.adapters.test_shopify import _sign as shopify_sign
+from tests.e2e import vendors
+from tests.fulfillment.helpers import add_warehouse, stock
+from tests.servers import start_server, stop_server
+from tests.workers import purge_queues, start_worker, stop_worker
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.pipeline,
+    pytest.mark.orchestration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
+]
+
+SECRET = "shpss_e2e-feedback-secret"
+REVIEW_SUBJECT = "How was your order"
+
+
+class Stack:
+    def __init__(self, root: Path, worker: Any, worker_log: Path, server: Any, server_log: Path,
+                 port: int) -> None:  # fmt: skip
+        self.root, self.worker, self.worker_log = root, worker, worker_log
+        self.server, self.server_log, self.port = server, server_log, port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.root / "mail"
+
+    def logs(self) -> str:
+        return (f"\n--- worker log ---\n{self.worker_log.read_text()[-4000:]}"
+                f"\n--- server log ---\n{self.server_log.read_text()[-2000:]}")  # fmt: skip
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with the logs' tails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.worker.poll() is None, f"worker died{self.logs()}"
+            result = check()
+            if result:
+                return result
+            time.sleep(0.2)
+        pytest.fail(f"timed out waiting for {what}{self.logs()}")
+
+    def beat(self, task: str) -> None:
+        """Send a beat task by name, as beat would."""
+        app.send_task(task)
+
+    def review_mails(self) -> int:
+        if not self.mail_dir.exists():
+            return 0
+        return sum(
+            len(re.findall(rf"^Subject: {REVIEW_SUBJECT}", f.read_text(), flags=re.M))
+            for f in self.mail_dir.iterdir()
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("feedback-loop")
+    env = {
+        "FULFILLMENT_AUTO_SHIP": "1",
+        "ALLOCATION_ALLOW_SPLIT": "1",
+        "LOCAL_CARRIER_TRACKING_STEP_SECONDS": "0",
+        "LOCAL_CARRIER_EXCEPTION_RATE": "0",
+        "TRACKING_POLL_QUIET_SECONDS": "0",
+        "SURVEY_DELAY_HOURS": "0",
+        "OUTBOX_BACKOFF_BASE_SECONDS": "0.2",
+        "OUTBOX_BACKOFF_CAP_SECONDS": "0.5",
+        "OUTBOX_SWEEP_GRACE_SECONDS": "0",
+        "OUTBOX_BREAKER_THRESHOLD": "100",
+        "OUTBOX_MAX_ATTEMPTS": "20",
+        "CHANNEL_HTTP_BACKOFF_FACTOR": "0",
+        "ERP_TARGET": "filedrop",
+        "ERP_DROP_DIR": str(root / "erp"),
+        "WMS_TARGET": "local",
+        "NOTIFY_TARGETS": "email",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(root / "mail"),
+    }
+    purge_queues()
+    worker_log, server_log = root / "worker.log", root / "server.log"
+    worker = start_worker(worker_log, name="feedback", env=env)
+    try:
+        server, port = start_server("gunicorn", server_log, env=env)
+    except Exception:
+        stop_worker(worker)
+        raise
+    yield Stack(root, worker, worker_log, server, server_log, port)
+    stop_server(server)
+    stop_worker(worker)
+    purge_queues()
+
+
+@pytest.fixture
+def loop(stack: Stack, settings: Any) -> Stack:
+    settings.PUBLIC_BASE_URL = stack.base_url  # the links status_url() makes point at gunicorn
+    for f in stack.mail_dir.glob("*") if stack.mail_dir.exists() else []:
+        f.unlink()
+    return stack
+
+
+# --- the world ---------------------------------------------------------------------------------
+def shopify_order() -> dict[str, Any]:
+    """Shopify's sample order (a webhook body is the bare resource), paid, its buyer accepting
+    marketing: three iPods, stocked below in two warehouses (a split into two parcels)."""
+    order = copy.deepcopy(vendors.sample("shopify", "order_450789469_get.json")["order"])
+    order.update(financial_status="paid", buyer_accepts_marketing=True, refunds=[],
+                 fulfillments=[], fulfillment_status=None)  # fmt: skip
+    order["customer"]["email_marketing_consent"].update(
+        state="subscribed", opt_in_level="single_opt_in", consent_updated_at=order["created_at"]
+    )
+    for line in order["line_items"]:
+        line["fulfillable_quantity"] = line["quantity"]
+    return order
+
+
+def two_warehouses(first: list[str], second: list[str]) -> None:
+    add_warehouse("KY1", region="US-KY", priority=10)
+    add_warehouse("TX1", region="US-TX", priority=20)
+    for sku in first:
+        stock(sku, "KY1", 5)
+    for sku in second:
+        stock(sku, "TX1", 5)
+
+
+def shopify_world(server: HTTPServer) -> tuple[vendors.Shopify, dict[str, Any]]:
+    order = shopify_order()
+    store = vendors.Shopify(server, order)
+    call_command(
+        "add_channel", "--kind", "shopify", "--slug", "shop", "--secret", SECRET,
+        "--api-url", store.base_url, "--api-version", vendors.SHOPIFY_VERSION,
+        "--credentials", json.dumps({"access_token": vendors.SHOPIFY_TOKEN}),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    for sku, title in [("IPOD2008GREEN", "green"), ("IPOD2008RED", "red"),
+                       ("IPOD2008BLACK", "black")]:  # fmt: skip
+        _product(sku, f"iPod Nano 8GB {title}")
+    two_warehouses(["IPOD2008GREEN", "IPOD2008BLACK"], ["IPOD2008RED"])
+    return store, order
+
+
+def _product(sku: str, title: str) -> None:
+    from orders.models import Product
+
+    Product.objects.get_or_create(sku=sku, defaults={"title": title, "weight_grams": 200})
+
+
+def post_shopify(stack: Stack, order: dict[str, Any], webhook_id: str) -> None:
+    body = json.dumps(order).encode()
+    response = requests.post(
+        f"{stack.base_url}/webhooks/shop/", data=body, timeout=10, headers={
+            "Content-Type": "application/json",
+            "X-Shopify-Hmac-Sha256": shopify_sign(body, SECRET), "X-Shopify-Topic": "orders/create",
+            "X-Shopify-Shop-Domain": "e2e.myshopify.com",
+            "X-Shopify-API-Version": vendors.SHOPIFY_VERSION, "X-Shopify-Webhook-Id": webhook_id,
+        },
+    )  # fmt: skip
+    assert response.status_code == 202, response.text
+
+
+# --- reading ------------------------------------------------------------------------------------
+def the_order(slug: str, external_id: str) -> Order | None:
+    return Order.objects.filter(channel__slug=slug, external_id=external_id).first()
+
+
+def syncs(order: Order) -> list[tuple[int, str]]:
+    return sorted(
+        OutboundAction.objects.filter(order=order, kind="channel_tracking_sync").values_list(
+            "shipment_id" if hasattr(OutboundAction, "shipment_id") else "pk", "status"
+        )
+    )
+
+
+def all_synced(order: Order) -> bool:
+    statuses = set(
+        OutboundAction.objects.filter(order=order, kind="channel_tracking_sync").values_list(
+            "status", flat=True
+        )
+    )
+    return statuses == {"succeeded"}
+
+
+def parcels(order: Order) -> list[Shipment]:
+    return list(Shipment.objects.filter(order=order).order_by("pk"))
+
+
+def shipped(stack: Stack, slug: str, external_id: str) -> Order:
+    """Wait until the order's parcels all left and each first write-back succeeded."""
+
+    def check() -> Order | None:
+        order = the_order(slug, external_id)
+        if order is None or order.status not in ("shipped", "partially_shipped"):
+            return None
+        if any(s.status != "shipped" for s in parcels(order)) or not all_synced(order):
+            return None
+        return order if order.status == "shipped" else None
+
+    return stack.wait(f"{slug} order {external_id} shipped and told", check, timeout=90)
+
+
+def delivered(stack: Stack, order: Order) -> Order:
+    """Drive the polling fallback (beat's task, sent by name) until the order is delivered and
+    every write-back is done."""
+    stack.beat("fulfillment.tracking_poll")
+
+    def check() -> Order | None:
+        order.refresh_from_db()
+        return order if order.status == "delivered" and all_synced(order) else None
+
+    return stack.wait("the order delivered", check)
+
+
+def status_page_parcels(stack: Stack, order: Order) -> dict[str, Any]:
+    url = status_page.status_url(order)
+    assert url.startswith(stack.base_url)
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200, response.text[:500]
+    [script] = re.findall(
+        r'<script type="application/ld\+json">(.*?)</script>', response.text, flags=re.S
+    )
+    return json.loads(script)
+
+
+def review_sent_once(stack: Stack, order: Order) -> None:
+    review = OutboundAction.objects.get(order=order, kind="notify_customer",
+                                        payload__template="review_request")  # fmt: skip
+    # Scheduled in the database for SURVEY_DELAY_HOURS (0 here) after the last delivery.
+    last = max(s.delivered_at for s in parcels(order) if s.delivered_at)
+    assert review.next_attempt_at >= last
+    stack.beat("fulfillment.outbox_sweep")
+    stack.wait("the review request sent",
+               lambda: OutboundAction.objects.filter(pk=review.pk, status="succeeded").exists())
+    stack.beat("fulfillment.outbox_sweep")  # a second round sends nothing again
+    stack.wait("one review email", lambda: stack.review_mails() >= 1)
+    time.sleep(0.5)
+    assert stack.review_mails() == 1
+
+
+def delivered_by_the_carrier(order: Order) -> None:
+    event = order.events.get(action="deliver")
+    assert event.actor_kind == "carrier", (event.actor_kind, event.actor_id)
+    assert not order.events.filter(actor_kind="user").exists()
+
+
+# --- 1. Shopify ---------------------------------------------------------------------------------
+def test_shopify_split_order_from_webhook_to_delivered_review_and_status_page(
+    loop: Stack, httpserver: HTTPServer
+) -> None:
+    store, body = shopify_world(httpserver)
+    post_shopify(loop, body, "e2e-feedback-1")
+    order = shipped(loop, "shop", str(body["id"]))
+    assert order.customer.accepts_marketing is True
+    boxes = parcels(order)
+    assert len(boxes) == 2 and len({s.warehouse.code for s in boxes}) == 2
+
+    # One fulfillment per parcel, with its tracking number and its own lines and quantities.
+    line_ids = {line.sku: int(line.external_line_id) for line in order.lines.all()}
+    expected = sorted(
+        (s.tracking_number,
+         sorted((line_ids[sl.order_line.sku], sl.quantity) for sl in s.lines.all()))
+        for s in boxes
+    )  # fmt: skip
+    assert sorted(store.fulfilled_lines()) == expected
+    assert len(store.bodies("POST", "fulfillments.json")) == 2
+
+    order = delivered(loop, order)
+    delivered_by_the_carrier(order)
+    for s in parcels(order):
+        assert (s.status, s.tracking_status) == ("delivered", "delivered")
+    # The delivered fulfillment events, one per fulfillment.
+    assert {
+        fid: [e["status"] for e in events if e["status"] == "delivered"]
+        for fid, events in store.events.items()
+    } == {f["id"]: ["delivered"] for f in store.fulfillments}
+    assert len(store.fulfillments) == 2
+
+    review_sent_once(loop, order)
+
+    data = status_page_parcels(loop, order)
+    text = json.dumps(data)
+    for s in boxes:
+        assert s.tracking_number in text

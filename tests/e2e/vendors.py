@@ -1,0 +1,178 @@
+"""Stateful loopback vendors for the feedback loop's end-to-end tests.
+
+Each store answers on pytest-httpserver (127.0.0.1) the paths our channels call, starting from
+the vendors' published samples (read as they are) and keeping state the way the store does: a
+fulfillment (a shipment, a tracking) it creates is listed afterwards, events are kept per
+record. Every request is kept in ``calls`` as (method, path, body) so a test can say exactly
+what the store heard; ``fail_writes`` makes the store answer 503 to the next N write-back
+calls (a store down for a while).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples"
+
+
+def sample(*parts: str) -> Any:
+    return json.loads(SAMPLES.joinpath(*parts).read_bytes())
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
+
+
+class Store:
+    """What every loopback store shares: the call log and the outage switch."""
+
+    prefix = ""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.calls: list[tuple[str, str, Any]] = []
+        self.down_for = 0  # answer 503 to this many more write-back calls
+        self.refused: list[tuple[str, str]] = []
+
+    def fail_writes(self, count: int) -> None:
+        self.down_for = count
+
+    def bodies(self, method: str, path: str | re.Pattern[str]) -> list[Any]:
+        def hit(p: str) -> bool:
+            return p == path if isinstance(path, str) else bool(path.fullmatch(p))
+
+        return [body for m, p, body in self.calls if m == method and hit(p)]
+
+    def _take(self, request: Request) -> tuple[str, Any, Response | None]:
+        path = request.path.removeprefix(self.prefix)
+        body = request.get_json(silent=True) if request.data else None
+        self.calls.append((request.method, path, body))
+        if self.down_for > 0:
+            self.down_for -= 1
+            self.refused.append((request.method, path))
+            return path, body, Response(
+                json.dumps({"errors": "Service Unavailable"}), status=503,
+                content_type="application/json", headers={"Retry-After": "0"},
+            )  # fmt: skip
+        return path, body, None
+
+
+# --- Shopify ------------------------------------------------------------------------------------
+SHOPIFY_VERSION = "2026-07"
+SHOPIFY_TOKEN = "shpat_e2e-loopback"
+
+
+def shopify_fulfillment_orders(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fulfillment order sample (one location), its line items those of ``order``."""
+    [fo] = copy.deepcopy(sample("shopify", "fulfillment_orders_order_450789469_list.json")[
+        "fulfillment_orders"])  # fmt: skip
+    template = fo["line_items"][0]
+    fo["order_id"] = order["id"]
+    fo["line_items"] = [
+        {**template, "id": 1072503277 + n, "line_item_id": line["id"], "quantity": line["quantity"],
+         "fulfillable_quantity": line["quantity"], "variant_id": line.get("variant_id")}
+        for n, line in enumerate(order["line_items"])
+    ]  # fmt: skip
+    return [fo]
+
+
+class Shopify(Store):
+    """The Admin REST API paths of the tracking write-back, for one order."""
+
+    def __init__(self, server: HTTPServer, order: dict[str, Any]) -> None:
+        super().__init__(server)
+        self.order = order
+        self.fulfillment_orders = shopify_fulfillment_orders(order)
+        self.fulfillments: list[dict[str, Any]] = []
+        self.events: dict[int, list[dict[str, Any]]] = {}
+        self._ids = itertools.count(1069019877)  # the sample's fulfillment id first
+        self._event_ids = itertools.count(944956391)
+        self.prefix = f"/shop/admin/api/{SHOPIFY_VERSION}/"
+        server.expect_request(re.compile(r"^/shop/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/shop")
+
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("X-Shopify-Access-Token") != SHOPIFY_TOKEN:
+            return _json({"errors": "[API] Invalid API key or access token"}, 401)
+        path, body, down = self._take(request)
+        if down is not None:
+            return down
+        if request.method == "GET" and re.fullmatch(r"orders/\d+/fulfillment_orders\.json", path):
+            return _json({"fulfillment_orders": self.fulfillment_orders})
+        if request.method == "GET" and re.fullmatch(r"orders/\d+/fulfillments\.json", path):
+            return _json({"fulfillments": self.fulfillments})
+        if request.method == "POST" and path == "fulfillments.json":
+            return self._create(body["fulfillment"])
+        if m := re.fullmatch(r"orders/\d+/fulfillments/(\d+)\.json", path):
+            return _json({"fulfillment": self._find(int(m[1]))})
+        if m := re.fullmatch(r"fulfillments/(\d+)/update_tracking\.json", path):
+            fulfillment = self._find(int(m[1]))
+            self._track(fulfillment, body["fulfillment"]["tracking_info"])
+            return _json({"fulfillment": fulfillment})
+        if m := re.fullmatch(r"orders/\d+/fulfillments/(\d+)/events\.json", path):
+            events = self.events.setdefault(int(m[1]), [])
+            if request.method == "GET":
+                return _json({"fulfillment_events": events})
+            event = {"id": next(self._event_ids), "fulfillment_id": int(m[1]), **body["event"]}
+            events.append(event)
+            return _json({"fulfillment_event": event}, 201)
+        return _json({"errors": "Not Found"}, 404)
+
+    def _find(self, fulfillment_id: int) -> dict[str, Any]:
+        return next(f for f in self.fulfillments if f["id"] == fulfillment_id)
+
+    def _track(self, fulfillment: dict[str, Any], info: dict[str, Any]) -> None:
+        fulfillment["tracking_number"] = info.get("number")
+        fulfillment["tracking_numbers"] = [info["number"]] if info.get("number") else []
+        fulfillment["tracking_url"] = info.get("url")
+        fulfillment["tracking_urls"] = [info["url"]] if info.get("url") else []
+        fulfillment["tracking_company"] = info.get("company")
+
+    def _create(self, wanted: dict[str, Any]) -> Response:
+        fulfillment = copy.deepcopy(sample("shopify", "fulfillment_1069019877_create.json")[
+            "fulfillment"])  # fmt: skip
+        fulfillment["id"] = next(self._ids)
+        fulfillment["order_id"] = self.order["id"]
+        self._track(fulfillment, wanted["tracking_info"])
+        items = []
+        for group in wanted["line_items_by_fulfillment_order"]:
+            fo = next(f for f in self.fulfillment_orders if f["id"] == group["fulfillment_order_id"])
+            for asked in group["fulfillment_order_line_items"]:
+                item = next(i for i in fo["line_items"] if i["id"] == asked["id"])
+                if item["fulfillable_quantity"] < asked["quantity"]:
+                    return _json({"errors": ["Invalid fulfillment order line item quantity"]},
+                                 422)  # fmt: skip
+                item["fulfillable_quantity"] -= asked["quantity"]
+                items.append({"id": item["line_item_id"], "quantity": asked["quantity"]})
+            left = sum(i["fulfillable_quantity"] for i in fo["line_items"])
+            fo["status"] = "in_progress" if left else "closed"
+        fulfillment["line_items"] = items
+        self.fulfillments.append(fulfillment)
+        return _json({"fulfillment": fulfillment}, 201)
+
+    def fulfilled_lines(self) -> list[tuple[str, list[tuple[int, int]]]]:
+        """Per fulfillment: its tracking number and (line_item_id, quantity) pairs."""
+        return [
+            (f["tracking_number"], sorted((i["id"], i["quantity"]) for i in f["line_items"]))
+            for f in self.fulfillments
+        ]
+
+
+def shopify_sign(body: bytes, secret: str) -> str:
+    import base64
+
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
