@@ -13,6 +13,7 @@ The server and the worker are started once for the module; each test builds its 
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 import io
 import json
 import re
@@ -24,11 +25,16 @@ from typing import Any
 import pytest
 import requests
 from django.core.management import call_command
+from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from config.celery import app
 from fulfillment import status_page
-from fulfillment.models import OutboundAction, Shipment, TrackingEvent
+from fulfillment.carriers import local
+from fulfillment.carriers.base import Tracking
+from fulfillment.carriers.base import TrackingEvent as TrackingEventData
+from fulfillment.models import OutboundAction, Shipment, TrackingEvent, TrackingSource
+from fulfillment.tracking import tracking_record
 from orders.models import Order
 from tests.channels.adapters.test_shopify import _sign as shopify_sign
 from tests.e2e import vendors
@@ -257,6 +263,57 @@ def status_page_parcels(stack: Stack, order: Order) -> dict[str, Any]:
     return json.loads(script)
 
 
+def status_page_tracking_numbers(stack: Stack, order: Order) -> list[str]:
+    """The status page fetched from gunicorn; its JSON-LD parses, one ParcelDelivery per
+    parcel, each part of the order: their tracking numbers."""
+    graph = status_page_parcels(stack, order)
+    nodes = graph["@graph"] if "@graph" in graph else [graph]
+    [order_node] = [n for n in nodes if n.get("@type") == "Order"]
+    deliveries = [n for n in nodes if n.get("@type") == "ParcelDelivery"]
+    assert sorted(d["@id"] for d in order_node["orderDelivery"]) == sorted(
+        d["@id"] for d in deliveries
+    )
+    return sorted(d["trackingNumber"] for d in deliveries)
+
+
+def nothing_changes_on_a_repeated_or_late_carrier_event(stack: Stack, order: Order) -> None:
+    """The polling fallback asked again (the worker's round, and the carrier's very same answer
+    recorded once more) and a late, older scan: no new state, no new channel_tracking_sync
+    action, the late scan on the timeline with its "recorded only" effect."""
+    before = [(s.pk, s.status, s.tracking_status, s.last_event_at) for s in parcels(order)]
+    actions_before = OutboundAction.objects.filter(order=order).count()
+    events_before = TrackingEvent.objects.filter(order=order).count()
+
+    stack.beat("fulfillment.tracking_poll")  # delivered parcels are not polled again
+    stack.beat("fulfillment.outbox_sweep")
+    for s in parcels(order):
+        answer = local.simulate(s.tracking_number, shipped_at=s.shipped_at,
+                                now=timezone.now(), step_seconds=0, exception_rate=0)  # fmt: skip
+        result = tracking_record(shipment_id=s.pk, tracking=answer, source=TrackingSource.POLL)
+        assert (result.new_events, result.applied_event_id) == (0, None)
+        assert result.duplicates == len(answer.events)
+
+    late = parcels(order)[0]
+    scan = TrackingEventData(at=late.last_event_at - timedelta(minutes=5),
+                             status="in_transit", description="Arrived at the sorting hub",
+                             location="Sorting hub", carrier_status="in_transit",
+                             carrier_detail="arrived_hub")  # fmt: skip
+    result = tracking_record(
+        shipment_id=late.pk, source=TrackingSource.POLL,
+        tracking=Tracking(tracking_number=late.tracking_number, status="in_transit",
+                          events=[scan], carrier_status="in_transit"),
+    )  # fmt: skip
+    assert (result.new_events, result.applied_event_id) == (1, None)
+    row = TrackingEvent.objects.get(shipment=late, carrier_detail="arrived_hub")
+    assert row.applied is False and row.effect.startswith("recorded only: older"), row.effect
+
+    order.refresh_from_db()
+    assert order.status == "delivered"
+    assert [(s.pk, s.status, s.tracking_status, s.last_event_at) for s in parcels(order)] == before
+    assert OutboundAction.objects.filter(order=order).count() == actions_before
+    assert TrackingEvent.objects.filter(order=order).count() == events_before + 1
+
+
 def review_sent_once(stack: Stack, order: Order) -> None:
     review = OutboundAction.objects.get(order=order, kind="notify_customer",
                                         payload__template="review_request")  # fmt: skip
@@ -312,7 +369,9 @@ def test_shopify_split_order_from_webhook_to_delivered_review_and_status_page(
 
     review_sent_once(loop, order)
 
-    data = status_page_parcels(loop, order)
-    text = json.dumps(data)
-    for s in boxes:
-        assert s.tracking_number in text
+    assert status_page_tracking_numbers(loop, order) == sorted(s.tracking_number for s in boxes)
+
+    # 3. The carrier heard again: nothing changes.
+    nothing_changes_on_a_repeated_or_late_carrier_event(loop, order)
+    assert len(store.fulfillments) == 2
+    assert sum(len(events) for events in store.events.values()) == 2
