@@ -375,3 +375,43 @@ def test_shopify_split_order_from_webhook_to_delivered_review_and_status_page(
     nothing_changes_on_a_repeated_or_late_carrier_event(loop, order)
     assert len(store.fulfillments) == 2
     assert sum(len(events) for events in store.events.values()) == 2
+
+
+# --- 4. The channel down for a while ------------------------------------------------------------
+def test_shopify_down_for_a_while_delays_the_write_back_and_loses_nothing(
+    loop: Stack, httpserver: HTTPServer
+) -> None:
+    """Shopify answers 503 to the first several write-back calls, then makes one fulfillment
+    but its answer is lost: the write-back is retried by the outbox (backoff), looks for what
+    the lost answer made before creating again, and ends with exactly one fulfillment per
+    parcel and one delivered event on each."""
+    store, body = shopify_world(httpserver)
+    store.fail_writes(6)
+    store.lose_creates = 1
+    post_shopify(loop, body, "e2e-feedback-down")
+    order = shipped(loop, "shop", str(body["id"]))
+    assert store.down_for == 0 and store.lose_creates == 0
+    assert len(store.refused) == 7
+    retried = OutboundAction.objects.filter(order=order, kind="channel_tracking_sync",
+                                            attempts__gt=1)  # fmt: skip
+    assert retried.exists()
+    assert not order.incidents.filter(category="channel_sync_failed").exists()
+
+    boxes = parcels(order)
+    assert len(boxes) == 2
+    assert sorted(t for t, _ in store.fulfilled_lines()) == sorted(
+        s.tracking_number for s in boxes
+    )
+    assert all(s.channel_ref for s in boxes)
+    assert sorted(str(f["id"]) for f in store.fulfillments) == sorted(s.channel_ref for s in boxes)
+    # Each line's units told once: nothing lost, nothing doubled.
+    told = sorted(pair for _, pairs in store.fulfilled_lines() for pair in pairs)
+    assert told == sorted((int(line.external_line_id), line.quantity)
+                          for line in order.lines.all())  # fmt: skip
+
+    order = delivered(loop, order)
+    delivered_by_the_carrier(order)
+    assert len(store.fulfillments) == 2
+    assert {fid: [e["status"] for e in events] for fid, events in store.events.items()} == {
+        f["id"]: ["delivered"] for f in store.fulfillments
+    }

@@ -98,6 +98,7 @@ class Shopify(Store):
         self.events: dict[int, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1069019877)  # the sample's fulfillment id first
         self._event_ids = itertools.count(944956391)
+        self.lose_creates = 0  # create the next N fulfillments, then answer 503
         self.prefix = f"/shop/admin/api/{SHOPIFY_VERSION}/"
         server.expect_request(re.compile(r"^/shop/.*")).respond_with_handler(self.handle)
 
@@ -116,7 +117,12 @@ class Shopify(Store):
         if request.method == "GET" and re.fullmatch(r"orders/\d+/fulfillments\.json", path):
             return _json({"fulfillments": self.fulfillments})
         if request.method == "POST" and path == "fulfillments.json":
-            return self._create(body["fulfillment"])
+            made = self._create(body["fulfillment"])
+            if self.lose_creates > 0 and made.status_code == 201:
+                self.lose_creates -= 1  # made, but the answer is lost on the way back
+                self.refused.append((request.method, path))
+                return _json({"errors": "Service Unavailable"}, 503)
+            return made
         if m := re.fullmatch(r"orders/\d+/fulfillments/(\d+)\.json", path):
             return _json({"fulfillment": self._find(int(m[1]))})
         if m := re.fullmatch(r"fulfillments/(\d+)/update_tracking\.json", path):
