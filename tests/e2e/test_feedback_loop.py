@@ -36,7 +36,12 @@ from fulfillment.carriers.base import TrackingEvent as TrackingEventData
 from fulfillment.models import OutboundAction, Shipment, TrackingEvent, TrackingSource
 from fulfillment.tracking import tracking_record
 from orders.models import Order
+from channels.models import SalesChannel, SkuMapping
+from channels.signatures import sign_custom
+from orders.models import Product
 from tests.channels.adapters.test_shopify import _sign as shopify_sign
+from tests.channels.adapters.test_woocommerce import _sign as woo_sign
+from tests.channels.test_webhook import canonical_order, envelope
 from tests.e2e import vendors
 from tests.fulfillment.helpers import add_warehouse, stock
 from tests.servers import start_server, stop_server
@@ -51,6 +56,8 @@ pytestmark = [
 ]
 
 SECRET = "shpss_e2e-feedback-secret"
+WOO_SECRET = "woo-e2e-feedback-secret"
+WEB_SECRET = "web-e2e-feedback-secret"
 REVIEW_SUBJECT = "How was your order"
 
 
@@ -182,8 +189,6 @@ def shopify_world(server: HTTPServer) -> tuple[vendors.Shopify, dict[str, Any]]:
 
 
 def _product(sku: str, title: str) -> None:
-    from orders.models import Product
-
     Product.objects.get_or_create(sku=sku, defaults={"title": title, "weight_grams": 200})
 
 
@@ -415,3 +420,120 @@ def test_shopify_down_for_a_while_delays_the_write_back_and_loses_nothing(
     assert {fid: [e["status"] for e in events] for fid, events in store.events.items()} == {
         f["id"]: ["delivered"] for f in store.fulfillments
     }
+
+
+# --- 2. The other channels ----------------------------------------------------------------------
+def one_warehouse(*skus: str) -> None:
+    add_warehouse("TX1", region="US-TX", priority=10)
+    for sku in skus:
+        _product(sku, sku)
+        stock(sku, "TX1", 5)
+
+
+def test_woocommerce_from_webhook_to_delivered_tracking_and_completed_once(
+    loop: Stack, httpserver: HTTPServer
+) -> None:
+    """The sample order 727 ("processing", two lines) as its order.created webhook; the store
+    has the Shipment Tracking extension: one tracking, the order completed once, the delivery
+    as a private note."""
+    order_727 = vendors.sample("woocommerce", "order_727_get.json")
+    store = vendors.WooCommerce(httpserver, order_727)
+    call_command(
+        "add_channel", "--kind", "woocommerce", "--slug", "woo", "--secret", WOO_SECRET,
+        "--api-url", store.base_url, "--credentials",
+        json.dumps({"consumer_key": vendors.WOO_KEY, "consumer_secret": vendors.WOO_SECRET}),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    one_warehouse("WOO-LOGO", "Bar3")
+    SkuMapping.objects.create(channel=SalesChannel.objects.get(slug="woo"), external_ref="93",
+                              product=Product.objects.get(sku="WOO-LOGO"))  # fmt: skip
+    body = json.dumps(order_727).encode()
+    response = requests.post(f"{loop.base_url}/webhooks/woo/", data=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-WC-Webhook-Signature": woo_sign(body, WOO_SECRET),
+        "X-WC-Webhook-Topic": "order.created", "X-WC-Webhook-Source": "https://woo.example/",
+        "X-WC-Webhook-Delivery-ID": "e2e-feedback-woo-1",
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+
+    order = shipped(loop, "woo", "727")
+    [parcel] = parcels(order)
+    assert [t["tracking_number"] for t in store.trackings] == [parcel.tracking_number]
+    assert parcel.channel_ref == f"tracking:{store.trackings[0]['tracking_id']}"
+    assert store.order["status"] == "completed"
+    assert len(store.bodies("PUT", "/wc/v3/orders/727")) == 1
+
+    order = delivered(loop, order)
+    delivered_by_the_carrier(order)
+    assert [n["customer_note"] for n in store.notes] == [False]
+    assert "Delivered" in store.notes[0]["note"]
+    assert len(store.trackings) == 1 and len(store.bodies("PUT", "/wc/v3/orders/727")) == 1
+    assert status_page_tracking_numbers(loop, order) == [parcel.tracking_number]
+
+
+def test_custom_storefront_from_signed_webhook_to_delivered_signed_callbacks(
+    loop: Stack, httpserver: HTTPServer
+) -> None:
+    receiver = vendors.CallbackReceiver(httpserver, WEB_SECRET)
+    call_command("add_channel", "--kind", "custom", "--slug", "web", "--secret", WEB_SECRET,
+                 stdout=io.StringIO())  # fmt: skip
+    SalesChannel.objects.filter(slug="web").update(tracking_callback_url=receiver.url)
+    one_warehouse("MUG-RED", "TEE-L")
+    body = envelope({**canonical_order("W-77"), "financial_status": "paid"}, event_id="evt_fb_1")
+    response = requests.post(f"{loop.base_url}/webhooks/web/", data=body, timeout=10, headers={
+        "Content-Type": "application/json",
+        "X-Signature": sign_custom(secret=WEB_SECRET, body=body, timestamp=int(time.time())),
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+
+    order = shipped(loop, "web", "W-77")
+    [parcel] = parcels(order)
+    order = delivered(loop, order)
+    delivered_by_the_carrier(order)
+    # Every call verified (t=...,v1=...), each event once: the parcel's creation, then the
+    # delivery (the local carrier's whole story arrives in one poll: the latest scan decides).
+    assert receiver.bad_signatures == 0
+    events = list(receiver.events.values())
+    assert [(e["topic"], e["shipment"]["status"]) for e in events] == [
+        ("shipment.created", "pre_transit"), ("shipment.updated", "delivered"),
+    ]  # fmt: skip
+    assert {e["shipment"]["tracking_number"] for e in events} == {parcel.tracking_number}
+    assert {e["order"]["external_id"] for e in events} == {"W-77"}
+    assert status_page_tracking_numbers(loop, order) == [parcel.tracking_number]
+
+
+def test_amazon_from_the_poll_to_delivered_confirmed_and_read_back(
+    loop: Stack, httpserver: HTTPServer
+) -> None:
+    """The worker polls the loopback SP-API (beat's channels.poll_all): the sandbox's two
+    Unshipped orders; each parcel confirmed once (confirmShipment) and read back from the
+    2026-01-01 getOrder; Amazon hears nothing of the delivery."""
+    amazon = vendors.Amazon(httpserver)
+    call_command(
+        "add_channel", "--kind", "amazon", "--slug", "amzn", "--api-url", amazon.base_url,
+        "--credentials", json.dumps({
+            "client_id": "amzn1.application-oa2-client.e2e", "client_secret": "lwa-secret",
+            "refresh_token": "Atzr|e2e-refresh", "marketplace_ids": ["ATVPDKIKX0DER"],
+            "lwa_token_url": httpserver.url_for("/auth/o2/token")}),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    one_warehouse("AMZ-NABETA")
+    SkuMapping.objects.create(channel=SalesChannel.objects.get(slug="amzn"),
+                              external_ref="NABetaASINB00551Q3CS",
+                              product=Product.objects.get(sku="AMZ-NABETA"))  # fmt: skip
+    loop.beat("channels.poll_all")
+    orders = [shipped(loop, "amzn", oid) for oid in ("902-1845936-5435065", "902-8745147-1934268")]
+    for order in orders:
+        [parcel] = parcels(order)
+        [package] = amazon.packages(order.external_id).values()
+        assert package["trackingNumber"] == parcel.tracking_number
+        assert package["orderItems"] == [{"orderItemId": "05015851154158", "quantity": 1}]
+        assert parcel.channel_ref == f"package:{package['packageReferenceId']}"
+        assert len(amazon.bodies("POST", f"/orders/v0/orders/{order.external_id}"
+                                 "/shipmentConfirmation")) == 1  # fmt: skip
+        sync = OutboundAction.objects.get(order=order, kind="channel_tracking_sync")
+        assert sync.result["verified"] is True
+    for order in orders:
+        order = delivered(loop, order)
+        delivered_by_the_carrier(order)
+    confirmations = [b for m, p, b in amazon.calls if p.endswith("/shipmentConfirmation")]
+    assert len(confirmations) == 2

@@ -182,3 +182,159 @@ def shopify_sign(body: bytes, secret: str) -> str:
     import base64
 
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+# --- WooCommerce --------------------------------------------------------------------------------
+WOO_KEY, WOO_SECRET = "ck_e2e-loopback", "cs_e2e-loopback"
+
+
+class WooCommerce(Store):
+    """A store with the Shipment Tracking extension: its trackings, order notes and the order
+    itself (the sample, as it is, until we complete it)."""
+
+    prefix = "/woo/wp-json"
+
+    def __init__(self, server: HTTPServer, order: dict[str, Any]) -> None:
+        super().__init__(server)
+        self.order = copy.deepcopy(order)
+        self.trackings: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        server.expect_request(re.compile(r"^/woo/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/woo")
+
+    def handle(self, request: Request) -> Response:
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != (WOO_KEY, WOO_SECRET):
+            return _json({"code": "woocommerce_rest_cannot_view", "message": "Sorry"}, 401)
+        path, body, down = self._take(request)
+        if down is not None:
+            return down
+        oid = self.order["id"]
+        if path == f"/wc-shipment-tracking/v3/orders/{oid}/shipment-trackings":
+            if request.method == "GET":
+                return _json(self.trackings)
+            tracking = {"tracking_id": f"{next(self._ids):032x}", "tracking_link": "",
+                        "tracking_provider": "", **body}  # fmt: skip
+            self.trackings.append(tracking)
+            return _json(tracking, 201)
+        if path == f"/wc/v3/orders/{oid}/notes":
+            if request.method == "GET":
+                return _json(self.notes)
+            note = {"id": 280 + next(self._ids), "author": "system", **body}
+            self.notes.append(note)
+            return _json(note, 201)
+        if path == f"/wc/v3/orders/{oid}":
+            if request.method == "PUT":
+                self.order.update(body)
+            return _json(self.order)
+        return _json({"code": "rest_no_route", "message": "No route was found"}, 404)
+
+
+# --- a custom storefront's callback receiver ----------------------------------------------------
+class CallbackReceiver(Store):
+    """The storefront's tracking callback URL: verifies ``X-Signature`` (t=...,v1=...) with the
+    channel's webhook secret, keeps each event once by its ``Idempotency-Key``."""
+
+    prefix = "/storefront"
+
+    def __init__(self, server: HTTPServer, secret: str) -> None:
+        super().__init__(server)
+        self.secret = secret
+        self.events: dict[str, dict[str, Any]] = {}
+        self.bad_signatures = 0
+        server.expect_request("/storefront/tracking", method="POST").respond_with_handler(
+            self.handle
+        )
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/storefront/tracking")
+
+    def verified(self, request: Request) -> bool:
+        parts = dict(
+            p.split("=", 1) for p in request.headers.get("X-Signature", "").split(",") if "=" in p
+        )
+        if not parts.get("t") or not parts.get("v1"):
+            return False
+        signed = f"{parts['t']}.".encode() + request.get_data()
+        want = hmac.new(self.secret.encode(), signed, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(want, parts["v1"])
+
+    def handle(self, request: Request) -> Response:
+        if not self.verified(request):
+            self.bad_signatures += 1
+            return _json({"error": "bad signature"}, 401)
+        _path, body, down = self._take(request)
+        if down is not None:
+            return down
+        key = request.headers.get("Idempotency-Key", "")
+        self.events.setdefault(key, body)
+        return _json({"ok": True})
+
+
+# --- Amazon SP-API ------------------------------------------------------------------------------
+AMAZON_TOKEN = "Atza|e2e-feedback-token"
+
+
+class Amazon(Store):
+    """LWA, getOrders / getOrderItems (the sandbox samples, as they are: two Unshipped
+    orders), confirmShipment (kept per order) and the 2026-01-01 getOrder that reads the
+    packages back (the searchOrders example's order, its packages ours)."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        super().__init__(server)
+        self.confirmations: dict[str, list[dict[str, Any]]] = {}
+        server.expect_request("/auth/o2/token", method="POST").respond_with_json(
+            {"access_token": AMAZON_TOKEN, "token_type": "bearer", "expires_in": 3600}
+        )
+        server.expect_request(re.compile(r"^/orders/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/").rstrip("/")
+
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("x-amz-access-token") != AMAZON_TOKEN:
+            return _json({"errors": [{"code": "Unauthorized", "message": "Access denied"}]}, 403)
+        path, body, down = self._take(request)
+        if down is not None:
+            return down
+        if path == "/orders/v0/orders":
+            return Response((SAMPLES / "amazon" / "getOrders_v0_sandbox_TEST_CASE_200.json")
+                            .read_bytes(), content_type="application/json")  # fmt: skip
+        if re.fullmatch(r"/orders/v0/orders/[^/]+/orderItems", path):
+            return Response((SAMPLES / "amazon" / "getOrderItems_v0_sandbox_TEST_CASE_200.json")
+                            .read_bytes(), content_type="application/json")  # fmt: skip
+        if m := re.fullmatch(r"/orders/v0/orders/([^/]+)/shipmentConfirmation", path):
+            self.confirmations.setdefault(m[1], []).append(body)
+            return Response("", status=204)
+        if m := re.fullmatch(r"/orders/2026-01-01/orders/([^/]+)", path):
+            return _json({"order": self.order(m[1])})
+        return _json({"errors": [{"code": "NotFound", "message": "Not found"}]}, 404)
+
+    def packages(self, order_id: str) -> dict[str, dict[str, Any]]:
+        """What Amazon recorded: one package per packageReferenceId (a re-send edits it)."""
+        found: dict[str, dict[str, Any]] = {}
+        for body in self.confirmations.get(order_id, []):
+            detail = body["packageDetail"]
+            found[str(detail["packageReferenceId"])] = detail
+        return found
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        example = sample("amazon", "searchOrders_2026-01-01_response_example.json")["orders"][0]
+        order = {**copy.deepcopy(example), "orderId": order_id}
+        order["packages"] = [
+            {"packageReferenceId": ref, "createdTime": detail["shipDate"],
+             "packageStatus": {"status": "SHIPPED", "detailedStatus": "SHIPPED"},
+             "carrier": detail.get("carrierName") or detail["carrierCode"],
+             "shipTime": detail["shipDate"], "shippingService": detail.get("shippingMethod"),
+             "trackingNumber": detail["trackingNumber"],
+             "packageItems": [{"orderItemId": i["orderItemId"], "quantity": i["quantity"]}
+                              for i in detail["orderItems"]]}
+            for ref, detail in self.packages(order_id).items()
+        ]  # fmt: skip
+        return order
