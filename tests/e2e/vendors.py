@@ -338,3 +338,83 @@ class Amazon(Store):
             for ref, detail in self.packages(order_id).items()
         ]  # fmt: skip
         return order
+
+
+# --- BigCommerce V2 -----------------------------------------------------------------------------
+BC_TOKEN = "bc-e2e-feedback-token"
+
+
+def bigcommerce_order(order_id: int) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """An order of our own in the V2 shape: the samples' order, products and shipping address
+    (which belong to three different orders and do not add up) made one consistent order
+    ``order_id``: the products' amounts as they are, the order's sums made theirs (55.99 less
+    the 1.59 manual discount, 12.00 shipping, 9.24 tax: 75.64), no fees, one address, a
+    customer opted in to email, shipping to her own name."""
+    order = sample("bigcommerce", "v2_get_order_218.json")
+    order.update(
+        id=order_id, status_id=11, status="Awaiting Fulfillment", custom_status="Awaiting Fulfillment",
+        subtotal_ex_tax="55.9900", subtotal_inc_tax="65.2300", subtotal_tax="9.2400",
+        base_shipping_cost="12.0000", shipping_cost_ex_tax="12.0000",
+        shipping_cost_inc_tax="12.0000", shipping_cost_tax="0.0000", total_ex_tax="66.4000",
+        total_inc_tax="75.6400", total_tax="9.2400", discount_amount="1.5900",
+        coupon_discount="0.0000", items_total=2, fees=[], is_email_opt_in=True,
+    )  # fmt: skip
+    [address, *_] = sample("bigcommerce", "v2_get_order_shipping_addresses.json")
+    # The billing customer ships to herself (the samples' names differ: a fraud signal).
+    billing = order["billing_address"]
+    address = {**address, "order_id": order_id, "first_name": billing["first_name"],
+               "last_name": billing["last_name"]}
+    products = [
+        {**p, "order_id": order_id, "order_address_id": address["id"]}
+        for p in sample("bigcommerce", "v2_get_order_products.json")
+    ]
+    return order, products, [address]
+
+
+class BigCommerce(Store):
+    """The V2 order (ours, above), its products and address, and its shipments (kept here; an
+    empty collection answers 204 as the V2 API does)."""
+
+    prefix = "/stores/e2e/v2/orders/"
+
+    def __init__(self, server: HTTPServer, order_id: int) -> None:
+        super().__init__(server)
+        self.order, self.products, self.addresses = bigcommerce_order(order_id)
+        self.shipments: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        server.expect_request(re.compile(r"^/stores/e2e/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/stores/e2e")
+
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("X-Auth-Token") != BC_TOKEN:
+            return _json([{"status": 401, "message": "You are not authorized"}], 401)
+        path, body, down = self._take(request)
+        if down is not None:
+            return down
+        oid = self.order["id"]
+        page = int(request.args.get("page", 1))
+        if path == f"{oid}" and request.method == "GET":
+            return _json(self.order)
+        if path == f"{oid}/products" and request.method == "GET":
+            return _json(self.products) if page == 1 else Response("", status=204)
+        if path == f"{oid}/shipping_addresses" and request.method == "GET":
+            return _json(self.addresses) if page == 1 else Response("", status=204)
+        if path == f"{oid}/shipments":
+            if request.method == "GET":
+                return _json(self.shipments) if self.shipments and page == 1 else Response(
+                    "", status=204)  # fmt: skip
+            shipment = {"id": next(self._ids), "order_id": oid, "customer_id": 0,
+                        "date_created": "Tue, 20 Nov 2012 00:00:00 +0000", "comments": "",
+                        "shipping_method": "", "shipping_provider": "", "tracking_carrier": "",
+                        "tracking_link": "", **body}  # fmt: skip
+            self.shipments.append(shipment)
+            return _json(shipment, 201)
+        if m := re.fullmatch(rf"{oid}/shipments/(\d+)", path):
+            shipment = next(s for s in self.shipments if s["id"] == int(m[1]))
+            if request.method == "PUT":
+                shipment.update(body)
+            return _json(shipment)
+        return _json([{"status": 404, "message": "The requested resource was not found."}], 404)
