@@ -13,12 +13,12 @@ The server and the worker are started once for the module; each test builds its 
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
 import io
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
+from channels.models import SalesChannel, SkuMapping
+from channels.signatures import sign_custom
 from config.celery import app
 from fulfillment import status_page
 from fulfillment.carriers import local
@@ -36,10 +38,7 @@ from fulfillment.carriers.base import TrackingEvent as TrackingEventData
 from fulfillment.models import OutboundAction, Shipment, TrackingEvent, TrackingSource
 from fulfillment.outbox.services import outbox_sweep
 from fulfillment.tracking import tracking_record
-from orders.models import Order
-from channels.models import SalesChannel, SkuMapping
-from channels.signatures import sign_custom
-from orders.models import Product
+from orders.models import Order, Product
 from tests.channels.adapters.test_bigcommerce import _sign as standard_webhooks_headers
 from tests.channels.adapters.test_shopify import _sign as shopify_sign
 from tests.channels.adapters.test_woocommerce import _sign as woo_sign
@@ -324,8 +323,10 @@ def review_sent_once(stack: Stack, order: Order) -> None:
     last = max(s.delivered_at for s in parcels(order) if s.delivered_at)
     assert review.next_attempt_at >= last
     stack.beat("fulfillment.outbox_sweep")
-    stack.wait("the review request sent",
-               lambda: OutboundAction.objects.filter(pk=review.pk, status="succeeded").exists())
+    stack.wait(
+        "the review request sent",
+        lambda: OutboundAction.objects.filter(pk=review.pk, status="succeeded").exists(),
+    )
     stack.wait("one review email", lambda: stack.review_mails() >= 1)
     # Beat's next round finds nothing due: the request is never sent twice.
     assert outbox_sweep() == 0
@@ -404,9 +405,7 @@ def test_shopify_down_for_a_while_delays_the_write_back_and_loses_nothing(
 
     boxes = parcels(order)
     assert len(boxes) == 2
-    assert sorted(t for t, _ in store.fulfilled_lines()) == sorted(
-        s.tracking_number for s in boxes
-    )
+    assert sorted(t for t, _ in store.fulfilled_lines()) == sorted(s.tracking_number for s in boxes)
     assert all(s.channel_ref for s in boxes)
     assert sorted(str(f["id"]) for f in store.fulfillments) == sorted(s.channel_ref for s in boxes)
     # Each line's units told once: nothing lost, nothing doubled.

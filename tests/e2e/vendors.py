@@ -156,7 +156,9 @@ class Shopify(Store):
         self._track(fulfillment, wanted["tracking_info"])
         items = []
         for group in wanted["line_items_by_fulfillment_order"]:
-            fo = next(f for f in self.fulfillment_orders if f["id"] == group["fulfillment_order_id"])
+            fo = next(
+                f for f in self.fulfillment_orders if f["id"] == group["fulfillment_order_id"]
+            )
             for asked in group["fulfillment_order_line_items"]:
                 item = next(i for i in fo["line_items"] if i["id"] == asked["id"])
                 if item["fulfillable_quantity"] < asked["quantity"]:
@@ -176,12 +178,6 @@ class Shopify(Store):
             (f["tracking_number"], sorted((i["id"], i["quantity"]) for i in f["line_items"]))
             for f in self.fulfillments
         ]
-
-
-def shopify_sign(body: bytes, secret: str) -> str:
-    import base64
-
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 # --- WooCommerce --------------------------------------------------------------------------------
@@ -352,7 +348,8 @@ def bigcommerce_order(order_id: int) -> tuple[dict[str, Any], list[Any], list[An
     customer opted in to email, shipping to her own name."""
     order = sample("bigcommerce", "v2_get_order_218.json")
     order.update(
-        id=order_id, status_id=11, status="Awaiting Fulfillment", custom_status="Awaiting Fulfillment",
+        id=order_id, status_id=11, status="Awaiting Fulfillment",
+        custom_status="Awaiting Fulfillment",
         subtotal_ex_tax="55.9900", subtotal_inc_tax="65.2300", subtotal_tax="9.2400",
         base_shipping_cost="12.0000", shipping_cost_ex_tax="12.0000",
         shipping_cost_inc_tax="12.0000", shipping_cost_tax="0.0000", total_ex_tax="66.4000",
@@ -362,8 +359,12 @@ def bigcommerce_order(order_id: int) -> tuple[dict[str, Any], list[Any], list[An
     [address, *_] = sample("bigcommerce", "v2_get_order_shipping_addresses.json")
     # The billing customer ships to herself (the samples' names differ: a fraud signal).
     billing = order["billing_address"]
-    address = {**address, "order_id": order_id, "first_name": billing["first_name"],
-               "last_name": billing["last_name"]}
+    address = {
+        **address,
+        "order_id": order_id,
+        "first_name": billing["first_name"],
+        "last_name": billing["last_name"],
+    }
     products = [
         {**p, "order_id": order_id, "order_address_id": address["id"]}
         for p in sample("bigcommerce", "v2_get_order_products.json")
