@@ -370,8 +370,14 @@ def _exception(shipment: Shipment, event: TrackingEventRow) -> None:
 
 
 def _order_follows(order_id: int, carrier: str) -> bool:
-    """A fully shipped order whose every parcel is delivered becomes ``delivered``."""
-    order = Order.objects.get(pk=order_id)
+    """A fully shipped order whose every parcel is delivered becomes ``delivered``.
+
+    The order row is locked before its parcels are counted: two parcels delivered at the same
+    moment are recorded in two transactions, each holding only its own parcel, and without the
+    lock each saw the other still on its way (nobody delivered the order). With it, the second
+    waits for the first to commit and then counts both (parcel, then order: the lock order of
+    ``shipment_ship``)."""
+    order = Order.objects.select_for_update(of=("self",)).get(pk=order_id)
     if order.status != OrderStatus.SHIPPED:
         return False
     states = set(

@@ -162,3 +162,32 @@ def test_a_parcel_returned_to_sender_is_a_delivery_exception_for_customer_servic
     assert (parcel.status, order.status) == ("returned", "shipped")
     incident = Incident.objects.get(category="delivery_exception", order=order)
     assert "Refused by recipient" in incident.summary
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_last_two_parcels_delivered_at_the_same_moment_deliver_the_order(settings):
+    """Two workers record the delivery of a split order's two parcels at once: each
+    transaction holds its own parcel, so without the order's row lock each saw the other still
+    on its way and nobody delivered the order (found by tests/e2e/test_feedback_loop.py on
+    PostgreSQL). The order is locked before its parcels are counted."""
+    from django.db import connection
+
+    from tests.concurrency import race
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    add_warehouse("A", priority=1)
+    add_warehouse("B", priority=2)
+    orders = []
+    for _ in range(3):
+        stock("MUG", "A", 1)
+        stock("MUG", "B", 1)
+        orders.append(shipped_order(("MUG", 2), split=True, settings=settings))
+    for order, parcels in orders:
+        assert len(parcels) == 2
+        results = race([lambda p=p: record(p, ("delivered", 3, "Delivered")) for p in parcels])
+        assert not [r for r in results if isinstance(r, Exception)], results
+        order.refresh_from_db()
+        assert order.status == "delivered"
+        assert [r.order_delivered for r in results].count(True) == 1
