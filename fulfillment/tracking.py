@@ -166,7 +166,10 @@ def _effect(shipment: Shipment, event: TrackingEvent, target: str | None) -> tup
 
 
 def _told(before: str, event: TrackingEvent, moved: bool) -> bool:
-    return moved or (event.status in TOLD_STATUSES and event.status != before)
+    """Whether this change is news for the channel: a move, a told status that differs from
+    the last one, or the parcel's very first event (``before`` empty: usually the warehouse's
+    hand-over), which makes the channel hear of the parcel at all."""
+    return moved or not before or (event.status in TOLD_STATUSES and event.status != before)
 
 
 def tracking_record(
@@ -190,7 +193,9 @@ def _record(
     shipment_id: int, tracking: Tracking, source: str, inbound_id: int | None, actor: Actor | None
 ) -> RecordResult:
     shipment = (
-        Shipment.objects.select_for_update(of=("self",)).select_related("order").get(pk=shipment_id)
+        Shipment.objects.select_for_update(of=("self",))
+        .select_related("order__channel")
+        .get(pk=shipment_id)
     )
     carrier = shipment.carrier or "unknown"
     actor = actor or Actor.carrier(carrier)
@@ -266,7 +271,7 @@ def _record(
     delivered = False
     if applied_row is not None:
         change = Change(shipment, applied_row, before_state, before_status)
-        channel_sync_write(shipment=shipment, event=applied_row)
+        channel_sync_write(shipment=shipment, event=applied_row, first=not before_status)
         if shipment.status in (SH.EXCEPTION, SH.RETURNED) and before_state != shipment.status:
             # A parcel in trouble, or on its way back to us: customer service looks.
             _exception(shipment, applied_row)
@@ -292,24 +297,15 @@ def _is_current(shipment: Shipment, event: TrackingEvent) -> bool:
 
 def shipment_handed_over(*, shipment: Shipment, actor: Actor) -> RecordResult:
     """The parcel left the warehouse (``shipment_ship``): its first event, ``pre_transit``,
-    which makes the channel hear of the parcel (its first write-back). Called inside the
-    ship transaction."""
+    which makes the channel hear of the parcel (its first write-back, see ``_told``). Called
+    inside the ship transaction."""
     event = TrackingEvent(
         at=shipment.shipped_at or timezone.now(), status="pre_transit",
         description="Handed to the carrier", carrier_status="handed_over",
     )  # fmt: skip
     tracking = Tracking(tracking_number=shipment.tracking_number, status="pre_transit",
                         events=[event])  # fmt: skip
-    result = _record(shipment.pk, tracking, TrackingSource.WAREHOUSE, None, actor)
-    if result.applied_event_id is None and result.new_events:
-        # pre_transit changes no state: tell the channel all the same (its first write-back).
-        row = TrackingEventRow.objects.get(
-            shipment_id=shipment.pk, dedup_key=dedup_key(
-                shipment.carrier or "unknown", shipment.tracking_number, event
-            ),
-        )  # fmt: skip
-        channel_sync_write(shipment=Shipment.objects.get(pk=shipment.pk), event=row)
-    return result
+    return _record(shipment.pk, tracking, TrackingSource.WAREHOUSE, None, actor)
 
 
 # --- what a change writes ----------------------------------------------------------------------
@@ -318,19 +314,21 @@ def channel_target(slug: str) -> str:
     return f"channel:{slug}"[:60]
 
 
-def channel_sync_write(*, shipment: Shipment, event: TrackingEventRow) -> int | None:
+def channel_sync_write(
+    *, shipment: Shipment, event: TrackingEventRow, first: bool = False
+) -> int | None:
     """One ``channel_tracking_sync`` action for this change of this parcel (idempotent: the
-    event's id is its version), when the order's channel can be told; the action's id."""
+    event's id is its version), when the order's channel can be told (its write-back is
+    configured, switched on, and takes this status; the parcel's ``first`` write-back is always
+    written); the action's id."""
     from fulfillment.outbox import services as outbox
 
-    order = Order.objects.select_related("channel").get(pk=shipment.order_id)
+    order = shipment.order
     channel = order.channel
     writeback = feedback.writeback_for(channel.kind)
-    if writeback is None or not getattr(channel, "tracking_writeback", True):
+    if writeback is None or not writeback.configured(channel.pk):
         return None
-    if not writeback.configured(channel.pk):
-        return None
-    if event.source != TrackingSource.WAREHOUSE and not writeback.tells(event.status):
+    if not first and not writeback.tells(event.status):
         return None
     action = outbox.action_write(
         order_id=order.pk, kind=ActionKind.CHANNEL_TRACKING_SYNC,
