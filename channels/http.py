@@ -52,10 +52,15 @@ def session_for(
     *,
     backoff_factor: float | None = None,
     timeout: tuple[float, float] | None = None,
+    policy: integrations.RetryPolicy | None = None,
+    error: type[ChannelHTTPError] = ChannelHTTPError,
+    log_event: str = "channel_http.failed",
 ) -> integrations.IntegrationSession:
-    """A new session for calls to ``channel``'s API (close it, or use it as a context manager)."""
+    """A new session for calls to ``channel``'s API (close it, or use it as a context manager).
+    ``policy``, ``error`` and ``log_event`` replace the channels' defaults for callers whose
+    calls differ (the tracking write-backs never repeat a POST)."""
     return integrations.session(
         timeout=timeout or settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT,
-        policy=_policy(backoff_factor), error=ChannelHTTPError,
-        log_event="channel_http.failed", logger=log, channel_id=channel.id,
+        policy=policy or _policy(backoff_factor), error=error, log_event=log_event, logger=log,
+        channel_id=channel.id,
     )  # fmt: skip

@@ -36,19 +36,22 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
 import structlog
 from django.conf import settings
 
 from channels.adapters.base import ChannelConfig
-from channels.http import MAX_RETRY_AFTER_SECONDS, USER_AGENT, ChannelHTTPError
+from channels.http import MAX_RETRY_AFTER_SECONDS, ChannelHTTPError, session_for
 from config import integrations
 from orders.feedback import ShipmentUpdate
+
+if TYPE_CHECKING:
+    import requests
 
 log = structlog.get_logger(__name__)
 
@@ -144,20 +147,22 @@ def skipped(update: ShipmentUpdate) -> dict[str, Any]:
     return {"channel_ref": update.channel_ref, "outcome": "skipped", "reason": SKIPPED_REASON}
 
 
-class Writeback:
+class Writeback(ABC):
     """What every kind's ``ChannelWriteback`` shares: ``configured()`` and the start of
     ``push()`` (``required``: a channel switched off meanwhile is ``skipped``, one gone or
-    without its settings refuses in words); the kind's ``send()`` does the rest."""
+    without its settings refuses in words); the kind's ``ready()``, ``tells()`` and
+    ``send()`` do the rest."""
 
     kind: ClassVar[str]
     needs: ClassVar[str]  # what ``ready`` checks, in words
 
+    @abstractmethod
     def ready(self, channel: WritebackChannel) -> bool:
         """Whether the channel has the settings this kind's calls need."""
-        raise NotImplementedError
 
+    @abstractmethod
     def tells(self, status: str) -> bool:
-        raise NotImplementedError
+        """Whether a later change to ``status`` is news this channel can take."""
 
     def configured(self, channel_id: int) -> bool:
         return configured(channel_id, self.kind, self.ready)
@@ -168,9 +173,9 @@ class Writeback:
             return skipped(update)
         return self.send(channel, update)
 
+    @abstractmethod
     def send(self, channel: WritebackChannel, update: ShipmentUpdate) -> dict[str, Any]:
         """Tell the channel (switched on, of this kind, ready) about ``update``."""
-        raise NotImplementedError
 
 
 def session(config: ChannelConfig) -> integrations.IntegrationSession:
@@ -183,11 +188,9 @@ def session(config: ChannelConfig) -> integrations.IntegrationSession:
         methods=RETRY_METHODS,
         max_retry_after=MAX_RETRY_AFTER_SECONDS,
     )
-    return integrations.session(
-        timeout=settings.CHANNEL_HTTP_TIMEOUT, user_agent=USER_AGENT, policy=policy,
-        error=WritebackError, log_event="channel_writeback.failed", logger=log,
-        channel_id=config.id,
-    )  # fmt: skip
+    return session_for(
+        config, policy=policy, error=WritebackError, log_event="channel_writeback.failed"
+    )
 
 
 def numeric_id(value: Any, what: str) -> int:

@@ -33,9 +33,8 @@ looks for what the first one made.
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 import structlog
 
 from channels.adapters.base import ChannelConfig
@@ -49,6 +48,9 @@ from channels.writeback import (
 )
 from config import integrations
 from orders.feedback import ShipmentUpdate
+
+if TYPE_CHECKING:
+    import requests
 
 log = structlog.get_logger(__name__)
 
