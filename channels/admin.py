@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from channels.models import (
     InboundEvent,
@@ -23,7 +23,7 @@ from channels.models import (
     credential_url_problems,
 )
 from channels.services import VIEW_RAW_PAYLOAD, inbound_event_replay
-from config.admin_mixins import ReadOnlyAdminMixin
+from config.admin_mixins import ReadOnlyAdminMixin, errors_html, first_error_text
 from orders.actors import Actor
 from orders.errors import DomainError
 
@@ -199,37 +199,16 @@ class InboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Problem")
     def first_error(self, event: InboundEvent) -> str:
-        if not event.errors:
-            return ""
-        first = event.errors[0]
-        more = f" (+{len(event.errors) - 1} more)" if len(event.errors) > 1 else ""
-        return f"{first.get('pointer') or '(body)'}: {first.get('message')}{more}"
+        return first_error_text(event.errors)
 
     @admin.display(description="Errors")
     def error_list(self, event: InboundEvent) -> str:
-        if not event.errors:
-            return "—"
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
-                "", "<li><code>{}</code> {} (value: <code>{}</code>)</li>",
-                ((e.get("pointer") or "(body)", e.get("message"), json.dumps(e.get("value")))
-                 for e in event.errors),
-            ),
-        )  # fmt: skip
+        return errors_html(event.errors, with_values=True)
 
     @admin.display(description="Errors")
     def error_list_redacted(self, event: InboundEvent) -> str:
         """The errors without the values they quote (a value can be personal data)."""
-        if not event.errors:
-            return "—"
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
-                "", "<li><code>{}</code> {}</li>",
-                ((e.get("pointer") or "(body)", e.get("message")) for e in event.errors),
-            ),
-        )  # fmt: skip
+        return errors_html(event.errors)
 
     @admin.display(description="Fetched from the channel's API")
     def fetched_shown(self, event: InboundEvent) -> str:

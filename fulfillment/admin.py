@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from config.admin_mixins import ReadOnlyAdminMixin
+from config.admin_mixins import ReadOnlyAdminMixin, errors_html, first_error_text
 from fulfillment.carrier_events import REPLAY_PERMISSION, VIEW_RAW_PAYLOAD, carrier_event_replay
 from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
@@ -304,23 +304,11 @@ class CarrierInboundEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Problem or outcome")
     def problem(self, event: CarrierInboundEvent) -> str:
-        if not event.errors:
-            return event.outcome
-        first = event.errors[0]
-        more = f" (+{len(event.errors) - 1} more)" if len(event.errors) > 1 else ""
-        return f"{first.get('pointer') or '(body)'}: {first.get('message')}{more}"
+        return first_error_text(event.errors) or event.outcome
 
     @admin.display(description="Errors")
     def error_list(self, event: CarrierInboundEvent) -> str:
-        if not event.errors:
-            return "—"
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
-                "", "<li><code>{}</code> {}</li>",
-                ((e.get("pointer") or "(body)", e.get("message")) for e in event.errors),
-            ),
-        )  # fmt: skip
+        return errors_html(event.errors)
 
     @admin.display(description="Body (first 4 KB)")
     def body_preview(self, event: CarrierInboundEvent) -> str:
