@@ -20,7 +20,8 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
-from fulfillment.models import ReturnPolicy, Shipment, ShipmentStatus
+from fulfillment.models import Shipment, ShipmentStatus
+from fulfillment.selectors import return_policy_for
 from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import PAYMENT_SETTLED, Order, OrderEvent, OrderStatus
@@ -40,13 +41,9 @@ class CloseSummary:
 
 
 def return_window_days(*, channel_id: int | None) -> int:
-    """The return window that applies to an order of this channel, in days."""
-    active = ReturnPolicy.objects.filter(is_active=True)
-    policy = (
-        active.filter(channel_id=channel_id).order_by("-updated_at", "-pk").first()
-        if channel_id is not None
-        else None
-    ) or active.filter(channel__isnull=True).order_by("-updated_at", "-pk").first()
+    """The return window that applies to an order of this channel, in days (the policy the
+    customer's status page shows, else the default)."""
+    policy = return_policy_for(channel_id=channel_id)
     if policy is not None:
         return int(policy.window_days)
     return int(settings.RETURN_WINDOW_DAYS_DEFAULT)

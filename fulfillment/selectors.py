@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
-from fulfillment.models import CarrierInboundEvent, Reservation, Shipment, StockLevel
+from fulfillment.models import CarrierInboundEvent, Reservation, ReturnPolicy, Shipment, StockLevel
 
 
 def stock_level_list(*, sku: str | None = None, warehouse_code: str | None = None) -> QuerySet[
@@ -38,3 +38,16 @@ def carrier_event_list(*, with_body: bool = False) -> QuerySet[CarrierInboundEve
     """The carriers' inbox, newest first; bodies are loaded only when asked for (one event)."""
     events = CarrierInboundEvent.objects.order_by("-received_at", "-id")
     return events if with_body else events.defer("body")
+
+
+def return_policy_for(*, channel_id: int | None) -> ReturnPolicy | None:
+    """The active return policy of a channel: its own if it has one, else the shop-wide one
+    (the most recently edited first, when several are active). One query."""
+    scope = Q(channel__isnull=True)
+    if channel_id is not None:
+        scope |= Q(channel_id=channel_id)
+    return (
+        ReturnPolicy.objects.filter(scope, is_active=True)
+        .order_by(F("channel_id").asc(nulls_last=True), "-updated_at", "-pk")
+        .first()
+    )

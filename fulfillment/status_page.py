@@ -32,12 +32,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import F, Prefetch, Q
+from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
 from fulfillment.carriers.base import TRACKING_STATUSES, web_link
 from fulfillment.models import ReturnPolicy, Shipment, ShipmentStatus, TrackingEvent
+from fulfillment.selectors import return_policy_for
 from orders.models import PRE_SHIP_STATES, Order, OrderLine, OrderStatus, PaymentStatus
 
 SALT = "fulfillment.status_page.order"
@@ -214,19 +215,6 @@ def first_name(name: str) -> str:
     if not name or name.startswith("redacted "):
         return ""
     return name.split()[0]
-
-
-def return_policy_for(*, channel_id: int | None) -> ReturnPolicy | None:
-    """The active return policy of a channel: its own if it has one, else the shop-wide one
-    (the most recently edited first, when several are active). One query."""
-    scope = Q(channel__isnull=True)
-    if channel_id is not None:
-        scope |= Q(channel_id=channel_id)
-    return (
-        ReturnPolicy.objects.filter(scope, is_active=True)
-        .order_by(F("channel_id").asc(nulls_last=True), "-updated_at", "-pk")
-        .first()
-    )
 
 
 def parcel_schema_status(shipment: Shipment) -> str:

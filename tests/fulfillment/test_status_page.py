@@ -17,11 +17,11 @@ from django.test.utils import CaptureQueriesContext
 
 from fulfillment.downstream import get_handler
 from fulfillment.models import ActionKind, OutboundAction, ReturnPolicy
+from fulfillment.selectors import return_policy_for
 from fulfillment.status_page import (
     SALT,
     jsonld_script_text,
     order_schema_status,
-    return_policy_for,
     status_path,
     status_token,
     status_token_order_id,
