@@ -17,14 +17,12 @@ from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
-from fulfillment.models import Shipment, ShipmentStatus
-from fulfillment.selectors import return_policy_for
+from fulfillment.selectors import order_delivered_at, return_policy_for
 from orders.actors import Actor
 from orders.errors import DomainError
-from orders.models import PAYMENT_SETTLED, Order, OrderEvent, OrderStatus
+from orders.models import PAYMENT_SETTLED, Order, OrderStatus
 from orders.services import order_transition
 
 log = structlog.get_logger(__name__)
@@ -49,23 +47,6 @@ def return_window_days(*, channel_id: int | None) -> int:
     return int(settings.RETURN_WINDOW_DAYS_DEFAULT)
 
 
-def delivered_at(order_id: int) -> datetime | None:
-    """When the order's last parcel was delivered (else its ``deliver`` audit event)."""
-    last = (
-        Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.DELIVERED)
-        .aggregate(last=Max("delivered_at"))
-        .get("last")
-    )
-    if last is not None:
-        return last
-    return (
-        OrderEvent.objects.filter(order_id=order_id, action="deliver")
-        .order_by("-at")
-        .values_list("at", flat=True)
-        .first()
-    )
-
-
 def orders_close_due(*, now: datetime | None = None, limit: int = 500) -> CloseSummary:
     """Close every delivered, settled order whose return window has passed (see the module)."""
     now = now or timezone.now()
@@ -84,7 +65,7 @@ def orders_close_due(*, now: datetime | None = None, limit: int = 500) -> CloseS
         if channel_id not in windows:
             windows[channel_id] = return_window_days(channel_id=channel_id)
         days = windows[channel_id]
-        when = delivered_at(order_id)
+        when = order_delivered_at(order_id)
         if when is None or now < when + timedelta(days=days):
             waiting += 1
             continue

@@ -14,11 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from fulfillment.downstream import NOTIFY_CUSTOMER, targets_for
-from fulfillment.models import Shipment, ShipmentStatus
+from fulfillment.selectors import order_delivered_at
 from orders.models import Order
 
 TEMPLATE = "review_request"
@@ -31,12 +30,9 @@ REVIEW_REQUEST_VERSION = 999_999
 def review_request_due(order_id: int) -> datetime:
     """When the review request of a delivered order is due: the last parcel's delivery (or
     now, when no parcel says) plus ``SURVEY_DELAY_HOURS``."""
-    delivered = (
-        Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.DELIVERED)
-        .aggregate(last=Max("delivered_at"))
-        .get("last")
+    return (order_delivered_at(order_id) or timezone.now()) + timedelta(
+        hours=float(settings.SURVEY_DELAY_HOURS)
     )
-    return (delivered or timezone.now()) + timedelta(hours=float(settings.SURVEY_DELAY_HOURS))
 
 
 def review_request_schedule(*, order_id: int) -> int | None:

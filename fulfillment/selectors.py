@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from django.db.models import F, Q, QuerySet
+from datetime import datetime
 
-from fulfillment.models import CarrierInboundEvent, Reservation, ReturnPolicy, Shipment, StockLevel
+from django.db.models import F, Max, Q, QuerySet
+
+from fulfillment.models import (
+    CarrierInboundEvent,
+    Reservation,
+    ReturnPolicy,
+    Shipment,
+    ShipmentStatus,
+    StockLevel,
+)
+from orders.models import OrderEvent
 
 
 def stock_level_list(*, sku: str | None = None, warehouse_code: str | None = None) -> QuerySet[
@@ -49,5 +59,22 @@ def return_policy_for(*, channel_id: int | None) -> ReturnPolicy | None:
     return (
         ReturnPolicy.objects.filter(scope, is_active=True)
         .order_by(F("channel_id").asc(nulls_last=True), "-updated_at", "-pk")
+        .first()
+    )
+
+
+def order_delivered_at(order_id: int) -> datetime | None:
+    """When the order's last parcel was delivered (else its ``deliver`` audit event)."""
+    last = (
+        Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.DELIVERED)
+        .aggregate(last=Max("delivered_at"))
+        .get("last")
+    )
+    if last is not None:
+        return last
+    return (
+        OrderEvent.objects.filter(order_id=order_id, action="deliver")
+        .order_by("-at")
+        .values_list("at", flat=True)
         .first()
     )
