@@ -27,6 +27,14 @@ class FulfillmentConfig(AppConfig):
             hooks.on_transition(name, on_order_transition)
         for name in ("ship", "ship_partially"):
             hooks.on_transition(name, on_shipped)
+        # A recorded refund: restock, to the channel, ERP credit note, email; a return whose
+        # refund went through closes.
+        from fulfillment import refunds_out, returns
+        from orders import refunds
+
+        refunds.on_refund_recorded(refunds_out.on_refund_recorded)
+        refunds.on_refund_status(refunds_out.on_refund_status)
+        refunds.on_refund_status(returns.on_refund_status)
         # The order's milestones to the CRM; a delivered order's review request.
         crm.register()
         postpurchase.register()

@@ -7,6 +7,9 @@ constraints below, so no interleaving of workers can reserve more than is on han
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
@@ -434,6 +437,17 @@ class CarrierInboundEvent(FSMRowMixin, models.Model):
         """A person fixed what was wrong (a missing shipment, a setting): process it again."""
 
 
+class RefundShipping(models.TextChoices):
+    NEVER = "never", "Never"
+    MERCHANT_FAULT = "merchant_fault", "When the fault is ours (damaged, defective, wrong item...)"
+    ALWAYS = "always", "Always"
+
+
+class RefundTrigger(models.TextChoices):
+    RECEIPT = "receipt", "When the warehouse receives it"
+    PICKUP = "pickup", "When the carrier picks it up"
+
+
 class ReturnPolicy(models.Model):
     """The merchant's return policy, shown on the customer's order status page and used to
     close orders whose return window has passed. The active one with the highest priority
@@ -460,6 +474,24 @@ class ReturnPolicy(models.Model):
     auto_authorize_limit = models.DecimalField(
         max_digits=19, decimal_places=4, null=True, blank=True,
         help_text="Returns worth less than this are authorized without a person (empty: never).",
+    )  # fmt: skip
+    restocking_fee_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("0"),
+        help_text="Kept back from the goods' refund for returns the customer caused "
+        "(changed mind, size or fit, other); never for damaged, defective or wrong items.",
+    )  # fmt: skip
+    refund_shipping = models.CharField(
+        max_length=16, choices=RefundShipping.choices, default=RefundShipping.MERCHANT_FAULT,
+        help_text="When the original shipping is refunded with a return.",
+    )  # fmt: skip
+    refund_trigger = models.CharField(
+        max_length=16, choices=RefundTrigger.choices, default=RefundTrigger.RECEIPT,
+        help_text="Refund when the warehouse receives the return, or as soon as the carrier "
+        "picks it up.",
+    )  # fmt: skip
+    label_carrier = models.CharField(
+        max_length=40, blank=True,
+        help_text="Carrier code for return labels (empty: the carrier that shipped the order).",
     )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -500,6 +532,9 @@ class ActionKind(models.TextChoices):
     LABEL_PURCHASE = "label_purchase", "Buy a shipping label"
     CHANNEL_TRACKING_SYNC = "channel_tracking_sync", "Send tracking to the channel"
     CRM_UPDATE = "crm_update", "Update the CRM"
+    CHANNEL_REFUND = "channel_refund", "Send a refund to the channel"
+    ERP_CREDIT_NOTE = "erp_credit_note", "Post a credit note to the ERP"
+    RETURN_LABEL = "return_label", "Buy a return label"
 
 
 class ActionStatus(models.TextChoices):
@@ -681,3 +716,190 @@ class ReorderPoint(models.Model):
             raise ValidationError(
                 {"order_up_to": f"Must be above the reorder point ({point}), or empty."}
             )
+
+
+# --- returns (fulfillment.returns) -------------------------------------------------------------
+class ReturnReason(models.TextChoices):
+    """One taxonomy for every return, whoever starts it."""
+
+    DAMAGED = "damaged", "Arrived damaged"
+    DEFECTIVE = "defective", "Defective"
+    WRONG_ITEM = "wrong_item", "Wrong item sent"
+    NOT_AS_DESCRIBED = "not_as_described", "Not as described"
+    SIZE_OR_FIT = "size_or_fit", "Size or fit"
+    CHANGED_MIND = "changed_mind", "Changed my mind"
+    LATE_DELIVERY = "late_delivery", "Arrived too late"
+    OTHER = "other", "Other"
+
+
+# Reasons where the fault is ours: no restocking fee, the shipping goes back by default.
+MERCHANT_FAULT_REASONS = frozenset({
+    ReturnReason.DAMAGED, ReturnReason.DEFECTIVE, ReturnReason.WRONG_ITEM,
+    ReturnReason.NOT_AS_DESCRIBED, ReturnReason.LATE_DELIVERY,
+})  # fmt: skip
+
+
+class ReturnStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested (waiting for customer service)"
+    AUTHORIZED = "authorized", "Authorized"
+    RECEIVED = "received", "Received"
+    REFUNDED = "refunded", "Refunded"
+    CLOSED = "closed", "Closed"
+    REJECTED = "rejected", "Rejected"
+
+
+class ReturnResolution(models.TextChoices):
+    REFUND = "refund", "Refund"
+    EXCHANGE = "exchange", "Exchange for the same item"
+
+
+class ReturnChannel(models.TextChoices):
+    STATUS_PAGE = "status_page", "Customer, on the order status page"
+    ADMIN = "admin", "Customer service, in the admin"
+    API = "api", "API"
+
+
+class ItemCondition(models.TextChoices):
+    RESTOCK = "restock", "As new: back to stock"
+    DAMAGED = "damaged", "Damaged: not restocked"
+    DISPOSE = "dispose", "Dispose"
+
+
+RS = ReturnStatus
+PERM_RETURN = "fulfillment.work_return"
+
+
+class Return(FSMRowMixin, models.Model):
+    """A return merchandise authorization (RMA): some units of one order's lines coming back.
+
+    ``requested -> authorized -> received -> refunded -> closed``; ``rejected`` from requested
+    or authorized. An exchange goes ``received -> closed`` with a replacement order instead of a
+    refund. The return label (bought through the outbox) is kept on the row."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="returns")
+    rma_number = models.CharField(max_length=32, unique=True)
+    status = FSMField(max_length=16, choices=ReturnStatus.choices, default=RS.REQUESTED,
+                      protected=True, db_index=True)  # fmt: skip
+    resolution = models.CharField(
+        max_length=16, choices=ReturnResolution.choices, default=ReturnResolution.REFUND
+    )
+    requested_via = models.CharField(max_length=16, choices=ReturnChannel.choices)
+    request_key = models.CharField(
+        max_length=100, blank=True,
+        help_text="The requester's idempotency key: the same request twice makes one return.",
+    )  # fmt: skip
+    customer_note = models.TextField(blank=True)
+    policy = models.ForeignKey(
+        ReturnPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="returns"
+    )
+    policy_verdict = models.JSONField(
+        default=dict, blank=True, help_text="Why the policy authorized it, or why not."
+    )
+    auto_authorized = models.BooleanField(default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    decision_note = models.TextField(blank=True)
+    warehouse = models.ForeignKey(
+        Warehouse, null=True, blank=True, on_delete=models.PROTECT, related_name="returns",
+        help_text="Where it comes back to: the warehouse that shipped it.",
+    )  # fmt: skip
+    refund = models.OneToOneField(
+        "orders.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="rma"
+    )
+    exchange_order = models.OneToOneField(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="exchange_for",
+    )  # fmt: skip
+    # --- the return label ---
+    label_carrier = models.CharField(max_length=40, blank=True)
+    label_service = models.CharField(max_length=40, blank=True)
+    carrier_shipment_id = models.CharField(max_length=120, blank=True)
+    tracking_number = models.CharField(max_length=64, blank=True, db_index=True)
+    tracking_url = models.URLField(max_length=500, blank=True)
+    tracking_status = models.CharField(max_length=24, choices=TRACKING_STATUSES, blank=True)
+    label_pdf = models.BinaryField(null=True, blank=True, editable=False)
+    label_url = models.URLField(max_length=500, blank=True)
+    picked_up_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "request_key"], condition=~Q(request_key=""),
+                name="return_once_per_request_key",
+            ),
+        ]  # fmt: skip
+        permissions = [("work_return", "Can authorize, reject and receive returns")]
+
+    def __str__(self) -> str:
+        return f"{self.rma_number} ({self.status})"
+
+    @transition(field=status, source=RS.REQUESTED, target=RS.AUTHORIZED, permission=PERM_RETURN)
+    def authorize(self, *, by: object = None, auto: bool = False, note: str = "") -> None:
+        """Accepted: a return label is bought and sent to the customer."""
+        self.authorized_at = timezone.now()
+        self.auto_authorized = auto
+        self.decided_by = by  # type: ignore[assignment]
+        if note:
+            self.decision_note = note
+
+    @transition(field=status, source=[RS.REQUESTED, RS.AUTHORIZED], target=RS.REJECTED,
+                permission=PERM_RETURN)  # fmt: skip
+    def reject(self, *, by: object = None, note: str) -> None:
+        self.decided_by = by  # type: ignore[assignment]
+        self.decision_note = note
+
+    @transition(field=status, source=RS.AUTHORIZED, target=RS.RECEIVED, permission=PERM_RETURN)
+    def receive(self) -> None:
+        """The warehouse has it: each line's condition decides whether stock comes back."""
+        self.received_at = timezone.now()
+
+    @transition(field=status, source=[RS.AUTHORIZED, RS.RECEIVED], target=RS.REFUNDED,
+                permission=PERM_RETURN)  # fmt: skip
+    def mark_refunded(self) -> None:
+        """Its refund is recorded (on receipt, or on carrier pickup by policy)."""
+        self.refunded_at = timezone.now()
+
+    @transition(field=status, source=[RS.REFUNDED, RS.RECEIVED], target=RS.CLOSED,
+                permission=PERM_RETURN)  # fmt: skip
+    def close(self) -> None:
+        """Done: received and refunded (or exchanged)."""
+        self.closed_at = timezone.now()
+
+
+class ReturnLine(models.Model):
+    ret = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(
+        "orders.OrderLine", on_delete=models.PROTECT, related_name="return_lines"
+    )
+    sku = models.CharField(max_length=100, blank=True)
+    quantity = models.PositiveIntegerField()
+    reason = models.CharField(max_length=24, choices=ReturnReason.choices)
+    condition = models.CharField(
+        max_length=16, choices=ItemCondition.choices, blank=True, help_text="Set at receipt."
+    )
+    restocked_quantity = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["ret", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="return_line_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(restocked_quantity__lte=F("quantity")),
+                name="return_line_restock_within_quantity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x {self.quantity} ({self.reason})"

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from orders import jsonschemas, money
+from orders import channel_refunds, jsonschemas, money
 from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import PRE_SHIP_STATES, Customer, IncidentCategory, Order, OrderLine, OrderStatus
@@ -257,30 +257,23 @@ def _rewrite(order: Order, data: OrderInput) -> None:
 PAYMENT_STEPS = {
     "authorized": ["authorize_payment"],
     "paid": ["capture_payment"],
-    "partially_refunded": ["capture_payment", "refund_partially"],
-    "refunded": ["capture_payment", "refund"],
+    "partially_refunded": ["capture_payment"],
+    "refunded": ["capture_payment"],
 }
 
 
 def _apply_states(order: Order, canonical: dict[str, Any], actor: Actor) -> str | None:
-    """Follow the channel's payment and cancellation facts with our own transitions."""
+    """Follow the channel's payment and cancellation facts with our own transitions; its refunds
+    become refund records (``orders.refunds``), once each."""
     outcome = None
     for step in PAYMENT_STEPS.get(canonical.get("financial_status", ""), []):
         current = Order.objects.get(pk=order.pk)
-        kwargs: dict[str, Any] = {}
         if step == "capture_payment" and current.payment_status not in ("pending", "authorized"):
             continue
         if step == "authorize_payment" and current.payment_status != "pending":
             continue
-        if step in ("refund", "refund_partially") and current.payment_status == "refunded":
-            continue
-        if step == "refund_partially":
-            wanted = money.to_decimal(canonical.get("refunded_total") or "0")
-            more = wanted - current.refunded_total
-            if more <= 0 or wanted >= current.total:
-                continue
-            kwargs["amount"] = more
-        _try(order, step, actor, **kwargs)
+        _try(order, step, actor)
+    channel_refunds.record_from_canonical(order_id=order.pk, canonical=canonical, actor=actor)
     if canonical.get("cancelled"):
         current = Order.objects.get(pk=order.pk)
         if current.status == OrderStatus.CANCELLED:

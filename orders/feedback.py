@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from config.integrations import IntegrationError
@@ -113,3 +114,61 @@ def writeback_for(kind: str) -> ChannelWriteback | None:
     """The write-back for ``kind``, or None when no app registered one."""
     kind = str(kind)
     return WRITEBACKS.create(kind) if kind in WRITEBACKS else None
+
+
+# --- refunds to the channel (fulfillment.refunds_out writes them; channels.writeback sends) ---
+@dataclass(frozen=True)
+class RefundPushLine:
+    external_line_id: str
+    quantity: int
+    amount: Decimal  # goods, net of discount (ours)
+    tax: Decimal
+    restock: bool  # the units came back to stock (the channel's restock type "return")
+
+
+@dataclass(frozen=True)
+class RefundPush:
+    """One refund of ours for the channel to carry out (it moves the customer's money).
+    ``note`` carries our marker (``orders.refunds.marker``): the channel's own webhook about this
+    refund then finds our row instead of recording the money twice."""
+
+    channel_id: int
+    order_external_id: str
+    refund_id: int
+    reference: str
+    note: str
+    currency: str
+    amount: Decimal
+    shipping: Decimal
+    shipping_tax: Decimal
+    lines: list[RefundPushLine]
+    payments: list[tuple[str, Decimal]]  # (method or gateway, amount)
+    idempotency_key: str
+    correlation_id: str = ""
+
+
+class ChannelRefunds(Protocol):
+    kind: str
+
+    def configured(self, channel_id: int) -> bool:
+        """Whether this channel's API can be asked to refund (credentials set)."""
+        ...
+
+    def push_refund(self, push: RefundPush) -> dict[str, Any]:
+        """Have the channel refund it; return ``{"channel_refund_id": ...}`` (no personal data).
+        Raises ``IntegrationError`` (retryable or not) when it cannot."""
+        ...
+
+
+REFUND_WRITERS: Registry[str, ChannelRefunds] = Registry("channel refunds", missing=_missing)
+
+
+def register_refunds(kind: str, factory: Any) -> None:
+    """Make ``factory()`` what sends our refunds to channels of ``kind``."""
+    REFUND_WRITERS.register(str(kind), factory)
+
+
+def refund_writer_for(kind: str) -> ChannelRefunds | None:
+    """What sends refunds to channels of ``kind``, or None: refund those by hand there."""
+    kind = str(kind)
+    return REFUND_WRITERS.create(kind) if kind in REFUND_WRITERS else None

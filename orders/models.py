@@ -289,7 +289,12 @@ class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
         **MONEY, help_text="Tax on shipping: part of the tax total, on no line."
     )
     total = models.DecimalField(**MONEY)
-    refunded_total = models.DecimalField(**MONEY)
+    captured_total = models.DecimalField(
+        **MONEY, help_text="Money taken from the customer (set when the payment is captured)."
+    )
+    refunded_total = models.DecimalField(
+        **MONEY, help_text="The sum of the order's refunds (orders.refunds keeps it)."
+    )
     taxes_included = models.BooleanField(
         default=False, help_text="Prices already include tax; the tax total is not added on top."
     )
@@ -350,8 +355,10 @@ class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
                 name="order_amounts_not_negative",
             ),
             models.CheckConstraint(
-                condition=Q(refunded_total__gte=0) & Q(refunded_total__lte=models.F("total")),
-                name="order_refunds_within_total",
+                condition=Q(refunded_total__gte=0)
+                & Q(captured_total__gte=0)
+                & Q(refunded_total__lte=models.F("captured_total")),
+                name="order_refunds_within_captured",
             ),
         ]
         indexes = [models.Index(fields=["channel", "status"])]
@@ -458,6 +465,7 @@ class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
                 permission=PERM_PAYMENT)  # fmt: skip
     def capture_payment(self) -> None:
         """The money is captured."""
+        self.captured_total = self.total
 
     @transition(field=payment_status, source=P.PENDING, target=P.NET_TERMS,
                 conditions=[_fsm_condition(customer_may_use_net_terms)],
@@ -468,18 +476,18 @@ class Order(CurrencyAmountsMixin, FSMRowMixin, models.Model):
     @transition(field=payment_status, source=P.NET_TERMS, target=P.PAID, permission=PERM_PAYMENT)
     def settle_invoice(self) -> None:
         """The net-terms invoice is paid."""
+        self.captured_total = self.total
 
     @transition(field=payment_status, source=[P.PAID, P.PARTIALLY_REFUNDED],
                 target=P.PARTIALLY_REFUNDED, permission=PERM_PAYMENT)  # fmt: skip
-    def refund_partially(self, *, amount: Decimal) -> None:
-        """Part of the money goes back (the service checks the amount)."""
-        self.refunded_total += amount
+    def refund_partially(self) -> None:
+        """Part of the money went back: ``orders.refunds`` recorded a refund and keeps
+        ``refunded_total`` as the sum of the order's refunds."""
 
     @transition(field=payment_status, source=[P.PAID, P.PARTIALLY_REFUNDED], target=P.REFUNDED,
                 permission=PERM_PAYMENT)  # fmt: skip
     def refund(self) -> None:
-        """All of the money goes back."""
-        self.refunded_total = self.total
+        """All of the captured money went back (the refunds sum to ``captured_total``)."""
 
 
 class OrderLine(CurrencyAmountsMixin, models.Model):
@@ -591,6 +599,7 @@ class IncidentCategory(models.TextChoices):
     PRIVACY_REQUEST = "privacy_request", "Privacy request"
     DELIVERY_EXCEPTION = "delivery_exception", "Delivery exception"
     CHANNEL_SYNC_FAILED = "channel_sync_failed", "Channel sync failed"
+    REFUND_MISMATCH = "refund_mismatch", "Refund mismatch"
     OTHER = "other", "Other"
 
 
@@ -666,3 +675,215 @@ class Incident(FSMRowMixin, models.Model):
         self.resolved_by = by
         self.resolved_at = timezone.now()
         self.resolution_note = note
+
+
+# --- refunds (orders.refunds) -------------------------------------------------------------------
+class RefundSource(models.TextChoices):
+    CHANNEL = "channel", "Sales channel"
+    RMA = "rma", "Return (RMA)"
+    PERSON = "person", "A person"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending (being sent to the channel)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    MANUAL = "manual", "To be refunded in the channel by hand"
+    FAILED = "failed", "Failed"
+
+
+class RestockType(models.TextChoices):
+    RETURN = "return", "Returned to stock"
+    CANCEL = "cancel", "Cancelled before it shipped"
+    NO_RESTOCK = "no_restock", "Not restocked"
+
+
+class Refund(CurrencyAmountsMixin, FSMRowMixin, models.Model):
+    """Money that went (or goes) back to the customer: one row per refund, never a number
+    overwritten. ``amount`` is the money moved (the sum of ``payments``); the order's
+    ``refunded_total`` is the sum of its refunds' amounts.
+
+    One refund per (order, source, external id): a duplicated webhook, a replay or a double
+    click finds the first row. ``channel_figures`` keeps the channel's own numbers as it sent
+    them; ``computed`` ours, for the same lines (a difference opens a ``refund_mismatch``
+    incident, it is never "fixed")."""
+
+    MONEY_FIELDS = ("lines_amount", "lines_tax", "shipping", "shipping_tax", "fees",
+                    "restocking_fee", "adjustment", "amount")  # fmt: skip
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    source = models.CharField(max_length=16, choices=RefundSource.choices)
+    external_id = models.CharField(
+        max_length=100,
+        help_text="The channel's refund id; the RMA number; a person's request key.",
+    )
+    channel_refund_id = models.CharField(
+        max_length=100, blank=True, db_index=True,
+        help_text="The channel's id of a refund we sent it (its webhook then finds this row).",
+    )  # fmt: skip
+    reference = models.CharField(
+        max_length=32, unique=True, help_text="Our refund number, shown to people: RF-000123."
+    )
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=64, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    lines_amount = models.DecimalField(**MONEY, help_text="Goods, net of their discounts.")
+    lines_tax = models.DecimalField(**MONEY)
+    shipping = models.DecimalField(**MONEY)
+    shipping_tax = models.DecimalField(**MONEY)
+    fees = models.DecimalField(**MONEY, help_text="Duties and additional fees given back.")
+    restocking_fee = models.DecimalField(**MONEY, help_text="Kept back by the return policy.")
+    adjustment = models.DecimalField(
+        max_digits=19, decimal_places=4, default=Decimal("0"),
+        help_text="The channel's own adjustment (Shopify's refund discrepancy), signed.",
+    )  # fmt: skip
+    amount = models.DecimalField(**MONEY, help_text="Money back to the customer, in total.")
+    computed = models.JSONField(default=dict, blank=True, help_text="Our figures for its lines.")
+    channel_figures = models.JSONField(default=dict, blank=True)
+    status = FSMField(
+        max_length=16, choices=RefundStatus.choices, default=RefundStatus.SUCCEEDED,
+        protected=True, db_index=True,
+    )  # fmt: skip
+    failure_reason = models.CharField(max_length=255, blank=True)
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    processed_at = models.DateTimeField(
+        default=timezone.now, help_text="When the money moved (the channel's time for theirs)."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "source", "external_id"], name="refund_once_per_source_id"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="refund_amount_not_negative"),
+        ]
+        permissions = [
+            ("issue_refund", "Can issue a refund (up to the role's limit)"),
+            ("issue_any_refund", "Can issue a refund of any amount"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.amount} {self.currency})"
+
+    @transition(field=status, source=RefundStatus.PENDING, target=RefundStatus.SUCCEEDED)
+    def succeed(self, *, channel_refund_id: str = "") -> None:
+        """The channel moved the money."""
+        if channel_refund_id:
+            self.channel_refund_id = channel_refund_id[:100]
+
+    @transition(field=status, source=RefundStatus.PENDING, target=RefundStatus.MANUAL)
+    def hand_over(self) -> None:
+        """The channel cannot be asked to refund: a person refunds it there."""
+
+    @transition(field=status, source=[RefundStatus.MANUAL, RefundStatus.FAILED],
+                target=RefundStatus.SUCCEEDED)  # fmt: skip
+    def confirm_manual(self) -> None:
+        """A person refunded it in the channel's own admin and says so."""
+
+    @transition(field=status, source=RefundStatus.PENDING, target=RefundStatus.FAILED)
+    def fail(self, *, reason: str) -> None:
+        self.failure_reason = reason[:255]
+
+
+class RefundLine(CurrencyAmountsMixin, models.Model):
+    MONEY_FIELDS = ("amount", "tax")
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="lines")
+    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refund_lines")
+    currency = models.CharField(max_length=3)
+    quantity = models.PositiveIntegerField()
+    amount = models.DecimalField(**MONEY, help_text="Goods, net of the line's discount share.")
+    tax = models.DecimalField(**MONEY)
+    restock_type = models.CharField(
+        max_length=16, choices=RestockType.choices, default=RestockType.NO_RESTOCK
+    )
+    channel_restock_type = models.CharField(max_length=32, blank=True)
+    restocked_quantity = models.PositiveIntegerField(default=0)
+    restock_warehouse = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["refund", "order_line__line_no"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(restocked_quantity__lte=models.F("quantity")),
+                name="refund_line_restock_within_quantity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_line_id} x {self.quantity}"
+
+
+class RefundPayment(CurrencyAmountsMixin, models.Model):
+    """One refund's money on one payment method or gateway (10.00 to a card, 100.00 to a gift
+    card)."""
+
+    MONEY_FIELDS = ("amount",)
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="payments")
+    method = models.CharField(max_length=64, help_text="Gateway or payment method.")
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(**MONEY)
+    external_id = models.CharField(max_length=100, blank=True, help_text="The transaction id.")
+
+    class Meta:
+        ordering = ["refund", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="refund_payment_amount_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.amount}"
+
+
+class OrderPayment(CurrencyAmountsMixin, models.Model):
+    """What one payment method of an order took and gave back. ``captured`` is known when the
+    channel says how the payment was split (empty otherwise: then only the order's own
+    captured total bounds the refunds)."""
+
+    MONEY_FIELDS = ("captured", "refunded")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
+    method = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    captured = models.DecimalField(max_digits=19, decimal_places=4, null=True, blank=True)
+    refunded = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "method"], name="order_payment_per_method"),
+            models.CheckConstraint(
+                condition=Q(refunded__gte=0)
+                & (Q(captured__isnull=True) | Q(refunded__lte=models.F("captured"))),
+                name="order_payment_refunds_within_captured",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} on order #{self.order_id}"
+
+
+class RefundLimit(models.Model):
+    """The largest refund a role may issue without finance (set in the admin, per currency).
+    A role with ``orders.issue_any_refund`` (finance) has no limit."""
+
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="+")
+    currency = models.CharField(max_length=3, default="USD")
+    max_amount = models.DecimalField(max_digits=19, decimal_places=4)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "currency"], name="refund_limit_per_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} up to {self.max_amount} {self.currency}"

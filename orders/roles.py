@@ -16,7 +16,9 @@ VIEW_ORDERS = [
     "fulfillment.view_warehouse", "fulfillment.view_stocklevel", "fulfillment.view_reservation",
     "fulfillment.view_shipment", "fulfillment.view_shipmentline", "fulfillment.view_trackingevent",
     "fulfillment.view_routingdecision", "fulfillment.view_outboundaction",
-    "fulfillment.view_returnpolicy",
+    "fulfillment.view_returnpolicy", "orders.view_refund", "orders.view_refundline",
+    "orders.view_refundpayment", "orders.view_orderpayment", "fulfillment.view_return",
+    "fulfillment.view_returnline",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {
@@ -27,6 +29,9 @@ ROLES: dict[str, list[str]] = {
         *VIEW_ORDERS, "orders.view_contact_details",
         "orders.hold_order", "orders.cancel_order", "orders.change_customer",
         "orders.work_incident", "reviews.view_reviewcase",
+        # Returns and refunds: authorizes, rejects and receives returns; refunds up to the
+        # limit finance sets for the role (orders.RefundLimit), above it finance decides.
+        "fulfillment.work_return", "fulfillment.add_return", "orders.issue_refund",
     ],
     # Decides on high-risk orders: approve, hold, or reject (cancel). Compares the shipping and
     # billing addresses whole (a parcel forwarder, a hotel), so sees street and phone.
@@ -41,6 +46,8 @@ ROLES: dict[str, list[str]] = {
     "finance": [
         *VIEW_ORDERS,
         "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
+        "orders.issue_refund", "orders.issue_any_refund", "orders.view_refundlimit",
+        "orders.change_refundlimit", "orders.add_refundlimit", "orders.delete_refundlimit",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules (so the
     # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see

@@ -79,6 +79,10 @@ def order_transition(
     field_name = ORDER_TRANSITIONS.get(transition)
     if field_name is None:
         raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")
+    if transition in REFUND_TRANSITIONS:
+        return _refund_by_transition(order_id=order_id, transition=transition, actor=actor,
+                                     expected_status=expected_status, amount=amount,
+                                     reason=reason)  # fmt: skip
     order = row_lock(Order.objects.select_related("customer"), order_id, of=("self",))
     # A role that may not make this move is refused before its state is looked at (403 whatever
     # the state, stale or not), so the answer never tells it the state.
@@ -96,9 +100,6 @@ def order_transition(
         if transition == "hold" and not reason.strip():
             raise InvalidInput("A hold needs a reason", code="reason_required")
         kwargs["reason"] = reason.strip()
-    if transition == "refund_partially":
-        kwargs["amount"] = _refund_amount(order, amount)
-
     event_data = dict(data or {})
     if reason:
         event_data["reason"] = reason
@@ -126,7 +127,37 @@ def order_transition(
     return order
 
 
-def _refund_amount(order: Order, amount: Decimal | str | None) -> Decimal:
+REFUND_TRANSITIONS = ("refund", "refund_partially")
+
+
+def _refund_by_transition(
+    *, order_id: int, transition: str, actor: Actor, expected_status: str | None,
+    amount: Decimal | str | None, reason: str,
+) -> Order:  # fmt: skip
+    """A person's "refund" or "refund partially" on the order: a refund record (source person)
+    of the rest, or of ``amount``; the payment state follows from the refunds' sum."""
+    from orders import refunds
+
+    order = row_lock(Order.objects.select_related("customer"), order_id, of=("self",))
+    transition_permission_check(order, transition, actor=actor)
+    if expected_status is not None and expected_status != order.payment_status:
+        raise StaleState(
+            f"Order {order_id} is now '{order.payment_status}', not '{expected_status}': "
+            "reload and try again"
+        )
+    transition_check(order, transition, actor=actor)
+    remaining = order.captured_total - order.refunded_total
+    value = remaining if transition == "refund" else _refund_amount(order, amount, remaining)
+    refunds.refund_issue(
+        order_id=order.pk, actor=actor, amount=value, reason=reason[:64], note=reason,
+        key=f"{transition}:{order.refunded_total}:{value}",
+    )  # fmt: skip
+    order.refresh_from_db()
+    hooks.fire(transition, order.pk)
+    return order
+
+
+def _refund_amount(order: Order, amount: Decimal | str | None, remaining: Decimal) -> Decimal:
     if amount is None:
         raise InvalidInput("A partial refund needs an amount", code="amount_required")
     value = money.to_decimal(amount)
@@ -137,7 +168,6 @@ def _refund_amount(order: Order, amount: Decimal | str | None) -> Decimal:
             f"decimals for {order.currency}",
             code="invalid_amount",
         )
-    remaining = order.total - order.refunded_total
     if value >= remaining:
         raise InvalidInput(
             f"A partial refund must be less than the {remaining} {order.currency} still refundable;"

@@ -52,6 +52,7 @@ ADAPTERS: Registry[tuple[str, str], Downstream] = Registry(
 # ActionKind values, spelled out so importing the registry does not import the models.
 ERP_POST, WMS_TASK, NOTIFY_CUSTOMER = "erp_post", "wms_task", "notify_customer"
 CHANNEL_TRACKING_SYNC, CRM_UPDATE = "channel_tracking_sync", "crm_update"
+CHANNEL_REFUND, ERP_CREDIT_NOTE, RETURN_LABEL = "channel_refund", "erp_credit_note", "return_label"
 CHANNEL_TARGET_PREFIX = "channel:"
 
 
@@ -70,7 +71,7 @@ def get_handler(kind: str, target: str) -> Downstream:
     Tracking write-backs go to one target per store (``channel:<slug>``, so each store has its
     own circuit breaker) and are all performed by the one ``channel`` adapter."""
     kind = str(kind)
-    if kind == CHANNEL_TRACKING_SYNC and target.startswith(CHANNEL_TARGET_PREFIX):
+    if kind in (CHANNEL_TRACKING_SYNC, CHANNEL_REFUND) and target.startswith(CHANNEL_TARGET_PREFIX):
         return ADAPTERS.create((kind, "channel"))
     return ADAPTERS.create((kind, target))
 
@@ -84,7 +85,7 @@ def _names(value: Any) -> list[str]:
 def targets_for(kind: str) -> list[str]:
     """The targets an action of ``kind`` is written for, per settings (``[]``: none)."""
     kind = str(kind)
-    if kind == ERP_POST:
+    if kind in (ERP_POST, ERP_CREDIT_NOTE):  # a credit note goes where the invoices went
         names = _names(settings.ERP_TARGET)
     elif kind == WMS_TASK:
         names = _names(settings.WMS_TARGET)

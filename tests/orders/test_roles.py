@@ -259,7 +259,9 @@ def test_finance_can_capture_and_then_refund_a_payment(finance_user):
     assert order.payment_status == "refunded"
     assert order.refunded_total == order.total
     actions = list(order.events.filter(actor_kind="user").values_list("action", "actor_id"))
-    assert actions == [("capture_payment", "fred"), ("refund", "fred")]
+    # The money goes back as a refund record (source person), then the payment state follows.
+    assert actions == [("capture_payment", "fred"), ("refund", "fred"), ("refund_recorded", "fred")]
+    assert order.refunds.get().source == "person"
 
 
 def test_finance_can_refund_part_of_a_payment(finance_user):

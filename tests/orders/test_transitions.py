@@ -109,9 +109,17 @@ def test_every_allowed_transition_moves_the_order_and_writes_one_audit_event(
     moved.refresh_from_db()
     assert getattr(moved, field) == target
     new_events = list(moved.events.order_by("id")[events_before:])
-    assert [(e.action, e.field, e.from_state, e.to_state) for e in new_events] == [
-        (name, field, source, target)
-    ]
+    moves = [(e.action, e.field, e.from_state, e.to_state) for e in new_events]
+    if name in ("refund", "refund_partially"):
+        # The money goes back as a refund record (the payment state follows from the sums);
+        # this test channel cannot be asked to refund, so a person is told to do it there.
+        assert moves == [
+            (name, field, source, target), ("refund_recorded", "", "", ""),
+            ("refund_hand_over", "refund", "pending", "manual"),
+            ("refund_needs_person", "", "", ""),
+        ]  # fmt: skip
+    else:
+        assert moves == [(name, field, source, target)]
     event = new_events[0]
     assert event.actor_kind == "system" and event.actor_id == "tester"
     assert event.correlation_id == "c-test-correlation"
