@@ -16,7 +16,7 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from channels import catalogue, metrics, privacy, signatures
+from channels import catalogue, metrics, privacy, refunds_in, signatures
 from channels.adapters import get_adapter
 from channels.adapters.base import (
     AdapterError,
@@ -319,6 +319,9 @@ def _apply(event: InboundEvent) -> tuple[int | None, str]:
     request = privacy.privacy_request_of(adapter, payload, event.topic)
     if request is not None:  # a privacy-law request, not an order (channels/privacy.py)
         return privacy.privacy_request_handle(event=event, request=request)
+    refund = refunds_in.refund_of(adapter, config, payload, event.topic)
+    if refund is not None:  # a refund-only delivery (channels/refunds_in.py)
+        return refunds_in.refund_apply(event=event, channel=channel, refund=refund)
     actor = Actor.channel(channel.slug)
     # A topic that cancels: the channel's API must agree first (the topic header is unsigned).
     confirmation = _confirm_cancel(event, adapter, config, payload) if shape is not None else ""

@@ -136,6 +136,14 @@ class ChannelAdapter(Protocol):
         ...
 
 
+# Optional, for channels whose refunds arrive on their own (``channels.refunds_in``):
+#     def read_refund(self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+#                     ) -> tuple[str, dict[str, Any]] | None
+# (the order's external id, a canonical refund per ``orders/schemas/canonical_refund.v1.json``)
+# for a refund-only topic, None for every other topic. It may call the channel's API (no
+# transaction is open) and raise AdapterError.
+
+
 class PollingAdapter(ChannelAdapter, Protocol):
     """A channel without usable webhooks: orders are pulled."""
 
