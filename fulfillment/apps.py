@@ -12,6 +12,7 @@ class FulfillmentConfig(AppConfig):
         from fulfillment import crm, downstream, postpurchase, privacy, tasks  # noqa: F401
         from fulfillment.carriers import CARRIER_CODES
         from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
+        from fulfillment.downstream.return_label import ReturnLabelAdapter
         from fulfillment.models import ActionKind
         from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped
         from fulfillment.services import allocate, release_on_cancel
@@ -42,3 +43,4 @@ class FulfillmentConfig(AppConfig):
             downstream.register(
                 ActionKind.LABEL_PURCHASE, code, partial(LabelPurchaseAdapter, code)
             )
+            downstream.register(ActionKind.RETURN_LABEL, code, partial(ReturnLabelAdapter, code))

@@ -338,6 +338,14 @@ def _apply(event: CarrierInboundEvent) -> str:
     shipment_ref = _text(result.get("shipment_id"), 120)
     shipment = _shipment_for(event.carrier, code, shipment_ref)
     if shipment is None:
+        from fulfillment.returns_tracking import return_for_tracking, return_tracking_apply
+
+        ret = return_for_tracking(event.carrier, code)
+        if ret is not None:  # a return parcel's tracker: its pickup, not a shipment's story
+            status = easypost.tracking_from_tracker(result).status
+            outcome = return_tracking_apply(return_id=ret.pk, status=status,
+                                            carrier=event.carrier)  # fmt: skip
+            return f"return {ret.pk}: {status} ({outcome})"
         also = f" or EasyPost shipment {shipment_ref!r}" if shipment_ref else ""
         raise CarrierEventInvalid([_error("/result/tracking_code", (
             f"no {event.carrier} shipment has tracking number {code!r}{also}; replay this event "

@@ -80,12 +80,25 @@ def carrier_event_raw_purge_task(**kwargs: Any) -> int:
 def tracking_poll_task(**kwargs: Any) -> int:
     """Beat (``TRACKING_POLL_INTERVAL_SECONDS``): one poll task per parcel that has been quiet
     for ``TRACKING_POLL_QUIET_SECONDS`` (the polling fallback of carrier webhooks)."""
+    from fulfillment.returns_tracking import return_ids_to_poll
     from fulfillment.tracking_poll import POLL_TASK, shipment_ids_to_poll
 
     ids = shipment_ids_to_poll()
     for shipment_id in ids:
         enqueue(POLL_TASK, shipment_id=shipment_id)
-    return len(ids)
+    # Return parcels waiting for the carrier's pickup (a refund may wait for it).
+    return_ids = return_ids_to_poll()
+    for return_id in return_ids:
+        enqueue("fulfillment.return_track_poll", return_id=return_id)
+    return len(ids) + len(return_ids)
+
+
+@shared_task(name="fulfillment.return_track_poll", acks_late=True)
+def return_track_poll_task(return_id: int, **kwargs: Any) -> str:
+    """Ask one return parcel's carrier where it is (its pickup may refund the return)."""
+    from fulfillment.returns_tracking import return_track_poll
+
+    return return_track_poll(return_id=return_id)
 
 
 @shared_task(name="fulfillment.shipment_track_poll", acks_late=True)

@@ -18,7 +18,8 @@ round's batch.
 
 Metrics: ``tracking_polls_total{carrier, outcome}`` with outcome ``changed`` (the shipment moved
 or its told status changed), ``unchanged``, ``retry``, ``failed``, ``skipped`` (no longer on its
-way). The ``poll_tracking`` command runs a round in the foreground with a progress bar.
+way). The ``poll_tracking`` command runs a round in the foreground with a progress bar. Return
+parcels not picked up yet are polled in the same round (``fulfillment.returns_tracking``).
 """
 
 from __future__ import annotations
@@ -97,4 +98,10 @@ def tracking_poll_round(
     for shipment_id in progress(ids) if progress is not None else ids:
         summary[shipment_track_poll(shipment_id=shipment_id)] += 1
     summary["polled"] = len(ids)
+    # Return parcels waiting for the carrier's pickup (fulfillment.returns_tracking).
+    from fulfillment.returns_tracking import return_tracking_poll_round
+
+    returns = return_tracking_poll_round()
+    if returns:
+        summary["returns"] = returns
     return summary

@@ -48,6 +48,9 @@ class ShipmentRequest:
     signature_required: bool = False
     customs: list[CustomsLine] = field(default_factory=list)
     correlation_id: str = ""
+    # A return parcel: ``ship_from`` is the customer's address, ``ship_to`` the warehouse's,
+    # and ``reference`` the RMA number.
+    is_return: bool = False
 
 
 @dataclass(frozen=True)

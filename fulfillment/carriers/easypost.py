@@ -7,6 +7,8 @@ Calls (base URL ``EASYPOST_API_BASE``, API key ``EASYPOST_API_KEY`` as the basic
   retry after a lost answer goes on to find that label (below) instead of rating, and buying, a
   second shipment. Otherwise ``POST /shipments`` (addresses, parcel weight in ounces, options,
   ``customs_info`` when the request declares customs lines, ``reference``) and its ``rates[]``.
+  A return (``request.is_return``) is created with ``is_return: true`` and the outbound
+  shipment's addresses (to: the customer, from: the warehouse); EasyPost swaps them.
 - ``buy()``: ``POST /shipments/{id}/buy`` with the rate id. If EasyPost refuses (a 4xx: it
   answers that way when the shipment already has postage, e.g. we bought it and lost the
   answer), ``GET /shipments/{id}``: a shipment that has a label is returned as it is, never
@@ -479,13 +481,20 @@ def shipment_payload(
     }
     if request.signature_required:
         options["delivery_confirmation"] = "SIGNATURE"
+    to_address, from_address = request.ship_to, request.ship_from
+    if request.is_return:
+        # EasyPost's returns: send the addresses of the outbound shipment (to: the customer,
+        # from: the warehouse) with ``is_return``; EasyPost swaps them for the return label.
+        to_address, from_address = request.ship_from, request.ship_to
     shipment: dict[str, Any] = {
         "reference": request.reference,
-        "to_address": _address(request.ship_to),
-        "from_address": _address(request.ship_from),
+        "to_address": _address(to_address),
+        "from_address": _address(from_address),
         "parcel": {"weight": float(ounces(request.weight_grams))},
         "options": options,
     }
+    if request.is_return:
+        shipment["is_return"] = True
     if request.customs:
         options["currency"] = request.customs[0].currency
         share = max(1, request.weight_grams // len(request.customs))

@@ -17,7 +17,9 @@ warehouse that prints its own labels for a local courier uses.
   hashed: collisions are then possible (by 10,000 such references, about a 40% chance of one
   pair), and the unique (carrier, tracking_number) constraint on shipments catches them.
 - ``buy()`` renders the PDF (reportlab, Code128 from ``reportlab.graphics.barcode``) and a ZPL
-  version of the same label. Both are byte-for-byte deterministic for the same request.
+  version of the same label. Both are byte-for-byte deterministic for the same request. A
+  return (``request.is_return``) is marked RETURN with its RMA number (the reference); its
+  tracking number is an ordinary one, so the simulator tracks it like any parcel.
 - ``track()`` is a deterministic simulator (``simulate``): from the time the parcel was handed
   over, one scan every ``LOCAL_CARRIER_TRACKING_STEP_SECONDS`` (default 3600; 0 tells the whole
   story at once): ``pre_transit -> in_transit -> out_for_delivery -> delivered``. A share
@@ -406,9 +408,12 @@ def render_pdf_label(request: ShipmentRequest, rate: Rate, tracking_number: str)
     canvas.setAuthor("orderdesk local carrier")
     international = is_international(request)
     page = _PdfLabel(canvas)
-    page.header(
-        "LOCAL CARRIER", rate.service_level.upper(), "INTERNATIONAL" if international else ""
-    )
+    note = "INTERNATIONAL" if international else ""
+    if request.is_return:
+        note = f"RETURN {note}".strip()
+    page.header("LOCAL CARRIER", rate.service_level.upper(), note)
+    if request.is_return:
+        page.text(f"RETURN  {request.reference}", font="Helvetica-Bold", size=12, lead=16)
     page.rule()
     page.text("FROM", font="Helvetica-Bold", size=6)
     for line in _address_lines(request.ship_from):
@@ -419,7 +424,7 @@ def render_pdf_label(request: ShipmentRequest, rate: Rate, tracking_number: str)
         page.text(line, font="Helvetica-Bold", size=12, lead=14)
     page.rule()
     page.text(f"Service: {rate.service}    Weight: {_weight_text(request.weight_grams)}")
-    page.text(f"Ref: {request.reference}")
+    page.text(f"{'RMA' if request.is_return else 'Ref'}: {request.reference}")
     if request.signature_required:
         page.text("SIGNATURE REQUIRED", font="Helvetica-Bold", size=9)
     page.rule()
@@ -452,6 +457,8 @@ def render_zpl_label(request: ShipmentRequest, rate: Rate, tracking_number: str)
     y = 80
     if is_international(request):
         lines.append(_zpl_field(560, y, "INTERNATIONAL", size=26))
+    if request.is_return:
+        lines.append(_zpl_field(30, y, f"RETURN {request.reference}", size=30))
     y += 36
     lines.append(f"^FO30,{y}^GB752,3,3^FS")
     y += 14
@@ -472,7 +479,8 @@ def render_zpl_label(request: ShipmentRequest, rate: Rate, tracking_number: str)
     service = f"Service: {rate.service}   Weight: {_weight_text(request.weight_grams)}"
     lines.append(_zpl_field(30, y, service, size=24))
     y += 30
-    lines.append(_zpl_field(30, y, f"Ref: {request.reference}", size=24))
+    ref = "RMA" if request.is_return else "Ref"
+    lines.append(_zpl_field(30, y, f"{ref}: {request.reference}", size=24))
     if request.signature_required:
         y += 30
         lines.append(_zpl_field(30, y, "SIGNATURE REQUIRED", size=28))
@@ -539,6 +547,7 @@ class LocalCarrier:
             to_country=_country(request.ship_to),
             service_level=rate.service_level,
             customs_lines=len(request.customs),
+            is_return=request.is_return,
         )
         return label
 
