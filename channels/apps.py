@@ -18,6 +18,9 @@ class ChannelsConfig(AppConfig):
         # Tracking write-back per channel kind (channels.writeback), built when first used.
         for kind, module, name in WRITEBACKS:
             feedback.register(kind, lazy(f"channels.writeback.{module}", name, call=True))
+        # Our refunds sent to the channel (channels.writeback.refunds), per kind.
+        for kind, name in REFUND_WRITERS:
+            feedback.register_refunds(kind, lazy("channels.writeback.refunds", name, call=True))
 
 
 # (channel kind, module in channels.writeback, its ChannelWriteback class)
@@ -27,4 +30,11 @@ WRITEBACKS = [
     ("amazon", "amazon", "AmazonWriteback"),
     ("woocommerce", "woocommerce", "WooCommerceWriteback"),
     ("custom", "custom", "CustomWriteback"),
+]
+
+# (channel kind, its ChannelRefunds class in channels.writeback.refunds)
+REFUND_WRITERS = [
+    ("shopify", "ShopifyRefunds"),
+    ("woocommerce", "WooCommerceRefunds"),
+    ("bigcommerce", "BigCommerceRefunds"),
 ]

@@ -118,6 +118,7 @@ _BUILT_IN = [
     (NOTIFY_CUSTOMER, "email", "notify_email", "EmailNotifyAdapter"),
     (NOTIFY_CUSTOMER, "twilio", "notify_twilio", "TwilioSMSNotifyAdapter.from_settings"),
     (CHANNEL_TRACKING_SYNC, "channel", "channel_tracking", "ChannelTrackingAdapter"),
+    (CHANNEL_REFUND, "channel", "channel_refund", "ChannelRefundAdapter"),
     (CRM_UPDATE, "webhook", "crm_webhook", "WebhookCRMAdapter.from_settings"),
     (CRM_UPDATE, "hubspot", "crm_hubspot", "HubSpotCRMAdapter.from_settings"),
 ]
