@@ -113,6 +113,8 @@ _DOWNSTREAM = "fulfillment.downstream"
 _BUILT_IN = [
     (ERP_POST, "filedrop", "erp_filedrop", "FileDropERPAdapter"),
     (ERP_POST, "netsuite", "erp_netsuite", "NetSuiteERPAdapter.from_settings"),
+    (ERP_CREDIT_NOTE, "filedrop", "erp_credit_note", "FileDropCreditNoteAdapter"),
+    (ERP_CREDIT_NOTE, "netsuite", "erp_credit_note", "NetSuiteCreditNoteAdapter.from_settings"),
     (WMS_TASK, "local", "wms_local", "LocalWMSAdapter"),
     (WMS_TASK, "rest", "wms_rest", "RestWMSAdapter.from_settings"),
     (NOTIFY_CUSTOMER, "email", "notify_email", "EmailNotifyAdapter"),

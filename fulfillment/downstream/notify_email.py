@@ -44,11 +44,17 @@ SUBJECTS = {
     "shipping_confirmation": "Your order {number} has shipped",
     "delivery_exception": "A delivery problem with your order {number}",
     "review_request": "How was your order {number}?",
+    "refund_issued": "Your refund for order {number}",
+    "return_label": "Your return label for order {number}",
+    "return_rejected": "About your return for order {number}",
 }
 # Marketing email: sent only while the customer accepts it (checked again at send time).
 MARKETING_TEMPLATES = frozenset({"review_request"})
 # Templates about one parcel: they need its tracking number.
 PARCEL_TEMPLATES = frozenset({"shipping_confirmation", "delivery_exception"})
+# Templates about one refund (payload ``refund_id``) or one return (payload ``return_id``).
+REFUND_TEMPLATES = frozenset({"refund_issued"})
+RETURN_TEMPLATES = frozenset({"return_label", "return_rejected"})
 
 
 def message_id_for(idempotency_key: str) -> str:
@@ -148,6 +154,11 @@ class EmailNotifyAdapter:
                 f"shipping confirmation for order {order.pk}: no tracking number yet",
                 retryable=True,
             )
+        attachments: list[tuple[str, bytes, str]] = []
+        if template in REFUND_TEMPLATES:
+            context.update(_refund_context(order, action))
+        elif template in RETURN_TEMPLATES:
+            context.update(_return_context(order, action, template, attachments))
         subject = SUBJECTS[template].format(number=context["order_number"])
         message_id = message_id_for(action.idempotency_key)
         message = EmailMultiAlternatives(
@@ -161,6 +172,8 @@ class EmailNotifyAdapter:
         message.attach_alternative(
             render_to_string(f"emails/{template}.html", context), "text/html"
         )
+        for name, content, mimetype in attachments:
+            message.attach(name, content, mimetype)
         try:
             message.send(fail_silently=False)
         # The exceptions' own text can quote the recipient: our messages name only the code.
@@ -177,3 +190,61 @@ class EmailNotifyAdapter:
             ) from exc
         log.info("notify_email.sent", action_id=action.pk, order_id=order.pk, template=template)
         return {"sent": True, "template": template, "message_id": message_id}
+
+
+def _refund_context(order: Order, action: OutboundAction) -> dict[str, Any]:
+    from orders.models import Refund
+
+    refund = Refund.objects.filter(pk=(action.payload or {}).get("refund_id"), order_id=order.pk)
+    found = refund.first()
+    if found is None:
+        raise DownstreamError(f"action {action.pk} has no refund to announce", retryable=False)
+    cur = found.currency
+    return {
+        "refund_reference": found.reference,
+        "refund_amount": _money(found.amount, cur),
+        "refund_payments": [
+            {"method": p.method, "amount": _money(p.amount, cur)}
+            for p in found.payments.order_by("pk")
+        ],
+        "refund_lines": [
+            {
+                "title": ln.order_line.title or ln.order_line.sku,
+                "quantity": ln.quantity,
+                "amount": _money(ln.amount + ln.tax, cur),
+            }
+            for ln in found.lines.select_related("order_line").order_by("order_line__line_no")
+        ],  # fmt: skip
+    }
+
+
+def _return_context(
+    order: Order, action: OutboundAction, template: str, attachments: list[tuple[str, bytes, str]]
+) -> dict[str, Any]:
+    from fulfillment.models import Return
+
+    ret = Return.objects.filter(pk=(action.payload or {}).get("return_id"), order_id=order.pk)
+    found = ret.first()
+    if found is None:
+        raise DownstreamError(f"action {action.pk} has no return to announce", retryable=False)
+    context: dict[str, Any] = {
+        "rma_number": found.rma_number,
+        "reason": found.decision_note,
+        "label_carrier": found.label_carrier,
+        "return_lines": [
+            {"title": ln.order_line.title or ln.sku, "quantity": ln.quantity}
+            for ln in found.lines.select_related("order_line").order_by("pk")
+        ],
+    }
+    if template == "return_label":
+        pdf = bytes(found.label_pdf) if found.label_pdf else b""
+        label_url = web_link(found.label_url) if found.label_url else ""
+        if not pdf and not label_url:
+            # The label is bought by its own outbox action: wait for it, then send.
+            raise DownstreamError(
+                f"return label email for return {found.pk}: no label yet", retryable=True
+            )
+        if pdf:
+            attachments.append((f"return-label-{found.rma_number}.pdf", pdf, "application/pdf"))
+        context.update(label_attached=bool(pdf), label_url=label_url)
+    return context
