@@ -13,8 +13,10 @@ handler404 = "config.api.page_not_found"
 
 api_v1 = [
     path("", include("orders.api")),
+    path("", include("orders.refunds_api")),
     path("", include("channels.api")),
     path("", include("fulfillment.api")),
+    path("", include("fulfillment.returns_api")),
     path("", include("fulfillment.outbox.api")),
     path("", include("reviews.api")),
 ]

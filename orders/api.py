@@ -160,7 +160,35 @@ class ShipmentSummarySerializer(serializers.Serializer):
     shipped_at = serializers.DateTimeField(allow_null=True)
 
 
+class RefundPaymentSummarySerializer(serializers.Serializer):
+    method = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=19, decimal_places=4)
+
+    def to_representation(self, instance: Any) -> Any:
+        return {
+            "method": instance.method,
+            "amount": str(money.normalize(instance.amount, instance.currency)),
+        }
+
+
+class RefundSummaryOnOrderSerializer(serializers.Serializer):
+    """The order's refunds and the money each gave back per payment method (the whole refund:
+    ``/api/v1/refunds/{id}/``). Its returns are at ``/api/v1/returns/?order={id}``."""
+
+    id = serializers.IntegerField()
+    reference = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # the refund's source field
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.SerializerMethodField()
+    payments = RefundPaymentSummarySerializer(many=True)
+
+    def get_amount(self, obj: Any) -> str:
+        return str(money.normalize(obj.amount, obj.currency))
+
+
 class OrderDetailSerializer(OrderSerializer):
+    refunds = RefundSummaryOnOrderSerializer(many=True, read_only=True)
     lines = OrderLineSerializer(many=True, read_only=True)
     reservations = ReservationSummarySerializer(many=True, read_only=True)
     shipments = ShipmentSummarySerializer(many=True, read_only=True)
@@ -179,7 +207,7 @@ class OrderDetailSerializer(OrderSerializer):
         fields = [*OrderSerializer.Meta.fields, "payment_method", "shipping_address",
                   "billing_address", "address_deliverability", "address_confidence",
                   "address_source", "address_checked_at", "risk_signals", "lines",
-                  "reservations", "shipments", "timeline"]  # fmt: skip
+                  "reservations", "shipments", "refunds", "timeline"]  # fmt: skip
         read_only_fields = fields
 
 

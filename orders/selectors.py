@@ -24,6 +24,7 @@ def order_detail_queryset() -> QuerySet[Order]:
         "reservations__warehouse",
         "reservations__order_line",
         "shipments__warehouse",
+        "refunds__payments",
     )
 
 
