@@ -36,6 +36,10 @@ from orders.fingerprints import client_ip_hash, fingerprint
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 DELETED_TOPIC = "orders/delete"
 CANCELLED_TOPIC = "orders/cancelled"
+REFUND_TOPIC = "refunds/create"  # the bare refund object, no order
+# Shopify's refund line restock_type -> canonical (the channel's word is kept beside it).
+RESTOCK_TYPES = {"return": "return", "cancel": "cancel", "no_restock": "no_restock",
+                 "legacy_restock": "return"}  # fmt: skip
 # The topics that cancel an order, and the body each must have (for the quarantine error).
 DESTRUCTIVE_TOPICS = MappingProxyType({
     DELETED_TOPIC: 'an orders/delete body must be {"id": ...} only (Shopify sends nothing '
@@ -96,6 +100,8 @@ class ShopifyChannelAdapter:
             return "shopify_order_deleted.v1.json"
         if topic in PRIVACY_TOPICS:
             return PRIVACY_TOPICS[topic][0]
+        if topic == REFUND_TOPIC:
+            return "shopify_refund.v1.json"
         if topic == CANCELLED_TOPIC:
             return "shopify_order_cancelled.v1.json"  # the order schema and cancelled_at set
         return "shopify_order.v1.json"
@@ -109,6 +115,19 @@ class ShopifyChannelAdapter:
         if topic == DELETED_TOPIC:
             return str(payload["id"])
         return None
+
+    def read_refund(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """(order id, canonical refund) of a ``refunds/create`` body; None for other topics.
+        The refund carries no currency: the amounts are read with the channel's default
+        currency's places (the order's own currency decides when it is recorded)."""
+        if topic != REFUND_TOPIC:
+            return None
+        currency = str(channel.default_currency or "USD")
+        refund = refund_canonical(payload, Amounts(currency, channel.rounding), [])
+        refund["order_external_id"] = str(payload["order_id"])
+        return str(payload["order_id"]), refund
 
     def privacy_request(self, payload: Mapping[str, Any], topic: str) -> PrivacyRequest | None:
         """A compliance topic's request (its body already passed its schema); else None."""
@@ -207,6 +226,10 @@ class ShopifyChannelAdapter:
             "tax_lines": _tax_lines(normalize.list_of(order, "tax_lines"), ["tax_lines"], amount),
             "taxes_included": order.get("taxes_included") is True,
             "refunded_total": str(_refunded(order, amount)),
+            "refunds": [
+                refund_canonical(refund, amount, ["refunds", i])
+                for i, refund in enumerate(normalize.list_of(order, "refunds"))
+            ],
             "risk_signals": {},
             "source": _source(order, shipping_lines, amount),
         }
@@ -346,6 +369,88 @@ def _refunded(order: Mapping[str, Any], amount: Amounts) -> Decimal:
             if tx.get("kind") == "refund" and tx.get("status") not in NOT_REFUNDED:
                 total += amount.required(tx, "amount", ["refunds", i, "transactions", j])
     return total
+
+
+def _shop(data: Any, key: str) -> Any:
+    """``data[key].shop_money.amount`` (None when absent)."""
+    block = data.get(key) if isinstance(data, Mapping) else None
+    money = block.get("shop_money") if isinstance(block, Mapping) else None
+    return money.get("amount") if isinstance(money, Mapping) else None
+
+
+def _money(data: Any, key: str, amount: Amounts, path: Keys) -> Decimal:
+    value = _shop(data, key)
+    return amount.zero() if value in (None, "") else amount.parse(value, [*path, key])
+
+
+def refund_canonical(refund: Mapping[str, Any], amount: Amounts, where: Keys) -> dict[str, Any]:
+    """One Shopify refund as a canonical refund (canonical_refund.v1.json).
+
+    ``total`` is the money that moved: its successful refund transactions. Shopify's
+    ``order_adjustments`` of kind ``refund_discrepancy`` are the part of the refunded lines,
+    shipping and fees that was NOT paid back, stated as a positive amount (the cancelled-order
+    sample: lines 195.66 + tax 3.98 = 199.64, discrepancy 89.64, transactions 110.00). Our
+    ``adjustment`` is what is added to the parts to reach the money moved, so it is the negated
+    sum of the adjustments (-89.64); 199.64 - 89.64 = 110.00."""
+    path = list(where)
+    lines = []
+    for j, item in enumerate(normalize.list_of(refund, "refund_line_items")):
+        at = [*path, "refund_line_items", j]
+        word = str(item.get("restock_type") or "no_restock")
+        line: dict[str, Any] = {
+            "external_line_id": str(item.get("line_item_id")),
+            "quantity": normalize.quantity(item, "quantity", at),
+            "amount": str(_money(item, "subtotal_set", amount, at)),
+            "tax": str(_money(item, "total_tax_set", amount, at)),
+            "restock_type": RESTOCK_TYPES.get(word, "no_restock"),
+            "channel_restock_type": word,
+        }
+        if item.get("location_id") is not None:
+            line["location_ref"] = str(item["location_id"])
+        lines.append(line)
+    payments = []
+    for j, tx in enumerate(normalize.list_of(refund, "transactions")):
+        if tx.get("kind") != "refund" or tx.get("status") in NOT_REFUNDED:
+            continue
+        payments.append({
+            "method": str(tx.get("gateway") or "unknown"),
+            "amount": str(amount.required(tx, "amount", [*path, "transactions", j])),
+            "external_id": str(tx.get("id", "")),
+        })  # fmt: skip
+    total = sum((Decimal(p["amount"]) for p in payments), amount.zero())
+    shipping = shipping_tax = amount.zero()
+    for j, ship in enumerate(normalize.list_of(refund, "refund_shipping_lines")):
+        at = [*path, "refund_shipping_lines", j]
+        shipping += _money(ship, "subtotal_amount_set", amount, at)
+        shipping_tax += _money(ship, "total_tax_amount_set", amount, at)
+    fees = _money(refund, "total_duties_set", amount, path) + _money(
+        refund, "total_additional_fees_set", amount, path
+    )
+    adjustment = amount.zero()
+    for j, adj in enumerate(normalize.list_of(refund, "order_adjustments")):
+        adjustment -= amount.required(adj, "amount", [*path, "order_adjustments", j])
+    canonical: dict[str, Any] = {
+        "external_id": normalize.external_id(refund.get("id"), [*path, "id"]),
+        "currency": amount.currency,
+        "total": str(total),
+        "shipping": str(shipping),
+        "shipping_tax": str(shipping_tax),
+        "fees": str(fees),
+        "adjustment": str(adjustment),
+        "lines": lines,
+        "payments": payments,
+        "note": str(refund.get("note") or "")[:500],
+        "raw": {
+            "lines": [{k: ln[k] for k in ("external_line_id", "quantity", "amount", "tax")}
+                      for ln in lines],
+            "transactions": str(total), "shipping": str(shipping),
+            "order_adjustments": str(-adjustment), "fees": str(fees),
+        },
+    }  # fmt: skip
+    when = refund.get("processed_at") or refund.get("created_at")
+    if when:
+        canonical["created_at"] = _timestamp(when, [*path, "processed_at"])
+    return canonical
 
 
 def _gateways(order: Mapping[str, Any]) -> list[str]:

@@ -184,6 +184,7 @@ class WooCommerceChannelAdapter:
             "tax_lines": _order_tax_lines(order, amount),
             "taxes_included": False,  # REST amounts are net whatever prices_include_tax says
             "refunded_total": str(refunded),
+            "refunds": _refunds(order, amount),
             "risk_signals": {},
             "source": _source(order, amount),
         }
@@ -386,3 +387,21 @@ def _source(order: Mapping[str, Any], amount: Amounts) -> dict[str, Any]:
 
 
 adapter = WooCommerceChannelAdapter()
+
+
+def _refunds(order: Mapping[str, Any], amount: Amounts) -> list[dict[str, Any]]:
+    """The order's refund summary (``[{id, refund, total: "-10.00"}]``) as canonical refunds:
+    the money that went back (WooCommerce states it negative), no lines, its reason."""
+    refunds = []
+    for i, refund in enumerate(normalize.list_of(order, "refunds")):
+        total = abs(amount.required(refund, "total", ["refunds", i]))
+        item: dict[str, Any] = {
+            "external_id": normalize.external_id(refund.get("id"), ["refunds", i, "id"]),
+            "currency": amount.currency,
+            "total": str(total),
+            "raw": {"total": str(refund.get("total"))},
+        }
+        if refund.get("refund"):
+            item["reason"] = str(refund["refund"])[:64]
+        refunds.append(item)
+    return refunds
