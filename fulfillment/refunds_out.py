@@ -78,7 +78,7 @@ def _after_money_moved(refund: Refund) -> None:
     from fulfillment.outbox import services as outbox
 
     if refund.amount > 0:
-        for target in targets_for(ActionKind.ERP_CREDIT_NOTE):
+        for target in _erp_targets_with_the_sale(refund):
             outbox.action_write(
                 order_id=refund.order_id, kind=ActionKind.ERP_CREDIT_NOTE, target=target,
                 payload={"refund_id": refund.pk}, lane="sync", version=refund.pk,
@@ -92,6 +92,19 @@ def _after_money_moved(refund: Refund) -> None:
                 version=REFUND_NOTICE_VERSION_BASE + refund.pk,
                 correlation_id=refund.correlation_id,
             )  # fmt: skip
+
+
+def _erp_targets_with_the_sale(refund: Refund) -> list[str]:
+    """The ERP targets that were sent this order's sale: a credit note credits an invoice or
+    sales order there; an order never posted (cancelled before it was) gets none."""
+    from fulfillment.downstream import targets_for
+    from fulfillment.models import OutboundAction
+
+    posted = set(
+        OutboundAction.objects.filter(order_id=refund.order_id, kind=ActionKind.ERP_POST)
+        .values_list("target", flat=True)
+    )
+    return [t for t in targets_for(ActionKind.ERP_CREDIT_NOTE) if t in posted]
 
 
 def _restock_channel_refund(refund: Refund) -> None:
