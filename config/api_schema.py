@@ -36,6 +36,11 @@ CONFLICT = OpenApiResponse(
     "stale_state).",
 )
 
+# For operations whose body names a row (a create for an order): no id in the path says so.
+NAMED_ROW_MISSING = OpenApiResponse(
+    ErrorSerializer, description="A row the body names does not exist (not_found)."
+)
+
 
 class AutoSchema(SpectacularAutoSchema):
     """Documents the refusals every operation can answer with, as ``Error``: 401 without

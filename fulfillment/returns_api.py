@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from config.api import IdFilter
-from config.api_schema import CONFLICT
+from config.api_schema import CONFLICT, NAMED_ROW_MISSING
 from fulfillment import returns
 from fulfillment.models import (
     PERM_RETURN,
@@ -147,7 +147,8 @@ class ReturnViewSet(
         fresh = self.get_queryset().get(pk=ret.pk)
         return Response(ReturnSerializer(fresh).data, status=status)
 
-    @extend_schema(request=ReturnCreateSerializer, responses={201: ReturnSerializer})
+    @extend_schema(request=ReturnCreateSerializer,
+                   responses={201: ReturnSerializer, 404: NAMED_ROW_MISSING})  # fmt: skip
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Start a return for some shipped units (customer service). The return policy may
         authorize it at once; otherwise it waits as ``requested``. 400 ``quantity_exceeded``

@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from orders import money
 from orders.actors import Actor
 from orders.errors import DomainError, InvalidInput, NotFound
+from orders.incidents import incident_raise
 from orders.models import IncidentCategory, Order, RefundSource, RefundStatus, RestockType
 from orders.refunds import PaymentInput, RefundInput, RefundLineInput, RefundResult, refund_record
 from orders.transitions import order_event_record
@@ -111,8 +112,6 @@ def record_from_canonical(
 
 
 def _record(order: Order, item: Mapping[str, Any], actor: Actor) -> int | None:
-    from orders.services import incident_raise
-
     try:
         result = refund_record(order_id=order.pk, data=refund_input(order, item), actor=actor)
     except DomainError as exc:

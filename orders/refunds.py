@@ -43,6 +43,7 @@ from config import correlation
 from orders import money
 from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, PermissionRefused, TransitionRefused
+from orders.incidents import incident_raise
 from orders.models import (
     IncidentCategory,
     Order,
@@ -423,7 +424,10 @@ def refund_record(*, order_id: int, data: RefundInput, actor: Actor) -> RefundRe
         amount = parts
     if amount < 0:
         raise InvalidInput(f"A refund cannot take money ({amount} {currency})", code="invalid")
-    if data.source == RefundSource.CHANNEL and amount != parts:
+    # A channel's refund with no lines nor shipping (a refunded amount only) has nothing of
+    # ours to compare with; one that names lines must add up to the money it moved.
+    itemized = bool(data.lines) or bool(shipping) or bool(fees)
+    if data.source == RefundSource.CHANNEL and itemized and amount != parts:
         differences.append({"what": "total", "channel": str(amount), "ours": str(parts)})
     if data.payments and payments_sum != amount:
         raise InvalidInput(
@@ -456,8 +460,6 @@ def refund_record(*, order_id: int, data: RefundInput, actor: Actor) -> RefundRe
               "lines": [{"order_line_id": ln.pk, "quantity": i.quantity} for i, ln, _o in lines]},
     )  # fmt: skip
     if differences:
-        from orders.services import incident_raise
-
         incident_raise(
             category=IncidentCategory.REFUND_MISMATCH, order_id=order.pk, severity="medium",
             summary=f"{order.channel.slug} refund {external_id}: the channel's figures differ "

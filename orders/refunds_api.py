@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from config.api import IdFilter
-from config.api_schema import CONFLICT
+from config.api_schema import CONFLICT, NAMED_ROW_MISSING
 from orders import refunds
 from orders.actors import Actor
 from orders.api import CurrencyAmountsSerializerMixin, ViewThenServicePermission
@@ -115,8 +115,9 @@ class RefundViewSet(
             return [ViewThenServicePermission()]
         return super().get_permissions()
 
-    @extend_schema(request=RefundCreateSerializer, responses={201: RefundSerializer,
-                                                              200: RefundSerializer})  # fmt: skip
+    @extend_schema(request=RefundCreateSerializer,
+                   responses={201: RefundSerializer, 200: RefundSerializer,
+                              404: NAMED_ROW_MISSING, 409: CONFLICT})  # fmt: skip
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Refund some units of an order's lines (computed exactly), its shipping, or a plain
         amount. 403 ``refund_limit_exceeded`` above your role's limit (finance has none); 201

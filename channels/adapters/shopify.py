@@ -440,12 +440,8 @@ def refund_canonical(refund: Mapping[str, Any], amount: Amounts, where: Keys) ->
         "lines": lines,
         "payments": payments,
         "note": str(refund.get("note") or "")[:500],
-        "raw": {
-            "lines": [{k: ln[k] for k in ("external_line_id", "quantity", "amount", "tax")}
-                      for ln in lines],
-            "transactions": str(total), "shipping": str(shipping),
-            "order_adjustments": str(-adjustment), "fees": str(fees),
-        },
+        # Kept as Shopify sent it (its sign); every other figure is above as it is.
+        "raw": {"order_adjustments": str(-adjustment)},
     }  # fmt: skip
     when = refund.get("processed_at") or refund.get("created_at")
     if when:

@@ -150,6 +150,36 @@ LINES_450789469 = [
         "tax_lines": [STATE_TAX],
     },
 ]
+# Refund 509562969 as Shopify sent it (its lines disagree with its 209.00: kept, not fixed).
+REFUNDS_GET = [{
+    "external_id": "509562969", "currency": "USD", "total": "209.00", "shipping": "0.00",
+    "shipping_tax": "0.00", "fees": "0.00", "adjustment": "0.00",
+    "lines": [
+        {"external_line_id": "703073504", "quantity": 1, "amount": "195.66", "tax": "3.98",
+         "restock_type": "return", "channel_restock_type": "legacy_restock",
+         "location_ref": "487838322"},
+        {"external_line_id": "466157049", "quantity": 1, "amount": "195.67", "tax": "3.98",
+         "restock_type": "return", "channel_restock_type": "legacy_restock",
+         "location_ref": "487838322"},
+    ],
+    "payments": [{"method": "bogus", "amount": "209.00", "external_id": "179259969"}],
+    "note": "it broke during shipping", "raw": {"order_adjustments": "0.00"},
+    "created_at": "2025-04-02T11:29:59-05:00",
+}]  # fmt: skip
+# The cancel's refund: 195.66 + 3.98 for the green iPod, less Shopify's 89.64 refund
+# discrepancy, is the 110.00 it moved: 10.00 to bogus, 100.00 to a gift card.
+REFUNDS_CANCEL = [{
+    "external_id": "929361464", "currency": "USD", "total": "110.00", "shipping": "0.00",
+    "shipping_tax": "0.00", "fees": "0.00", "adjustment": "-89.64",
+    "lines": [{"external_line_id": "466157049", "quantity": 1, "amount": "195.66",
+               "tax": "3.98", "restock_type": "no_restock",
+               "channel_restock_type": "no_restock"}],
+    "payments": [{"method": "bogus", "amount": "10.00", "external_id": "1068278487"},
+                 {"method": "gift_card", "amount": "100.00", "external_id": "1068278488"}],
+    "note": "Order canceled", "raw": {"order_adjustments": "89.64"},
+    "created_at": "2025-04-02T11:31:10-05:00",
+}]  # fmt: skip
+
 EXPECTED_GET = {
     "schema_version": 1,
     "external_id": "450789469",
@@ -180,6 +210,7 @@ EXPECTED_GET = {
     "tax_lines": [{"title": "State Tax", "rate": "0.06", "amount": "11.94"}],
     "taxes_included": False,
     "refunded_total": "209.00",
+    "refunds": REFUNDS_GET,
     "risk_signals": {},
     "source": {
         "financial_status": "partially_refunded",
@@ -200,6 +231,7 @@ EXPECTED_GET = {
 # "refund_discrepancy" 89.64 is not a transaction and not counted).
 EXPECTED_CANCEL = {
     **EXPECTED_GET,
+    "refunds": REFUNDS_CANCEL,
     "updated_at": "2025-04-02T11:31:11-05:00",
     "cancelled": True,
     "financial_status": "refunded",
@@ -255,6 +287,7 @@ EXPECTED_EUR = {
     "tax_lines": [{"title": "State tax", "rate": "0.06", "amount": "13.50"}],
     "taxes_included": False,
     "refunded_total": "0.00",
+    "refunds": [],
     "risk_signals": {},
     "source": {
         "financial_status": "paid",

@@ -173,6 +173,7 @@ EXPECTED_727 = {
     "tax_lines": [{"title": TAX_75, "rate": None, "amount": "1.35"}],
     "taxes_included": False,
     "refunded_total": "0.00",
+    "refunds": [],
     "risk_signals": {},
     "source": {
         "status": "processing",
@@ -261,6 +262,11 @@ EXPECTED_723 = {
     "tax_lines": [],
     "taxes_included": False,
     "refunded_total": "19.00",
+    # The order lists its two refunds by id and amount only (WooCommerce signs them negative).
+    "refunds": [
+        {"external_id": "726", "currency": "USD", "total": "10.00", "raw": {"total": "-10.00"}},
+        {"external_id": "724", "currency": "USD", "total": "9.00", "raw": {"total": "-9.00"}},
+    ],
     "risk_signals": {},
     "source": {
         "status": "completed",
