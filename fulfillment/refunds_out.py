@@ -74,7 +74,6 @@ def _send_to_channel(refund: Refund) -> None:
 
 
 def _after_money_moved(refund: Refund) -> None:
-    from fulfillment.downstream import targets_for
     from fulfillment.outbox import services as outbox
 
     if refund.amount > 0:
@@ -85,13 +84,10 @@ def _after_money_moved(refund: Refund) -> None:
                 correlation_id=refund.correlation_id,
             )  # fmt: skip
     if refund.source != RefundSource.CHANNEL and refund.amount > 0:
-        for target in targets_for(ActionKind.NOTIFY_CUSTOMER):
-            outbox.action_write(
-                order_id=refund.order_id, kind=ActionKind.NOTIFY_CUSTOMER, target=target,
-                payload={"template": "refund_issued", "refund_id": refund.pk}, lane="notify",
-                version=REFUND_NOTICE_VERSION_BASE + refund.pk,
-                correlation_id=refund.correlation_id,
-            )  # fmt: skip
+        outbox.customer_notice_write(
+            order_id=refund.order_id, template="refund_issued", refund_id=refund.pk,
+            version=REFUND_NOTICE_VERSION_BASE + refund.pk, correlation_id=refund.correlation_id,
+        )  # fmt: skip
 
 
 def _erp_targets_with_the_sale(refund: Refund) -> list[str]:
@@ -101,8 +97,9 @@ def _erp_targets_with_the_sale(refund: Refund) -> list[str]:
     from fulfillment.models import OutboundAction
 
     posted = set(
-        OutboundAction.objects.filter(order_id=refund.order_id, kind=ActionKind.ERP_POST)
-        .values_list("target", flat=True)
+        OutboundAction.objects.filter(
+            order_id=refund.order_id, kind=ActionKind.ERP_POST
+        ).values_list("target", flat=True)
     )
     return [t for t in targets_for(ActionKind.ERP_CREDIT_NOTE) if t in posted]
 

@@ -352,7 +352,6 @@ def label_carrier_for(ret: Return) -> str:
 @transaction.atomic
 def return_authorize(*, return_id: int, actor: Actor, note: str = "", auto: bool = False) -> Return:
     """Accept a return: buy its label and email it to the customer (through the outbox)."""
-    from fulfillment.downstream import targets_for
     from fulfillment.outbox import services as outbox
 
     ret = _lock(return_id)
@@ -366,19 +365,16 @@ def return_authorize(*, return_id: int, actor: Actor, note: str = "", auto: bool
         payload={"return_id": ret.pk}, lane="fulfillment", version=ret.pk,
         correlation_id=ret.correlation_id,
     )  # fmt: skip
-    for target in targets_for(ActionKind.NOTIFY_CUSTOMER):
-        outbox.action_write(
-            order_id=ret.order_id, kind=ActionKind.NOTIFY_CUSTOMER, target=target,
-            payload={"template": "return_label", "return_id": ret.pk}, lane="notify",
-            version=RETURN_LABEL_NOTICE_VERSION_BASE + ret.pk, correlation_id=ret.correlation_id,
-        )  # fmt: skip
+    outbox.customer_notice_write(
+        order_id=ret.order_id, template="return_label", return_id=ret.pk,
+        version=RETURN_LABEL_NOTICE_VERSION_BASE + ret.pk, correlation_id=ret.correlation_id,
+    )  # fmt: skip
     return ret
 
 
 @transaction.atomic
 def return_reject(*, return_id: int, actor: Actor, note: str) -> Return:
     """Turn a return down, with the reason the customer is told."""
-    from fulfillment.downstream import targets_for
     from fulfillment.outbox import services as outbox
 
     if not note.strip():
@@ -387,13 +383,10 @@ def return_reject(*, return_id: int, actor: Actor, note: str) -> Return:
     ret = _lock(return_id)
     _move(ret, "reject", actor, kwargs={"by": actor.user, "note": note.strip()},
           data={"note": note.strip()})  # fmt: skip
-    for target in targets_for(ActionKind.NOTIFY_CUSTOMER):
-        outbox.action_write(
-            order_id=ret.order_id, kind=ActionKind.NOTIFY_CUSTOMER, target=target,
-            payload={"template": "return_rejected", "return_id": ret.pk}, lane="notify",
-            version=RETURN_REJECTED_NOTICE_VERSION_BASE + ret.pk,
-            correlation_id=ret.correlation_id,
-        )  # fmt: skip
+    outbox.customer_notice_write(
+        order_id=ret.order_id, template="return_rejected", return_id=ret.pk,
+        version=RETURN_REJECTED_NOTICE_VERSION_BASE + ret.pk, correlation_id=ret.correlation_id,
+    )  # fmt: skip
     return ret
 
 

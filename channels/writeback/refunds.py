@@ -24,6 +24,7 @@ the first refund instead of making a second.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -45,13 +46,14 @@ def _ready(channel_id: int, kind: str, ready: Any) -> WritebackChannel | None:
     return channel if ready(channel) else None
 
 
-class _Refunds:
+class _Refunds(ABC):
     kind: ClassVar[str]
     needs: ClassVar[str]
 
     @staticmethod
+    @abstractmethod
     def ready(channel: WritebackChannel) -> bool:
-        raise NotImplementedError
+        """Whether the channel has what its API needs to be asked to refund."""
 
     def configured(self, channel_id: int) -> bool:
         return _ready(channel_id, self.kind, self.ready) is not None

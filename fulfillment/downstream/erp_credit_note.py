@@ -15,20 +15,16 @@ import hashlib
 import io
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import structlog
-from django.conf import settings
 
 from config.csvfiles import csv_row
 from fulfillment.downstream.base import DownstreamError, safe_key
-from fulfillment.downstream.erp_filedrop import drop_dir, write_atomically
-from fulfillment.downstream.erp_netsuite import _error_code, _is_duplicate, dumps
-from fulfillment.downstream.http import session_for
+from fulfillment.downstream.erp_filedrop import drop_file_write
+from fulfillment.downstream.erp_netsuite import NetSuiteERPAdapter
 from orders import money
 
 if TYPE_CHECKING:
-    from config.integrations import IntegrationSession
     from fulfillment.models import OutboundAction
     from orders.models import Refund, RefundLine
 
@@ -91,16 +87,7 @@ class FileDropCreditNoteAdapter:
                 refund.processed_at.isoformat(),
             ]))  # fmt: skip
         data = buffer.getvalue().encode("utf-8")
-        folder = drop_dir()
-        path = folder / file_name(action.idempotency_key)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, data)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise DownstreamError(
-                f"could not write the ERP credit note {path.name}: {reason}", retryable=True
-            ) from exc
+        path = drop_file_write(file_name(action.idempotency_key), data, what="ERP credit note")
         log.info("erp_credit_note.written", action_id=action.pk, refund_id=refund.pk,
                  file=path.name)  # fmt: skip
         return {"file": path.name, "rows": max(len(lines), 1),
@@ -128,93 +115,19 @@ def _sales_order_id(order_id: int) -> str:
     return str((posted or {}).get("record_id") or "")
 
 
-class NetSuiteCreditNoteAdapter:
-    target = "netsuite"
+class NetSuiteCreditNoteAdapter(NetSuiteERPAdapter):
+    """A creditMemo per refund, created once per external id the way the sales order is
+    (``NetSuiteERPAdapter._create_once``)."""
 
-    def __init__(self, *, api_base: str, token: str, customer_id: str) -> None:
-        self.api_base = api_base.rstrip("/")
-        self.token = token
-        self.customer_id = customer_id
-
-    @classmethod
-    def from_settings(cls) -> NetSuiteCreditNoteAdapter:
-        return cls(
-            api_base=settings.NETSUITE_API_BASE,
-            token=settings.NETSUITE_TOKEN,
-            customer_id=settings.NETSUITE_CUSTOMER_ID,
-        )
+    record = "creditMemo"
 
     def perform(self, action: OutboundAction) -> dict[str, Any]:
-        if not (self.api_base and self.token):
-            raise DownstreamError(
-                "NetSuite is not configured (NETSUITE_API_BASE, NETSUITE_TOKEN)", retryable=False
-            )
+        self._check_configured()
         refund = refund_of(action)
         external_id = external_id_for(refund)
-        body = self._body(refund, external_id)
-        with session_for(self.target) as session:
-            session.headers["Authorization"] = f"Bearer {self.token}"
-            if action.attempts > 1:  # the last attempt may have created it before failing
-                found = self._find(session, external_id)
-                if found is not None:
-                    return found
-            try:
-                response = session.call(
-                    "POST", self.api_base + CREDIT_MEMO_PATH, what="netsuite create creditMemo",
-                    data=dumps(body).encode(), accept=(400, 409),
-                    headers={"Content-Type": "application/json", "Accept": "application/json"},
-                )  # fmt: skip
-            except DownstreamError as exc:
-                if not exc.ambiguous:
-                    raise
-                try:
-                    found = self._find(session, external_id)
-                except DownstreamError:
-                    found = None
-                if found is not None:
-                    return found
-                raise
-            if response.status_code in (400, 409):
-                code = _error_code(response)
-                if response.status_code == 409 or _is_duplicate(response, code):
-                    found = self._find(session, external_id)
-                    if found is not None:
-                        return found
-                    raise DownstreamError(
-                        "netsuite create creditMemo: refused as a duplicate, but "
-                        f"eid:{external_id} is not found yet",
-                        retryable=True, status=response.status_code,
-                    )  # fmt: skip
-                raise DownstreamError(
-                    f"netsuite create creditMemo: HTTP {response.status_code} "
-                    f"{code or 'error'} (see NetSuite's execution log for eid:{external_id})",
-                    retryable=False, status=response.status_code,
-                )  # fmt: skip
-            record_id = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
-            if not record_id:
-                raise DownstreamError(
-                    "netsuite create creditMemo: no Location in the answer", retryable=True,
-                    status=response.status_code, ambiguous=True,
-                )  # fmt: skip
-        log.info("netsuite.credit_memo_created", action_id=action.pk, record_id=record_id)
-        return {"record_id": record_id, "external_id": external_id, "created": True}
+        return self._create_once(action, external_id, self._memo_body(refund, external_id))
 
-    def _find(self, session: IntegrationSession, external_id: str) -> dict[str, Any] | None:
-        url = f"{self.api_base}{CREDIT_MEMO_PATH}/eid:{quote(external_id, safe='')}"
-        response = session.call(
-            "GET", url, what="netsuite get creditMemo by externalId", accept=(404,),
-            headers={"Accept": "application/json"},
-        )  # fmt: skip
-        if response.status_code == 404:
-            return None
-        try:
-            record_id = str(response.json().get("id") or "")
-        except (ValueError, AttributeError):
-            record_id = ""
-        log.info("netsuite.credit_memo_found", external_id=external_id, record_id=record_id)
-        return {"record_id": record_id, "external_id": external_id, "created": False}
-
-    def _body(self, refund: Refund, external_id: str) -> dict[str, Any]:
+    def _memo_body(self, refund: Refund, external_id: str) -> dict[str, Any]:
         order, cur = refund.order, refund.currency
         items = [
             {

@@ -58,6 +58,21 @@ def file_name(idempotency_key: str) -> str:
     return f"order-{safe_key(idempotency_key)}.csv"
 
 
+def drop_file_write(name: str, data: bytes, *, what: str) -> Path:
+    """Write ``data`` as ``name`` in the drop folder, atomically; a failure is retryable (a full
+    disk or a missing mount may clear up; a person sees it after the last try)."""
+    folder = drop_dir()
+    path = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DownstreamError(f"could not write the {what} {path.name}: {reason}",
+                              retryable=True) from exc  # fmt: skip
+    return path
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step (temp file, fsync, rename, fsync folder)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -106,17 +121,7 @@ class FileDropERPAdapter:
                 order.ship_to_country, action.correlation_id,
             ]))  # fmt: skip
         data = buffer.getvalue().encode("utf-8")
-        folder = drop_dir()
-        path = folder / file_name(action.idempotency_key)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, data)
-        except OSError as exc:
-            # A full disk or a missing mount may clear up; a person sees it after the last try.
-            reason = exc.strerror or type(exc).__name__
-            raise DownstreamError(
-                f"could not write the ERP drop file {path.name}: {reason}", retryable=True
-            ) from exc
+        path = drop_file_write(file_name(action.idempotency_key), data, what="ERP drop file")
         digest = hashlib.sha256(data).hexdigest()
         log.info("erp_filedrop.written", action_id=action.pk, order_id=order.pk, file=path.name)
         return {"file": path.name, "rows": len(lines), "sha256": digest}

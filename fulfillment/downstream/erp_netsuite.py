@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-RECORD_PATH = "/services/rest/record/v1/salesOrder"
+RECORD_BASE = "/services/rest/record/v1/"
 # How NetSuite says "a record with this external id exists" (REST answers 400 with these codes).
 DUPLICATE_CODES = frozenset({"DUP_RCRD", "DUP_ENTITY", "DUPLICATE_EXTERNAL_ID", "DUP_RCRD_LINK"})
 
@@ -87,13 +87,27 @@ class NetSuiteERPAdapter:
             customer_id=settings.NETSUITE_CUSTOMER_ID,
         )
 
+    # The REST record type this adapter creates, once per external id.
+    record = "salesOrder"
+
     def perform(self, action: OutboundAction) -> dict[str, Any]:
+        self._check_configured()
+        external_id = external_id_for(action)
+        return self._create_once(action, external_id, self._body(action, external_id))
+
+    def _check_configured(self) -> None:
         if not (self.api_base and self.token):
             raise DownstreamError(
                 "NetSuite is not configured (NETSUITE_API_BASE, NETSUITE_TOKEN)", retryable=False
             )
-        external_id = external_id_for(action)
-        body = self._body(action, external_id)
+
+    def _create_once(
+        self, action: OutboundAction, external_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the record unless it exists: a retry (whose last attempt may have created it
+        before failing) looks it up first; an ambiguous failure or a "duplicate" refusal looks
+        it up after."""
+        record = self.record
         with session_for(self.target) as session:
             session.headers["Authorization"] = f"Bearer {self.token}"
             if action.attempts > 1:
@@ -102,8 +116,9 @@ class NetSuiteERPAdapter:
                     return found
             try:
                 response = session.call(
-                    "POST", self.api_base + RECORD_PATH, what="netsuite create salesOrder",
-                    data=dumps(body).encode(), accept=(400, 409),
+                    "POST", f"{self.api_base}{RECORD_BASE}{record}",
+                    what=f"netsuite create {record}", data=dumps(body).encode(),
+                    accept=(400, 409),
                     headers={"Content-Type": "application/json", "Accept": "application/json"},
                 )  # fmt: skip
             except DownstreamError as exc:
@@ -122,29 +137,30 @@ class NetSuiteERPAdapter:
                     if found is not None:
                         return found
                     raise DownstreamError(
-                        "netsuite create salesOrder: refused as a duplicate, but "
+                        f"netsuite create {record}: refused as a duplicate, but "
                         f"eid:{external_id} is not found yet",
                         retryable=True, status=response.status_code,
                     )  # fmt: skip
                 raise DownstreamError(
-                    f"netsuite create salesOrder: HTTP {response.status_code} "
+                    f"netsuite create {record}: HTTP {response.status_code} "
                     f"{code or 'error'} (see NetSuite's execution log for eid:{external_id})",
                     retryable=False, status=response.status_code,
                 )  # fmt: skip
             record_id = response.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
             if not record_id:
                 raise DownstreamError(
-                    "netsuite create salesOrder: no Location in the answer", retryable=True,
+                    f"netsuite create {record}: no Location in the answer", retryable=True,
                     status=response.status_code, ambiguous=True,
                 )  # fmt: skip
-        log.info("netsuite.sales_order_created", action_id=action.pk, record_id=record_id)
+        log.info("netsuite.record_created", record=record, action_id=action.pk,
+                 record_id=record_id)  # fmt: skip
         return {"record_id": record_id, "external_id": external_id, "created": True}
 
     def _find(self, session: IntegrationSession, external_id: str) -> dict[str, Any] | None:
-        """The sales order with this external id, or None (404)."""
-        url = f"{self.api_base}{RECORD_PATH}/eid:{quote(external_id, safe='')}"
+        """The record with this external id, or None (404)."""
+        url = f"{self.api_base}{RECORD_BASE}{self.record}/eid:{quote(external_id, safe='')}"
         response = session.call(
-            "GET", url, what="netsuite get salesOrder by externalId", accept=(404,),
+            "GET", url, what=f"netsuite get {self.record} by externalId", accept=(404,),
             headers={"Accept": "application/json"},
         )  # fmt: skip
         if response.status_code == 404:
@@ -153,7 +169,8 @@ class NetSuiteERPAdapter:
             record_id = str(response.json().get("id") or "")
         except (ValueError, AttributeError):
             record_id = ""
-        log.info("netsuite.sales_order_found", external_id=external_id, record_id=record_id)
+        log.info("netsuite.record_found", record=self.record, external_id=external_id,
+                 record_id=record_id)  # fmt: skip
         return {"record_id": record_id, "external_id": external_id, "created": False}
 
     def _find_quietly(self, session: IntegrationSession, external_id: str) -> dict[str, Any] | None:

@@ -240,6 +240,27 @@ def action_write(
     return action
 
 
+def customer_notice_write(
+    *, order_id: int, template: str, version: int, correlation_id: str, **ids: int
+) -> list[OutboundAction]:
+    """One customer notice (``template``, the rows it is about by id) per notification target,
+    on the notify lane; idempotent per (order, target, version) like every action."""
+    from fulfillment.downstream import NOTIFY_CUSTOMER, targets_for
+
+    return [
+        action_write(
+            order_id=order_id,
+            kind=NOTIFY_CUSTOMER,
+            target=target,
+            payload={"template": template, **ids},
+            lane="notify",
+            version=version,
+            correlation_id=correlation_id,
+        )  # fmt: skip
+        for target in targets_for(NOTIFY_CUSTOMER)
+    ]
+
+
 # --- dispatching -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Lease:
