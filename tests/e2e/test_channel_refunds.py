@@ -45,9 +45,7 @@ def test_shopify_cancel_refund_is_one_record_split_by_gateway(
     ) == [("bogus", Decimal("10.00")), ("gift_card", Decimal("100.00"))]
 
 
-def test_shopify_refunds_create_once_each(
-    world: dict[str, SalesChannel], client: Client
-) -> None:
+def test_shopify_refunds_create_once_each(world: dict[str, SalesChannel], client: Client) -> None:
     shopify(client, "order_450789469_get.json", "orders/create", "c-1")
     refund_create(client, "refund_509562969_get.json", "c-2")
     refund_create(client, "refund_929361472_create_no_restock.json", "c-3")
@@ -65,9 +63,7 @@ def test_shopify_refunds_create_once_each(
     assert {f.rsplit(":", 1)[-1] for f in flagged} == {"509562969", "929361472"}
 
 
-def test_woocommerce_refund_summary(
-    world: dict[str, SalesChannel], client: Client
-) -> None:
+def test_woocommerce_refund_summary(world: dict[str, SalesChannel], client: Client) -> None:
     listing = json.loads((SAMPLES / "woocommerce" / "orders_list.json").read_bytes())
     woocommerce(client, listing[1], "w-1")
     woocommerce(client, {**listing[1]}, "w-2")

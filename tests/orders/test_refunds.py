@@ -79,9 +79,13 @@ def test_a_channel_refund_split_by_gateway_is_kept_per_method_and_compared_with_
     ))  # fmt: skip
     refund = result.refund
     assert {(p.method, p.amount) for p in refund.payments.all()} == {
-        ("card", Decimal("4.00")), ("gift_card", Decimal("5.00"))}
+        ("card", Decimal("4.00")),
+        ("gift_card", Decimal("5.00")),
+    }
     assert dict(OrderPayment.objects.filter(order=order).values_list("method", "refunded")) == {
-        "card": Decimal("4.00"), "gift_card": Decimal("5.00")}
+        "card": Decimal("4.00"),
+        "gift_card": Decimal("5.00"),
+    }
     # Ours for one unit of A: 10.00 less its 1.08 discount share, its tax share; the channel
     # said 8.00 goods: a refund_mismatch incident, the channel's numbers kept as they are.
     incident = Incident.objects.get(category="refund_mismatch")
