@@ -37,12 +37,22 @@ from django.urls import reverse
 from django.utils import dateformat, timezone
 
 from fulfillment.carriers.base import TRACKING_STATUSES, web_link
-from fulfillment.models import ReturnPolicy, Shipment, ShipmentStatus, TrackingEvent
+from fulfillment.models import (
+    ReturnLine,
+    ReturnPolicy,
+    ReturnReason,
+    ReturnStatus,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+)
+from fulfillment.returns import RETURNABLE_ORDER_STATES
 from fulfillment.selectors import return_policy_for
 from orders.models import PRE_SHIP_STATES, Order, OrderLine, OrderStatus, PaymentStatus
 
 SALT = "fulfillment.status_page.order"
 SH = ShipmentStatus
+RS = ReturnStatus
 # Parcels the customer hears about: handed to the carrier, whatever happened since. Drafts and
 # labels not handed over yet are still "being prepared" (their lines show as not shipped).
 PARCEL_STATES = (SH.SHIPPED, SH.IN_TRANSIT, SH.EXCEPTION, SH.DELIVERED, SH.RETURNED)
@@ -203,6 +213,87 @@ class StatusPage:
     parcels: list[Parcel]
     not_shipped: list[Item]
     returns: ReturnInfo | None
+    rmas: list[ReturnSummary]  # the order's returns, newest first
+    can_start_return: bool  # shipped, inside the window: the page offers the return form
+
+
+# --- the order's returns -----------------------------------------------------------------------
+# A return's state as the customer reads it.
+STATE_WORDS = {
+    RS.REQUESTED: "Received: we are reviewing it",
+    RS.AUTHORIZED: "Accepted: send the items back with the label",
+    RS.RECEIVED: "The items are back with us",
+    RS.REFUNDED: "Refunded",
+    RS.CLOSED: "Done",
+    RS.REJECTED: "Not accepted",
+}
+NEXT_STEP = {
+    RS.REQUESTED: "Our customer service will look at it and email you.",
+    RS.AUTHORIZED: "Your return label is on its way by email; you can also download it here.",
+    RS.RECEIVED: "We are checking the items; the refund follows.",
+    RS.REFUNDED: "The money is on its way back to how you paid.",
+    RS.CLOSED: "",
+    RS.REJECTED: "We have emailed you why.",
+}
+
+
+@dataclass(frozen=True)
+class ReturnItem:
+    title: str
+    quantity: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReturnSummary:
+    rma_number: str
+    status: str
+    words: str
+    next_step: str
+    requested_at: Any
+    has_label: bool
+    resolution: str
+    refunded: str  # "12.50 USD" once refunded, else ""
+    items: list[ReturnItem] = field(default_factory=list)
+
+
+def returns_of(order_id: int) -> list[ReturnSummary]:
+    """The order's returns, newest first, in one query (their lines with the return and its
+    refund joined; a label is known from its tracking number or link, never read)."""
+    rows = (
+        ReturnLine.objects.filter(ret__order_id=order_id)
+        .select_related("ret", "ret__refund", "order_line")
+        .only(
+            "pk", "quantity", "reason", "sku", "order_line__title",
+            "ret__id", "ret__rma_number", "ret__status", "ret__requested_at", "ret__resolution",
+            "ret__tracking_number", "ret__label_url", "ret__refund__amount",
+            "ret__refund__currency", "ret__refund__status",
+        )
+        .order_by("-ret__requested_at", "-ret__pk", "pk")
+    )  # fmt: skip
+    found: dict[int, ReturnSummary] = {}
+    for row in rows:
+        ret = row.ret
+        summary = found.get(ret.pk)
+        if summary is None:
+            refund = ret.refund
+            refunded = (
+                f"{refund.amount} {refund.currency}"
+                if refund is not None and ret.status in (RS.REFUNDED, RS.CLOSED) else ""
+            )  # fmt: skip
+            summary = found[ret.pk] = ReturnSummary(
+                rma_number=ret.rma_number, status=ret.status,
+                words=STATE_WORDS.get(ret.status, ret.get_status_display()),
+                next_step=NEXT_STEP.get(ret.status, ""), requested_at=ret.requested_at,
+                has_label=ret.status == RS.AUTHORIZED
+                and bool(ret.tracking_number or ret.label_url),
+                resolution=ret.get_resolution_display(), refunded=refunded,
+            )  # fmt: skip
+        summary.items.append(
+            ReturnItem(title=row.order_line.title or row.sku, quantity=row.quantity,
+                       reason=ReturnReason(row.reason).label)
+        )  # fmt: skip
+    return list(found.values())
 
 
 def _day(value: datetime | None, fmt: str = "j F Y") -> str:
@@ -288,7 +379,8 @@ def _returns(policy: ReturnPolicy | None, parcels: list[Parcel], status: str) ->
 
 
 def order_status_page(*, order_id: int) -> StatusPage | None:
-    """Everything the status page shows for one order (None: no such order), in six queries."""
+    """Everything the status page shows for one order (None: no such order), in six queries,
+    seven once it has shipped (its returns)."""
     order = (
         Order.objects.select_related("channel", "customer")
         .only(*ORDER_FIELDS)
@@ -352,6 +444,9 @@ def order_status_page(*, order_id: int) -> StatusPage | None:
         for line in lines if line.quantity > shipped_qty.get(line.pk, 0)
     ]  # fmt: skip
     status = order_schema_status(order, parcels, not_shipped)
+    info = _returns(return_policy_for(channel_id=order.channel_id), parcels, status)
+    # Returns exist only for orders that shipped: no query for the others.
+    returnable = order.status in RETURNABLE_ORDER_STATES
     address = order.shipping_address if isinstance(order.shipping_address, dict) else {}
     return StatusPage(
         order_id=order.pk,
@@ -368,7 +463,9 @@ def order_status_page(*, order_id: int) -> StatusPage | None:
                for line in lines],
         parcels=parcels,
         not_shipped=not_shipped,
-        returns=_returns(return_policy_for(channel_id=order.channel_id), parcels, status),
+        returns=info,
+        rmas=returns_of(order.pk) if returnable else [],
+        can_start_return=returnable and (info is None or info.window_open),
     )  # fmt: skip
 
 

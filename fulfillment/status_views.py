@@ -26,7 +26,7 @@ PRIVATE_HEADERS = {
 }
 
 
-def _private(response: HttpResponse) -> HttpResponse:
+def private(response: HttpResponse) -> HttpResponse:
     for name, value in PRIVATE_HEADERS.items():
         response[name] = value
     return response
@@ -34,7 +34,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 def not_found() -> HttpResponse:
     """The one answer to every token that opens nothing: the same body and headers."""
-    return _private(HttpResponseNotFound(render_to_string("status/not_found.html")))
+    return private(HttpResponseNotFound(render_to_string("status/not_found.html")))
 
 
 @require_safe
@@ -45,5 +45,7 @@ def order_status(request: HttpRequest, token: str) -> HttpResponse:
         return not_found()
     url = absolute_url(request.path)
     jsonld = mark_safe(jsonld_script_text(status_jsonld(page, url=url)))  # escaped for <script>
-    html = render_to_string("status/order_status.html", {"page": page, "jsonld": jsonld})
-    return _private(HttpResponse(html))
+    html = render_to_string(
+        "status/order_status.html", {"page": page, "jsonld": jsonld, "token": token}
+    )
+    return private(HttpResponse(html))

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from fulfillment.downstream import get_handler
 from fulfillment.models import ActionKind, OutboundAction, ReturnPolicy
+from fulfillment.returns import ReturnLineRequest, return_request
 from fulfillment.selectors import return_policy_for
 from fulfillment.status_page import (
     SALT,
@@ -27,6 +28,7 @@ from fulfillment.status_page import (
     status_token_order_id,
     status_url,
 )
+from orders.actors import Actor
 from tests.factories import SalesChannelFactory, make_order
 from tests.fulfillment.status_world import (
     CITY,
@@ -274,8 +276,27 @@ def test_the_page_reads_in_a_bounded_number_of_queries(client, settings):
     with CaptureQueriesContext(connection) as queries:
         assert client.get(path).status_code == 200
 
-    # order (+channel, customer), lines, parcels, their lines, their events, return policy.
-    assert len(queries) <= 6, [q["sql"] for q in queries]
+    # order (+channel, customer), lines, parcels, their lines, their events, return policy,
+    # and (the order has shipped) its returns with their lines and refunds in one join.
+    assert len(queries) <= 7, [q["sql"] for q in queries]
+
+
+def test_the_returns_of_an_order_cost_one_query_however_many_there_are(client, settings):
+    order, _parcels = status_order(settings=settings, events=2)
+    path = status_path(order.pk)
+    with CaptureQueriesContext(connection) as before:
+        client.get(path)
+    mug, tee = order.lines.get(sku="MUG"), order.lines.get(sku="TEE")
+    for line, reason in ((mug, "damaged"), (mug, "size_or_fit"), (tee, "changed_mind")):
+        return_request(order_id=order.pk, via="admin", actor=Actor.system("cs"),
+                       lines=[ReturnLineRequest(line.pk, 1, reason)])  # fmt: skip
+
+    with CaptureQueriesContext(connection) as after:
+        html = client.get(path).content.decode()
+
+    assert len(after) == len(before) <= 7
+    assert html.count("/return/RMA-") == 3  # one link per return
+    assert "Arrived damaged" not in html  # reasons are on each return's own page
 
 
 # --- schema.org ----------------------------------------------------------------------------------
