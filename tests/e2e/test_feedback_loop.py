@@ -105,10 +105,9 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="module")
-def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("feedback-loop")
-    env = {
+def stack_env(root: Path) -> dict[str, str]:
+    """The settings the web server and the worker of an end-to-end stack run with."""
+    return {
         "FULFILLMENT_AUTO_SHIP": "1",
         "ALLOCATION_ALLOW_SPLIT": "1",
         "LOCAL_CARRIER_TRACKING_STEP_SECONDS": "0",
@@ -128,9 +127,13 @@ def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> It
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(root / "mail"),
     }
+
+
+def open_stack(root: Path, env: dict[str, str], name: str) -> Iterator[Stack]:
+    """A gunicorn and a worker (4 processes) on the test database, until the generator ends."""
     purge_queues()
     worker_log, server_log = root / "worker.log", root / "server.log"
-    worker = start_worker(worker_log, name="feedback", concurrency=4, env=env)
+    worker = start_worker(worker_log, name=name, concurrency=4, env=env)
     try:
         server, port = start_server("gunicorn", server_log, env=env)
     except Exception:
@@ -140,6 +143,12 @@ def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> It
     stop_server(server)
     stop_worker(worker)
     purge_queues()
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("feedback-loop")
+    yield from open_stack(root, stack_env(root), "feedback")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import hmac
 import itertools
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 SAMPLES = Path(settings.BASE_DIR).parent / "shared" / "samples"
+CENT = Decimal("0.01")
 
 
 def sample(*parts: str) -> Any:
@@ -98,6 +100,8 @@ class Shopify(Store):
         self.events: dict[int, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1069019877)  # the sample's fulfillment id first
         self._event_ids = itertools.count(944956391)
+        self.refunds: list[dict[str, Any]] = []
+        self._refund_ids = itertools.count(929361473)
         self.lose_creates = 0  # create the next N fulfillments, then answer 503
         self.prefix = f"/shop/admin/api/{SHOPIFY_VERSION}/"
         server.expect_request(re.compile(r"^/shop/.*")).respond_with_handler(self.handle)
@@ -129,6 +133,12 @@ class Shopify(Store):
             fulfillment = self._find(int(m[1]))
             self._track(fulfillment, body["fulfillment"]["tracking_info"])
             return _json({"fulfillment": fulfillment})
+        if request.method == "GET" and re.fullmatch(r"orders/\d+/refunds\.json", path):
+            return _json({"refunds": self.refunds})
+        if request.method == "POST" and re.fullmatch(r"orders/\d+/refunds/calculate\.json", path):
+            return _json({"refund": self._calculate(body["refund"])})
+        if request.method == "POST" and re.fullmatch(r"orders/\d+/refunds\.json", path):
+            return self._refund(body["refund"])
         if m := re.fullmatch(r"orders/\d+/fulfillments/(\d+)/events\.json", path):
             events = self.events.setdefault(int(m[1]), [])
             if request.method == "GET":
@@ -171,6 +181,74 @@ class Shopify(Store):
         fulfillment["line_items"] = items
         self.fulfillments.append(fulfillment)
         return _json({"fulfillment": fulfillment}, 201)
+
+    # --- refunds (the Refund resource: calculate, then create) ---
+    def _line(self, line_item_id: int) -> dict[str, Any]:
+        return next(li for li in self.order["line_items"] if li["id"] == line_item_id)
+
+    def _refund_lines(self, asked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Shopify's figures per refunded line: the unit price less the line's discount
+        allocations, its tax lines, pro rata to the quantity."""
+        out = []
+        for item in asked:
+            line = self._line(item["line_item_id"])
+            share = Decimal(item["quantity"]) / Decimal(line["quantity"])
+            discount = sum((Decimal(d["amount"]) for d in line["discount_allocations"]),
+                           Decimal(0))  # fmt: skip
+            tax = sum((Decimal(t["price"]) for t in line["tax_lines"]), Decimal(0))
+            subtotal = Decimal(line["price"]) * item["quantity"] - discount * share
+            out.append({
+                "line_item_id": line["id"], "quantity": item["quantity"],
+                "restock_type": item.get("restock_type", "no_restock"),
+                "subtotal": str(subtotal.quantize(CENT)),
+                "total_tax": str((tax * share).quantize(CENT)),
+                "line_item": line,
+            })  # fmt: skip
+        return out
+
+    def _calculate(self, asked: dict[str, Any]) -> dict[str, Any]:
+        lines = self._refund_lines(asked.get("refund_line_items") or [])
+        shipping = Decimal((asked.get("shipping") or {}).get("amount") or 0)
+        total = shipping + sum(
+            (Decimal(ln["subtotal"]) + Decimal(ln["total_tax"]) for ln in lines), Decimal(0)
+        )
+        refunded = sum((Decimal(t["amount"]) for r in self.refunds for t in r["transactions"]),
+                       Decimal(0))  # fmt: skip
+        left = Decimal(self.order["total_price"]) - refunded
+        return {
+            "shipping": {"amount": (asked.get("shipping") or {}).get("amount", "0.00")},
+            "refund_line_items": lines,
+            "transactions": [{"order_id": self.order["id"], "kind": "suggested_refund",
+                              "gateway": "bogus", "parent_id": 389404469,
+                              "amount": str(total.quantize(CENT)),
+                              "maximum_refundable": str(left.quantize(CENT)),
+                              "currency": self.order["currency"]}],
+        }  # fmt: skip
+
+    def _refund(self, wanted: dict[str, Any]) -> Response:
+        suggested = self._calculate(wanted)
+        limit = Decimal(suggested["transactions"][0]["maximum_refundable"])
+        asked = sum((Decimal(t["amount"]) for t in wanted["transactions"]), Decimal(0))
+        if asked > limit:
+            return _json({"errors": {"base": ["Refund amount must be less than or equal to "
+                                              f"{limit}"]}}, 422)  # fmt: skip
+        refund = {
+            "id": next(self._refund_ids), "order_id": self.order["id"],
+            "created_at": "2026-12-02T10:00:00-05:00", "note": wanted.get("note"),
+            "restock": any(ln["restock_type"] != "no_restock"
+                           for ln in suggested["refund_line_items"]),
+            "refund_line_items": [{"id": 1058498300 + n, **ln}
+                                  for n, ln in enumerate(suggested["refund_line_items"])],
+            "transactions": [{"id": 1068278400 + len(self.refunds) * 10 + n,
+                              "order_id": self.order["id"], "kind": "refund",
+                              "gateway": t.get("gateway"), "status": "success",
+                              "parent_id": t["parent_id"], "amount": t["amount"],
+                              "currency": self.order["currency"]}
+                             for n, t in enumerate(wanted["transactions"])],
+            "order_adjustments": [],
+        }  # fmt: skip
+        self.refunds.append(refund)
+        return _json({"refund": refund}, 201)
 
     def fulfilled_lines(self) -> list[tuple[str, list[tuple[int, int]]]]:
         """Per fulfillment: its tracking number and (line_item_id, quantity) pairs."""
@@ -419,3 +497,56 @@ class BigCommerce(Store):
                 shipment.update(body)
             return _json(shipment)
         return _json([{"status": 404, "message": "The requested resource was not found."}], 404)
+
+
+# --- NetSuite (REST Record API) -----------------------------------------------------------------
+NETSUITE_TOKEN = "ns-e2e-loopback-token"
+NETSUITE_RECORDS = ("salesOrder", "creditMemo")
+
+
+class NetSuite(Store):
+    """Sales orders and credit memos: create answers 204 with the new record's Location, an
+    external id is unique per record type (a repeat is refused with DUP_RCRD), and
+    ``GET .../{type}/eid:{externalId}`` finds a record by it."""
+
+    prefix = "/netsuite/services/rest/record/v1/"
+
+    def __init__(self, server: HTTPServer) -> None:
+        super().__init__(server)
+        self.records: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in NETSUITE_RECORDS}
+        self._ids = itertools.count(5001)
+        server.expect_request(re.compile(r"^/netsuite/.*")).respond_with_handler(self.handle)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url_for("/netsuite")
+
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {NETSUITE_TOKEN}":
+            return _json({"title": "Unauthorized", "status": 401}, 401)
+        path, body, down = self._take(request)
+        if down is not None:
+            return down
+        kind, _, rest = path.partition("/")
+        if kind not in self.records:
+            return _json({"title": "Not Found", "status": 404}, 404)
+        records = self.records[kind]
+        if request.method == "POST" and not rest:
+            if body["externalId"] in records:
+                return _json({"title": "Bad Request", "status": 400, "o:errorDetails": [{
+                    "detail": "A record with this external ID already exists.",
+                    "o:errorCode": "DUP_RCRD"}]}, 400)  # fmt: skip
+            record_id = str(next(self._ids))
+            records[body["externalId"]] = {"id": record_id, **body}
+            return Response(
+                status=204,
+                headers={"Location": f"{self.base_url}/services/rest/record/v1/{kind}/{record_id}"},
+            )
+        if request.method == "GET" and rest.startswith("eid:"):
+            record = records.get(rest.removeprefix("eid:"))
+            if record is None:
+                return _json({"title": "Not Found", "status": 404, "o:errorDetails": [{
+                    "detail": "The record instance does not exist.",
+                    "o:errorCode": "NONEXISTENT_ID"}]}, 404)  # fmt: skip
+            return _json({"id": record["id"], "externalId": record["externalId"]})
+        return _json({"title": "Not Found", "status": 404}, 404)
