@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client, TestCase
 from pytest_httpserver import HTTPServer
 
@@ -23,40 +23,14 @@ from orders import jsonschemas
 from orders.actors import Actor
 from orders.models import Incident, Order, Refund, RefundPayment
 from orders.services import LineInput, OrderInput, order_create, order_transition
-from tests.e2e.conftest import AMAZON_TOKEN, BC_TOKEN, SAMPLES, SECRETS
-from tests.e2e.test_channel_samples import _post
 from tests.channels.adapters.test_bigcommerce import _sign as standard_webhooks_headers
+from tests.e2e.conftest import AMAZON_TOKEN, BC_REFUNDS, REFUNDS_PATH, SAMPLES, SECRETS
+from tests.e2e.test_channel_samples import _post
 
 pytestmark = [pytest.mark.django_db]
 
 REFUND_WEBHOOK = SAMPLES / "bigcommerce" / "webhook_store_order_refund_created.json"
 FINANCES = SAMPLES / "amazon" / "listFinancialEventsByGroupId_v0_sandbox.json"
-# GET /v3/orders/250/payment_actions/refunds, written from BigCommerce's documented shape
-# (numbers as the v3 API sends them). Refund 3 (the one the webhook names): order product 65
-# (S-ORAN) once, paid back 53.64 to braintree and 10.00 in store credit; a third payment of
-# 5.00 was declined and moved nothing. Refund 2, older: shipping only.
-BC_REFUNDS = """{"data": [
-  {"id": 3, "order_id": 250, "user_id": 0, "created": "2019-06-25T16:25:20+00:00",
-   "reason": "Damaged in transit", "total_amount": 68.64, "total_tax": 9.24,
-   "uses_merchant_override_values": false,
-   "payments": [
-     {"id": 31, "provider_id": "braintree", "amount": 53.64, "offline": false,
-      "is_declined": false, "declined_message": ""},
-     {"id": 32, "provider_id": "storecredit", "amount": 10.00, "offline": true,
-      "is_declined": false, "declined_message": ""},
-     {"id": 33, "provider_id": "braintree", "amount": 5.00, "offline": false,
-      "is_declined": true, "declined_message": "Card expired"}],
-   "items": [{"item_type": "PRODUCT", "item_id": 65, "quantity": 1, "requested_amount": 68.64,
-              "reason": "Damaged in transit"}]},
-  {"id": 2, "order_id": 250, "user_id": 0, "created": "2019-06-24T10:00:00+00:00",
-   "reason": "", "total_amount": 12.00, "total_tax": 0.91,
-   "uses_merchant_override_values": false,
-   "payments": [{"id": 21, "provider_id": "braintree", "amount": 12.00, "offline": false,
-                 "is_declined": false, "declined_message": ""}],
-   "items": [{"item_type": "SHIPPING", "item_id": 180, "quantity": null,
-              "requested_amount": 12.00, "reason": ""}]}
-], "meta": {}}"""
-REFUNDS_PATH = "/stores/e2e/v3/orders/250/payment_actions/refunds"
 
 
 def _order(channel: SalesChannel, external_id: str, lines: list[LineInput], **money: str) -> Order:
@@ -92,17 +66,10 @@ def _deliver_refund_webhook(client: Client, msg_id: str, *, status: int = 202) -
     ), status=status)  # fmt: skip
 
 
-def _serve_refunds(vendor: HTTPServer) -> None:
-    vendor.expect_request(REFUNDS_PATH, headers={"X-Auth-Token": BC_TOKEN}).respond_with_data(
-        BC_REFUNDS, content_type="application/json"
-    )
-
-
 # --- BigCommerce ------------------------------------------------------------------------------
 def test_bigcommerce_refund_webhook_fetches_the_named_refund_once(
     world: dict[str, SalesChannel], client: Client, vendor: HTTPServer
 ) -> None:
-    _serve_refunds(vendor)
     o250 = _bc_order_250(world["bc"])
     _deliver_refund_webhook(client, "msg_refund_1")
     _deliver_refund_webhook(client, "msg_refund_1", status=200)  # the same delivery again
@@ -169,7 +136,6 @@ def test_bigcommerce_refund_for_an_order_not_received_waits_in_the_inbox(
     world: dict[str, SalesChannel], client: Client, vendor: HTTPServer, settings: Any
 ) -> None:
     settings.INGEST_RETRY_BASE_SECONDS = 0  # the retry lease runs out at once
-    _serve_refunds(vendor)
     _deliver_refund_webhook(client, "msg_refund_early")
     event = InboundEvent.objects.get(channel__slug="bc")
     assert event.status == "received"
@@ -273,21 +239,22 @@ def test_amazon_refund_event_lines_found_by_item_id_or_seller_sku(
 
     order = _amazon_order(world["amzn"])
     config = channel_config(world["amzn"])
+
     # A production-shaped refund event: Amazon's side, negative; one unit of the item, with
     # Amazon's facilitator tax and its commission refund (the seller's, not the buyer's).
+    def usd(value: str) -> dict[str, str]:
+        return {"CurrencyCode": "USD", "CurrencyAmount": value}
+
     event = {"AmazonOrderId": "444-555-3343433", "PostedDate": "2026-11-20T10:00:00Z",
              "ShipmentItemAdjustmentList": [{
                  "SellerSKU": "456454455464", "OrderAdjustmentItemId": "99", "QuantityShipped": 1,
                  "ItemChargeAdjustmentList": [
-                     {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD",
-                                                                  "CurrencyAmount": "-50.00"}},
-                     {"ChargeType": "Tax", "ChargeAmount": {"CurrencyCode": "USD",
-                                                            "CurrencyAmount": "-4.00"}},
+                     {"ChargeType": "Principal", "ChargeAmount": usd("-50.00")},
+                     {"ChargeType": "Tax", "ChargeAmount": usd("-4.00")},
                      {"ChargeType": "MarketplaceFacilitatorTax-Principal",
-                      "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": "4.00"}}],
-                 "ItemFeeAdjustmentList": [
-                     {"FeeType": "Commission", "FeeAmount": {"CurrencyCode": "USD",
-                                                             "CurrencyAmount": "7.50"}}]}]}  # fmt: skip
+                      "ChargeAmount": usd("4.00")}],
+                 "ItemFeeAdjustmentList": [{"FeeType": "Commission",
+                                            "FeeAmount": usd("7.50")}]}]}  # fmt: skip
     payload = {"kind": "refund", "event": event}
     assert jsonschemas.errors("channels", "amazon_refund_event.v0.json", payload) == []
     external, canonical = amazon.adapter.read_refund(config, payload, "finances/refund")
@@ -301,3 +268,27 @@ def test_amazon_refund_event_lines_found_by_item_id_or_seller_sku(
     # No OrderItemId: the line is the order's one line of that SellerSKU.
     data = refund_input(order, canonical)
     assert [ln.order_line_id for ln in data.lines] == [order.lines.get().pk]
+
+
+def test_poll_refunds_refuses_a_channel_that_is_not_polled_or_unknown(
+    world: dict[str, SalesChannel],
+) -> None:
+    with pytest.raises(CommandError, match=r"Polling refunds of shop failed: Channel shop "
+                       r"\(shopify\) has no refund events to poll"):  # fmt: skip
+        call_command("poll_refunds", "--channel", "shop", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="No channel 'nope'"):
+        call_command("poll_refunds", "--channel", "nope", stdout=io.StringIO())
+    assert not InboundEvent.objects.exists()
+
+
+def test_refund_polling_is_on_the_beat_hourly_for_each_amazon_channel(
+    world: dict[str, SalesChannel], vendor: HTTPServer, settings: Any
+) -> None:
+    from channels.tasks import refunds_poll_all_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["channels-refunds-poll"]
+    assert (entry["task"], entry["schedule"]) == ("channels.refunds_poll_all", 3600.0)
+    _serve_finances(vendor)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert refunds_poll_all_task() == 1  # amzn only; eager: its poll runs here
+    assert InboundEvent.objects.filter(channel__slug="amzn", topic="finances/refund").count() == 1
