@@ -350,6 +350,9 @@ def refund_canonical(refund: Mapping[str, Any], amount: Amounts) -> dict[str, An
                       "external_id": ",".join(payment_ids[method])[:100]}
                      for method, value in payments.items()],
         "reason": str(refund.get("reason") or "")[:64],
+        # The whole reason: a refund we sent carries our marker in it ([RF-...]), and the
+        # webhook about it must find our refund instead of recording the money twice.
+        "note": str(refund.get("reason") or "")[:500],
         "raw": {
             "total_amount": str(asked),
             "total_tax": str(amount.parse(str(refund.get("total_tax") or "0"), ["total_tax"])),

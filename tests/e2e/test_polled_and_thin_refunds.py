@@ -292,3 +292,26 @@ def test_refund_polling_is_on_the_beat_hourly_for_each_amazon_channel(
     with TestCase.captureOnCommitCallbacks(execute=True):
         assert refunds_poll_all_task() == 1  # amzn only; eager: its poll runs here
     assert InboundEvent.objects.filter(channel__slug="amzn", topic="finances/refund").count() == 1
+
+
+def test_bigcommerce_refund_we_sent_is_found_by_our_marker_not_recorded_twice(
+    world: dict[str, SalesChannel],
+) -> None:
+    from orders.channel_refunds import refund_from_channel
+    from orders.refunds import marker, refund_issue
+
+    o250 = _bc_order_250(world["bc"])
+    ours = refund_issue(order_id=o250.pk, actor=Actor.system("test"), key="goodwill-1",
+                        amount=Decimal("10.00"), reason="goodwill").refund  # fmt: skip
+    # BigCommerce's refund of it: our marker at the end of a long reason.
+    theirs = {"id": 7, "order_id": 250, "total_amount": Decimal("10.00"),
+              "reason": "x" * 80 + f" {marker(ours.reference)}",
+              "payments": [{"id": 71, "provider_id": "braintree", "amount": Decimal("10.00"),
+                            "is_declined": False}],
+              "items": [{"item_type": "ORDER", "item_id": 250,
+                         "requested_amount": Decimal("10.00")}]}  # fmt: skip
+    canonical = bigcommerce.refund_canonical(theirs, bigcommerce.Amounts("USD", "ROUND_HALF_UP"))
+    result = refund_from_channel(channel_id=world["bc"].pk, order_external_id="250",
+                                 refund=canonical, actor=Actor.channel("bc"))  # fmt: skip
+    assert (result.created, result.refund.pk) == (False, ours.pk)
+    assert Refund.objects.filter(order=o250).count() == 1
