@@ -102,6 +102,10 @@ class SalesChannel(models.Model):
         null=True, blank=True, help_text="Polling resumes from orders updated after this time."
     )
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    refunds_poll_cursor = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Refund polling (Amazon Finances) resumes from events posted after this time.",
+    )  # fmt: skip
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

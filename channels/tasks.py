@@ -46,6 +46,24 @@ def poll_all_task(**kwargs: Any) -> int:
     return len(ids)
 
 
+@shared_task(name="channels.channel_refunds_poll", acks_late=True)
+def channel_refunds_poll_task(channel_id: int, **kwargs: Any) -> int:
+    from channels.polling import channel_refunds_poll
+
+    return channel_refunds_poll(channel_id=channel_id).new
+
+
+@shared_task(name="channels.refunds_poll_all")
+def refunds_poll_all_task(**kwargs: Any) -> int:
+    """Beat (hourly): one refund-polling task per active channel with polled refunds."""
+    from channels.polling import refund_polled_channel_ids
+
+    ids = refund_polled_channel_ids()
+    for channel_id in ids:
+        enqueue("channels.channel_refunds_poll", channel_id=channel_id)
+    return len(ids)
+
+
 @shared_task(name="channels.inbound_raw_purge")
 def inbound_raw_purge_task(**kwargs: Any) -> int:
     """Beat: blank inbox bodies past ``INBOX_RAW_RETENTION_DAYS`` (channels/privacy.py)."""

@@ -282,6 +282,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels.poll_all",
         "schedule": env.float("POLL_INTERVAL_SECONDS", default=300.0),
     },
+    "channels-refunds-poll": {
+        "task": "channels.refunds_poll_all",
+        "schedule": env.float("REFUNDS_POLL_INTERVAL_SECONDS", default=3600.0),
+    },
     "channels-inbound-sweep": {
         "task": "channels.inbound_event_sweep",
         "schedule": env.float("INBOUND_SWEEP_SECONDS", default=60.0),

@@ -39,17 +39,28 @@ def _amount(value: Any) -> Decimal:
 def refund_input(order: Order, item: Mapping[str, Any]) -> RefundInput:
     """The refund input for one canonical refund of ``order`` (its lines found by the channel's
     line ids); ``InvalidInput`` for a line the order does not have."""
-    by_ref = {ln.external_line_id: ln.pk for ln in order.lines.all() if ln.external_line_id}
+    order_lines = list(order.lines.all())
+    by_ref = {ln.external_line_id: ln.pk for ln in order_lines if ln.external_line_id}
+    by_sku: dict[str, list[int]] = {}
+    for ln in order_lines:
+        if ln.channel_sku:
+            by_sku.setdefault(ln.channel_sku, []).append(ln.pk)
     lines = []
     for i, line in enumerate(item.get("lines") or []):
         ref = str(line.get("external_line_id", ""))
-        if ref not in by_ref:
+        line_id = by_ref.get(ref) if ref else None
+        sku_lines = by_sku.get(str(line.get("channel_sku") or ""), [])
+        if line_id is None and not ref and len(sku_lines) == 1:
+            # No line id (Amazon's refund events may name only the SellerSKU): the one line
+            # of that channel SKU; two lines of one SKU cannot be told apart, an error below.
+            line_id = sku_lines[0]
+        if line_id is None:
             raise InvalidInput(
                 f"refund {item.get('external_id')}: line {ref!r} (lines/{i}) is not on order "
                 f"{order.external_id}", code="unknown_line",
             )  # fmt: skip
         lines.append(RefundLineInput(
-            order_line_id=by_ref[ref], quantity=int(line["quantity"]),
+            order_line_id=line_id, quantity=int(line["quantity"]),
             amount=_amount(line["amount"]) if "amount" in line else None,
             tax=_amount(line["tax"]) if "tax" in line else None,
             restock_type=line.get("restock_type") or RestockType.NO_RESTOCK,

@@ -9,6 +9,12 @@ inbox as ``{"order": <getOrders Orders[] item>, "items": [<getOrderItems OrderIt
 Credentials (``channel.credentials``): ``client_id``, ``client_secret``, ``refresh_token`` (Login
 with Amazon), ``marketplace_ids`` (a list or comma-separated), optional ``lwa_token_url``.
 ``api_base_url`` is the regional endpoint, e.g. ``https://sellingpartnerapi-na.amazon.com``.
+
+Refunds come from the Finances API (``listFinancialEvents``), polled by
+``channels.polling.channel_refunds_poll``: each refund, chargeback or guarantee-claim event is
+stored in the inbox as ``{"kind", "event"}`` (``amazon_refund_event.v0.json``, topic
+``finances/refund``) with Amazon's amounts as decimal strings, and ``read_refund`` reads it into
+a canonical refund (``refund_event_canonical``).
 """
 
 from __future__ import annotations
@@ -61,6 +67,15 @@ FINANCIAL_STATUS = {
 # is 10.00 + 1.01 tax = 11.01). Elsewhere (EU, UK, JP, ...) Amazon prices include VAT or
 # consumption tax and ItemTax is the part of ItemPrice that is tax.
 TAX_EXCLUSIVE_MARKETPLACES = frozenset({"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"})  # US, CA
+REFUND_TOPIC = "finances/refund"
+# The Finances API's lists of money going back to a buyer, each event of ShipmentEvent shape.
+REFUND_EVENT_LISTS = MappingProxyType({"RefundEventList": "refund",
+                                       "ChargebackEventList": "chargeback",
+                                       "GuaranteeClaimEventList": "guarantee_claim"})  # fmt: skip
+# Charges that are Amazon's own remittance of the tax it collected (marketplace facilitator),
+# not money the buyer gets back: the seller's figures only.
+FACILITATOR_PREFIX = "MarketplaceFacilitator"
+EXTERNAL_ID_CHARS = 100
 ITEM_MONEY = ("ItemPrice", "ItemTax", "PromotionDiscount", "ShippingPrice", "ShippingTax",
               "ShippingDiscount")  # fmt: skip
 
@@ -281,6 +296,26 @@ class SpApiClient:
                 return items
             params = {"NextToken": str(token)}
 
+    # --- Finances v0 ---------------------------------------------------------------------
+    def financial_events(self, *, posted_after: datetime) -> Iterator[dict[str, Any]]:
+        """listFinancialEvents posted after ``posted_after``: each page's ``FinancialEvents``,
+        following ``NextToken``. Amounts (``CurrencyAmount``, JSON numbers) come as Decimals."""
+        what = "listFinancialEvents"
+        params: dict[str, str] = {"PostedAfter": _iso_z(posted_after), "MaxResultsPerPage": "100"}
+        while True:
+            response = self._send("GET", "/finances/v0/financialEvents", operation=what,
+                                  params=params)  # fmt: skip
+            body = self.session.json_of(response, what=f"Amazon {what}", parse_float=Decimal)
+            page = body.get("payload") if isinstance(body, dict) else None
+            if not isinstance(page, dict):
+                raise AdapterError(f"Amazon {what}: the answer has no payload", retryable=True)
+            events = page.get("FinancialEvents")
+            yield events if isinstance(events, dict) else {}
+            token = page.get("NextToken")
+            if not token:
+                return
+            params = {"NextToken": str(token)}
+
     def marketplace_ids(self) -> str:
         value = self.channel.credentials.get("marketplace_ids")
         ids = value.split(",") if isinstance(value, str) else list(value or [])
@@ -302,7 +337,50 @@ class AmazonChannelAdapter:
         raise SignatureInvalid("Amazon orders are polled, not pushed", code="not_pushed")
 
     def payload_schema(self, topic: str, api_version: str) -> str:
+        if topic == REFUND_TOPIC:
+            return "amazon_refund_event.v0.json"
         return "amazon_order.v0.json"
+
+    def read_refund(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """(AmazonOrderId, canonical refund) of a stored Finances refund event; None for orders."""
+        if topic != REFUND_TOPIC:
+            return None
+        event = payload["event"]
+        canonical = refund_event_canonical(str(payload["kind"]), event, channel)
+        canonical["order_external_id"] = str(event["AmazonOrderId"])
+        return str(event["AmazonOrderId"]), canonical
+
+    def poll_refunds(
+        self,
+        channel: ChannelConfig,
+        *,
+        posted_after: datetime,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Iterator[tuple[dict[str, Any], str, datetime]]:
+        """Each refund-like financial event posted after ``posted_after``: (the inbox payload,
+        its dedup key, its PostedDate). Other event lists (fees, shipments...) are skipped."""
+        if posted_after.tzinfo is None:
+            raise ValueError("posted_after must be timezone-aware")
+        client = SpApiClient(channel, sleep=sleep, clock=clock)
+        try:
+            for page in client.financial_events(posted_after=posted_after):
+                for list_name, kind in REFUND_EVENT_LISTS.items():
+                    for event in page.get(list_name) or []:
+                        posted = _parse_time(event.get("PostedDate"))
+                        if not event.get("AmazonOrderId") or posted is None:
+                            raise AdapterError(
+                                f"Amazon listFinancialEvents: a {list_name} entry without "
+                                "AmazonOrderId or a valid PostedDate",
+                                retryable=False,
+                            )
+                        stored = {"kind": kind, "event": _decimals_as_strings(event)}
+                        key = f"finances:{refund_event_id(kind, stored['event'])}"
+                        yield stored, key, posted
+        finally:
+            client.close()
 
     def fetch(self, channel: ChannelConfig, payload: Mapping[str, Any]) -> None:
         return None  # the poll already stored the order with its items
@@ -473,6 +551,162 @@ class AmazonChannelAdapter:
         if updated_at is not None:
             canonical["updated_at"] = updated_at.isoformat()
         return canonical
+
+
+# --- refund events (Finances API) ---------------------------------------------------------
+def _decimals_as_strings(value: Any) -> Any:
+    """Amazon's amounts kept exactly as it wrote them, as decimal strings (never a float)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _decimals_as_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals_as_strings(v) for v in value]
+    return value
+
+
+def refund_event_id(kind: str, event: Mapping[str, Any]) -> str:
+    """A refund event's stable id (Amazon gives none): its kind, order, PostedDate and the
+    adjustment item ids, hashed where they would not fit."""
+    items = [item.get("OrderAdjustmentItemId") or item.get("OrderItemId") or ""
+             for item in event.get("ShipmentItemAdjustmentList") or []]  # fmt: skip
+    ids = ",".join(sorted(str(i) for i in items))
+    head = f"{kind}:{event.get('AmazonOrderId')}:{event.get('PostedDate')}:"
+    if len(head) + len(ids) > EXTERNAL_ID_CHARS:
+        ids = hashlib.sha256(ids.encode()).hexdigest()[:16]
+    return f"{head}{ids}"[:EXTERNAL_ID_CHARS]
+
+
+def _money_list(
+    entries: Any, name_key: str, amount_key: str, where: str, amount: Amounts
+) -> list[tuple[str, Decimal]]:
+    """``[(ChargeType/FeeType/PromotionType, amount)]`` of one adjustment list, signed as Amazon
+    states it (from the seller's side)."""
+    found = []
+    for i, entry in enumerate(entries or []):
+        money = entry.get(amount_key) or {}
+        found.append((str(entry.get(name_key) or ""),
+                      amount.parse(money.get("CurrencyAmount"),
+                                   f"{where}/{i}/{amount_key}/CurrencyAmount")))  # fmt: skip
+    return found
+
+
+def _event_currency(event: Mapping[str, Any], channel: ChannelConfig) -> str:
+    codes = {str(code).upper() for _p, code in _currency_codes(dict(event), "/event")}
+    if len(codes) > 1:
+        raise normalize.error("/event", "amounts in more than one currency", sorted(codes))
+    return normalize.currency(codes.pop() if codes else channel.default_currency,
+                              "/event/CurrencyCode")  # fmt: skip
+
+
+def refund_event_canonical(
+    kind: str, event: Mapping[str, Any], channel: ChannelConfig
+) -> dict[str, Any]:
+    """One Finances refund event (RefundEventList, ChargebackEventList, GuaranteeClaimEventList
+    entry) as a canonical refund.
+
+    The buyer's refund is the charge adjustments (Principal, Tax, ShippingCharge, ShippingTax,
+    GiftWrap, RestockingFee...) and promotion adjustments of each adjusted item, plus the
+    order-level charge adjustments. Amazon states them from the seller's side, so a refund is
+    negative: the figures are turned around so the refund is positive. The sandbox's figures
+    are all positive placeholders; the orientation is read from the event's sum, kept in raw
+    (``seller_sign``). Marketplace-facilitator tax (Amazon's remittance) and every fee
+    adjustment (commission given back to the seller...) are the seller's, kept in raw only.
+
+    An item with a quantity is a line (by OrderItemId, the id normalize() gives each line; by
+    SellerSKU when Amazon names no item id); one without (Amazon's sandbox says 0) is refunded
+    by amount only, in ``adjustment``. Amazon says nothing about restocking: no restock type."""
+    currency = _event_currency(event, channel)
+    amount = Amounts(currency, channel.rounding)
+    items: list[dict[str, Any]] = []
+    facilitator = fees = seller_sum = amount.zero()
+    for i, item in enumerate(event.get("ShipmentItemAdjustmentList") or []):
+        where = f"/event/ShipmentItemAdjustmentList/{i}"
+        goods = tax = shipping = shipping_tax = amount.zero()
+        for name, value in _money_list(item.get("ItemChargeAdjustmentList"), "ChargeType",
+                                       "ChargeAmount", f"{where}/ItemChargeAdjustmentList",
+                                       amount):  # fmt: skip
+            if name.startswith(FACILITATOR_PREFIX):
+                facilitator += value
+            elif name == "ShippingCharge":
+                shipping += value
+            elif name == "ShippingTax":
+                shipping_tax += value
+            elif "Tax" in name:
+                tax += value
+            else:
+                goods += value
+        for _name, value in _money_list(item.get("PromotionAdjustmentList"), "PromotionType",
+                                        "PromotionAmount", f"{where}/PromotionAdjustmentList",
+                                        amount):  # fmt: skip
+            goods += value
+        for _name, value in _money_list(item.get("ItemFeeAdjustmentList"), "FeeType",
+                                        "FeeAmount", f"{where}/ItemFeeAdjustmentList",
+                                        amount):  # fmt: skip
+            fees += value
+        seller_sum += goods + tax + shipping + shipping_tax
+        items.append({"item": item, "goods": goods, "tax": tax, "shipping": shipping,
+                      "shipping_tax": shipping_tax})  # fmt: skip
+    order_charges = amount.zero()
+    for _name, value in _money_list(event.get("OrderChargeAdjustmentList"), "ChargeType",
+                                    "ChargeAmount", "/event/OrderChargeAdjustmentList",
+                                    amount):  # fmt: skip
+        if _name.startswith(FACILITATOR_PREFIX):
+            facilitator += value
+        else:
+            order_charges += value
+    for key in ("ShipmentFeeAdjustmentList", "OrderFeeAdjustmentList"):
+        for _name, value in _money_list(event.get(key), "FeeType", "FeeAmount",
+                                        f"/event/{key}", amount):  # fmt: skip
+            fees += value
+    seller_sum += order_charges
+    sign = Decimal(1) if seller_sum > 0 else Decimal(-1)
+    lines: list[dict[str, Any]] = []
+    shipping_total = shipping_tax_total = amount.zero()
+    adjustment = sign * order_charges
+    for i, entry in enumerate(items):
+        item = entry["item"]
+        goods, tax = sign * entry["goods"], sign * entry["tax"]
+        shipping_total += sign * entry["shipping"]
+        shipping_tax_total += sign * entry["shipping_tax"]
+        at = f"/event/ShipmentItemAdjustmentList/{i}"
+        quantity = normalize.quantity(item, "QuantityShipped", at, minimum=0)
+        if quantity == 0 or goods < 0 or tax < 0:
+            adjustment += goods + tax  # by amount only: no unit to name
+            continue
+        line: dict[str, Any] = {
+            "external_line_id": str(item.get("OrderItemId") or ""),
+            "quantity": quantity, "amount": str(goods), "tax": str(tax),
+        }  # fmt: skip
+        if item.get("SellerSKU"):
+            line["channel_sku"] = str(item["SellerSKU"])
+        lines.append(line)
+    total = sign * seller_sum
+    posted = _parse_time(event.get("PostedDate"))
+    canonical: dict[str, Any] = {
+        "external_id": refund_event_id(kind, event),
+        "currency": currency,
+        "total": str(total),
+        "shipping": str(max(shipping_total, amount.zero())),
+        "shipping_tax": str(max(shipping_tax_total, amount.zero())),
+        "adjustment": str(adjustment + min(shipping_total, amount.zero())
+                          + min(shipping_tax_total, amount.zero())),
+        "lines": lines,
+        "reason": kind,
+        "raw": {
+            "kind": kind, "seller_sign": "+" if sign > 0 else "-",
+            "seller_total": str(seller_sum), "fees": str(fees),
+            "marketplace_facilitator_tax": str(facilitator),
+            "items": [{"seller_sku": str(e["item"].get("SellerSKU") or ""),
+                       "order_item_id": str(e["item"].get("OrderItemId") or ""),
+                       "order_adjustment_item_id": str(e["item"].get("OrderAdjustmentItemId")
+                                                       or ""),
+                       "quantity": e["item"].get("QuantityShipped")} for e in items],
+        },
+    }  # fmt: skip
+    if posted is not None:
+        canonical["created_at"] = posted.isoformat()
+    return canonical
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -9,6 +9,11 @@ special path: the fetched order says what the order is now (``status_id`` 5 is C
 Authentication is one of BigCommerce's two mechanisms: a Standard Webhooks signature keyed
 with the app's client secret (``channel.secret``), or a fixed header set when the webhook was
 created (``channel.auth_header_name`` / ``auth_header_value``).
+
+``store/order/refund/created`` is as thin (``data.id`` the order, ``data.refund.refund_id`` the
+refund): ``read_refund`` fetches the order's refunds from the v3 API
+(``GET /v3/orders/{id}/payment_actions/refunds``) and reads the one named into a canonical
+refund (``channels.refunds_in`` records it once).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +39,10 @@ from channels.http import session_for
 from orders.fingerprints import client_ip_hash
 
 CANCELLED_STATUS_ID = 5
+REFUND_TOPIC = "store/order/refund/created"
+# Refund item types whose money is a shipping-like charge (as normalize() puts handling and
+# gift wrapping with shipping); ORDER is an amount on the order as a whole.
+SHIPPING_ITEM_TYPES = frozenset({"SHIPPING", "HANDLING", "GIFT_WRAPPING"})
 PAGE_LIMIT = 250  # the v2 API's largest page; its default of 50 would cut long orders short
 FINANCIAL_STATUS = {
     "": "pending",
@@ -139,6 +149,46 @@ class BigCommerceChannelAdapter:
             )
         return {"order": order, "products": products, "shipping_addresses": addresses}
 
+    # --- refunds -------------------------------------------------------------------------
+    def read_refund(
+        self, channel: ChannelConfig, payload: Mapping[str, Any], topic: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """(order id, canonical refund) of a ``store/order/refund/created`` webhook; None for
+        every other scope. The webhook names the order and the refund only: the order's
+        refunds are fetched (v3) and the one named is read; without a refund id, the newest.
+        A refund not (yet) in the list is retried (``AdapterError(retryable=True)``)."""
+        if topic != REFUND_TOPIC:
+            return None
+        if not api_ready(channel):
+            raise AdapterError(
+                f"BigCommerce channel {channel.id} needs an api_base_url and an access_token "
+                "in its credentials to fetch refunds",
+                retryable=False,
+            )
+        data = payload.get("data") or {}
+        order_id = int(data["id"])
+        named = (data.get("refund") or {}).get("refund_id", data.get("refund_id"))
+        url = refunds_url(channel, order_id)
+        what = "BigCommerce get order refunds"
+        with session_for(channel) as session:
+            # parse_float: the v3 amounts are JSON numbers; read them as the decimals they are.
+            answer = session.json_of(
+                session.call("GET", url, what=what, headers=api_headers(channel)),
+                what=what, parse_float=Decimal,
+            )  # fmt: skip
+        refunds = answer.get("data") if isinstance(answer, Mapping) else None
+        if not isinstance(refunds, list):
+            raise normalize.error("/data", "the refunds answer has no data list")
+        refund = _pick_refund(refunds, named)
+        if refund is None:
+            raise AdapterError(
+                f"BigCommerce order {order_id} lists no refund {named}", retryable=True
+            )
+        currency = str(channel.default_currency or "USD")
+        canonical = refund_canonical(refund, Amounts(currency, channel.rounding))
+        canonical["order_external_id"] = str(order_id)
+        return str(order_id), canonical
+
     # --- normalizing ---------------------------------------------------------------------
     def normalize(
         self, payload: Mapping[str, Any], channel: ChannelConfig, topic: str
@@ -227,6 +277,101 @@ def api_headers(channel: ChannelConfig) -> dict[str, str]:
     """The store's ``X-Auth-Token`` and JSON."""
     token = str(channel.credentials.get("access_token") or "")
     return {"X-Auth-Token": token, "Accept": "application/json"}
+
+
+def refunds_url(channel: ChannelConfig, order_id: int) -> str:
+    """``{api_base_url}/v3/orders/{order_id}/payment_actions/refunds``."""
+    return f"{channel.api_base_url.rstrip('/')}/v3/orders/{order_id}/payment_actions/refunds"
+
+
+def _pick_refund(refunds: list[Any], named: Any) -> Mapping[str, Any] | None:
+    """The refund the webhook names; without a name, the newest (the highest id)."""
+    found = [r for r in refunds if isinstance(r, Mapping) and r.get("id") is not None]
+    if named not in (None, ""):
+        return next((r for r in found if str(r["id"]) == str(named)), None)
+    return max(found, key=lambda r: int(r["id"]), default=None)
+
+
+def refund_canonical(refund: Mapping[str, Any], amount: Amounts) -> dict[str, Any]:
+    """One v3 refund (``payment_actions/refunds``) as a canonical refund.
+
+    ``total`` is the money that moved: the payments BigCommerce did not decline, per provider
+    (``total_amount`` is what was asked for; a declined payment moved nothing). PRODUCT items
+    are lines by order product id (``item_id``, the ``id`` normalize() gives each line), with
+    no amount of their own: BigCommerce states one figure per item, what the payment providers
+    paid back, tax included, while the refund's tax is one ``total_tax``; so our arithmetic
+    prices the lines and the total is compared with it. SHIPPING, HANDLING and GIFT_WRAPPING
+    items are shipping (tax included, as BigCommerce gives it); an ORDER item (an amount on the
+    whole order) is an adjustment. BigCommerce says nothing about restocking: the lines carry
+    no restock type (the canonical default, no restock). Every item's own figures are in raw."""
+    items = normalize.list_of(refund, "items")
+    lines: list[dict[str, Any]] = []
+    shipping = adjustment = amount.zero()
+    kept_items: list[dict[str, Any]] = []
+    for j, item in enumerate(items):
+        at: list[str | int] = ["items", j]
+        kind = str(item.get("item_type") or "").upper()
+        requested = amount.parse(
+            str(item.get("requested_amount") or "0"), [*at, "requested_amount"]
+        )
+        kept_items.append({"item_type": kind, "item_id": item.get("item_id"),
+                           "quantity": item.get("quantity"), "requested_amount": str(requested),
+                           "reason": str(item.get("reason") or "")[:200]})  # fmt: skip
+        if kind == "PRODUCT" and item.get("quantity"):
+            lines.append({
+                "external_line_id": str(item.get("item_id")),
+                "quantity": normalize.quantity(item, "quantity", at),
+            })  # fmt: skip
+        elif kind in SHIPPING_ITEM_TYPES:
+            shipping += requested
+        else:  # ORDER, or a product refunded by amount only
+            adjustment += requested
+    payments: dict[str, Decimal] = {}
+    payment_ids: dict[str, list[str]] = {}
+    declined: list[dict[str, Any]] = []
+    for j, pay in enumerate(normalize.list_of(refund, "payments")):
+        value = amount.parse(str(pay.get("amount") or "0"), ["payments", j, "amount"])
+        provider = str(pay.get("provider_id") or "unknown")
+        if pay.get("is_declined"):
+            declined.append({"provider_id": provider, "amount": str(value)})
+            continue
+        payments[provider] = payments.get(provider, amount.zero()) + value
+        payment_ids.setdefault(provider, []).append(str(pay.get("id", "")))
+    asked = amount.parse(str(refund.get("total_amount") or "0"), ["total_amount"])
+    total = sum(payments.values(), amount.zero()) if payments or declined else asked
+    canonical: dict[str, Any] = {
+        "external_id": normalize.external_id(refund.get("id"), ["id"]),
+        "currency": amount.currency,
+        "total": str(total),
+        "shipping": str(shipping),
+        "adjustment": str(adjustment),
+        "lines": lines,
+        "payments": [{"method": method, "amount": str(value),
+                      "external_id": ",".join(payment_ids[method])[:100]}
+                     for method, value in payments.items()],
+        "reason": str(refund.get("reason") or "")[:64],
+        # The whole reason: a refund we sent carries our marker in it ([RF-...]), and the
+        # webhook about it must find our refund instead of recording the money twice.
+        "note": str(refund.get("reason") or "")[:500],
+        "raw": {
+            "total_amount": str(asked),
+            "total_tax": str(amount.parse(str(refund.get("total_tax") or "0"), ["total_tax"])),
+            "uses_merchant_override_values": bool(refund.get("uses_merchant_override_values")),
+            "items": kept_items, "declined_payments": declined,
+        },
+    }  # fmt: skip
+    if refund.get("created"):
+        canonical["created_at"] = _iso(refund["created"], "/created")
+    return canonical
+
+
+def _iso(value: Any, pointer: str) -> str:
+    """A v3 ISO 8601 date-time (UTC when it names no offset)."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise normalize.error(pointer, "not an ISO 8601 date-time", value) from None
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).isoformat()
 
 
 def all_pages(session: Any, url: str, what: str, headers: Mapping[str, str]) -> list[Any]:

@@ -55,6 +55,32 @@ CATALOGUE = [
 MAPPINGS = [("woo", "93", "WOO-LOGO"), ("woo", "87", "WOO-SINGLE"), ("woo", "34", "WOO-ALBUM"),
             ("amzn", "NABetaASINB00551Q3CS", "AMZ-NABETA")]  # fmt: skip
 ON_HAND = 10  # of every catalogue SKU, in the one warehouse
+# GET /v3/orders/250/payment_actions/refunds, written from BigCommerce's documented shape
+# (numbers as the v3 API sends them). Refund 3 (the one the webhook names): order product 65
+# (S-ORAN) once, paid back 53.64 to braintree and 10.00 in store credit; a third payment of
+# 5.00 was declined and moved nothing. Refund 2, older: shipping only.
+BC_REFUNDS = """{"data": [
+  {"id": 3, "order_id": 250, "user_id": 0, "created": "2019-06-25T16:25:20+00:00",
+   "reason": "Damaged in transit", "total_amount": 68.64, "total_tax": 9.24,
+   "uses_merchant_override_values": false,
+   "payments": [
+     {"id": 31, "provider_id": "braintree", "amount": 53.64, "offline": false,
+      "is_declined": false, "declined_message": ""},
+     {"id": 32, "provider_id": "storecredit", "amount": 10.00, "offline": true,
+      "is_declined": false, "declined_message": ""},
+     {"id": 33, "provider_id": "braintree", "amount": 5.00, "offline": false,
+      "is_declined": true, "declined_message": "Card expired"}],
+   "items": [{"item_type": "PRODUCT", "item_id": 65, "quantity": 1, "requested_amount": 68.64,
+              "reason": "Damaged in transit"}]},
+  {"id": 2, "order_id": 250, "user_id": 0, "created": "2019-06-24T10:00:00+00:00",
+   "reason": "", "total_amount": 12.00, "total_tax": 0.91,
+   "uses_merchant_override_values": false,
+   "payments": [{"id": 21, "provider_id": "braintree", "amount": 12.00, "offline": false,
+                 "is_declined": false, "declined_message": ""}],
+   "items": [{"item_type": "SHIPPING", "item_id": 180, "quantity": null,
+              "requested_amount": 12.00, "reason": ""}]}
+], "meta": {}}"""
+REFUNDS_PATH = "/stores/e2e/v3/orders/250/payment_actions/refunds"
 
 
 def _write_csv(path: Path, header: str, rows: list[str]) -> Path:
@@ -108,6 +134,10 @@ def vendor(httpserver: HTTPServer) -> HTTPServer:
         httpserver.expect_request(path, headers=bc).respond_with_data(
             sample(name), content_type="application/json"
         )
+    # BigCommerce publishes no refunds example: the v3 refunds of order 250, written above.
+    httpserver.expect_request(REFUNDS_PATH, headers=bc).respond_with_data(
+        BC_REFUNDS, content_type="application/json"
+    )
     return httpserver
 
 

@@ -268,8 +268,11 @@ def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(
     assert levels("S-ORAN") == {"TX1": (ON_HAND, 0)}
     assert (shipments(o218), actions(o218), erp_rows(o218), mail.outbox) == ([], [], [], [])
 
-    # The status update and the refund webhooks of the same order fetch it again; the store
-    # answers the same version, so the order, its one incident and its stock stay as they are.
+    # The status update of the same order fetches it again; the store answers the same
+    # version, so the order, its one incident and its stock stay as they are. The refund
+    # webhook fetches the order's refunds instead (the refund is a record of its own,
+    # channels.refunds_in): it is for order 250, and the order we hold is the one the store
+    # answered, 218, so the refund waits in the inbox for its order (retried, not recorded).
     for n, name in enumerate(("webhook_store_order_statusUpdated.json",
                               "webhook_store_order_refund_created.json"), start=2):  # fmt: skip
         body = (SAMPLES / "bigcommerce" / name).read_bytes()
@@ -278,8 +281,15 @@ def test_bigcommerce_order_created_is_fetched_and_held_on_its_totals(
                                         secret=SECRETS["bc"]))  # fmt: skip
     process_outbox()
     fetched = [r.path for r, _ in vendor.log if r.path.startswith("/stores/")]
-    assert fetched == 3 * ["/stores/e2e/v2/orders/250", "/stores/e2e/v2/orders/250/products",
-                           "/stores/e2e/v2/orders/250/shipping_addresses"]  # fmt: skip
+    assert fetched == 2 * ["/stores/e2e/v2/orders/250", "/stores/e2e/v2/orders/250/products",
+                           "/stores/e2e/v2/orders/250/shipping_addresses"] + [
+        "/stores/e2e/v3/orders/250/payment_actions/refunds"]  # fmt: skip
+    refund_event = InboundEvent.objects.get(channel__slug="bc", topic="store/order/refund/created")
+    assert refund_event.status == "received"
+    assert refund_event.errors[0]["message"] == (
+        "will retry: Order 250 of this channel has not been received yet"
+    )
+    assert o218.refunds.count() == 0
     assert Order.objects.filter(channel__slug="bc").count() == 1
     assert outcome(o218) == ("on_hold", "authorized", {"schema_invalid": 1})
     assert levels("S-ORAN") == {"TX1": (ON_HAND, 0)}
