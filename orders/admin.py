@@ -29,7 +29,7 @@ from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from orders import personal_data, refunds
+from orders import money, personal_data, refunds
 from orders.actors import Actor
 from orders.errors import DomainError
 from orders.models import (
@@ -572,7 +572,7 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "<tbody>{}</tbody></table>",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                              "<td>{}</td></tr>", rows) if rows else format_html(
-                "<tr><td colspan=6>no lines (an amount only)</td></tr>"),
+                "<tr><td colspan=6>{}</td></tr>", "no lines (an amount only)"),
         )  # fmt: skip
         differences = (refund.computed or {}).get("differences") or []
         diff_html = format_html(
@@ -581,8 +581,8 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                              ((f"line #{d['order_line_id']}" if d.get("order_line_id") else
                                "refund", d.get("what"), d.get("channel"), d.get("ours"))
                               for d in differences)),
-        ) if differences else format_html("<p>No difference between the channel's figures and "
-                                          "ours.</p>")  # fmt: skip
+        ) if differences else format_html("<p>{}</p>", "No difference between the "
+                                          "channel's figures and ours.")  # fmt: skip
         raw = ""
         if refund.channel_figures:
             raw = format_html("<details><summary>The channel's own figures</summary><pre>{}</pre>"
@@ -655,7 +655,7 @@ def order_refunds_panel(request: HttpRequest, order: Order) -> str:
         "<th>Per payment method</th></tr></thead><tbody>{}</tbody></table>",
         format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
                          "<td>{}</td></tr>", rows),
-    ) if rows else format_html('<p class="none">No refunds.</p>')  # fmt: skip
+    ) if rows else format_html('<p class="none">{}</p>', "No refunds.")  # fmt: skip
     methods = []
     for pay in order.payments.all():
         captured = f"{pay.captured} {pay.currency}" if pay.captured is not None else "not known"
@@ -669,8 +669,8 @@ def order_refunds_panel(request: HttpRequest, order: Order) -> str:
     return format_html(
         '<section class="lifecycle" aria-label="Refunds"><h2>Refunds</h2>{}{}'
         "<p>Captured {} {}, refunded {} {}.</p></section>",
-        refunds_html, methods_html, order.captured_total, order.currency, order.refunded_total,
-        order.currency,
+        refunds_html, methods_html, money.normalize(order.captured_total, order.currency),
+        order.currency, money.normalize(order.refunded_total, order.currency), order.currency,
     )  # fmt: skip
 
 
