@@ -16,17 +16,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.admin_mixins import ReadOnlyAdminMixin, errors_html, first_error_text
+from fulfillment import returns
 from fulfillment.carrier_events import REPLAY_PERMISSION, VIEW_RAW_PAYLOAD, carrier_event_replay
 from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
+    PERM_RETURN,
     CarrierInboundEvent,
     CarrierInboundStatus,
+    ItemCondition,
     OutboundAction,
     ReorderPoint,
     Reservation,
-    PERM_RETURN,
-    ItemCondition,
     Return,
     ReturnChannel,
     ReturnLine,
@@ -40,7 +41,6 @@ from fulfillment.models import (
     TrackingEvent,
     Warehouse,
 )
-from fulfillment import returns
 from fulfillment.replenishment import replenishment_suggestions, suggestions_csv
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipment_void
 from fulfillment.status_page import status_url
@@ -542,7 +542,7 @@ class ReturnAdmin(admin.ModelAdmin):
     @admin.display(description="Value")
     def value(self, ret: Return) -> str:
         # Once refunded, what it came to; before, what its units would refund now.
-        if ret.refund_id is not None:
+        if ret.refund is not None:
             return f"{ret.refund.amount} {ret.refund.currency}"
         try:
             return f"{returns.return_value(ret)} {ret.order.currency}"
@@ -555,10 +555,10 @@ class ReturnAdmin(admin.ModelAdmin):
 
     @admin.display(description="Refund")
     def refund_link(self, ret: Return) -> str:
-        if ret.refund_id is None:
-            return "-"
         refund = ret.refund
-        url = reverse("admin:orders_refund_change", args=[ret.refund_id])
+        if refund is None:
+            return "-"
+        url = reverse("admin:orders_refund_change", args=[refund.pk])
         return format_html('<a href="{}">{}</a> ({} {}, {})', url, refund.reference,
                            refund.amount, refund.currency, refund.get_status_display())  # fmt: skip
 

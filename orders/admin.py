@@ -649,7 +649,8 @@ def order_refunds_panel(request: HttpRequest, order: Order) -> str:
         url = reverse("admin:orders_refund_change", args=[refund.pk])
         split = ", ".join(f"{p.method} {p.amount}" for p in refund.payments.all()) or "-"
         rows.append((url, refund.reference, refund.get_source_display(),
-                     refund.get_status_display(), f"{refund.amount} {refund.currency}", split))  # fmt: skip
+                     refund.get_status_display(), f"{refund.amount} {refund.currency}",
+                     split))  # fmt: skip
     refunds_html = format_html(
         "<table><thead><tr><th>Refund</th><th>Source</th><th>Status</th><th>Amount</th>"
         "<th>Per payment method</th></tr></thead><tbody>{}</tbody></table>",

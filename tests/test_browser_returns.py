@@ -10,12 +10,20 @@ from decimal import Decimal
 import pytest
 
 from fulfillment.models import Return, StockLevel
+from fulfillment.returns import ReturnLineRequest, return_authorize, return_receive, return_request
 from fulfillment.services import allocate
+from orders.actors import Actor
 from orders.models import Refund
 from orders.validation import registry
+from tests import test_browser
 from tests.factories import make_user
 from tests.fulfillment.returns_world import cs_limit, delivered_order, review_policy
-from tests.test_browser import browser, log_in, page  # noqa: F401  (the module's fixtures)
+from tests.test_browser import log_in
+
+# The browser (module scope: it closes when this module is done) and a page per test, as in
+# tests/test_browser.py.
+browser = test_browser.browser
+page = test_browser.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -115,8 +123,8 @@ def test_a_refund_above_the_customer_service_limit_is_refused_in_words(page, liv
     actions.get_by_role("button", name="Authorize").click()
     expect(page.locator(".messagelist .success")).to_contain_text("authorize done")
 
-    page.get_by_role("region", name="Return actions").get_by_role("button",
-                                                                  name="Refund").click()  # fmt: skip
+    actions = page.get_by_role("region", name="Return actions")
+    actions.get_by_role("button", name="Refund").click()
     expect(page.locator(".messagelist .error")).to_have_text(
         "Refused: A refund of 151.50 USD is above your limit of 100.00 USD: finance must issue it"
     )
@@ -128,9 +136,6 @@ def test_a_refund_above_the_customer_service_limit_is_refused_in_words(page, liv
 
 def test_finance_confirms_a_refund_made_by_hand_in_the_channel(page, live_server):
     from playwright.sync_api import expect
-
-    from fulfillment.returns import ReturnLineRequest, return_authorize, return_receive, return_request
-    from orders.actors import Actor
 
     carol = make_user("carol", "customer_service")
     make_user("fred", "finance")

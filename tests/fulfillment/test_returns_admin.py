@@ -64,8 +64,9 @@ def test_customer_service_starts_authorizes_and_receives_a_return_in_the_admin(c
 
     before = {sku: StockLevel.objects.get(sku=sku).on_hand for sku in ("MUG", "CUP")}
     lines = {ln.sku: ln for ln in ret.lines.all()}
-    received = act(client, ret, "receive", **{f"condition-{lines['MUG'].pk}": "restock",
-                                              f"condition-{lines['CUP'].pk}": "damaged"})  # fmt: skip
+    conditions = {f"condition-{lines['MUG'].pk}": "restock",
+                  f"condition-{lines['CUP'].pk}": "damaged"}  # fmt: skip
+    received = act(client, ret, "receive", **conditions)
     assert messages_of(received) == [f"{ret.rma_number}: receive done (status Refunded)."]
     ret.refresh_from_db()
     assert ret.status == "refunded"
@@ -207,8 +208,8 @@ def test_refund_limits_are_finance_and_operations_only(client):
     limit = RefundLimit.objects.get(group__name="customer_service", currency="USD")
     client.force_login(make_user("fred", "finance"))
     assert client.get("/admin/orders/refundlimit/").status_code == 200
-    changed = client.post(f"/admin/orders/refundlimit/{limit.pk}/change/",
-                          {"group": limit.group_id, "currency": "USD", "max_amount": "250"})  # fmt: skip
+    form = {"group": limit.group_id, "currency": "USD", "max_amount": "250"}
+    changed = client.post(f"/admin/orders/refundlimit/{limit.pk}/change/", form)
     assert changed.status_code == 302
     limit.refresh_from_db()
     assert limit.max_amount == Decimal("250")
