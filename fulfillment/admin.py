@@ -516,6 +516,21 @@ class ReturnAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = flatten_fieldsets(fieldsets)
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The label prints the street address: without orders.view_contact_details no link.
+        if personal_data.sees_contact_details(request.user):
+            return self.fieldsets
+        return [(name, {**options, "fields": [f if f != "label_link" else "label_hidden"
+                                              for f in options["fields"]]})
+                for name, options in self.fieldsets]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
+
+    @admin.display(description="Return label")
+    def label_hidden(self, ret: Return) -> str:
+        return "not shown to your role (it prints the customer's address)"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Return]:
         return super().get_queryset(request).defer("label_pdf").annotate(
             n_lines=Count("lines"))  # fmt: skip

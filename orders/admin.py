@@ -556,8 +556,26 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html('<a href="{}?order__id__exact={}&q={}">the order\'s timeline</a>',
                            url, refund.order_id, refund.correlation_id)  # fmt: skip
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The channel's raw figures redacted, whole only for raw-payload viewers.
+        if not personal_data.sees_raw_payloads(request.user):
+            return self.fieldsets
+        return [(name, {**options, "fields": [f if f != "figures" else "figures_whole"
+                                              for f in options["fields"]]})
+                for name, options in self.fieldsets]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
+
     @admin.display(description="Figures")
     def figures(self, refund: Refund) -> str:
+        return self._figures(refund, raw=personal_data.snapshot_redacted(refund.channel_figures))
+
+    @admin.display(description="Figures")
+    def figures_whole(self, refund: Refund) -> str:
+        return self._figures(refund, raw=refund.channel_figures)
+
+    def _figures(self, refund: Refund, *, raw: Any) -> str:
         """Per line: what the refund holds (the channel's figures where it computed them) next
         to what we compute for the same units; then the differences and the channel's raw."""
         ours = {row.get("order_line_id"): row for row in (refund.computed or {}).get("lines", [])}
@@ -583,12 +601,12 @@ class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                               for d in differences)),
         ) if differences else format_html("<p>{}</p>", "No difference between the "
                                           "channel's figures and ours.")  # fmt: skip
-        raw = ""
-        if refund.channel_figures:
-            raw = format_html("<details><summary>The channel's own figures</summary><pre>{}</pre>"
-                              "</details>", json.dumps(refund.channel_figures, indent=2,
-                                                        sort_keys=True, default=str))  # fmt: skip
-        return format_html("{}{}{}", table, diff_html, raw)
+        shown = ""
+        if raw:
+            shown = format_html("<details><summary>The channel's own figures</summary><pre>{}"
+                                "</pre></details>", json.dumps(raw, indent=2, sort_keys=True,
+                                                                default=str))  # fmt: skip
+        return format_html("{}{}{}", table, diff_html, shown)
 
     def get_urls(self) -> list[Any]:
         confirm = self.admin_site.admin_view(self.confirm_manual_view)

@@ -202,6 +202,22 @@ def _other_mismatched(refund: Refund) -> Refund:
     )  # fmt: skip
 
 
+def test_a_mismatched_refund_shows_the_channels_figures_beside_ours_raw_only_to_ops(client):
+    refund = _manual_refund(client)
+    other = _other_mismatched(refund)
+    Refund.objects.filter(pk=other.pk).update(
+        channel_figures={"order_adjustments": [{"amount": "-1.00"}],
+                         "customer": {"phone": "+1 555 0100"}})  # fmt: skip
+    client.force_login(make_user("fred", "finance"))
+    page = client.get(f"/admin/orders/refund/{other.pk}/change/").content.decode()
+    assert "The channel's figures differ from ours:" in page
+    assert "<li>refund total: channel 1, ours 0</li>" in page
+    assert "order_adjustments" in page and "+1 555 0100" not in page and "[redacted]" in page
+    client.force_login(make_user("olga", "ops_admin"))
+    page = client.get(f"/admin/orders/refund/{other.pk}/change/").content.decode()
+    assert "+1 555 0100" in page
+
+
 def test_refund_limits_are_finance_and_operations_only(client):
     client.force_login(make_user("carol", "customer_service"))
     assert client.get("/admin/orders/refundlimit/").status_code == 403
@@ -215,3 +231,68 @@ def test_refund_limits_are_finance_and_operations_only(client):
     assert limit.max_amount == Decimal("250")
     client.force_login(make_user("olga", "ops_admin"))
     assert client.get("/admin/orders/refundlimit/").status_code == 200
+
+
+def test_an_exchange_started_in_the_admin_closes_with_its_replacement_order_on_receipt(client):
+    review_policy()
+    order = delivered_order([("MUG", 1, "10.00")])
+    client.force_login(make_user("carol", "customer_service"))
+    line = order.lines.get()
+    client.post(f"/admin/fulfillment/return/start/{order.pk}/",
+                {"key": "x-1", "resolution": "exchange", f"quantity-{line.pk}": "1",
+                 f"reason-{line.pk}": "size_or_fit"})  # fmt: skip
+    ret = Return.objects.get()
+    assert ret.resolution == "exchange"
+    page = act(client, ret, "authorize").content.decode()
+    assert ">Refund</button>" not in page  # an exchange is not refunded
+    [rl] = ret.lines.all()
+    done = act(client, ret, "receive", **{f"condition-{rl.pk}": "restock"})
+    ret.refresh_from_db()
+    assert ret.status == "closed" and ret.exchange_order_id is not None
+    assert not Refund.objects.filter(order=order).exists()
+    assert f"/admin/orders/order/{ret.exchange_order_id}/change/" in done.content.decode()
+
+
+def test_starting_a_return_with_nothing_chosen_is_refused_in_words(client):
+    review_policy()
+    order = delivered_order([("MUG", 1, "10.00")])
+    client.force_login(make_user("carol", "customer_service"))
+    refused = start(client, order, {order.lines.get().pk: (0, "damaged")})
+    assert messages_of(refused) == ["Refused: Choose at least one item to return"]
+    assert not Return.objects.exists()
+    too_many = start(client, order, {order.lines.get().pk: (2, "damaged")})
+    assert messages_of(too_many) == ["Refused: Only 1 unit(s) of MUG can be returned"]
+    assert not Return.objects.exists()
+
+
+def test_the_return_list_searches_by_rma_and_order_number_and_the_label_needs_contact_details(
+    client,
+):
+    review_policy()
+    first = delivered_order([("MUG", 1, "10.00")])
+    second = delivered_order([("CUP", 1, "10.00")])
+    client.force_login(make_user("carol", "customer_service"))
+    start(client, first, {first.lines.get().pk: (1, "damaged")}, key="a")
+    start(client, second, {second.lines.get().pk: (1, "damaged")}, key="b")
+    one, two = Return.objects.get(order=first), Return.objects.get(order=second)
+
+    found = client.get("/admin/fulfillment/return/", {"q": one.rma_number}).content.decode()
+    assert one.rma_number in found and two.rma_number not in found
+    found = client.get("/admin/fulfillment/return/", {"q": second.external_id}).content.decode()
+    assert two.rma_number in found and one.rma_number not in found
+    listed = client.get("/admin/fulfillment/return/", {"status__exact": "requested"})
+    assert listed.status_code == 200 and one.rma_number in listed.content.decode()
+
+    # A label (as the carrier's adapter stores it) prints the address: not for finance.
+    Return.objects.filter(pk=one.pk).update(label_pdf=b"%PDF-1.4 return label")
+    page = client.get(f"/admin/fulfillment/return/{one.pk}/change/").content.decode()
+    assert f"/admin/fulfillment/return/{one.pk}/label/" in page
+    label = client.get(f"/admin/fulfillment/return/{one.pk}/label/")
+    assert label.status_code == 200 and label.content == b"%PDF-1.4 return label"
+    assert label["Content-Type"] == "application/pdf"
+    assert client.get(f"/admin/fulfillment/return/{two.pk}/label/").status_code == 403  # none
+    client.force_login(make_user("fred", "finance"))
+    assert client.get(f"/admin/fulfillment/return/{one.pk}/label/").status_code == 403
+    page = client.get(f"/admin/fulfillment/return/{one.pk}/change/").content.decode()
+    assert f"/admin/fulfillment/return/{one.pk}/label/" not in page
+    assert "not shown to your role" in page
