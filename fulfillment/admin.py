@@ -1,29 +1,40 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from config.admin_mixins import ReadOnlyAdminMixin, errors_html, first_error_text
+from fulfillment import returns
 from fulfillment.carrier_events import REPLAY_PERMISSION, VIEW_RAW_PAYLOAD, carrier_event_replay
 from fulfillment.carriers import trusted_label_url
 from fulfillment.carriers.base import CarrierError
 from fulfillment.models import (
+    PERM_RETURN,
     CarrierInboundEvent,
     CarrierInboundStatus,
+    ItemCondition,
     OutboundAction,
     ReorderPoint,
     Reservation,
+    Return,
+    ReturnChannel,
+    ReturnLine,
     ReturnPolicy,
+    ReturnReason,
+    ReturnResolution,
+    ReturnStatus,
     Shipment,
     ShipmentLine,
     StockLevel,
@@ -435,3 +446,284 @@ class ReturnPolicyAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
     readonly_fields = ["created_at", "updated_at"]
+
+
+# --- returns (RMA) -------------------------------------------------------------------------------
+# A return moves only through ``fulfillment.returns`` (the same services as the API): each button
+# on its page posts to ``act_view``, which calls the service and shows a refusal in words.
+PERM_ADD_RETURN = "fulfillment.add_return"
+# The buttons a state offers (the service still decides: a refusal comes back as a message).
+RETURN_ACTIONS = {
+    ReturnStatus.REQUESTED: ["authorize", "reject"],
+    ReturnStatus.AUTHORIZED: ["receive", "refund", "reject"],
+    ReturnStatus.RECEIVED: ["refund", "exchange"],
+}
+
+
+def return_actions(ret: Return) -> list[str]:
+    """The actions open from the return's state and resolution."""
+    names = list(RETURN_ACTIONS.get(ReturnStatus(ret.status), []))
+    if ret.resolution == ReturnResolution.EXCHANGE or ret.refund_id is not None:
+        names = [n for n in names if n != "refund"]
+    if ret.resolution != ReturnResolution.EXCHANGE or ret.exchange_order_id is not None:
+        names = [n for n in names if n != "exchange"]
+    return names
+
+
+def policy_verdict_words(ret: Return) -> str:
+    verdict = ret.policy_verdict or {}
+    if not verdict:
+        return "not assessed"
+    if verdict.get("auto"):
+        return "The return policy authorizes it by itself."
+    why = "; ".join(str(w) for w in verdict.get("why_not") or []) or "no reason given"
+    return f"Needs customer service: {why}."
+
+
+class ReturnLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ReturnLine
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("sku", "title", "quantity", "reason", "condition",
+                                "restocked_quantity")  # fmt: skip
+
+    @admin.display(description="Item")
+    def title(self, line: ReturnLine) -> str:
+        return line.order_line.title
+
+
+@admin.register(Return)
+class ReturnAdmin(admin.ModelAdmin):
+    """Returns (RMA): authorize, reject, receive (a condition per line), refund or exchange."""
+
+    list_display = ["rma_number", "order_link", "status", "lines_count", "value",
+                    "requested_via", "requested_at"]  # fmt: skip
+    list_filter = ["status", "requested_via", "resolution"]
+    search_fields = ["=rma_number", "=order__external_id", "=order__order_number"]
+    list_select_related = ["order", "refund"]
+    date_hierarchy = "requested_at"
+    inlines = [ReturnLineInline]
+    change_form_template = "admin/fulfillment/return/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["rma_number", "order_link", "status", "resolution", "requested_via",
+                           "customer_note", "value", "warehouse"]}),
+        ("Decision", {"fields": ["verdict", "auto_authorized", "decided_by", "decision_note"]}),
+        ("Label", {"fields": ["label_link", "label_carrier", "tracking_number",
+                              "tracking_status", "picked_up_at"]}),
+        ("Settlement", {"fields": ["refund_link", "exchange_link"]}),
+        ("Record", {"fields": ["requested_at", "authorized_at", "received_at", "refunded_at",
+                               "closed_at", "correlation_id"]}),
+    ]  # fmt: skip
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The label prints the street address: without orders.view_contact_details no link.
+        if personal_data.sees_contact_details(request.user):
+            return self.fieldsets
+        return [(name, {**options, "fields": [f if f != "label_link" else "label_hidden"
+                                              for f in options["fields"]]})
+                for name, options in self.fieldsets]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
+
+    @admin.display(description="Return label")
+    def label_hidden(self, ret: Return) -> str:
+        return "not shown to your role (it prints the customer's address)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Return]:
+        return super().get_queryset(request).defer("label_pdf").annotate(
+            n_lines=Count("lines"))  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started from the order's page ("Start a return"), the status page or API
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # moves only through the buttons
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Order", ordering="order__external_id")
+    def order_link(self, ret: Return) -> str:
+        url = reverse("admin:orders_order_change", args=[ret.order_id])
+        return format_html('<a href="{}">{}</a>', url, ret.order.order_number
+                           or ret.order.external_id)  # fmt: skip
+
+    @admin.display(description="Lines", ordering="n_lines")
+    def lines_count(self, ret: Return) -> int:
+        return int(getattr(ret, "n_lines", None) or ret.lines.count())
+
+    @admin.display(description="Value")
+    def value(self, ret: Return) -> str:
+        # Once refunded, what it came to; before, what its units would refund now.
+        if ret.refund is not None:
+            return f"{ret.refund.amount} {ret.refund.currency}"
+        try:
+            return f"{returns.return_value(ret)} {ret.order.currency}"
+        except DomainError:
+            return "-"  # its units were refunded otherwise (a channel's refund) meanwhile
+
+    @admin.display(description="Policy verdict")
+    def verdict(self, ret: Return) -> str:
+        return policy_verdict_words(ret)
+
+    @admin.display(description="Refund")
+    def refund_link(self, ret: Return) -> str:
+        refund = ret.refund
+        if refund is None:
+            return "-"
+        url = reverse("admin:orders_refund_change", args=[refund.pk])
+        return format_html('<a href="{}">{}</a> ({} {}, {})', url, refund.reference,
+                           refund.amount, refund.currency, refund.get_status_display())  # fmt: skip
+
+    @admin.display(description="Exchange order")
+    def exchange_link(self, ret: Return) -> str:
+        if ret.exchange_order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[ret.exchange_order_id])
+        return format_html('<a href="{}">#{}</a>', url, ret.exchange_order_id)
+
+    @admin.display(description="Return label")
+    def label_link(self, ret: Return) -> str:
+        has_pdf = Return.objects.filter(pk=ret.pk, label_pdf__isnull=False).exists()
+        if has_pdf:
+            url = reverse("admin:fulfillment_return_label", args=[ret.pk])
+            return format_html('<a href="{}" target="_blank">Return label (PDF)</a>', url)
+        if ret.label_url and trusted_label_url(ret.label_carrier, ret.label_url):
+            return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">carrier '
+                               "label</a>", ret.label_url)  # fmt: skip
+        return "no label yet" if ret.status == ReturnStatus.AUTHORIZED else "-"
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/label/", wrap(self.label_view), name="fulfillment_return_label"),
+            path("<int:pk>/act/", wrap(self.act_view), name="fulfillment_return_act"),
+            path("start/<int:order_id>/", wrap(self.start_view), name="fulfillment_return_start"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        extra_context = dict(extra_context or {})
+        ret = self.get_object(request, object_id)
+        if ret is not None:
+            works = request.user.has_perm(PERM_RETURN)
+            extra_context["return_actions"] = return_actions(ret) if works else []
+            extra_context["return_lines"] = list(ret.lines.select_related("order_line"))
+            extra_context["conditions"] = ItemCondition.choices
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def label_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        # The label prints the customer's address: only for those who see contact details.
+        if not self.has_view_permission(request) or not personal_data.sees_contact_details(
+                request.user):  # fmt: skip
+            raise PermissionDenied
+        ret = get_object_or_404(Return, pk=pk)
+        if not ret.label_pdf:
+            raise PermissionDenied("This return has no label yet")
+        response = HttpResponse(bytes(ret.label_pdf), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="return-{ret.rma_number}.pdf"'
+        return response
+
+    def act_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not request.user.has_perm(PERM_RETURN):
+            raise PermissionDenied
+        ret = get_object_or_404(Return, pk=pk)
+        back = reverse("admin:fulfillment_return_change", args=[ret.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        name = request.POST.get("action", "")
+        actor = Actor.for_user(request.user)
+        note = request.POST.get("note", "").strip()
+        try:
+            if name == "authorize":
+                ret = returns.return_authorize(return_id=ret.pk, actor=actor, note=note)
+            elif name == "reject":
+                ret = returns.return_reject(return_id=ret.pk, actor=actor, note=note)
+            elif name == "receive":
+                conditions = {ln.pk: request.POST.get(f"condition-{ln.pk}", "")
+                              for ln in ret.lines.all()}  # fmt: skip
+                ret = returns.return_receive(return_id=ret.pk, actor=actor,
+                                             conditions=conditions, note=note)  # fmt: skip
+            elif name == "refund":
+                ret = returns.return_refund(return_id=ret.pk, actor=actor)
+            elif name == "exchange":
+                ret = returns.return_exchange(return_id=ret.pk, actor=actor)
+            else:
+                self.message_user(request, f"Unknown action {name!r}", messages.ERROR)
+                return HttpResponseRedirect(back)
+        except DomainError as exc:
+            self.message_user(request, f"Refused: {exc}", messages.ERROR)
+        else:
+            ret.refresh_from_db()
+            self.message_user(request, f"{ret.rma_number}: {name} done (status "
+                              f"{ret.get_status_display()}).", messages.SUCCESS)  # fmt: skip
+        return HttpResponseRedirect(back)
+
+    def start_view(self, request: HttpRequest, order_id: int) -> HttpResponse:
+        """Customer service starts a return for a customer: units and a reason per line."""
+        if not request.user.has_perm(PERM_ADD_RETURN):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=order_id)
+        left = returns.returnable_units(order.pk)
+        lines = [(ln, left.get(ln.pk, 0)) for ln in order.lines.order_by("line_no")]
+        if request.method == "POST":
+            asked: list[returns.ReturnLineRequest] = []
+            try:
+                for ln, _units in lines:
+                    raw = request.POST.get(f"quantity-{ln.pk}", "").strip() or "0"
+                    quantity = int(raw)
+                    if quantity:
+                        asked.append(returns.ReturnLineRequest(
+                            ln.pk, quantity, request.POST.get(f"reason-{ln.pk}", "")))  # fmt: skip
+                ret = returns.return_request(
+                    order_id=order.pk, lines=asked, via=ReturnChannel.ADMIN,
+                    actor=Actor.for_user(request.user), note=request.POST.get("note", ""),
+                    resolution=request.POST.get("resolution") or ReturnResolution.REFUND,
+                    key=request.POST.get("key", ""),
+                )  # fmt: skip
+            except ValueError:
+                self.message_user(request, "A quantity must be a whole number", messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, f"Refused: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{ret.rma_number} started (status "
+                                  f"{ret.get_status_display()}).", messages.SUCCESS)  # fmt: skip
+                return HttpResponseRedirect(
+                    reverse("admin:fulfillment_return_change", args=[ret.pk]))  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Start a return for order {order.order_number or order.external_id}",
+            "order": order, "lines": lines, "reasons": ReturnReason.choices,
+            "resolutions": ReturnResolution.choices, "opts": self.model._meta,
+            "key": secrets.token_hex(8),
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/fulfillment/return/start.html", context)
+
+
+@register_order_panel
+def order_returns_panel(request: HttpRequest, order: Order) -> str:
+    """The order's returns (RMA, status, link) and, for customer service, "Start a return"."""
+    if not request.user.has_perm("fulfillment.view_return"):
+        return ""
+    rows = [
+        (reverse("admin:fulfillment_return_change", args=[ret.pk]), ret.rma_number,
+         ret.get_status_display(), ret.lines.count())
+        for ret in order.returns.defer("label_pdf").order_by("requested_at", "id")
+    ]  # fmt: skip
+    table = format_html(
+        "<table><thead><tr><th>RMA</th><th>Status</th><th>Lines</th></tr></thead><tbody>{}"
+        "</tbody></table>",
+        format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td></tr>',
+                         rows),
+    ) if rows else format_html('<p class="none">{}</p>', "No returns.")  # fmt: skip
+    start = ""
+    if request.user.has_perm(PERM_ADD_RETURN) and any(returns.returnable_units(order.pk).values()):
+        start = format_html('<p><a class="button" href="{}">Start a return</a></p>',
+                            reverse("admin:fulfillment_return_start", args=[order.pk]))  # fmt: skip
+    return format_html('<section class="lifecycle" aria-label="Returns"><h2>Returns</h2>{}{}'
+                       "</section>", table, start)  # fmt: skip

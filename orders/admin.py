@@ -19,7 +19,8 @@ from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core import checks
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -28,10 +29,22 @@ from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from orders import personal_data
+from orders import money, personal_data, refunds
 from orders.actors import Actor
 from orders.errors import DomainError
-from orders.models import Customer, Incident, Order, OrderEvent, OrderLine, Product
+from orders.models import (
+    Customer,
+    Incident,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Product,
+    Refund,
+    RefundLimit,
+    RefundLine,
+    RefundPayment,
+    RefundStatus,
+)
 from orders.services import incident_transition, order_available_transitions, order_transition
 
 
@@ -441,6 +454,243 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def has_work_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.work_incident")
+
+
+# --- refunds ------------------------------------------------------------------------------------
+# Refunds are records the services keep: shown here, never typed in, changed or deleted. The one
+# move a person makes is saying that a ``manual`` refund was made by hand in the channel's own
+# admin (``refund_transition confirm_manual``, as the API's ``confirm_manual``).
+CONFIRMABLE = (RefundStatus.MANUAL, RefundStatus.FAILED)
+
+
+def refund_mismatched(refund: Refund) -> bool:
+    """Did the channel's figures differ from ours (a ``refund_mismatch`` incident was opened)?"""
+    return bool((refund.computed or {}).get("differences"))
+
+
+def may_confirm_refund(user: Any) -> bool:
+    return bool(user.has_perm(refunds.PERM_ISSUE))
+
+
+class RefundMismatchFilter(admin.SimpleListFilter):
+    title = "channel's figures"
+    parameter_name = "mismatch"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "differ from ours"), ("no", "agree (or ours)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Refund]) -> QuerySet[Refund]:
+        differ = Q(computed__has_key="differences") & ~Q(computed__differences=[])
+        if self.value() == "yes":
+            return queryset.filter(differ)
+        if self.value() == "no":
+            return queryset.exclude(differ)
+        return queryset
+
+
+class RefundLineInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RefundLine
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("line_", "quantity", "amount_", "tax_", "restock_type",
+                                "restocked_quantity", "restock_warehouse")  # fmt: skip
+    amount_ = money_display("amount", "Goods")
+    tax_ = money_display("tax", "Tax")
+
+    @admin.display(description="Order line")
+    def line_(self, line: RefundLine) -> str:
+        ol = line.order_line
+        return f"{ol.line_no}: {ol.sku or ol.channel_sku} {ol.title}".strip()
+
+
+class RefundPaymentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RefundPayment
+    verbose_name_plural = "Per payment method"
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("method", "amount_", "external_id")
+    amount_ = money_display("amount", "Amount")
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["reference", "order_link", "source", "amount_", "status", "mismatch",
+                    "created_at"]  # fmt: skip
+    list_filter = ["source", "status", RefundMismatchFilter]
+    search_fields = ["=reference", "=order__external_id", "=order__order_number", "=external_id"]
+    list_select_related = ["order"]
+    date_hierarchy = "created_at"
+    inlines = [RefundLineInline, RefundPaymentInline]
+    change_form_template = "admin/orders/refund/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["reference", "order_link", "source", "external_id", "status",
+                           "failure_reason", "reason", "note", "created_by", "processed_at",
+                           "created_at", "correlation_id", "timeline_link"]}),
+        ("Amounts", {"fields": ["lines_amount_", "lines_tax_", "shipping_", "shipping_tax_",
+                                "fees_", "restocking_fee_", "adjustment_", "amount_"]}),
+        ("Ours and the channel's", {"fields": ["figures"]}),
+    ]  # fmt: skip
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    amount_ = money_display("amount", "Amount")
+    lines_amount_ = money_display("lines_amount", "Goods")
+    lines_tax_ = money_display("lines_tax", "Goods tax")
+    shipping_ = money_display("shipping", "Shipping")
+    shipping_tax_ = money_display("shipping_tax", "Shipping tax")
+    fees_ = money_display("fees", "Fees given back")
+    restocking_fee_ = money_display("restocking_fee", "Restocking fee kept")
+    adjustment_ = money_display("adjustment", "Channel adjustment")
+
+    @admin.display(description="Mismatch", boolean=True)
+    def mismatch(self, refund: Refund) -> bool:
+        return refund_mismatched(refund)
+
+    @admin.display(description="Order", ordering="order__external_id")
+    def order_link(self, refund: Refund) -> str:
+        url = reverse("admin:orders_order_change", args=[refund.order_id])
+        return format_html('<a href="{}">{}</a>', url, refund.order.external_id)
+
+    @admin.display(description="Timeline")
+    def timeline_link(self, refund: Refund) -> str:
+        url = reverse("admin:orders_orderevent_changelist")
+        return format_html('<a href="{}?order__id__exact={}&q={}">the order\'s timeline</a>',
+                           url, refund.order_id, refund.correlation_id)  # fmt: skip
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The channel's raw figures redacted, whole only for raw-payload viewers.
+        if not personal_data.sees_raw_payloads(request.user):
+            return self.fieldsets
+        return [(name, {**options, "fields": [f if f != "figures" else "figures_whole"
+                                              for f in options["fields"]]})
+                for name, options in self.fieldsets]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
+
+    @admin.display(description="Figures")
+    def figures(self, refund: Refund) -> str:
+        return self._figures(refund, raw=personal_data.snapshot_redacted(refund.channel_figures))
+
+    @admin.display(description="Figures")
+    def figures_whole(self, refund: Refund) -> str:
+        return self._figures(refund, raw=refund.channel_figures)
+
+    def _figures(self, refund: Refund, *, raw: Any) -> str:
+        """Per line: what the refund holds (the channel's figures where it computed them) next
+        to what we compute for the same units; then the differences and the channel's raw."""
+        ours = {row.get("order_line_id"): row for row in (refund.computed or {}).get("lines", [])}
+        rows = []
+        for line in refund.lines.select_related("order_line"):
+            mine = ours.get(line.order_line_id, {})
+            rows.append((line.order_line.line_no, line.quantity, line.amount, mine.get("amount",
+                         "-"), line.tax, mine.get("tax", "-")))  # fmt: skip
+        table = format_html(
+            "<table><thead><tr><th>Line</th><th>Units</th><th>Goods (recorded)</th>"
+            "<th>Goods (ours)</th><th>Tax (recorded)</th><th>Tax (ours)</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                             "<td>{}</td></tr>", rows) if rows else format_html(
+                "<tr><td colspan=6>{}</td></tr>", "no lines (an amount only)"),
+        )  # fmt: skip
+        differences = (refund.computed or {}).get("differences") or []
+        diff_html = format_html(
+            "<p><strong>The channel's figures differ from ours:</strong></p><ul>{}</ul>",
+            format_html_join("", "<li>{} {}: channel {}, ours {}</li>",
+                             ((f"line #{d['order_line_id']}" if d.get("order_line_id") else
+                               "refund", d.get("what"), d.get("channel"), d.get("ours"))
+                              for d in differences)),
+        ) if differences else format_html("<p>{}</p>", "No difference between the "
+                                          "channel's figures and ours.")  # fmt: skip
+        shown = ""
+        if raw:
+            shown = format_html("<details><summary>The channel's own figures</summary><pre>{}"
+                                "</pre></details>", json.dumps(raw, indent=2, sort_keys=True,
+                                                                default=str))  # fmt: skip
+        return format_html("{}{}{}", table, diff_html, shown)
+
+    def get_urls(self) -> list[Any]:
+        confirm = self.admin_site.admin_view(self.confirm_manual_view)
+        return [path("<int:object_id>/confirm_manual/", confirm,
+                     name="orders_refund_confirm_manual"), *super().get_urls()]  # fmt: skip
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        extra_context = dict(extra_context or {})
+        refund = self.get_object(request, object_id)
+        extra_context["can_confirm_manual"] = (
+            refund is not None and refund.status in CONFIRMABLE
+            and may_confirm_refund(request.user)
+        )  # fmt: skip
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def confirm_manual_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        refund = get_object_or_404(Refund, pk=object_id)
+        if not self.has_view_permission(request, refund) or not may_confirm_refund(request.user):
+            raise PermissionDenied
+        back = reverse("admin:orders_refund_change", args=[refund.pk])
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        try:
+            with transaction.atomic():
+                refund = refunds.refund_transition(refund_id=refund.pk,
+                                                   transition="confirm_manual",
+                                                   actor=Actor.for_user(request.user))  # fmt: skip
+        except DomainError as exc:
+            self.message_user(request, f"Refused: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Refund {refund.reference}: confirmed as refunded by "
+                              "hand.", messages.SUCCESS)  # fmt: skip
+        return HttpResponseRedirect(back)
+
+
+@admin.register(RefundLimit)
+class RefundLimitAdmin(admin.ModelAdmin):
+    """The largest refund a role may issue without finance, per currency (finance and
+    operations set them: ``orders.*_refundlimit``; finance itself has no limit)."""
+
+    list_display = ["group", "currency", "max_amount"]
+    list_filter = ["group", "currency"]
+    list_editable = ["max_amount"]
+    ordering = ["group__name", "currency"]
+
+
+@register_order_panel
+def order_refunds_panel(request: HttpRequest, order: Order) -> str:
+    """The order's refunds with their money per payment method, and per payment method what
+    was captured, refunded and is left."""
+    if not request.user.has_perm("orders.view_refund"):
+        return ""
+    rows = []
+    for refund in order.refunds.prefetch_related("payments").order_by("created_at", "id"):
+        url = reverse("admin:orders_refund_change", args=[refund.pk])
+        split = ", ".join(f"{p.method} {p.amount}" for p in refund.payments.all()) or "-"
+        rows.append((url, refund.reference, refund.get_source_display(),
+                     refund.get_status_display(), f"{refund.amount} {refund.currency}",
+                     split))  # fmt: skip
+    refunds_html = format_html(
+        "<table><thead><tr><th>Refund</th><th>Source</th><th>Status</th><th>Amount</th>"
+        "<th>Per payment method</th></tr></thead><tbody>{}</tbody></table>",
+        format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+                         "<td>{}</td></tr>", rows),
+    ) if rows else format_html('<p class="none">{}</p>', "No refunds.")  # fmt: skip
+    methods = []
+    for pay in order.payments.all():
+        captured = f"{pay.captured} {pay.currency}" if pay.captured is not None else "not known"
+        left = f"{pay.captured - pay.refunded} {pay.currency}" if pay.captured is not None else "-"
+        methods.append((pay.method, captured, f"{pay.refunded} {pay.currency}", left))
+    methods_html = format_html(
+        "<table><thead><tr><th>Payment method</th><th>Captured</th><th>Refunded</th>"
+        "<th>Left</th></tr></thead><tbody>{}</tbody></table>",
+        format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", methods),
+    ) if methods else ""  # fmt: skip
+    return format_html(
+        '<section class="lifecycle" aria-label="Refunds"><h2>Refunds</h2>{}{}'
+        "<p>Captured {} {}, refunded {} {}.</p></section>",
+        refunds_html, methods_html, money.normalize(order.captured_total, order.currency),
+        order.currency, money.normalize(order.refunded_total, order.currency), order.currency,
+    )  # fmt: skip
 
 
 # --- API tokens ---------------------------------------------------------------------------------

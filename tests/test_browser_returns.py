@@ -1,0 +1,169 @@
+"""Returns and refunds in the admin, in a real browser (Debian's chromium through Playwright,
+against live_server): customer service starts, authorizes and receives a return from the order's
+page and sees its refund there; a refund above the role's limit is refused in words; finance
+confirms a refund made by hand in the channel. Run alone with ``pytest -m browser``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from fulfillment.models import Return, StockLevel
+from fulfillment.returns import ReturnLineRequest, return_authorize, return_receive, return_request
+from fulfillment.services import allocate
+from orders.actors import Actor
+from orders.models import Refund
+from orders.validation import registry
+from tests import test_browser
+from tests.factories import make_user
+from tests.fulfillment.returns_world import cs_limit, delivered_order, review_policy
+from tests.test_browser import log_in
+
+# The browser (module scope: it closes when this module is done) and a page per test, as in
+# tests/test_browser.py.
+browser = test_browser.browser
+page = test_browser.page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def shop(settings):
+    settings.CRM_TARGETS = []
+    settings.RETURN_WINDOW_DAYS_DEFAULT = 30
+    saved = registry.snapshot()
+    registry.set_allocator(allocate)  # as fulfillment's ready() does (see tests/fulfillment)
+    review_policy()
+    cs_limit("100")
+    yield
+    registry.restore(saved)
+
+
+def start_return(page, live_server, order, reasons: dict[str, tuple[int, str]]) -> Return:
+    from playwright.sync_api import expect
+
+    page.goto(f"{live_server.url}/admin/orders/order/{order.pk}/change/")
+    returns = page.get_by_role("region", name="Returns")
+    expect(returns).to_contain_text("No returns.")
+    returns.get_by_role("link", name="Start a return").click()
+    for sku, (units, reason) in reasons.items():
+        page.get_by_label(f"Units of {sku}").fill(str(units))
+        page.get_by_label(f"Reason for {sku}").select_option(reason)
+    page.get_by_role("button", name="Start the return").click()
+    ret = Return.objects.get(order=order)
+    expect(page.locator(".messagelist .success")).to_have_text(
+        f"{ret.rma_number} started (status Requested (waiting for customer service))."
+    )
+    return ret
+
+
+def test_customer_service_returns_two_items_one_restocked_one_damaged_and_sees_the_refund(
+    page, live_server
+):
+    from playwright.sync_api import expect
+
+    make_user("carol", "customer_service")
+    order = delivered_order([("MUG", 1, "10.00"), ("CUP", 2, "15.00")])
+    log_in(page, live_server, "carol")
+
+    ret = start_return(page, live_server, order,
+                       {"MUG": (1, "changed_mind"), "CUP": (2, "damaged")})  # fmt: skip
+    assert ret.requested_via == "admin"
+    actions = page.get_by_role("region", name="Return actions")
+    expect(page.locator(".field-verdict")).to_contain_text(
+        "Needs customer service: the policy authorizes no return by itself."
+    )
+    actions.get_by_role("button", name="Authorize").click()
+    expect(page.locator(".messagelist .success")).to_have_text(
+        f"{ret.rma_number}: authorize done (status Authorized)."
+    )
+    # The label was bought through the outbox after commit: the local carrier's PDF.
+    page.reload()
+    label = page.get_by_role("link", name="Return label (PDF)")
+    expect(label).to_be_visible()
+    pdf = page.request.get(f"{live_server.url}{label.get_attribute('href')}")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF")
+
+    before = {sku: StockLevel.objects.get(sku=sku).on_hand for sku in ("MUG", "CUP")}
+    actions = page.get_by_role("region", name="Return actions")
+    actions.get_by_label("Condition of MUG").select_option("restock")
+    actions.get_by_label("Condition of CUP").select_option("damaged")
+    page.screenshot(path="/tmp/return_receive.png", full_page=True)  # for people; not asserted
+    actions.get_by_role("button", name="Receive").click()
+    expect(page.locator(".messagelist .success")).to_have_text(
+        f"{ret.rma_number}: receive done (status Refunded)."
+    )
+    ret.refresh_from_db()
+    refund = ret.refund
+    assert refund is not None and refund.amount == order.total == Decimal("46.50")
+    assert StockLevel.objects.get(sku="MUG").on_hand == before["MUG"] + 1
+    assert StockLevel.objects.get(sku="CUP").on_hand == before["CUP"]
+
+    page.get_by_role("link", name=order.order_number or order.external_id).first.click()
+    refunds = page.get_by_role("region", name="Refunds")
+    expect(refunds).to_contain_text(refund.reference)
+    expect(refunds).to_contain_text("46.50 USD")
+    expect(refunds).to_contain_text("original payment 46.50")
+    expect(refunds).to_contain_text("refunded 46.50 USD")
+    expect(page.get_by_role("region", name="Returns")).to_contain_text(ret.rma_number)
+    expect(page.get_by_role("region", name="Lifecycle")).to_contain_text("Payment: Refunded")
+    page.screenshot(path="/tmp/order_refunds.png", full_page=True)
+
+
+def test_a_refund_above_the_customer_service_limit_is_refused_in_words(page, live_server):
+    from playwright.sync_api import expect
+
+    make_user("carol", "customer_service")
+    order = delivered_order([("LAMP", 1, "150.00")])
+    log_in(page, live_server, "carol")
+    ret = start_return(page, live_server, order, {"LAMP": (1, "changed_mind")})
+    actions = page.get_by_role("region", name="Return actions")
+    actions.get_by_role("button", name="Authorize").click()
+    expect(page.locator(".messagelist .success")).to_contain_text("authorize done")
+
+    actions = page.get_by_role("region", name="Return actions")
+    actions.get_by_role("button", name="Refund").click()
+    expect(page.locator(".messagelist .error")).to_have_text(
+        "Refused: A refund of 151.50 USD is above your limit of 100.00 USD: finance must issue it"
+    )
+    page.screenshot(path="/tmp/return_refund_refused.png", full_page=True)
+    assert not Refund.objects.filter(order=order).exists()
+    ret.refresh_from_db()
+    assert ret.status == "authorized"
+
+
+def test_finance_confirms_a_refund_made_by_hand_in_the_channel(page, live_server):
+    from playwright.sync_api import expect
+
+    carol = make_user("carol", "customer_service")
+    make_user("fred", "finance")
+    order = delivered_order([("MUG", 1, "10.00")])
+    cs = Actor.for_user(carol)
+    ret = return_request(order_id=order.pk, via="admin", actor=cs,
+                         lines=[ReturnLineRequest(order.lines.get().pk, 1, "damaged")])  # fmt: skip
+    return_authorize(return_id=ret.pk, actor=cs)
+    [line] = ret.lines.all()
+    return_receive(return_id=ret.pk, actor=cs, conditions={line.pk: "restock"})
+    refund = Refund.objects.get(order=order)
+    assert refund.status == "manual"
+
+    log_in(page, live_server, "fred")
+    page.goto(f"{live_server.url}/admin/orders/refund/?status__exact=manual")
+    page.get_by_role("link", name=refund.reference).click()
+    status = page.get_by_role("region", name="Refund status")
+    expect(status).to_contain_text("Status: To be refunded in the channel by hand")
+    expect(page.locator(".field-figures")).to_contain_text(
+        "No difference between the channel's figures and ours."
+    )
+    page.screenshot(path="/tmp/refund_manual.png", full_page=True)
+    status.get_by_role("button", name="Confirm refunded by hand").click()
+    expect(page.locator(".messagelist .success")).to_have_text(
+        f"Refund {refund.reference}: confirmed as refunded by hand."
+    )
+    expect(page.get_by_role("region", name="Refund status")).to_contain_text("Status: Succeeded")
+    expect(page.get_by_role("button", name="Confirm refunded by hand")).to_have_count(0)
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
+    assert Return.objects.get(pk=ret.pk).status == "closed"
