@@ -15,7 +15,9 @@ timeline, and writes outbox actions for what leaves the building (the return lab
   sends it to the customer once it is there.
 - **Received** (``return_receive``): a condition per line (restock, damaged, dispose); only
   restocked units go back on hand, in the warehouse that shipped them.
-- **Refund** (``return_refund``), on receipt or on carrier pickup (policy): the units' exact
+- **Refund** (``return_refund``), on receipt or on carrier pickup (policy): by the policy for
+  a return it authorized itself, else within the refund limit of the person who received (or
+  authorized) it; above that limit the return waits, received, for finance. The units' exact
   refund (``orders.refunds``), the shipping when the policy gives it back, less a restocking fee
   for returns the customer caused; recorded under the RMA number, so once. It is sent to the
   channel, the ERP and the customer by ``fulfillment.refunds_out``; the return closes when the
@@ -62,7 +64,7 @@ from fulfillment.models import (
 from fulfillment.selectors import order_delivered_at, return_policy_for
 from orders import refunds
 from orders.actors import Actor
-from orders.errors import InvalidInput
+from orders.errors import InvalidInput, PermissionRefused
 from orders.models import Order, OrderLine, OrderStatus, RefundSource, RestockType
 from orders.transitions import Audit, order_event_record, row_lock, transition_run
 
@@ -418,8 +420,30 @@ def return_receive(
     if ret.resolution == ReturnResolution.EXCHANGE:
         return return_exchange(return_id=ret.pk, actor=actor)
     if ret.refund_id is None:
-        ret = return_refund(return_id=ret.pk, actor=POLICY_ACTOR)
+        ret = _refund_as_agreed(ret, person=actor)
     return ret
+
+
+def _refund_as_agreed(ret: Return, *, person: Actor | None) -> Return:
+    """The refund that follows receipt (or pickup). A return the policy authorized by itself
+    is refunded by the policy; one a person authorized is refunded within that person's refund
+    limit (``person``: who received it, else who authorized it). Above the limit the return
+    waits, received, for someone whose limit covers it (finance), and the timeline says so."""
+    if ret.auto_authorized:
+        by = POLICY_ACTOR
+    elif person is not None and person.user is not None:
+        by = person
+    elif ret.decided_by is not None:
+        by = Actor.for_user(ret.decided_by)
+    else:
+        by = POLICY_ACTOR
+    try:
+        return return_refund(return_id=ret.pk, actor=by)
+    except PermissionRefused as exc:
+        with transaction.atomic():
+            _event(ret, "return_refund_waiting", by, reason=str(exc))
+        log.info("return.refund_waiting", return_id=ret.pk, code=exc.code)
+        return Return.objects.get(pk=ret.pk)
 
 
 @transaction.atomic
@@ -559,7 +583,7 @@ def return_pickup(*, return_id: int, actor: Actor) -> Return:
     if (ret.policy is not None and ret.policy.refund_trigger == RefundTrigger.PICKUP
             and ret.resolution == ReturnResolution.REFUND
             and ret.status == ReturnStatus.AUTHORIZED):  # fmt: skip
-        return return_refund(return_id=ret.pk, actor=POLICY_ACTOR)
+        return _refund_as_agreed(ret, person=None)
     return Return.objects.get(pk=ret.pk)
 
 

@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from fulfillment.models import ReturnPolicy, StockLevel
-from fulfillment.returns import ReturnLineRequest, return_authorize, return_receive, return_request
+from fulfillment.returns import (
+    ReturnLineRequest,
+    return_authorize,
+    return_receive,
+    return_refund,
+    return_request,
+)
 from orders.actors import Actor
 from orders.errors import InvalidInput
 from orders.models import Refund
@@ -76,3 +82,51 @@ def test_the_same_units_cannot_be_returned_twice():
     with pytest.raises(InvalidInput, match="can be returned"):
         return_request(order_id=order.pk, via="admin", actor=CS,
                        lines=[ReturnLineRequest(line.pk, 1, "damaged")])  # fmt: skip
+
+
+def test_a_return_a_person_authorized_is_refunded_on_receipt_only_within_their_limit():
+    from tests.factories import make_user
+    from tests.fulfillment.returns_world import cs_limit, delivered_order, review_policy
+
+    review_policy()
+    cs_limit("100")
+    cs = Actor.for_user(make_user("desk", "customer_service"))
+    finance = Actor.for_user(make_user("books", "finance"))
+    order = delivered_order([("COAT", 1, "180.00")])
+    line = order.lines.get()
+    ret = return_request(order_id=order.pk, via="admin", actor=cs,
+                         lines=[ReturnLineRequest(line.pk, 1, "changed_mind")])  # fmt: skip
+    ret = return_authorize(return_id=ret.pk, actor=cs)
+    [rl] = ret.lines.all()
+
+    ret = return_receive(return_id=ret.pk, actor=cs, conditions={rl.pk: "restock"})
+
+    # Received (the coat is back on hand), but 180.00 is above customer service's 100.00.
+    assert ret.status == "received" and ret.refund_id is None
+    assert not Refund.objects.filter(order=order).exists()
+    waiting = order.events.get(action="return_refund_waiting")
+    assert "above your limit of 100.00 USD" in waiting.data["reason"]
+    assert (waiting.actor_kind, waiting.actor_id) == ("user", "desk")
+    ret = return_refund(return_id=ret.pk, actor=finance)
+    assert ret.status == "refunded" and ret.refund.amount > Decimal("100")
+
+
+def test_a_return_the_policy_authorized_is_refunded_by_the_policy_whoever_receives_it():
+    from tests.factories import make_user
+    from tests.fulfillment.returns_world import cs_limit, delivered_order
+
+    _policy(auto_authorize_limit=Decimal("500"))
+    cs_limit("100")
+    cs = Actor.for_user(make_user("desk", "customer_service"))
+    order = delivered_order([("COAT", 1, "180.00")])
+    line = order.lines.get()
+    ret = return_request(order_id=order.pk, via="status_page", actor=CS,
+                         lines=[ReturnLineRequest(line.pk, 1, "changed_mind")])  # fmt: skip
+    assert ret.auto_authorized
+    [rl] = ret.lines.all()
+
+    ret = return_receive(return_id=ret.pk, actor=cs, conditions={rl.pk: "restock"})
+
+    assert ret.status == "refunded"
+    event = order.events.get(action="return_mark_refunded")
+    assert (event.actor_kind, event.actor_id) == ("system", "return_policy")
