@@ -131,6 +131,15 @@ DEMO_ORDERS = [
     DemoOrder("1017", "demo-webstore", "ada", "USD",
               [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00")],
               [SHIP], before=PAID, tax="4.41", shows="shipped: the carrier tells the rest"),
+    # Delivered, then returned (demo/returns.py).
+    DemoOrder("1018", "demo-webstore", "grace", "USD",
+              [("HOODIE-GRY-M", "Hoodie grey M", 1, "49.00"), ("MUG-WHT", "Mug white", 1, "12.50")],
+              [SHIP], before=PAID, tax="5.54",
+              shows="delivered; returned: hoodie back to stock, mug damaged, refunded"),
+    DemoOrder("1019", "demo-webstore", "linus", "USD",
+              [("TSHIRT-BLK-M", "T-shirt black M", 6, "19.99")],
+              [SHIP], before=PAID, tax="10.79",
+              shows="delivered; its return waits for customer service"),
 ]  # fmt: skip
 
 # Demo stock: a US warehouse of our own and a 3PL in the Netherlands. HOODIE-GRY-L has none
@@ -153,8 +162,10 @@ DEMO_RETURN_POLICY: dict[str, Any] = {
     "window_days": 30,
     "conditions": "Unworn and unwashed, with the original tags attached. Mugs and posters in "
     "their original packaging. Final-sale items cannot be returned.",
-    "how_to_start": "Reply to your shipping confirmation email with your order number and the "
-    "items you are sending back; we answer within one business day with a prepaid label.",
+    "how_to_start": 'Use "Start a return" below: choose the items and tell us why. Returns '
+    "worth under 100.00 are accepted at once and the prepaid label comes by email; for the "
+    "others we answer within one business day.",
+    "auto_authorize_limit": Decimal("100.00"),
 }
 # The demo order whose status page link setup_demo prints: partly shipped (a parcel on its way
 # and a line still in the warehouse). Any order with a parcel stands in if it is missing.

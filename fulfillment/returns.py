@@ -62,7 +62,7 @@ from fulfillment.models import (
     Warehouse,
 )
 from fulfillment.selectors import order_delivered_at, return_policy_for
-from orders import refunds
+from orders import money, refunds
 from orders.actors import Actor
 from orders.errors import InvalidInput, PermissionRefused
 from orders.models import Order, OrderLine, OrderStatus, RefundSource, RestockType
@@ -168,7 +168,8 @@ def return_policy_verdict(ret: Return, policy: ReturnPolicy | None) -> dict[str,
         why_not.append("the policy authorizes no return by itself")
     elif value >= policy.auto_authorize_limit:
         why_not.append(
-            f"worth {value} {order.currency}, not under the {policy.auto_authorize_limit} limit"
+            f"worth {value} {order.currency}, not under the "
+            f"{money.normalize(policy.auto_authorize_limit, order.currency)} limit"
         )
     return {"auto": not why_not, "why_not": why_not, "policy": policy.pk,
             "value": str(value), "window_ends": ends.isoformat() if ends else None}  # fmt: skip

@@ -51,7 +51,7 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
         if len(parts) == 3 and parts[0] in users:
             request = RequestFactory().post("/admin/login/")
             assert authenticate(request, username=parts[0], password=parts[1]) is not None
-    assert "Demo data ready: 17 new order(s)." in output
+    assert "Demo data ready: 19 new order(s)." in output
     # A reorder point on a SKU whose stock runs low: the replenishment screen is not empty.
     assert "Replenishment: 1 suggestion(s), e.g. HOODIE-GRY-M at NJ1" in output
 
@@ -159,8 +159,11 @@ def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_
     assert ReviewCase.objects.get(order=demo["1004"]).status == "approved"
     # The carrier's scans (the local simulator) decided every demo parcel, as its story says:
     # delivered, or returned to sender with a delivery_exception incident; nobody clicked.
-    parcels = Shipment.objects.filter(order__channel__slug="demo-webstore").exclude(
-        status__in=["draft", "label_purchased", "voided"]
+    # (1018 and 1019 are delivered for their returns: see the returns test below.)
+    parcels = (
+        Shipment.objects.filter(order__channel__slug="demo-webstore")
+        .exclude(status__in=["draft", "label_purchased", "voided"])
+        .exclude(order__external_id__in=["1018", "1019"])
     )
     assert parcels.count() == 7
     for parcel in parcels:
@@ -173,6 +176,7 @@ def test_setup_demo_shows_an_order_of_each_validation_outcome(db, settings, tmp_
         ).exists() == (expected == "returned")
     for order in Order.objects.filter(status="delivered", channel__slug="demo-webstore"):
         assert order.events.get(action="deliver").actor_kind == "carrier"
+    assert Shipment.objects.filter(order__external_id__in=["1018", "1019"]).count() == 2
     assert "Carrier scans (local carrier simulator):" in output
     # Stock is never oversold.
     assert all(s.reserved <= s.on_hand for s in StockLevel.objects.all())
@@ -215,3 +219,38 @@ def test_setup_demo_prints_a_status_page_link_that_opens_with_the_return_policy(
     assert ReturnPolicy.objects.get().conditions[:40] in html
     run_demo()
     assert ReturnPolicy.objects.count() == 1  # safe to run twice
+
+
+def test_setup_demo_shows_a_returned_order_with_its_refund_and_a_return_waiting(
+    db, settings, tmp_path
+):
+    from decimal import Decimal
+
+    from fulfillment.models import Return, StockLevel
+    from orders.models import Refund
+
+    settings.VAR_DIR = tmp_path
+    output = run_demo()
+
+    returned = Return.objects.select_related("refund").get(order__external_id="1018")
+    assert (returned.requested_via, returned.auto_authorized) == ("status_page", True)
+    assert returned.status == "refunded" and returned.label_pdf  # its label was bought
+    assert sorted(returned.lines.values_list("sku", "condition", "restocked_quantity")) == [
+        ("HOODIE-GRY-M", "restock", 1), ("MUG-WHT", "damaged", 0)]  # fmt: skip
+    refund = returned.refund
+    # 49.00 + 12.50 goods, 5.54 tax, and the 5.00 shipping back (a damaged mug is our fault).
+    assert refund.amount == Decimal("72.04") == refund.order.total
+    assert refund.status == "manual"  # the demo storefront takes no refund over an API
+    assert f"order 1018: return {returned.rma_number} refunded: refund {refund.reference}" in output
+    waiting = Return.objects.get(order__external_id="1019")
+    assert waiting.status == "requested" and not waiting.auto_authorized
+    assert (
+        f"order 1019: return {waiting.rma_number} requested: waits for customer service" in output
+    )
+    assert Refund.objects.filter(order__external_id="1019").count() == 0
+    hoodies = StockLevel.objects.get(sku="HOODIE-GRY-M", warehouse__code="NJ1")
+
+    run_demo()  # again: nothing new
+    assert Return.objects.count() == 2 and Refund.objects.filter(source="rma").count() == 1
+    hoodies_after = StockLevel.objects.get(sku="HOODIE-GRY-M", warehouse__code="NJ1")
+    assert hoodies_after.on_hand == hoodies.on_hand

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from demo import builders, deliveries
+from demo import builders, deliveries, returns
 
 
 class Command(BaseCommand):
@@ -29,6 +29,8 @@ class Command(BaseCommand):
         builders.carrier_scans_play(write=self.stdout.write)
         self.stdout.write(builders.reorder_points_ensure())
         builders.return_policy_ensure()
+        self.stdout.write("Returns:")
+        returns.returns_play(write=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
         example = builders.status_link_example()
         if example is not None:
