@@ -116,6 +116,16 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any],
     return private(HttpResponse(html, status=status))
 
 
+def _form_response(request: HttpRequest, context: dict[str, Any],
+                   status: int = 200) -> HttpResponse:  # fmt: skip
+    """The return form. A browser sends ``Origin: null`` on a POST from a ``no-referrer`` page,
+    which Django's CSRF check refuses: the form's page is ``same-origin`` (the address, token
+    included, still never goes to another site)."""
+    response = _render(request, "status/start_return.html", context, status)
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def _form_context(order: Order, token: str, *, error: str = "",
                   post: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     from fulfillment.status_page import order_status_page
@@ -154,7 +164,7 @@ def start_return(request: HttpRequest, token: str) -> HttpResponse:
     if order is None:
         return not_found()
     if request.method != "POST":
-        return _render(request, "status/start_return.html", _form_context(order, token))
+        return _form_response(request, _form_context(order, token))
     key = str(request.POST.get("key", "")).strip()[:100]
     # The same form sent again (a double click, a reload): the return it already started.
     ret = Return.objects.filter(order_id=order.pk, request_key=key).first() if key else None
@@ -171,7 +181,7 @@ def start_return(request: HttpRequest, token: str) -> HttpResponse:
             )  # fmt: skip
         except (FormError, DomainError) as exc:
             context["error"] = str(exc)
-            return _render(request, "status/start_return.html", context, status=400)
+            return _form_response(request, context, status=400)
     return HttpResponseRedirect(
         reverse("order-status-return", args=[token, ret.rma_number]), status=303
     )

@@ -167,3 +167,56 @@ def test_finance_confirms_a_refund_made_by_hand_in_the_channel(page, live_server
     refund.refresh_from_db()
     assert refund.status == "succeeded"
     assert Return.objects.get(pk=ret.pk).status == "closed"
+
+
+def test_the_customer_starts_a_return_on_the_status_page_and_gets_the_label(page, live_server,
+                                                                           settings):  # fmt: skip
+    from playwright.sync_api import expect
+
+    from fulfillment.models import ReturnPolicy
+    from fulfillment.status_page import status_path
+
+    settings.PUBLIC_BASE_URL = live_server.url
+    ReturnPolicy.objects.update(auto_authorize_limit=Decimal("500"))  # authorized at once
+    order = delivered_order([("MUG", 2, "12.50"), ("TEE", 1, "19.99")])
+
+    page.goto(f"{live_server.url}{status_path(order.pk)}")
+    page.get_by_role("link", name="Start a return").click()
+    form = page.get_by_role("form", name="Start a return")
+    expect(form).to_contain_text("within 30 days of delivery")
+    page.get_by_label("MUG", exact=True).select_option("1")  # the quantity: at most the 2 delivered
+    page.get_by_label("Reason for MUG").select_option("damaged")
+    page.get_by_label("Anything we should know?").fill("The handle came off")
+    page.screenshot(path="/tmp/status_start_return.png", full_page=True)  # for people to look at
+    page.get_by_role("button", name="Start the return").click()
+
+    ret = Return.objects.get(order=order)
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Return {ret.rma_number}")
+    expect(page.locator("[data-status]")).to_have_text(
+        "Accepted: send the items back with the label"
+    )
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download your return label (PDF)").click()
+    assert download.value.suggested_filename == f"return-label-{ret.rma_number}.pdf"
+    assert open(download.value.path(), "rb").read(4) == b"%PDF"
+    page.screenshot(path="/tmp/status_return_started.png", full_page=True)
+    page.get_by_role("link", name="Back to order").click()
+    expect(page.get_by_role("region", name="Your returns")).to_contain_text(ret.rma_number)
+    assert [(ln.quantity, ln.reason) for ln in ret.lines.all()] == [(1, "damaged")]
+    assert ret.customer_note == "The handle came off"
+
+
+def test_a_return_form_without_a_reason_says_so_and_keeps_the_choice(page, live_server):
+    from playwright.sync_api import expect
+
+    from fulfillment.status_page import status_path
+
+    order = delivered_order([("MUG", 2, "12.50")])
+    page.goto(f"{live_server.url}{status_path(order.pk)}")
+    page.get_by_role("link", name="Start a return").click()
+    page.get_by_label("MUG", exact=True).select_option("2")
+    page.get_by_role("button", name="Start the return").click()
+
+    expect(page.get_by_role("alert")).to_have_text("Tell us why you are returning MUG")
+    expect(page.get_by_label("MUG", exact=True)).to_have_value("2")
+    assert not Return.objects.exists()

@@ -57,6 +57,9 @@ def test_the_status_page_offers_the_return_form_on_its_own_page():
     assert form.status_code == 200
     assert "Return items from order" in html and "Changed my mind" in html
     assert form["Cache-Control"] == "private, no-store"
+    # A POST from a no-referrer page carries "Origin: null", which the CSRF check refuses.
+    assert form["Referrer-Policy"] == "same-origin"
+    assert b'<meta name="referrer" content="same-origin">' in form.content
     assert "csrftoken" in form.cookies  # the form, and only the form, needs its CSRF cookie
 
 
