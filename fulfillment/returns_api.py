@@ -59,6 +59,10 @@ class ReturnSerializer(serializers.ModelSerializer):
     refund_reference = serializers.CharField(source="refund.reference", read_only=True,
                                              default=None, allow_null=True)  # fmt: skip
     has_label = serializers.SerializerMethodField()
+    # Declared: the model's URLField is blank until the label is bought, and "" is no URI.
+    tracking_url = serializers.CharField(
+        read_only=True, help_text="The return parcel's tracking page; empty until there is one."
+    )
 
     class Meta:
         model = Return
