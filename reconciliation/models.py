@@ -278,3 +278,78 @@ class BankLine(CurrencyAmountsMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.booked_on} {self.amount} {self.currency}"
+
+
+# --- the matching graph --------------------------------------------------------------------------
+class LinkKind(models.TextChoices):
+    ORDER_TRANSACTION = "order_transaction", "Order <-> processor transactions"
+    PAYOUT_TRANSACTIONS = "payout_transactions", "Payout <-> its transactions"
+    PAYOUT_BANK = "payout_bank", "Payout <-> bank deposit"
+    ORDER_ERP = "order_erp", "Order <-> ERP documents"
+
+
+class LinkState(models.TextChoices):
+    MATCHED = "matched", "Matched"
+    PARTIAL = "partial", "Partial"
+    AMOUNT_MISMATCH = "amount_mismatch", "Amount mismatch"
+    MISSING = "missing", "Missing"
+    PROPOSED = "proposed", "Proposed (a person confirms)"
+
+
+class Link(CurrencyAmountsMixin, models.Model):
+    """One edge of the graph order <-> processor transaction <-> payout <-> bank line, and order
+    <-> ERP document, with its state and the reason in words. ``key`` names the edge (its kind
+    and the ids it joins), so matching again updates the edge instead of adding one; an edge a
+    person made or confirmed (``manual``) is never changed by matching. A deposit that covers
+    several payouts is one edge per payout sharing a ``group``."""
+
+    MONEY_FIELDS = ("expected", "found", "difference")
+
+    key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=24, choices=LinkKind.choices, db_index=True)
+    state = models.CharField(max_length=16, choices=LinkState.choices, db_index=True)
+    reason = models.CharField(max_length=500, blank=True)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="recon_links")  # fmt: skip
+    payout = models.ForeignKey(Payout, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="links")  # fmt: skip
+    bank_line = models.ForeignKey(BankLine, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="links")  # fmt: skip
+    erp_document = models.ForeignKey(ErpDocument, null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="links")  # fmt: skip
+    group = models.CharField(max_length=64, blank=True, db_index=True,
+                             help_text="Edges of one one-to-many match share it.")  # fmt: skip
+    currency = models.CharField(max_length=3)
+    expected = models.DecimalField(**MONEY)
+    found = models.DecimalField(**MONEY)
+    difference = models.DecimalField(**MONEY, help_text="found - expected")
+    score = models.PositiveSmallIntegerField(default=0, help_text="Bank matches: how sure.")
+    manual = models.BooleanField(default=False)
+    made_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+")  # fmt: skip
+    note = models.TextField(blank=True)
+    matched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "-matched_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.get_state_display()}"
+
+
+class AuditEntry(models.Model):
+    """What a person did in reconciliation (a manual match, a resolution, a period close)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="+")  # fmt: skip
+    action = models.CharField(max_length=40)
+    subject = models.CharField(max_length=120, help_text="What it was done to: kind:id.")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.subject}"
