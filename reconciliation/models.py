@@ -353,3 +353,73 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.subject}"
+
+
+# --- variance ------------------------------------------------------------------------------------
+class Comparison(models.TextChoices):
+    SALES_ERP = "sales_erp", "Storefront sales vs ERP revenue"
+    SALES_PROCESSOR = "sales_processor", "Storefront sales vs processor gross"
+    PROCESSOR_PAYOUTS = "processor_payouts", "Processor net vs payouts"
+    PAYOUTS_BANK = "payouts_bank", "Payouts vs bank deposits"
+
+
+class Category(models.TextChoices):
+    """Why two columns differ. What none of them explains is ``unexplained``."""
+
+    UNEXPLAINED = "unexplained", "Unexplained"
+    FEES = "fees", "Fees"
+    REFUNDS_AFTER_PAYOUT = "refunds_after_payout", "Refunds after payout"
+    CHARGEBACKS = "chargebacks", "Chargebacks and disputes"
+    RESERVES = "reserves", "Reserves held / released"
+    TIMING = "timing", "Timing (next period, in transit)"
+    FX = "fx", "Currency conversion"
+    GIFT_CARDS = "gift_cards", "Gift cards and store credit"
+    SHIPPING_EXTRAS = "shipping_extras", "Shipping insurance and duties"
+    MISSING_IN_ERP = "missing_in_erp", "Missing in ERP"
+    DUPLICATED_IN_ERP = "duplicated_in_erp", "Duplicated in ERP"
+    AMOUNT_MISMATCH = "amount_mismatch", "Amount mismatch"
+    ROUNDING = "rounding", "Rounding"
+    VENDOR_DEFECT = "vendor_defect", "Vendor-data defect"
+
+
+class VarianceItem(CurrencyAmountsMixin, models.Model):
+    """One explained (or unexplained) part of the difference between two columns of a period.
+    ``key`` names it (period, channel, comparison and subject), so computing again updates it.
+    A person resolves an unexplained item with a category and a note (kept, audited)."""
+
+    MONEY_FIELDS = ("amount",)
+
+    key = models.CharField(max_length=200, unique=True)
+    period = models.CharField(max_length=24, db_index=True, help_text="YYYY-MM or a range.")
+    channel = models.ForeignKey("channels.SalesChannel", null=True, blank=True,
+                                on_delete=models.CASCADE, related_name="+")  # fmt: skip
+    comparison = models.CharField(max_length=20, choices=Comparison.choices)
+    category = models.CharField(max_length=24, choices=Category.choices, db_index=True)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(**MONEY, help_text="Its share of (first column - second).")
+    description = models.CharField(max_length=500)
+    order = models.ForeignKey("orders.Order", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="+")  # fmt: skip
+    payout = models.ForeignKey(Payout, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="+")  # fmt: skip
+    bank_line = models.ForeignKey(BankLine, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="+")  # fmt: skip
+    erp_document = models.ForeignKey(ErpDocument, null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="+")  # fmt: skip
+    resolved_category = models.CharField(max_length=24, choices=Category.choices, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")  # fmt: skip
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["period", "comparison", "category", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.comparison} {self.category} {self.amount} {self.currency}"
+
+    @property
+    def explained_as(self) -> str:
+        """The category that counts: a person's resolution over the computed one."""
+        return self.resolved_category or self.category
