@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -333,6 +334,11 @@ CELERY_BEAT_SCHEDULE = {
     "fulfillment-carrier-inbox-retention": {
         "task": "fulfillment.carrier_event_raw_purge",
         "schedule": env.float("INBOX_RETENTION_SWEEP_SECONDS", default=24 * 3600.0),
+    },
+    # Nightly: the current month's imports, matching and variance (reconciliation/tasks.py).
+    "reconciliation-nightly": {
+        "task": "reconciliation.reconcile_nightly",
+        "schedule": crontab(hour=env.int("RECONCILE_NIGHTLY_HOUR_UTC", default=2), minute=30),
     },
 }
 CELERY_TIMEZONE = "UTC"

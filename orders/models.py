@@ -600,6 +600,7 @@ class IncidentCategory(models.TextChoices):
     DELIVERY_EXCEPTION = "delivery_exception", "Delivery exception"
     CHANNEL_SYNC_FAILED = "channel_sync_failed", "Channel sync failed"
     REFUND_MISMATCH = "refund_mismatch", "Refund mismatch"
+    RECONCILIATION_VARIANCE = "reconciliation_variance", "Reconciliation variance"
     OTHER = "other", "Other"
 
 

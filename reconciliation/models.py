@@ -423,3 +423,30 @@ class VarianceItem(CurrencyAmountsMixin, models.Model):
     def explained_as(self) -> str:
         """The category that counts: a person's resolution over the computed one."""
         return self.resolved_category or self.category
+
+
+class PeriodClose(models.Model):
+    """A period finance closed: its figures frozen as they were, and who closed it. Computing a
+    closed period again shows the difference against these figures; it never changes them."""
+
+    period = models.CharField(max_length=24)
+    channel = models.ForeignKey("channels.SalesChannel", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="+")  # fmt: skip
+    figures = models.JSONField(help_text="The rows as they were at the close (amounts as text).")
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+")  # fmt: skip
+    closed_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-closed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["period"], condition=models.Q(channel__isnull=True),
+                                    name="period_closed_once"),
+            models.UniqueConstraint(fields=["period", "channel"],
+                                    condition=models.Q(channel__isnull=False),
+                                    name="period_channel_closed_once"),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.period} closed by {self.closed_by}"

@@ -75,3 +75,35 @@ def import_api(*, options: ImportOptions) -> list[ImportRun]:
         raise LookupError(f"{Source(options.source).label} has no API import: give its files")
     runs: list[ImportRun] = module.import_api(options=options)
     return runs
+
+
+def configured_imports(*, period: Any, channel: Any = None,
+                       progress: Callable[..., Iterable[Any]] | None = None
+                       ) -> list[ImportOptions]:  # fmt: skip
+    """The API imports this installation is set up for, over ``period`` (a
+    ``reconciliation.variance.Period``): Shopify Payments for each Shopify channel with Admin API
+    access, Amazon's settlements for each Amazon channel, Stripe when ``STRIPE_API_KEY`` is set,
+    NetSuite when ``NETSUITE_API_BASE`` is. ``channel``: only that channel's."""
+    from django.conf import settings
+
+    from channels.adapters.shopify import admin_api_ready
+    from channels.models import ChannelKind, SalesChannel
+    from channels.services import channel_config
+
+    common: dict[str, Any] = {"since": period.start, "until": period.end}
+    if progress is not None:
+        common["progress"] = progress
+    found: list[ImportOptions] = []
+    channels = SalesChannel.objects.filter(is_active=True).order_by("slug")
+    if channel is not None:
+        channels = channels.filter(pk=channel.pk)
+    for ch in channels:
+        if ch.kind == ChannelKind.SHOPIFY and admin_api_ready(channel_config(ch)):
+            found.append(ImportOptions(source=Source.SHOPIFY_PAYMENTS, channel=ch, **common))
+        elif ch.kind == ChannelKind.AMAZON:
+            found.append(ImportOptions(source=Source.AMAZON, channel=ch, **common))
+    if channel is None and str(getattr(settings, "STRIPE_API_KEY", None) or ""):
+        found.append(ImportOptions(source=Source.STRIPE, **common))
+    if channel is None and str(getattr(settings, "NETSUITE_API_BASE", None) or ""):
+        found.append(ImportOptions(source=Source.NETSUITE, **common))
+    return found
