@@ -427,6 +427,10 @@ def read_mt940(path: Path, account: BankAccount, run: Run) -> Iterator[Entry]:
             continue
         customer_ref = str(data.get("customer_reference") or "").strip()
         details = " ".join(str(data.get("transaction_details") or "").split())
+        if "transaction_details" not in data:  # a structured :86: (?00 posting text, ?20 purpose)
+            parts = [data.get(k) for k in ("posting_text", "purpose", "additional_purpose")]
+            details = " ".join(str(p) for p in parts if p)
+        party = data.get("applicant_name") or data.get("recipient_name") or ""
         yield Entry(
             where=where, booked_on=date(booked.year, booked.month, booked.day),
             value_on=(date(data["date"].year, data["date"].month, data["date"].day)
@@ -434,6 +438,7 @@ def read_mt940(path: Path, account: BankAccount, run: Run) -> Iterator[Entry]:
             amount=value, currency=cur, text=details,
             reference="" if customer_ref.upper() == "NONREF" else customer_ref,
             bank_reference=str(data.get("bank_reference") or "").strip(),
+            counterparty=str(party),
             raw={"line": position + 1, "statement": data.get("transaction_reference"),
                  "id": data.get("id"), "status": data.get("status"),
                  "customer_reference": customer_ref,
