@@ -107,8 +107,8 @@ def test_csv_entry_reference_column_is_the_key_and_credit_debit_columns(account,
         encoding="utf-8",
     )
     result = run(Source.BANK_CSV, path, account)
-    assert result.errors == [{"where": "export.csv:5",
-                              "message": "entry in USD; the account Operating EUR is in EUR"}]  # fmt: skip
+    message = "entry in USD; the account Operating EUR is in EUR"
+    assert result.errors == [{"where": "export.csv:5", "message": message}]
     got = list(BankLine.objects.order_by("pk").values_list("dedup_key", "amount"))
     assert got == [("B-1", Decimal("1041.90")), ("B-2", Decimal("-4.00")),
                    ("B-3", Decimal("-4.00"))]  # fmt: skip
