@@ -218,3 +218,30 @@ def test_netsuite_not_configured_or_failing_says_so(httpserver, settings):
 def test_the_erp_csv_has_no_api():
     with pytest.raises(LookupError):
         import_api(options=ImportOptions(source=Source.ERP_CSV))
+
+
+def test_a_503_from_netsuite_is_retried_inside_the_read(httpserver, settings):
+    """SuiteQL's POST is a read: the session repeats it after a retryable answer."""
+    httpserver.expect_ordered_request("/services/rest/query/v1/suiteql").respond_with_data(
+        "busy", status=503
+    )
+    httpserver.expect_ordered_request("/services/rest/query/v1/suiteql").respond_with_json(
+        {"hasMore": False, "items": [item(1, "CustInvc", "5.00", "x-9")]}
+    )
+    settings.NETSUITE_API_BASE = httpserver.url_for("/").rstrip("/")
+    settings.NETSUITE_TOKEN = "ns-read"
+    [result] = import_api(options=ImportOptions(source=Source.NETSUITE))
+    assert result.rows_new == 1 and len(httpserver.log) == 2
+
+
+def test_the_command_reads_an_erp_export(orders, tmp_path, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    path = export(tmp_path, orders[0])
+    with pytest.raises(CommandError) as exc:
+        call_command("import_finance", "--source", "erp_csv", "--no-progress", str(path))
+    assert exc.value.returncode == 1
+    out, err = capsys.readouterr()
+    assert "revenue-2026-03.csv: 11 read, 5 new, 0 already there, 6 rejected" in out
+    assert "revenue-2026-03.csv:7: '12.3x' is not an amount" in err
