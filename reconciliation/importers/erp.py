@@ -14,7 +14,9 @@ rejected (a negative invoice is a credit note under the wrong type: a person mus
 The document's order: the one whose correlation id is the reference, else the one whose channel
 order id is (only when a single channel has it: the same order id on two channels is left open
 for matching to decide). It is re-looked on every import, so an ERP export read before the
-orders arrived gets its orders later; nothing else of a kept row changes.
+orders arrived gets its orders later; nothing else of a kept row changes. A row whose number is
+already kept with another date, amount, currency or reference (twice in one file, or edited in
+the ERP since) is rejected with both versions: a person decides, nothing is overwritten.
 
 Not imported: our own ERP file drop (``fulfillment.downstream.erp_filedrop``). It is what we
 *sent* the ERP (sales orders, one row per order line), not what the ERP booked; reading it as
@@ -47,6 +49,7 @@ import structlog
 from django.conf import settings
 
 from config import correlation, integrations
+from orders import money
 from orders.errors import InvalidInput
 from orders.models import Order
 from reconciliation.importers import ImportOptions
@@ -130,8 +133,20 @@ def keep_document(run: Run, *, source: str, number: str, doc_type: ErpDocType, o
             raise RowError(where, f"invoice {number} has a negative amount {value} "
                                   "(a credit note exported as an invoice?)")  # fmt: skip
         value = -value
+    key = {"source": source, "doc_type": doc_type, "document_number": number}
+    kept = ErpDocument.objects.filter(**key).first()
+    if kept is not None:
+        before = (kept.document_date, kept.currency, kept.amount, kept.reference)
+        if before != (on, currency, value, reference[:120]):
+            # The same number twice in one file, or a document the ERP changed since: a person
+            # decides (the kept row stays as it was; never overwritten silently).
+            shown = money.normalize(kept.amount, kept.currency)
+            raise RowError(where, f"{kept} is already imported as {shown} "
+                                  f"{kept.currency} of {kept.document_date} (reference "
+                                  f"{kept.reference or '-'}); this row says {value} {currency} "
+                                  f"of {on} (reference {reference or '-'})")  # fmt: skip
     run.keep(
-        ErpDocument, key={"source": source, "doc_type": doc_type, "document_number": number},
+        ErpDocument, key=key,
         values={"document_date": on, "reference": reference[:120], "currency": currency,
                 "amount": value, "order": order_for(reference), "raw": dict(raw),
                 "import_run": run.row},

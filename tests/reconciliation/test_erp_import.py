@@ -245,3 +245,20 @@ def test_the_command_reads_an_erp_export(orders, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "revenue-2026-03.csv: 11 read, 5 new, 0 already there, 6 rejected" in out
     assert "revenue-2026-03.csv:7: '12.3x' is not an amount" in err
+
+
+def test_a_document_number_again_with_another_amount_is_rejected_with_both(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("Document Number,Date,Reference,Amount,Currency,Type\n"
+                    "INV-1,2026-03-03,r-1,26.50,EUR,Invoice\n"
+                    "INV-1,2026-03-03,r-1,26.50,EUR,Invoice\n"
+                    "INV-1,2026-03-03,r-1,30.00,EUR,Invoice\n"
+                    "INV-1,2026-03-03,r-1,30.00,EUR,Credit Note\n", encoding="utf-8")  # fmt: skip
+    result = run_csv(path)
+    assert (result.rows_new, result.rows_unchanged, result.rows_rejected) == (2, 1, 1)
+    assert result.errors == [{
+        "where": "twice.csv:4",
+        "message": "Invoice INV-1 is already imported as 26.50 EUR of 2026-03-03 (reference "
+                   "r-1); this row says 30.00 EUR of 2026-03-03 (reference r-1)",
+    }]  # fmt: skip
+    assert ErpDocument.objects.get(doc_type=ErpDocType.INVOICE).amount == Decimal("26.50")
