@@ -48,6 +48,9 @@ ROLES: dict[str, list[str]] = {
         "orders.manage_payment", "orders.manage_credit", "orders.change_customer",
         "orders.issue_refund", "orders.issue_any_refund", "orders.view_refundlimit",
         "orders.change_refundlimit", "orders.add_refundlimit", "orders.delete_refundlimit",
+        # The bank accounts whose statements are imported, and their CSV column mappings.
+        "reconciliation.view_bankaccount", "reconciliation.add_bankaccount",
+        "reconciliation.change_bankaccount",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules (so the
     # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see
