@@ -39,11 +39,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from django.utils import timezone
 
+from channels.adapters.amazon import SpApiClient
 from channels.adapters.base import AdapterError
+from channels.services import channel_config
+from orders.errors import InvalidInput
 from reconciliation.importers import ImportOptions
 from reconciliation.imports import (
     RowError,
@@ -80,9 +84,10 @@ REQUIRED_COLUMNS = ("settlement-id", "total-amount", "currency", "transaction-ty
                     "amount-type", "amount-description")  # fmt: skip
 RESERVE_RELEASE = "previous reserve amount balance"
 RESERVE_HOLD = "current reserve amount"
-# Amazon's day-first marketplaces (DE, FR, IT, ES, UK...) write dates so; the zone is spelt out.
-DATE_TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S")
-DATE_FORMATS = ("%d.%m.%Y", "%d/%m/%Y", "%Y-%m-%d")
+# Amazon's day-first marketplaces (DE, FR, IT, ES...) write dates so, with the zone spelt out;
+# others write year first. A slashed day-first date is not guessed (03/11 is March in the US).
+DATE_TIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S")
+DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d", "%Y/%m/%d")
 UTC_NAMES = ("UTC", "GMT", "Z")
 
 
@@ -98,7 +103,7 @@ def _when(value: str, where: str, column: str) -> datetime:
     if parsed is None:
         bare = text
         for name in UTC_NAMES:
-            if bare.upper().endswith(" " + name) or bare.upper().endswith(name):
+            if bare.upper().endswith(name):
                 bare = bare[: -len(name)].strip()
                 break
         for fmt in DATE_TIME_FORMATS + DATE_FORMATS:
@@ -231,8 +236,10 @@ def import_flat_file(path: Path, *, options: ImportOptions) -> ImportRun:
                             f"{settlement_id} ({settlement.where} is the first)",
                         )
                     settlement.summary, settlement.where = row, where
+                    # Its rows have no currency of their own: they take it even when a date
+                    # of the summary cannot be read (the payout then waits for a good file).
+                    settlement.currency = currency_code(row.get("currency"), where)
                     settlement.payout_values = _summary_values(settlement_id, row, where)
-                    settlement.currency = settlement.payout_values["currency"]
                     continue
                 transactions.append((settlement_id, row, where))
             except RowError as exc:
@@ -456,11 +463,23 @@ def _components(value: Any, pointer: str = "", path: str = "", kind: str = ""
 
 
 def event_category(list_name: str, component: _Component) -> TxCategory:
+    """Disputes whole; else a fee or the cost of points granted is a fee, tax Amazon withheld
+    (marketplace facilitator) an adjustment, the rest what its event list is."""
     if list_name in DISPUTE_LISTS:
         return TxCategory.DISPUTE
-    if "Fee" in component.path:
+    if "Fee" in component.path or "CostOfPoints" in component.path:
         return TxCategory.FEE
+    if "TaxWithheld" in component.path or "TaxesWithheld" in component.path:
+        return TxCategory.ADJUSTMENT
     return LIST_CATEGORY.get(list_name, TxCategory.ADJUSTMENT)
+
+
+def event_vendor_type(list_name: str, component: _Component) -> str:
+    """``Event/ItsList/Type``: ``Shipment/ItemFeeList/FBAPerUnitFulfillmentFee``."""
+    keys = component.path.strip("/").split("/")
+    holder = keys[-2] if len(keys) > 1 else ""
+    parts = [list_name.removesuffix("EventList"), holder, component.kind]
+    return "/".join(p for p in parts if p)[:60]
 
 
 def _canonical(value: Any) -> str:
@@ -517,13 +536,13 @@ def keep_events(
             digest = hashlib.sha256(
                 f"{event_hash}|{seen[event_hash]}|{component.pointer}".encode()
             ).hexdigest()[:32]
-            name = list_name.removesuffix("EventList")
             run.keep(ProcessorTransaction, key={"source": Source.AMAZON,
                                                 "external_id": f"{prefix}:{digest}"},
                      values={
                          "channel": channel, "category": cat,
-                         "vendor_type": f"{name}/{component.kind}"[:60], "currency": currency,
-                         "amount": value, "fee": Decimal(0), "net": value, "occurred_at": posted,
+                         "vendor_type": event_vendor_type(list_name, component),
+                         "currency": currency, "amount": value, "fee": Decimal(0), "net": value,
+                         "occurred_at": posted,
                          "payout_external_id": group_id,
                          "source_order_id": str(event.get("AmazonOrderId") or "")[:120],
                          "source_reference": str(event.get("SellerOrderId") or "")[:120],
@@ -615,12 +634,6 @@ def _pages(client: Any, path: str, *, operation: str, params: dict[str, str],
 def import_api(*, options: ImportOptions) -> list[ImportRun]:
     """Event groups started in [since, until] and each group's events, through the channel's
     SP-API client: one run for the groups, one per group's events."""
-    from urllib.parse import quote
-
-    from channels.adapters.amazon import SpApiClient
-    from channels.services import channel_config
-    from orders.errors import InvalidInput
-
     channel = options.channel
     if channel is None or channel.kind != "amazon":
         raise InvalidInput("Give the Amazon channel (--channel SLUG)", code="channel_required")

@@ -267,7 +267,12 @@ def test_the_sandbox_group_is_a_payout_and_its_events_do_not_add_up_to_it(db):
     assert reversal.count() == 4
     assert all(t.defects[0]["code"] == Defect.TOTAL_MISMATCH for t in reversal)
     assert "101.48" in reversal[0].defects[0]["message"]
-    assert not txs.filter(vendor_type="TaxWithholding/BaseAmount").exists()  # not money moved
+    withholding = [t.raw["pointer"] for t in txs if t.raw["list"] == "TaxWithholdingEventList"]
+    assert withholding == ["/WithheldAmount"]  # BaseAmount is the base, not money moved
+    assert (
+        txs.filter(vendor_type="Chargeback/ShipmentFeeAdjustmentList/FixedClosingFee").count() == 1
+    )
+    assert txs.filter(vendor_type="Chargeback/ShipmentItemList/CostOfPointsGranted").count() == 1
     assert txs.filter(source_order_id="444-555-3343433", category="dispute").count() == 25
 
     before = _snapshot()
@@ -388,3 +393,17 @@ def test_import_finance_lists_each_rejected_row_and_exits_1(db, tmp_path, capsys
     out, err = capsys.readouterr()
     assert "settlement_us.txt: 14 read, 13 new" in out
     assert "settlement_us.txt:7: posted-date-time '25/13/2026 08:30:00 UTC' is not a date" in err
+
+
+def test_an_unreadable_summary_row_keeps_its_rows_waiting_for_the_payout(db, tmp_path):
+    path = _us_file(tmp_path)
+    path.write_text(path.read_text().replace("2026-11-05T07:00:00+00:00", "5th November", 1))
+    [run] = import_files([path], options=_options())
+    message = "deposit-date '5th November' is not a date we can read"
+    assert run.errors == [{"where": "settlement_us.txt:2", "message": message}]
+    assert not Payout.objects.filter(external_id=SID).exists()
+    waiting = ProcessorTransaction.objects.filter(payout_external_id=SID, payout=None)
+    assert waiting.count() == len(US_ROWS)
+    assert set(waiting.values_list("currency", flat=True)) == {"USD"}
+    import_files([_us_file(tmp_path, name="settlement_us_fixed.txt")], options=_options())
+    assert Payout.objects.get(external_id=SID).transactions.count() == len(US_ROWS)
