@@ -82,6 +82,9 @@ ROW_KEY_COLUMNS = (
 )  # fmt: skip
 REQUIRED_COLUMNS = ("settlement-id", "total-amount", "currency", "transaction-type", "amount",
                     "amount-type", "amount-description")  # fmt: skip
+# Ids go into keys of at most 120 characters (``<settlement-id>:<24>:<n>``, ``ev:<group>:<32>``);
+# Amazon's are 11 digits and about 40 characters.
+MAX_ID_CHARS = 80
 RESERVE_RELEASE = "previous reserve amount balance"
 RESERVE_HOLD = "current reserve amount"
 # Amazon's day-first marketplaces (DE, FR, IT, ES...) write dates so, with the zone spelt out;
@@ -153,6 +156,8 @@ def flat_category(transaction_type: str, amount_type: str, description: str) -> 
         or "fee" in atype
     ):
         return TxCategory.FEE  # fmt: skip
+    if "withheldtax" in atype:  # marketplace facilitator tax Amazon keeps and remits
+        return TxCategory.ADJUSTMENT
     if kind == "order":
         return TxCategory.CHARGE
     if kind == "refund":
@@ -216,15 +221,15 @@ def import_flat_file(path: Path, *, options: ImportOptions) -> ImportRun:
         lines = [(reader.line_num, cells) for cells in reader if any(c.strip() for c in cells)]
         settlements: dict[str, _Settlement] = defaultdict(_Settlement)
         transactions: list[tuple[str, dict[str, Any], str]] = []
-        for line, cells in options.progress(lines, total=len(lines), desc=name):
+        for line, cells in lines:
             where = f"{name}:{line}"
             row = dict(zip(header, cells, strict=False))
             if len(cells) > len(header):
                 run.reject(where, f"{len(cells)} columns, the header has {len(header)}")
                 continue
             settlement_id = (row.get("settlement-id") or "").strip()
-            if not settlement_id:
-                run.reject(where, "settlement-id is empty")
+            if not settlement_id or len(settlement_id) > MAX_ID_CHARS:
+                run.reject(where, f"settlement-id {settlement_id!r} is not a settlement id")
                 continue
             settlement = settlements[settlement_id]
             try:
@@ -244,7 +249,8 @@ def import_flat_file(path: Path, *, options: ImportOptions) -> ImportRun:
                 transactions.append((settlement_id, row, where))
             except RowError as exc:
                 run.reject(exc.where, exc.message)
-        for settlement_id, row, where in transactions:
+        for settlement_id, row, where in options.progress(transactions, total=len(transactions),
+                                                          desc=name):  # fmt: skip
             settlement = settlements[settlement_id]
             try:
                 values = _transaction_values(settlement_id, row, where, settlement)
@@ -426,11 +432,13 @@ def keep_groups(run: Run, groups: Iterable[tuple[str, Any]], *, channel: Any) ->
         try:
             if not isinstance(group, dict) or not group.get("FinancialEventGroupId"):
                 raise RowError(where, "no FinancialEventGroupId")
+            if len(str(group["FinancialEventGroupId"])) > MAX_ID_CHARS:
+                raise RowError(f"{where}/FinancialEventGroupId", "longer than a group id can be")
             values = _group_values(group, where, channel)
         except RowError as exc:
             run.reject(exc.where, exc.message)
             continue
-        group_id = str(group["FinancialEventGroupId"])[:100]
+        group_id = str(group["FinancialEventGroupId"])
         run.keep(Payout, key={"source": Source.AMAZON, "external_id": group_id}, values=values,
                  mutable=("status", "paid_on", "period_end", "trace_id", "summary",
                           "raw"))  # fmt: skip
@@ -492,7 +500,7 @@ def keep_events(
 ) -> None:  # fmt: skip
     """One page's ``FinancialEvents`` as transactions, one per money component. ``seen``
     counts identical events across the group's pages (the second is a row of its own)."""
-    prefix = f"ev:{group_id}" if group_id else "ev:"
+    prefix = f"ev:{group_id}"  # at most 3 + 80 + 1 + 32 of the 120 an external id has
     items = [(list_name, i, event) for list_name, entries in events.items()
              if isinstance(entries, list) for i, event in enumerate(entries)]  # fmt: skip
     for list_name, i, event in progress(items, total=len(items), desc="financialEvents"):
@@ -589,6 +597,7 @@ def import_json_file(path: Path, *, options: ImportOptions) -> ImportRun:
                      if isinstance(entries, list) for e in entries
                      if isinstance(e, dict) and e.get("FinancialEventGroupId")}  # fmt: skip
             group_id = named.pop() if len(named) == 1 else ""
+            group_id = group_id if len(group_id) <= MAX_ID_CHARS else ""
             keep_events(run, events, where=f"{name}#/payload/FinancialEvents", group_id=group_id,
                         posted_default=None, channel=options.channel,
                         progress=options.progress, seen=defaultdict(int))  # fmt: skip
@@ -639,6 +648,9 @@ def import_api(*, options: ImportOptions) -> list[ImportRun]:
         raise InvalidInput("Give the Amazon channel (--channel SLUG)", code="channel_required")
     today = timezone.now().date()
     since = options.since or today - timedelta(days=DEFAULT_DAYS)
+    if options.until is not None and options.until < since:
+        raise InvalidInput(f"--until {options.until} is before --since {since}",
+                           code="invalid_range")  # fmt: skip
     after = datetime.combine(since, time.min, tzinfo=UTC)
     before = timezone.now() - API_LAG
     if options.until is not None:
@@ -664,7 +676,7 @@ def import_api(*, options: ImportOptions) -> list[ImportRun]:
             ids = keep_groups(run, options.progress(groups, total=len(groups), desc=origin),
                               channel=channel)  # fmt: skip
         runs.append(run.result)
-        by_id = {str(g.get("FinancialEventGroupId"))[:100]: g for _w, g in groups
+        by_id = {str(g.get("FinancialEventGroupId")): g for _w, g in groups
                  if isinstance(g, dict)}  # fmt: skip
         for group_id in ids:
             group = by_id[group_id]

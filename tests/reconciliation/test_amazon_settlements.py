@@ -218,6 +218,7 @@ def test_a_file_without_the_report_columns_is_refused_at_its_header(db, tmp_path
         ("Order", "ItemPrice", "Principal", "charge"),
         ("Order", "Promotion", "Principal", "charge"),
         ("Order", "ItemFees", "FBAPerUnitFulfillmentFee", "fee"),
+        ("Order", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", "adjustment"),
         ("Refund", "ItemPrice", "Tax", "refund"),
         ("Refund", "ItemFees", "RefundCommission", "fee"),
         ("other-transaction", "other-transaction", "Previous Reserve Amount Balance",
@@ -407,3 +408,27 @@ def test_an_unreadable_summary_row_keeps_its_rows_waiting_for_the_payout(db, tmp
     assert set(waiting.values_list("currency", flat=True)) == {"USD"}
     import_files([_us_file(tmp_path, name="settlement_us_fixed.txt")], options=_options())
     assert Payout.objects.get(external_id=SID).transactions.count() == len(US_ROWS)
+
+
+def test_a_next_token_that_comes_back_stops_the_read_instead_of_looping(httpserver, amazon_channel):
+    from channels.adapters.base import AdapterError
+
+    httpserver.expect_request("/auth/o2/token", method="POST").respond_with_json(
+        {"access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 3600}
+    )
+    # The sandbox answer as it is, for every page: it always names the same next page.
+    httpserver.expect_request("/finances/v0/financialEventGroups").respond_with_data(
+        GROUPS.read_bytes(), content_type="application/json"
+    )
+    with pytest.raises(AdapterError, match="came twice"):
+        import_api(options=_options(channel=amazon_channel, since=date(2020, 2, 1)))
+    assert len([r for r, _ in httpserver.log if r.path.startswith("/finances")]) == 2
+    assert not Payout.objects.exists()
+
+
+def test_an_api_range_that_ends_before_it_starts_is_refused(amazon_channel):
+    from orders.errors import InvalidInput
+
+    options = _options(channel=amazon_channel, since=date(2026, 11, 2), until=date(2026, 11, 1))
+    with pytest.raises(InvalidInput, match="before --since"):
+        import_api(options=options)
