@@ -432,3 +432,12 @@ def test_an_api_range_that_ends_before_it_starts_is_refused(amazon_channel):
     options = _options(channel=amazon_channel, since=date(2026, 11, 2), until=date(2026, 11, 1))
     with pytest.raises(InvalidInput, match="before --since"):
         import_api(options=options)
+
+
+def test_import_finance_says_the_vendor_refused_in_one_line(httpserver, amazon_channel):
+    httpserver.expect_request("/auth/o2/token", method="POST").respond_with_json(
+        {"error": "invalid_grant"}, status=400
+    )
+    with pytest.raises(CommandError, match="Amazon LWA token exchange"):
+        call_command("import_finance", "--source", "amazon", "--api", "--channel", "amzn-us",
+                     "--no-progress")  # fmt: skip
