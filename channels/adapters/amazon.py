@@ -196,18 +196,26 @@ class SpApiClient:
         return str(token)
 
     # --- calls ---------------------------------------------------------------------------
-    def get(self, path: str, *, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET an SP-API path; the ``payload`` of its answer (the v0 envelope)."""
-        body = self.get_json(path, operation=operation, params=params)
+    def get(
+        self, path: str, *, operation: str, params: Mapping[str, str],
+        parse_float: Callable[[str], Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """GET an SP-API path; the ``payload`` of its answer (the v0 envelope). With
+        ``parse_float=Decimal`` Amazon's JSON-number amounts come as Decimals."""
+        body = self.get_json(path, operation=operation, params=params, parse_float=parse_float)
         payload = body.get("payload")
         if not isinstance(payload, dict):
             raise AdapterError(f"Amazon {operation}: the answer has no payload", retryable=True)
         return payload
 
-    def get_json(self, path: str, *, operation: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def get_json(
+        self, path: str, *, operation: str, params: Mapping[str, str],
+        parse_float: Callable[[str], Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """GET an SP-API path; its whole JSON answer (the 2026-01-01 APIs have no envelope)."""
         response = self._send("GET", path, operation=operation, params=dict(params))
-        body = self.session.json_of(response, what=f"Amazon {operation}") or {}
+        body = self.session.json_of(response, what=f"Amazon {operation}",
+                                    parse_float=parse_float) or {}  # fmt: skip
         if not isinstance(body, dict):
             raise AdapterError(f"Amazon {operation}: the answer is not an object", retryable=True)
         return body
