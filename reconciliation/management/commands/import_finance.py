@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from channels.models import SalesChannel
+from config.integrations import IntegrationError
 from orders.errors import DomainError
 from reconciliation.importers import ImportOptions, import_api, import_files
 from reconciliation.models import BankAccount, Source
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         try:
             runs = (import_api(options=settings) if options["api"]
                     else import_files(options["files"], options=settings))  # fmt: skip
-        except (LookupError, DomainError, OSError) as exc:
+        except (LookupError, DomainError, IntegrationError, OSError) as exc:  # a vendor API failed
             raise CommandError(str(exc)) from None
         rejected = 0
         for run in runs:
