@@ -43,8 +43,8 @@ from reconciliation.importers._jsonfile import (
     text,
 )
 from reconciliation.imports import (
-    Run,
     RowError,
+    Run,
     amount,
     attach_transactions,
     currency_code,
@@ -133,7 +133,8 @@ def keep_payout(run: Run, row: Any, where: list[str | int], name: str,
     if status is None:
         raise RowError(pointer(name, *where, "status"),
                        f"{row.get('status')!r} is not a Shopify payout status")  # fmt: skip
-    summary = row.get("summary") if isinstance(row.get("summary"), dict) else {}
+    found = row.get("summary")
+    summary: dict[str, Any] = found if isinstance(found, dict) else {}
     gross = fees = Decimal(0)
     for key in SUMMARY_GROSS:
         if key in summary:
@@ -217,9 +218,9 @@ def read_document(run: Run, document: Any, name: str, options: ImportOptions) ->
         run.reject(pointer(name), 'no "payouts", "payout" or "transactions" in it: not a '
                    "Shopify Payments answer")  # fmt: skip
         return payout_ids
-    for where, row in options.progress(rows, total=len(rows), desc=name):
+    for place, row in options.progress(rows, total=len(rows), desc=name):
         try:
-            payout_id = keep(run, row, where, name, options)
+            payout_id = keep(run, row, place, name, options)
         except RowError as exc:
             run.reject(exc.where, exc.message)
             continue

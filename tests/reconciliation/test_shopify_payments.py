@@ -53,9 +53,11 @@ def codes(defects: list[dict[str, str]]) -> list[str]:
 def test_the_samples_import_with_their_defects_flagged_and_a_reimport_changes_nothing():
     runs = import_files(FILES, options=OPTIONS)
     assert [(r.origin, r.rows_read, r.rows_new, r.rows_unchanged, r.rows_rejected)
-            for r in runs] == [("payouts_list.json", 8, 8, 0, 0),
-                               ("payout_623721858_get.json", 1, 0, 1, 0),
-                               ("balance_transactions_payout_623721858.json", 50, 50, 0, 0)]  # fmt: skip
+            for r in runs] == [
+        ("payouts_list.json", 8, 8, 0, 0),
+        ("payout_623721858_get.json", 1, 0, 1, 0),
+        ("balance_transactions_payout_623721858.json", 50, 50, 0, 0),
+    ]  # fmt: skip
     assert runs[2].defects == 1
 
     row = ProcessorTransaction.objects.get(source=Source.SHOPIFY_PAYMENTS, external_id="758509248")
@@ -124,7 +126,8 @@ def test_a_bad_row_is_rejected_by_json_pointer_and_the_rest_of_the_file_imports(
     assert runs[0].errors == [
         {"where": "transactions.json#/transactions/3/amount",
          "message": "'12,3x' is not an amount (Not an amount: '12,3x')"},
-        {"where": "transactions.json#/transactions/7/currency", "message": "'XYZ' is not a currency"},
+        {"where": "transactions.json#/transactions/7/currency",
+         "message": "'XYZ' is not a currency"},
         {"where": "transactions.json#/transactions/9/processed_at",
          "message": "'2024-01-10T07:34:56' has no time zone"},
         {"where": "transactions.json#/transactions/11/id", "message": "the row has no id"},
