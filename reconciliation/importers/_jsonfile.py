@@ -30,9 +30,12 @@ def pointer(name: str, *parts: str | int) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """The row as a JSONField stores it: a ``Decimal`` as the text the vendor sent."""
+    """The row as a JSONField stores it: a ``Decimal`` as the text the vendor sent (a float an
+    SDK parsed as its shortest text: never a float in our rows)."""
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, float):  # only from an SDK's own parsing (Stripe's exchange_rate)
+        return repr(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -227,7 +227,7 @@ def serve_stripe(httpserver: HTTPServer) -> list[dict[str, object]]:
                      "reporting_category": "payout", "source": "po_1"}]  # fmt: skip
         else:
             rows = [{**base_tx, "id": "txn_2", "amount": 510, "fee": 10, "net": 510,
-                     "source": "ch_2"}]  # fmt: skip
+                     "source": "ch_2", "exchange_rate": 1.0921}]  # fmt: skip
         return page(rows, False, "/v1/balance_transactions")
 
     httpserver.expect_request("/v1/payouts").respond_with_handler(payouts)
@@ -277,6 +277,8 @@ def test_the_api_lists_payouts_and_their_transactions_through_the_sdk(
     assert codes(ProcessorTransaction.objects.get(external_id="txn_2").defects) == [
         Defect.NET_MISMATCH
     ]  # 5.10 - 0.10 != 5.10
+    # The SDK parses JSON numbers itself: its float is kept as text, never a float in our rows.
+    assert ProcessorTransaction.objects.get(external_id="txn_2").raw["exchange_rate"] == "1.0921"
 
     before = snapshot()
     [again] = import_api(options=options)
