@@ -358,7 +358,8 @@ def stripe_client(session: integrations.IntegrationSession) -> stripe.StripeClie
 def _session() -> integrations.IntegrationSession:
     return integrations.session(
         timeout=settings.STRIPE_TIMEOUT, user_agent=USER_AGENT,
-        policy=integrations.RetryPolicy(retries=settings.STRIPE_RETRIES, backoff=0.5),
+        policy=integrations.RetryPolicy(retries=settings.STRIPE_RETRIES,
+                                       backoff=settings.STRIPE_BACKOFF),
         error=StripeAPIError, log_event="stripe_api.failed", prefix="stripe ", logger=log,
     )  # fmt: skip
 
@@ -401,8 +402,10 @@ def import_api(*, options: ImportOptions) -> list[ImportRun]:
                              payout_id)  # fmt: skip
         except stripe.StripeError as exc:
             status = exc.http_status
+            # Stripe's error type and code, not its message: an error is stored and shown, and
+            # the vendor's text may quote what was sent (a masked key, an id, an address).
             raise StripeAPIError(
-                f"stripe {type(exc).__name__}: {exc.user_message or 'the call failed'}"
+                f"stripe {type(exc).__name__}: {exc.code or 'the call failed'}"
                 f"{f' (HTTP {status})' if status else ''}",
                 retryable=status is None or integrations.is_retryable_status(status),
                 status=status,

@@ -237,3 +237,30 @@ def test_the_api_needs_a_configured_channel_and_says_which_part_is_missing():
     channel = SalesChannelFactory(kind="shopify", api_base_url="https://shop.example.com")
     with pytest.raises(InvalidInput, match="access_token"):
         import_api(options=ImportOptions(source=Source.SHOPIFY_PAYMENTS, channel=channel))
+
+
+def test_a_503_is_tried_again_and_a_refusal_stops_the_read_in_words(httpserver: HTTPServer):
+    from channels.http import ChannelHTTPError
+
+    channel = shopify_channel(httpserver)
+    base = f"/shop/admin/api/{API_VERSION}/shopify_payments"
+    single = (SAMPLES / "payout_623721858_get.json").read_text()
+    listing = json.dumps({"payouts": [json.loads(single)["payout"]]})
+    txs = (SAMPLES / "balance_transactions_payout_623721858.json").read_text()
+    httpserver.expect_ordered_request(f"{base}/payouts.json").respond_with_data("", status=503)
+    httpserver.expect_ordered_request(f"{base}/payouts.json").respond_with_data(
+        listing, content_type="application/json"
+    )
+    httpserver.expect_ordered_request(f"{base}/balance/transactions.json").respond_with_data(
+        txs, content_type="application/json"
+    )
+    options = ImportOptions(source=Source.SHOPIFY_PAYMENTS, channel=channel)
+    [run] = import_api(options=options)
+    httpserver.check_assertions()
+    assert run.rows_new == 51
+
+    httpserver.clear()
+    httpserver.expect_request(f"{base}/payouts.json").respond_with_data("", status=401)
+    with pytest.raises(ChannelHTTPError, match="HTTP 401") as caught:
+        import_api(options=options)
+    assert not caught.value.retryable

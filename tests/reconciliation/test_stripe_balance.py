@@ -293,7 +293,7 @@ def test_a_stripe_refusal_and_a_guarded_url_are_errors_in_words(httpserver, stri
     with pytest.raises(StripeAPIError) as caught:
         import_api(options=OPTIONS)
     assert caught.value.status == 401 and not caught.value.retryable
-    assert "Invalid API Key" in str(caught.value)
+    assert str(caught.value) == "stripe AuthenticationError: the call failed (HTTP 401)"
 
     stripe_settings.STRIPE_API_BASE = "http://169.254.169.254"
     with pytest.raises(URLRefused):
@@ -306,3 +306,39 @@ def test_the_api_needs_a_key(settings):
     settings.STRIPE_API_KEY = ""
     with pytest.raises(InvalidInput, match="STRIPE_API_KEY"):
         import_api(options=OPTIONS)
+
+
+def test_the_command_reads_the_api_and_says_a_failed_call_in_words(
+    httpserver: HTTPServer, stripe_settings, capsys
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    serve_stripe(httpserver)
+    call_command("import_finance", "--source", "stripe", "--api", "--no-progress")
+    assert "5 new, 0 already there, 0 rejected, 1 with a vendor defect" in capsys.readouterr().out
+
+    httpserver.clear()
+    httpserver.expect_request("/v1/payouts").respond_with_json(
+        {"error": {"type": "api_error", "message": "boom"}}, status=500)  # fmt: skip
+    with pytest.raises(CommandError, match=r"stripe APIError.*\(HTTP 500\)"):
+        call_command("import_finance", "--source", "stripe", "--api", "--no-progress")
+
+
+def test_a_503_is_tried_again_by_our_session_not_by_the_sdk(httpserver: HTTPServer,
+                                                            stripe_settings):  # fmt: skip
+    stripe_settings.STRIPE_RETRIES = 1
+    empty = {"object": "list", "data": [], "has_more": False, "url": "/v1/payouts"}
+    httpserver.expect_ordered_request("/v1/payouts").respond_with_data("", status=503)
+    httpserver.expect_ordered_request("/v1/payouts").respond_with_json(empty)
+    [run] = import_api(options=OPTIONS)
+    httpserver.check_assertions()
+    assert run.rows_read == 0
+
+    httpserver.clear()
+    for _ in range(3):
+        httpserver.expect_ordered_request("/v1/payouts").respond_with_data("", status=503)
+    with pytest.raises(StripeAPIError) as caught:
+        import_api(options=OPTIONS)
+    assert caught.value.retryable and caught.value.status == 503
+    assert len(httpserver.log) == 2  # one try and one retry, none by the SDK on top
