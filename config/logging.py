@@ -120,6 +120,9 @@ def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "django.db.backends": {"level": "WARNING"},
             # Retries are worth seeing; their URLs lose the query (logfilter, above).
             "urllib3": {"level": "WARNING"},
+            # The stripe SDK logs every request's URL with its query at INFO; our integration
+            # session logs the failures (host and path only).
+            "stripe": {"level": "WARNING"},
             "celery": {"level": level},
         },
     }

@@ -416,6 +416,13 @@ EASYPOST_TIMEOUT = (env.float("EASYPOST_CONNECT_TIMEOUT", default=3.0),
                     env.float("EASYPOST_READ_TIMEOUT", default=30.0))  # fmt: skip
 EASYPOST_RETRIES = env.int("EASYPOST_RETRIES", default=2)
 EASYPOST_BACKOFF = env.float("EASYPOST_BACKOFF", default=0.5)
+# Stripe (finance imports: payouts and balance transactions through the official SDK).
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_TIMEOUT = (env.float("STRIPE_CONNECT_TIMEOUT", default=3.0),
+                  env.float("STRIPE_READ_TIMEOUT", default=30.0))  # fmt: skip
+STRIPE_RETRIES = env.int("STRIPE_RETRIES", default=2)
+STRIPE_BACKOFF = env.float("STRIPE_BACKOFF", default=0.5)
 EASYPOST_LABEL_FORMAT = env.str("EASYPOST_LABEL_FORMAT", default="PDF")
 EASYPOST_CUSTOMS_SIGNER = env.str("EASYPOST_CUSTOMS_SIGNER", default="")
 EASYPOST_EEL_PFC = env.str("EASYPOST_EEL_PFC", default="NOEEI 30.37(a)")

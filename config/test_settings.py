@@ -10,6 +10,7 @@ ADDRESS_VERIFIER = ""  # offline address rules only, whatever the shell says
 ADDRESS_VERIFIER_BACKOFF = 0
 EASYPOST_API_KEY = ""  # carriers: local only unless a test configures EasyPost
 EASYPOST_BACKOFF = 0
+STRIPE_BACKOFF = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # JSON lines whatever LOG_FORMAT the shell has: tests parse them.
