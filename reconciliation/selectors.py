@@ -20,6 +20,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 
+from orders import money
 from orders.models import Order, OrderStatus, Refund, RefundStatus
 from reconciliation.matching import BANK_WINDOW_AFTER, BANK_WINDOW_BEFORE, bank_score
 from reconciliation.models import (
@@ -85,6 +86,8 @@ def payout_list(*, status: str = "", source: str = "") -> list[PayoutRow]:
     rows = []
     for p in qs.order_by("-paid_on", "-id"):
         tx_sum = getattr(p, "tx_sum", None)
+        if tx_sum is not None:
+            tx_sum = money.normalize(tx_sum, p.currency)
         link = links.get(p.pk)
         state, why = payout_status(p, tx_sum, link)
         if status and state != status:
@@ -100,7 +103,7 @@ class Candidate:
     line: BankLine
     score: int
     payouts: list[Payout] = field(default_factory=list)  # the set a proposal confirms
-    proposed: bool = False
+    state: str = ""  # the payout's link to it, when it has one
 
 
 def payout_bank_candidates(payout: Payout) -> list[Candidate]:
@@ -117,8 +120,7 @@ def payout_bank_candidates(payout: Payout) -> list[Candidate]:
             group = [ln.payout for ln in Link.objects.filter(group=link.group)
                      .select_related("payout").order_by("payout__paid_on", "payout_id")
                      if ln.payout is not None]  # fmt: skip
-        out.append(Candidate(line=line, score=link.score, payouts=group,
-                             proposed=link.state == LinkState.PROPOSED))  # fmt: skip
+        out.append(Candidate(line=line, score=link.score, payouts=group, state=link.state))
         seen.add(line.pk)
     window = (payout.paid_on - timedelta(days=BANK_WINDOW_BEFORE),
               payout.paid_on + timedelta(days=BANK_WINDOW_AFTER))  # fmt: skip

@@ -100,7 +100,8 @@ def period_recompute(*, period: Period, channel: Any = None, user: Any) -> Repor
     AuditEntry.objects.create(
         user=user, action="period_recompute", subject=f"period:{period.label}",
         data={"channel": channel.slug if channel is not None else None,
-              "unexplained": {k: str(v) for k, v in report.unexplained.items()}},
+              "unexplained": {k: str(money.normalize(v, k))
+                              for k, v in report.unexplained.items()}},
     )  # fmt: skip
     return report
 

@@ -41,6 +41,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from config.csvfiles import csv_row
+from orders import money
 from orders.errors import InvalidInput
 from reconciliation.matching import bank_match_confirm
 from reconciliation.models import (
@@ -193,9 +194,14 @@ def period_page(request: HttpRequest) -> HttpResponse:
         key=lambda i: (i.resolved_by_id is not None, -abs(i.amount), i.pk),
     )
     fmt = request.GET.get("format")
-    table = [[r.channel, r.currency, *(r.columns.get(c, Decimal(0)) for c in COLUMNS),
+
+    def shown_amount(r: Any, value: Decimal) -> Decimal:
+        return money.normalize(value, r.currency)
+
+    table = [[r.channel, r.currency, *(shown_amount(r, r.columns.get(c, Decimal(0)))
+                                       for c in COLUMNS),
               r.variance_percent if r.variance_percent is not None else "",
-              r.unexplained_total] for r in rows]  # fmt: skip
+              shown_amount(r, r.unexplained_total)] for r in rows]  # fmt: skip
     headers = ["Channel", "Currency", *(COLUMN_LABELS[c] for c in COLUMNS), "Variance %",
                "Unexplained"]  # fmt: skip
     if fmt == "csv":
@@ -207,8 +213,9 @@ def period_page(request: HttpRequest) -> HttpResponse:
         params = dict(period=period.label, channel=r.channel, currency=r.currency)
         shown.append({
             "row": r, "ok": not r.unexplained_total,
-            "columns": [(r.columns.get(c, Decimal(0)), _url("finance:column", column=c, **params))
-                        for c in COLUMNS],
+            "columns": [(shown_amount(r, r.columns.get(c, Decimal(0))),
+                         _url("finance:column", column=c, **params)) for c in COLUMNS],
+            "unexplained": shown_amount(r, r.unexplained_total),
             "variance_url": _url("finance:items", comparison=Comparison.SALES_ERP, **params),
             "unexplained_url": _url("finance:items", category=Category.UNEXPLAINED, **params),
             "items_url": _url("finance:items", **params),

@@ -172,3 +172,18 @@ def test_closing_a_period_shows_who_closed_it_and_the_changes_since(client, fina
     page = client.get(reverse("finance:period"), {"period": "2026-11"}).content.decode()
     assert f"Closed by {finance_user}" in page and "Close period" not in page
     assert '<td>sales</td><td class="num">26.50</td><td class="num">53.00</td>' in page
+
+
+def test_recompute_matches_again_and_is_audited(client, finance_user):
+    m, _ = lost_payout_month()
+    # A deposit for P9 booked after the first matching: recompute matches it.
+    BankLine.objects.create(account=m.account, source="bank_csv", dedup_key="late",
+                            booked_on=date(2026, 11, 4), currency="USD",
+                            amount=Decimal("41.90"), text="SHOPIFY P9")  # fmt: skip
+    client.force_login(finance_user)
+    response = client.post(reverse("finance:period"), {"period": "2026-11",
+                                                       "action": "recompute"})  # fmt: skip
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="period_recompute")
+    assert entry.user == finance_user and entry.data["unexplained"] == {"USD": "0.00"}
+    assert not VarianceItem.objects.filter(category="unexplained").exists()
