@@ -70,13 +70,16 @@ def defect_words(defect: Any) -> str:
     return f"{label}: {message}" if message else label
 
 
-def payout_list(*, status: str = "", source: str = "") -> list[PayoutRow]:
+def payout_list(*, status: str = "", source: str = "", payout_id: int | None = None
+                ) -> list[PayoutRow]:  # fmt: skip
     """Every payout (newest first) with its transactions' sum, its deposit and its status."""
     qs: QuerySet[Payout] = Payout.objects.select_related("channel").annotate(
         tx_sum=Sum("transactions__net", filter=~Q(transactions__category=TxCategory.PAYOUT))
     )
     if source:
         qs = qs.filter(source=source)
+    if payout_id is not None:
+        qs = qs.filter(pk=payout_id)
     links = {
         ln.payout_id: ln
         for ln in Link.objects.filter(kind=LinkKind.PAYOUT_BANK, payout__in=qs)

@@ -372,7 +372,7 @@ def payout_page(request: HttpRequest, payout_id: int) -> HttpResponse:
         except InvalidInput as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(here)
-    row = next((r for r in payout_list() if r.payout.pk == payout.pk), None)
+    row = next(iter(payout_list(payout_id=payout.pk)), None)
     txs = payout.transactions.select_related("order").order_by("occurred_at", "pk")
     tx_table = Table(
         ["Transaction", "Type", "Date", "Order", "Amount", "Fee", "Net", "Defects"],

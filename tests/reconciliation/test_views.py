@@ -187,3 +187,17 @@ def test_recompute_matches_again_and_is_audited(client, finance_user):
     entry = AuditEntry.objects.get(action="period_recompute")
     assert entry.user == finance_user and entry.data["unexplained"] == {"USD": "0.00"}
     assert not VarianceItem.objects.filter(category="unexplained").exists()
+
+
+def test_the_payouts_list_reads_in_a_fixed_number_of_queries(
+    client, finance_user, django_assert_max_num_queries
+):
+    m, _ = lost_payout_month()
+    client.force_login(finance_user)
+    with django_assert_max_num_queries(12) as few:
+        client.get(reverse("finance:payouts"))
+    for n in range(20):
+        m.payout(f"X{n}", "1.00", date(2026, 11, 20))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(reverse("finance:payouts")).content.decode()
+    assert page.count("status-unmatched") >= 21  # P9 and the 20 new ones
