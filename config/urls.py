@@ -24,6 +24,11 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/privacy-exports/", include("orders.urls")),
+    # The finance screens (reconciliation.views), before the admin's own catch-all.
+    path(
+        "admin/reconciliation/finance/",
+        include(("reconciliation.urls", "finance"), namespace="finance"),
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SchemaView.as_view(), name="schema"),

@@ -51,6 +51,11 @@ ROLES: dict[str, list[str]] = {
         # The bank accounts whose statements are imported, and their CSV column mappings.
         "reconciliation.view_bankaccount", "reconciliation.add_bankaccount",
         "reconciliation.change_bankaccount",
+        # The finance screens (reconciliation.views): the period close page and its drill-down,
+        # the payouts list; resolving an item, matching a deposit, closing a period.
+        "reconciliation.view_varianceitem", "reconciliation.change_varianceitem",
+        "reconciliation.view_payout", "reconciliation.view_link", "reconciliation.change_link",
+        "reconciliation.close_period",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules (so the
     # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see

@@ -440,6 +440,7 @@ class PeriodClose(models.Model):
 
     class Meta:
         ordering = ["-closed_at"]
+        permissions = [("close_period", "Can close a reconciliation period")]
         constraints = [
             models.UniqueConstraint(fields=["period"], condition=models.Q(channel__isnull=True),
                                     name="period_closed_once"),

@@ -93,6 +93,25 @@ def reconcile(*, period: Period, channel: Any = None, do_import: bool = True,
     return report
 
 
+def period_recompute(*, period: Period, channel: Any = None, user: Any) -> Report:
+    """A person's "Recompute" on the period close page: match and compute again (no imports),
+    audited."""
+    report = reconcile(period=period, channel=channel, do_import=False)
+    AuditEntry.objects.create(
+        user=user, action="period_recompute", subject=f"period:{period.label}",
+        data={"channel": channel.slug if channel is not None else None,
+              "unexplained": {k: str(money.normalize(v, k))
+                              for k, v in report.unexplained.items()}},
+    )  # fmt: skip
+    return report
+
+
+def period_changes(closed: PeriodClose, rows: list[Row]) -> dict[tuple[str, str, str],
+                                                                  tuple[str, str]]:  # fmt: skip
+    """A closed period's columns that differ now: (channel, currency, column) -> (then, now)."""
+    return _changes(closed, rows)
+
+
 def _changes(closed: PeriodClose, rows: list[Row]
              ) -> dict[tuple[str, str, str], tuple[str, str]]:  # fmt: skip
     then = {(r["channel"], r["currency"]): r for r in closed.figures.get("rows", [])}
@@ -135,4 +154,5 @@ def period_close(*, period: Period, channel: Any = None, user: Any, note: str = 
     return closed
 
 
-__all__ = ["ImportOptions", "Report", "period_close", "reconcile", "row_figures"]
+__all__ = ["ImportOptions", "Report", "period_changes", "period_close", "period_recompute",
+           "reconcile", "row_figures"]  # fmt: skip
