@@ -270,9 +270,10 @@ def generate_month(*, period: str, orders: int, out: Path | str, seed: int = 1,
     in_month = [p for p in payouts if p["date"] in month]
     special: dict[str, dict[str, Any]] = {}
     if len(in_month) >= 12:
-        special = {"defect": in_month[len(in_month) // 2 + 1],
-                   "set_a": in_month[len(in_month) // 3], "set_b": in_month[len(in_month) // 3 + 1],
-                   "missing": in_month[1]}  # fmt: skip
+        third = len(in_month) // 3
+        lost = next((p for p in in_month[1:6] if p["amount"] > 0), in_month[1])
+        special = {"defect": in_month[len(in_month) // 2 + 1], "set_a": in_month[third],
+                   "set_b": in_month[third + 1], "missing": lost}  # fmt: skip
     if plant and "defect" in special:
         p = special["defect"]
         p["amount"] += DEFECT
