@@ -275,13 +275,13 @@ def compute_row(period: Period, channel: Any, currency: str) -> tuple[Row, _Item
             items.add(Comparison.SALES_PROCESSOR, Category.GIFT_CARDS, gift,
                       f"order {label}: {_s(gift, cur)} paid with gift cards or store credit",
                       f"order:{order.pk}", order=order)  # fmt: skip
-        extra = extras.get(order.pk, Decimal(0))
-        if extra:
-            items.add(Comparison.SALES_PROCESSOR, Category.SHIPPING_EXTRAS, extra,
-                      f"order {label}: {_s(extra, cur)} of duties or shipping insurance "
+        collected = extras.get(order.pk, Decimal(0))
+        if collected:
+            items.add(Comparison.SALES_PROCESSOR, Category.SHIPPING_EXTRAS, collected,
+                      f"order {label}: {_s(collected, cur)} of duties or shipping insurance "
                       f"collected outside the processor", f"order:{order.pk}",
                       order=order)  # fmt: skip
-            gift += extra
+            gift += collected
         if not mine_tx:
             rest = expected - gift
             if rest and order.pk in converted:
