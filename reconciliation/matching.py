@@ -125,7 +125,7 @@ class _Edges:
 # --- order <-> transactions ----------------------------------------------------------------------
 def tie_transactions(*, summary: MatchSummary) -> None:
     """Point each transaction that names an order id at our order (by channel and external
-    id), in chunks: no query per transaction."""
+    id), in chunks: no query per transaction (one bulk update per chunk)."""
     loose = ProcessorTransaction.objects.filter(order__isnull=True).exclude(source_order_id="")
     pending = list(loose.values_list("pk", "source", "channel_id", "source_order_id"))
     for start in range(0, len(pending), CHUNK):
@@ -150,9 +150,9 @@ def tie_transactions(*, summary: MatchSummary) -> None:
                 order_id = next(iter(found)) if len(found) == 1 else None
             if order_id is not None:
                 updates[order_id].append(tx_id)
-        for order_id, tx_ids in updates.items():
-            summary.tied += ProcessorTransaction.objects.filter(pk__in=tx_ids).update(
-                order_id=order_id)  # fmt: skip
+        ties = [ProcessorTransaction(pk=tx_id, order_id=order_id)
+                for order_id, tx_ids in updates.items() for tx_id in tx_ids]  # fmt: skip
+        summary.tied += ProcessorTransaction.objects.bulk_update(ties, ["order"], batch_size=500)
 
 
 def match_orders_to_transactions(
@@ -383,8 +383,9 @@ def tie_erp_documents() -> int:
                 order_id = next(iter(by_ext[ref]))
             if order_id is not None:
                 updates[order_id].append(pk)
-        for order_id, ids in updates.items():
-            tied += ErpDocument.objects.filter(pk__in=ids).update(order_id=order_id)
+        ties = [ErpDocument(pk=pk, order_id=order_id)
+                for order_id, ids in updates.items() for pk in ids]  # fmt: skip
+        tied += ErpDocument.objects.bulk_update(ties, ["order"], batch_size=500)
     return tied
 
 
