@@ -93,10 +93,39 @@ def _save(key: str, summary: MatchSummary, manual: set[str], **fields: Any) -> N
     summary.count(fields["kind"], fields["state"])
 
 
+class _Edges:
+    """Per-order edges saved a chunk at a time: one ``INSERT ... ON CONFLICT (key) DO UPDATE``
+    per batch instead of a select and a write per order (``matched_at`` of an existing edge is
+    kept, as ``update_or_create`` keeps it; a person's edge is left out, as ``_save`` does)."""
+
+    def __init__(self, summary: MatchSummary, manual: set[str]) -> None:
+        self.summary, self.manual = summary, manual
+        self.pending: dict[str, dict[str, Any]] = {}
+
+    def add(self, key: str, **fields: Any) -> None:
+        if key in self.manual:
+            return
+        expected, found = fields.get("expected", Decimal(0)), fields.get("found", Decimal(0))
+        fields.setdefault("difference", found - expected)
+        self.pending[key] = fields
+        self.summary.count(fields["kind"], fields["state"])
+        if len(self.pending) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        by_shape: dict[tuple[str, ...], list[Link]] = defaultdict(list)
+        for key, fields in self.pending.items():
+            by_shape[tuple(sorted(fields))].append(Link(key=key, **fields))
+        for shape, links in by_shape.items():
+            Link.objects.bulk_create(links, update_conflicts=True, unique_fields=["key"],
+                                     update_fields=list(shape), batch_size=500)  # fmt: skip
+        self.pending.clear()
+
+
 # --- order <-> transactions ----------------------------------------------------------------------
 def tie_transactions(*, summary: MatchSummary) -> None:
     """Point each transaction that names an order id at our order (by channel and external
-    id), in chunks: no query per transaction."""
+    id), in chunks: no query per transaction (one bulk update per chunk)."""
     loose = ProcessorTransaction.objects.filter(order__isnull=True).exclude(source_order_id="")
     pending = list(loose.values_list("pk", "source", "channel_id", "source_order_id"))
     for start in range(0, len(pending), CHUNK):
@@ -121,9 +150,9 @@ def tie_transactions(*, summary: MatchSummary) -> None:
                 order_id = next(iter(found)) if len(found) == 1 else None
             if order_id is not None:
                 updates[order_id].append(tx_id)
-        for order_id, tx_ids in updates.items():
-            summary.tied += ProcessorTransaction.objects.filter(pk__in=tx_ids).update(
-                order_id=order_id)  # fmt: skip
+        ties = [ProcessorTransaction(pk=tx_id, order_id=order_id)
+                for order_id, tx_ids in updates.items() for tx_id in tx_ids]  # fmt: skip
+        summary.tied += ProcessorTransaction.objects.bulk_update(ties, ["order"], batch_size=500)
 
 
 def match_orders_to_transactions(
@@ -134,6 +163,7 @@ def match_orders_to_transactions(
     refunded), and a ``missing`` edge for each order of the period, captured in a channel the
     processors report on, that no transaction names."""
     manual = _manual_keys(LinkKind.ORDER_TRANSACTION)
+    edges = _Edges(summary, manual)
     sums = (
         ProcessorTransaction.objects.filter(order__isnull=False)
         .values("order_id", "category")
@@ -163,10 +193,11 @@ def match_orders_to_transactions(
                 f"{TxCategory(c).label.lower()} {_s(v, cur)}" for c, v in sorted(others.items())
             ]
             same = charged == order.captured_total and refunded == order.refunded_total
-            _save(f"{LinkKind.ORDER_TRANSACTION}:{order.pk}", summary, manual,
-                  kind=LinkKind.ORDER_TRANSACTION, order=order, currency=cur,
-                  state=LinkState.MATCHED if same else LinkState.AMOUNT_MISMATCH,
-                  reason="; ".join(words), expected=expected, found=found)  # fmt: skip
+            edges.add(f"{LinkKind.ORDER_TRANSACTION}:{order.pk}",
+                      kind=LinkKind.ORDER_TRANSACTION, order=order, currency=cur,
+                      state=LinkState.MATCHED if same else LinkState.AMOUNT_MISMATCH,
+                      reason="; ".join(words), expected=expected, found=found)  # fmt: skip
+    edges.flush()
     if since is None or until is None:
         return
     reported = set(ProcessorTransaction.objects.filter(order__isnull=False)
@@ -181,11 +212,12 @@ def match_orders_to_transactions(
         if order.channel_id not in reported:
             continue
         expected = order.captured_total - order.refunded_total
-        _save(f"{LinkKind.ORDER_TRANSACTION}:{order.pk}", summary, manual,
-              kind=LinkKind.ORDER_TRANSACTION, order=order, currency=order.currency,
-              state=LinkState.MISSING, expected=expected, found=Decimal(0),
-              reason=f"no processor transaction names this order (captured "
-                     f"{_s(order.captured_total, order.currency)})")  # fmt: skip
+        edges.add(f"{LinkKind.ORDER_TRANSACTION}:{order.pk}",
+                  kind=LinkKind.ORDER_TRANSACTION, order=order, currency=order.currency,
+                  state=LinkState.MISSING, expected=expected, found=Decimal(0),
+                  reason=f"no processor transaction names this order (captured "
+                         f"{_s(order.captured_total, order.currency)})")  # fmt: skip
+    edges.flush()
 
 
 # --- payout <-> transactions ---------------------------------------------------------------------
@@ -351,8 +383,9 @@ def tie_erp_documents() -> int:
                 order_id = next(iter(by_ext[ref]))
             if order_id is not None:
                 updates[order_id].append(pk)
-        for order_id, ids in updates.items():
-            tied += ErpDocument.objects.filter(pk__in=ids).update(order_id=order_id)
+        ties = [ErpDocument(pk=pk, order_id=order_id)
+                for order_id, ids in updates.items() for pk in ids]  # fmt: skip
+        tied += ErpDocument.objects.bulk_update(ties, ["order"], batch_size=500)
     return tied
 
 
@@ -361,6 +394,7 @@ def match_orders_to_erp(
     channel_id: int | None = None,
 ) -> None:  # fmt: skip
     manual = _manual_keys(LinkKind.ORDER_ERP)
+    edges = _Edges(summary, manual)
     docs = ErpDocument.objects.filter(order__isnull=False)
     if channel_id is not None:
         docs = docs.filter(order__channel_id=channel_id)
@@ -390,11 +424,12 @@ def match_orders_to_erp(
                 )
             same = (len(invoices) == 1 and invoiced == order.total
                     and credited == order.refunded_total)  # fmt: skip
-            _save(f"{LinkKind.ORDER_ERP}:{order.pk}", summary, manual, kind=LinkKind.ORDER_ERP,
-                  order=order, erp_document=invoices[0] if invoices else None, currency=cur,
-                  state=LinkState.MATCHED if same else LinkState.AMOUNT_MISMATCH,
-                  reason="; ".join(words), expected=order.total - order.refunded_total,
-                  found=invoiced - credited)  # fmt: skip
+            edges.add(f"{LinkKind.ORDER_ERP}:{order.pk}", kind=LinkKind.ORDER_ERP,
+                      order=order, erp_document=invoices[0] if invoices else None, currency=cur,
+                      state=LinkState.MATCHED if same else LinkState.AMOUNT_MISMATCH,
+                      reason="; ".join(words), expected=order.total - order.refunded_total,
+                      found=invoiced - credited)  # fmt: skip
+    edges.flush()
     if since is None or until is None:
         return
     shipped = Order.objects.filter(status__in=SHIPPED, placed_at__date__gte=since,
@@ -403,11 +438,12 @@ def match_orders_to_erp(
     if channel_id is not None:
         shipped = shipped.filter(channel_id=channel_id)
     for order in shipped.only("pk", "currency", "total", "refunded_total"):
-        _save(f"{LinkKind.ORDER_ERP}:{order.pk}", summary, manual, kind=LinkKind.ORDER_ERP,
-              order=order, erp_document=None, currency=order.currency, state=LinkState.MISSING,
-              reason=f"shipped, but no ERP invoice names it (total "
-                     f"{_s(order.total, order.currency)})",
-              expected=order.total - order.refunded_total, found=Decimal(0))  # fmt: skip
+        edges.add(f"{LinkKind.ORDER_ERP}:{order.pk}", kind=LinkKind.ORDER_ERP,
+                  order=order, erp_document=None, currency=order.currency,
+                  state=LinkState.MISSING, reason=f"shipped, but no ERP invoice names it (total "
+                                                  f"{_s(order.total, order.currency)})",
+                  expected=order.total - order.refunded_total, found=Decimal(0))  # fmt: skip
+    edges.flush()
 
 
 # --- everything, and a person's match ------------------------------------------------------------

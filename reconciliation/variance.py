@@ -19,7 +19,9 @@ Comparisons and what explains them (``Category``):
   unexplained.
 - **sales - refunds vs processor**, per order: the part paid with gift cards or store credit,
   chargebacks and disputes, refunds the processor made after the period (refunds after payout),
-  shipping insurance and duties the channel collected outside the processor; the rest of an
+  shipping insurance and duties the channel collected outside the processor (payment rows of
+  ``OUTSIDE_EXTRAS_METHODS``), an order the processor settled only in another currency (FX:
+  Shopify's balance is in the shop's currency, the order in the buyer's); the rest of an
   order's difference is an amount mismatch; an order no transaction names, paid by card, is
   unexplained.
 - **processor net vs payouts**: fees, chargebacks, reserves held and released, transactions
@@ -70,6 +72,9 @@ from reconciliation.models import (
 COLUMNS = ("sales", "refunds", "erp", "processor", "fees", "payouts", "bank")
 # Payment methods the processors never see (paid inside the storefront).
 STORE_CREDIT_METHODS = frozenset({"gift_card", "store_credit", "shopify_store_credit"})
+# Parts of an order's total the channel collected outside the processor (duties the carrier
+# collects on delivery, a shipping-insurance app's charge): payment rows of these methods.
+OUTSIDE_EXTRAS_METHODS = frozenset({"duties", "import_duties", "shipping_insurance"})
 MONEY_MOVES = (TxCategory.CHARGE, TxCategory.REFUND)
 # Processor movements other than charges, refunds and fees, and the category they explain.
 OTHER_MOVES = {
@@ -252,9 +257,15 @@ def compute_row(period: Period, channel: Any, currency: str) -> tuple[Row, _Item
                    and t.occurred_at.date() <= period.end), Decimal(0))  # fmt: skip
     row.columns["processor"] = charges
     credit: dict[int, Decimal] = defaultdict(Decimal)
-    for method_row in OrderPayment.objects.filter(order_id__in=ids,
-                                                  method__in=STORE_CREDIT_METHODS):  # fmt: skip
-        credit[method_row.order_id] += (method_row.captured or Decimal(0)) - method_row.refunded
+    extras: dict[int, Decimal] = defaultdict(Decimal)
+    for method_row in OrderPayment.objects.filter(
+        order_id__in=ids, method__in=STORE_CREDIT_METHODS | OUTSIDE_EXTRAS_METHODS
+    ):
+        into = credit if method_row.method in STORE_CREDIT_METHODS else extras
+        into[method_row.order_id] += (method_row.captured or Decimal(0)) - method_row.refunded
+    # Orders the processor settled in another currency (a presentment currency converted).
+    converted = set(ProcessorTransaction.objects.filter(order_id__in=ids).exclude(currency=cur)
+                    .values_list("order_id", flat=True))  # fmt: skip
     for order in orders:
         label = order.order_number or order.external_id
         expected = order.total - order.refunded_total
@@ -264,9 +275,20 @@ def compute_row(period: Period, channel: Any, currency: str) -> tuple[Row, _Item
             items.add(Comparison.SALES_PROCESSOR, Category.GIFT_CARDS, gift,
                       f"order {label}: {_s(gift, cur)} paid with gift cards or store credit",
                       f"order:{order.pk}", order=order)  # fmt: skip
+        collected = extras.get(order.pk, Decimal(0))
+        if collected:
+            items.add(Comparison.SALES_PROCESSOR, Category.SHIPPING_EXTRAS, collected,
+                      f"order {label}: {_s(collected, cur)} of duties or shipping insurance "
+                      f"collected outside the processor", f"order:{order.pk}",
+                      order=order)  # fmt: skip
+            gift += collected
         if not mine_tx:
             rest = expected - gift
-            if rest:
+            if rest and order.pk in converted:
+                items.add(Comparison.SALES_PROCESSOR, Category.FX, rest,
+                          f"order {label}: {_s(rest, cur)} settled by the processor in another "
+                          f"currency", f"order:{order.pk}", order=order)  # fmt: skip
+            elif rest:
                 items.add(Comparison.SALES_PROCESSOR, Category.UNEXPLAINED, rest,
                           f"order {label}: no processor transaction names it "
                           f"({_s(rest, cur)})", f"order:{order.pk}", order=order)  # fmt: skip

@@ -254,3 +254,35 @@ def test_setup_demo_shows_a_returned_order_with_its_refund_and_a_return_waiting(
     assert Return.objects.count() == 2 and Refund.objects.filter(source="rma").count() == 1
     hoodies_after = StockLevel.objects.get(sku="HOODIE-GRY-M", warehouse__code="NJ1")
     assert hoodies_after.on_hand == hoodies.on_hand
+
+
+def test_setup_demo_reconciles_last_month_with_one_unexplained_item_to_resolve(
+    db, settings, tmp_path
+):
+    from demo.finance import demo_period
+    from reconciliation.models import Payout, ProcessorTransaction, VarianceItem
+
+    settings.VAR_DIR = tmp_path
+    output = run_demo()
+    period = demo_period()
+
+    assert f"Reconciliation {period}" in output
+    [usd] = [
+        ln for ln in output.splitlines() if ln.strip().startswith("demo-finance") and " USD " in ln
+    ]
+    items = VarianceItem.objects.filter(period=period, channel__slug="demo-finance")
+    [open_item] = items.filter(category="unexplained")
+    assert open_item.comparison == "payouts_bank" and "no bank deposit" in open_item.description
+    assert open_item.amount > 0 and usd.split()[-1] == str(open_item.amount)
+    assert f"to resolve: [Payouts vs bank deposits] {open_item.description}" in output
+    explained = set(items.exclude(category="unexplained").values_list("category", flat=True))
+    assert {"fees", "chargebacks", "reserves", "gift_cards", "duplicated_in_erp",
+            "timing"} <= explained  # fmt: skip
+    kept = (Payout.objects.count(), ProcessorTransaction.objects.count(),
+            sorted(items.values_list("key", "amount")))  # fmt: skip
+
+    again = run_demo()
+
+    assert "(0 new rows)" in again
+    assert kept == (Payout.objects.count(), ProcessorTransaction.objects.count(),
+                    sorted(items.values_list("key", "amount")))  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from demo import builders, deliveries, returns
+from demo import builders, deliveries, finance, returns
 
 
 class Command(BaseCommand):
@@ -31,6 +31,8 @@ class Command(BaseCommand):
         builders.return_policy_ensure()
         self.stdout.write("Returns:")
         returns.returns_play(write=self.stdout.write)
+        self.stdout.write("Finance: last month reconciled (log in as finance):")
+        finance.finance_month_play(write=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
         example = builders.status_link_example()
         if example is not None:
