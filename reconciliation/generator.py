@@ -54,7 +54,9 @@ from django.db import transaction
 from orders.actors import Actor
 from orders.models import Order, OrderPayment
 from orders.refunds import refund_issue
+from orders.selectors import PIPELINE_SKIPPED
 from orders.services import LineInput, OrderInput, order_create, order_transition
+from orders.transitions import order_event_record
 from reconciliation.importers import ImportOptions, import_files
 from reconciliation.models import BankAccount, Category, Comparison, ImportRun, Source
 from reconciliation.variance import Period
@@ -227,7 +229,9 @@ def generate_month(*, period: str, orders: int, out: Path | str, seed: int = 1,
     for start in range(0, len(plan), chunk):
         with _after_commit_dropped(pipeline):
             for p in plan[start : start + chunk]:
-                _order(p, channel, prefix, rng, txs, erp, tx_ids, plant, plant_item, month)
+                _order(
+                    p, channel, prefix, rng, txs, erp, tx_ids, plant, plant_item, month, pipeline
+                )
         if progress is not None:
             progress(min(start + chunk, len(plan)))
     if plant:
@@ -348,7 +352,8 @@ def generate_month(*, period: str, orders: int, out: Path | str, seed: int = 1,
 
 def _order(p: dict[str, Any], channel: Any, prefix: int, rng: random.Random, txs: list[Tx],
            erp: list[dict[str, str]], tx_ids: Iterator[int], plant: bool,
-           plant_item: Callable[..., None], month: Period) -> None:  # fmt: skip
+           plant_item: Callable[..., None], month: Period,
+           pipeline: bool) -> None:  # fmt: skip
     role = p["role"]
     external_id = str(prefix + p["i"] + 1)
     cur = FX_CURRENCY if role == "fx" else CURRENCY
@@ -368,6 +373,14 @@ def _order(p: dict[str, Any], channel: Any, prefix: int, rng: random.Random, txs
             actor=ACTOR,
         )  # fmt: skip
         order = order_transition(order_id=order.pk, transition="capture_payment", actor=ACTOR)
+        if not pipeline:
+            # History: the pipeline is not run for it, now or by the stuck-order sweeper.
+            order_event_record(
+                order_id=order.pk, action=PIPELINE_SKIPPED, actor=ACTOR,
+                correlation_id=order.correlation_id,
+                data={"reason": "a generated finance month: its orders stand for orders that "
+                                "went through the pipeline long ago"},
+            )  # fmt: skip
     total, ref = order.total, order.correlation_id
     at = order.placed_at
     charged = total

@@ -170,3 +170,16 @@ def test_the_command_writes_the_files_and_the_manifest(tmp_path: Path):
     assert any(n.startswith("balance_transactions_payout_") for n in names)
     assert "25 orders" in out.getvalue() and "0 rejected" in out.getvalue()
     assert ErpDocument.objects.count() > 25  # invoices, credit notes, a duplicate
+
+
+def test_a_generated_months_orders_are_history_the_stuck_order_sweeper_leaves_alone(
+    month: Generated,
+):
+    from orders.models import Order
+    from orders.selectors import PIPELINE_SKIPPED, order_ids_stuck_in_received
+
+    generated = Order.objects.filter(channel=month.channel)
+    assert generated.count() == 60 and set(generated.values_list("status", flat=True)) == {
+        "received"}  # fmt: skip
+    assert all(o.events.filter(action=PIPELINE_SKIPPED).exists() for o in generated)
+    assert order_ids_stuck_in_received(older_than_seconds=-60) == []
