@@ -19,9 +19,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from reconciliation.generator import Generated, generate_month, import_month
-from reconciliation.management.commands.reconcile import table_lines
 from reconciliation.models import Category, Comparison, VarianceItem
-from reconciliation.services import Report, reconcile
+from reconciliation.services import Report, reconcile, table_lines
 
 SLUG = "demo-finance"
 ORDERS = 40

@@ -154,5 +154,31 @@ def period_close(*, period: Period, channel: Any = None, user: Any, note: str = 
     return closed
 
 
+HEADERS = ("channel", "cur", "sales", "refunds", "ERP", "processor", "fees", "payouts", "bank",
+           "variance %", "unexplained")  # fmt: skip
+
+
+def table_lines(report: Report) -> list[str]:
+    """The report as the command prints it: a title, a header and one line per row."""
+    table: list[tuple[str, ...]] = [HEADERS]
+    for row in report.rows:
+
+        def s(value: Decimal, cur: str = row.currency) -> str:
+            return str(money.normalize(value, cur))
+
+        pct = row.variance_percent
+        table.append((row.channel, row.currency, *(s(row.columns.get(c, Decimal(0))) for c in
+                      ("sales", "refunds", "erp", "processor", "fees", "payouts", "bank")),
+                      "-" if pct is None else f"{pct}%", s(row.unexplained_total)))  # fmt: skip
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(HEADERS))]
+    period = report.period
+    lines = [f"Reconciliation {period.label} ({period.start} to {period.end})"]
+    for r in table:
+        cells = zip(r, widths, strict=True)
+        lines.append("  ".join(str(v).rjust(w) if i > 1 else str(v).ljust(w)
+                               for i, (v, w) in enumerate(cells)))  # fmt: skip
+    return lines
+
+
 __all__ = ["ImportOptions", "Report", "period_changes", "period_close", "period_recompute",
-           "reconcile", "row_figures"]  # fmt: skip
+           "reconcile", "row_figures", "table_lines"]  # fmt: skip

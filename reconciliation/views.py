@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
+from channels.models import SalesChannel
 from config.csvfiles import csv_row
 from orders import money
 from orders.errors import InvalidInput
@@ -120,8 +121,6 @@ def _period(request: HttpRequest) -> Period:
 
 
 def _channel(request: HttpRequest) -> Any:
-    from channels.models import SalesChannel
-
     slug = (request.POST.get("channel") or request.GET.get("channel") or "").strip()
     if not slug:
         return None
@@ -223,8 +222,6 @@ def period_page(request: HttpRequest) -> HttpResponse:
     closed = (PeriodClose.objects.filter(period=period.label, channel=channel)
               .select_related("closed_by").first())  # fmt: skip
     changes = sorted(period_changes(closed, rows).items()) if closed is not None else []
-    from channels.models import SalesChannel
-
     computed_at = VarianceItem.objects.filter(period=period.label).aggregate(
         at=Max("computed_at"))["at"] or timezone.now()  # fmt: skip
     context = _context(

@@ -12,33 +12,8 @@ from channels.models import SalesChannel
 from orders import money
 from orders.errors import DomainError
 from reconciliation.models import Category, Comparison, VarianceItem
-from reconciliation.services import Report, reconcile
+from reconciliation.services import reconcile, table_lines
 from reconciliation.variance import Period
-
-HEADERS = ("channel", "cur", "sales", "refunds", "ERP", "processor", "fees", "payouts", "bank",
-           "variance %", "unexplained")  # fmt: skip
-
-
-def table_lines(report: Report) -> list[str]:
-    """The report as the command prints it: a title, a header and one line per row."""
-    table: list[tuple[str, ...]] = [HEADERS]
-    for row in report.rows:
-
-        def s(value: Decimal, cur: str = row.currency) -> str:
-            return str(money.normalize(value, cur))
-
-        pct = row.variance_percent
-        table.append((row.channel, row.currency, *(s(row.columns.get(c, Decimal(0))) for c in
-                      ("sales", "refunds", "erp", "processor", "fees", "payouts", "bank")),
-                      "-" if pct is None else f"{pct}%", s(row.unexplained_total)))  # fmt: skip
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(HEADERS))]
-    period = report.period
-    lines = [f"Reconciliation {period.label} ({period.start} to {period.end})"]
-    for r in table:
-        cells = zip(r, widths, strict=True)
-        lines.append("  ".join(str(v).rjust(w) if i > 1 else str(v).ljust(w)
-                               for i, (v, w) in enumerate(cells)))  # fmt: skip
-    return lines
 
 
 class Command(BaseCommand):
