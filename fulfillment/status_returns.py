@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -126,13 +127,21 @@ def _form_response(request: HttpRequest, context: dict[str, Any],
     return response
 
 
+@dataclass(frozen=True)
+class FormWindow:
+    policy_name: str
+    window_days: int
+    open_until: datetime | None  # None: not delivered yet (the window has not started)
+
+
 def _form_context(order: Order, token: str, *, error: str = "",
                   post: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    from fulfillment.status_page import order_status_page
-
-    page = order_status_page(order_id=order.pk)
-    info = page.returns if page is not None else None
-    window_open = info.window_open if info is not None else True
+    # The window return_request applies (the active policy, from the last delivery).
+    policy = return_policy_for(channel_id=order.channel_id)
+    ends = returns.return_window_ends(order, policy)
+    info = (FormWindow(policy_name=policy.name, window_days=policy.window_days, open_until=ends)
+            if policy is not None else None)  # fmt: skip
+    window_open = ends is None or timezone.now() <= ends
     lines = returnable_lines(order) if can_start_return(order, window_open) else []
     post = post or {}
     return {

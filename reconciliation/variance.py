@@ -344,9 +344,12 @@ def compute_row(period: Period, channel: Any, currency: str) -> tuple[Row, _Item
     items.add(Comparison.PROCESSOR_PAYOUTS, Category.TIMING, -earlier,
               f"earlier transactions paid out in the period ({_s(earlier, cur)})",
               "timing:earlier")  # fmt: skip
+    sums = dict(
+        ProcessorTransaction.objects.filter(payout__in=payouts).exclude(category=TxCategory.PAYOUT)
+        .values_list("payout_id").annotate(total=Sum("net")).values_list("payout_id", "total")
+    )  # fmt: skip
     for p in payouts:
-        listed = ProcessorTransaction.objects.filter(payout=p).exclude(
-            category=TxCategory.PAYOUT).aggregate(total=Sum("net"))["total"]  # fmt: skip
+        listed = sums.get(p.pk)
         if listed is not None and listed != p.amount:
             items.add(Comparison.PROCESSOR_PAYOUTS, Category.VENDOR_DEFECT, listed - p.amount,
                       f"payout {p.external_id}: its transactions sum to {_s(listed, cur)}, "
