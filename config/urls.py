@@ -29,6 +29,8 @@ urlpatterns = [
         "admin/reconciliation/finance/",
         include(("reconciliation.urls", "finance"), namespace="finance"),
     ),
+    # The review workspace, incidents, dashboard, KPIs and weekly summaries (reviews.urls).
+    path("admin/work/", include(("reviews.urls", "work"), namespace="work")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SchemaView.as_view(), name="schema"),

@@ -225,3 +225,34 @@ class FraudSettings(models.Model):
                 pk=1, defaults={"high_value_currency": settings.SHOP_CURRENCY}
             )
         return row
+
+
+class WeeklySummary(models.Model):
+    """One ISO week's leadership summary as it was sent: the figures, and the HTML and text of
+    the email (``reviews.summary``). Re-running a week recomputes the same figures in place.
+
+    Its Meta also holds the permissions of the human-layer screens that have no model of
+    their own: the operations dashboard and the KPI page (``reviews.views``)."""
+
+    week = models.CharField(max_length=8, unique=True, help_text="ISO week, e.g. 2026-W48.")
+    starts_on = models.DateField(help_text="The week's Monday (in TIME_ZONE).")
+    ends_on = models.DateField(help_text="The week's Sunday (in TIME_ZONE).")
+    figures = models.JSONField(default=dict, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    html = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    emailed_to = models.JSONField(default=list, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-starts_on"]
+        verbose_name_plural = "weekly summaries"
+        permissions = [
+            ("view_operations_dashboard", "Can see the operations dashboard"),
+            ("view_kpis", "Can see the KPIs and the weekly summaries"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Weekly summary {self.week}"

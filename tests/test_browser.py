@@ -30,7 +30,6 @@ ARGS = [
     "--disable-quic",
     "--disable-dev-shm-usage",
 ]
-SCREENSHOT = "/tmp/order_change.png"
 PAYMENT_LABELS = {
     "Authorize payment",
     "Capture payment",
@@ -82,6 +81,23 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+def screenshot_dir() -> Path:
+    """Where the run keeps its screenshots: ``$SCREENSHOT_DIR``, else ``var/screenshots`` of the
+    checkout (``.ci/run`` lists them at the end)."""
+    default = Path(__file__).parent.parent / "var" / "screenshots"
+    path = Path(os.environ.get("SCREENSHOT_DIR") or default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """A full-page screenshot ``<name>.png`` kept by the run, for people to look at (never
+    asserted)."""
+    path = screenshot_dir() / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 def validated_order(**kwargs: Any) -> Order:
     """An order through the pipeline; in a transaction=True test the doorbell rings on commit."""
     order = make_order(**kwargs)
@@ -125,7 +141,7 @@ def test_customer_service_puts_an_order_on_hold_with_a_reason(page, live_server)
     expect(lifecycle).to_contain_text("Payment: Pending")
     assert button_labels(lifecycle) == {"Hold", "Cancel"}
     assert not button_labels(lifecycle) & PAYMENT_LABELS
-    page.screenshot(path=SCREENSHOT, full_page=True)  # for people to look at; not asserted
+    screenshot(page, "order_change")  # for people to look at; not asserted
 
     lifecycle.get_by_label("Reason for hold").fill("Customer asked to wait for a gift note")
     lifecycle.get_by_role("button", name="Hold", exact=True).click()
@@ -277,7 +293,7 @@ def test_customer_service_sees_whether_a_channels_secrets_are_set_never_the_secr
     html = page.content()
     assert "whsec-browser-never-shown" not in html and "hdr-browser-never-shown" not in html
     assert page.locator('input[name="webhook_secret"]').count() == 0
-    page.screenshot(path="/tmp/channel_view_only.png", full_page=True)  # for people to look at
+    screenshot(page, "channel_view_only")  # for people to look at
 
 
 def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops_admin_does(
@@ -307,7 +323,7 @@ def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops
     assert "x-imported-by" not in content
     assert page.get_by_text("Body (first 4 KB)").count() == 0
     assert page.get_by_text("Headers", exact=True).count() == 0
-    page.screenshot(path="/tmp/inbound_event_customer_service.png", full_page=True)
+    screenshot(page, "inbound_event_customer_service")
 
     page.context.clear_cookies()
     log_in(page, live_server, "otto")
@@ -316,7 +332,7 @@ def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops
     expect(page.locator("#content")).to_contain_text("Rita Raw")
     expect(page.locator("#content")).to_contain_text('"x-imported-by": "ingest_file"')
     assert InboundEvent.objects.get(pk=event.pk).headers == {"x-imported-by": "ingest_file"}
-    page.screenshot(path="/tmp/inbound_event_ops_admin.png", full_page=True)
+    screenshot(page, "inbound_event_ops_admin")
 
 
 def test_finance_sees_an_orders_name_and_locality_but_no_street_or_phone(page, live_server):
@@ -342,7 +358,7 @@ def test_finance_sees_an_orders_name_and_locality_but_no_street_or_phone(page, l
     expect(addresses).not_to_contain_text("12 Babbage Lane")
     html = page.content()
     assert "12 Babbage Lane" not in html and "Flat 3" not in html and "555 0199" not in html
-    page.screenshot(path="/tmp/order_finance.png", full_page=True)  # for people to look at
+    screenshot(page, "order_finance")  # for people to look at
 
 
 @pytest.mark.pipeline  # stock is reserved and shipped through the real services
@@ -379,4 +395,4 @@ def test_the_customer_sees_each_parcels_state_and_the_return_policy(page, live_s
     data = json.loads(page.locator('script[type="application/ld+json"]').text_content() or "")
     numbers = {n["trackingNumber"] for n in data["@graph"] if n["@type"] == "ParcelDelivery"}
     assert numbers == {first.tracking_number, second.tracking_number}
-    page.screenshot(path="/tmp/order_status_page.png", full_page=True)  # for people to look at
+    screenshot(page, "order_status_page")  # for people to look at

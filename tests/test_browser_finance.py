@@ -2,7 +2,7 @@
 live_server): a finance user opens last month's period close page, drills into its one
 unexplained item, resolves it with a category and a note and sees the row turn green, downloads
 the table as CSV, confirms a proposed bank match from the payouts list and closes the period.
-Screenshots: /tmp/finance_*.png. Run alone with ``pytest -m browser``."""
+Screenshots: var/screenshots/finance_*.png. Run alone with ``pytest -m browser``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from reconciliation.models import AuditEntry, BankLine, Link, LinkState, PeriodC
 from tests import test_browser
 from tests.factories import make_user
 from tests.reconciliation.test_variance import NOV, Month, at
-from tests.test_browser import log_in
+from tests.test_browser import log_in, screenshot
 
 # The browser (module scope: it closes when this module is done) and a page per test, as in
 # tests/test_browser.py.
@@ -63,7 +63,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     expect(row).to_have_class("row-open")
     expect(row.locator("td.unexplained")).to_have_text("41.90")
     expect(page.locator(".chart svg")).to_be_visible()
-    page.screenshot(path="/tmp/finance_period.png", full_page=True)
+    screenshot(page, "finance_period")
 
     # Drill into the unexplained item and resolve it.
     items = page.locator("#unexplained-items")
@@ -72,7 +72,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     expect(page.locator("#item-description")).to_contain_text("no bank deposit")
     page.get_by_label("Category:").select_option("timing")
     page.get_by_label("Note:").fill("The bank confirms P9 arrived on 1 December")
-    page.screenshot(path="/tmp/finance_item.png", full_page=True)
+    screenshot(page, "finance_item")
     page.get_by_role("button", name="Resolve").click()
     expect(page.locator(".messagelist .success")).to_contain_text("resolved")
     row = page.locator("#period-rows tr[data-row='shop-USD']")
@@ -81,7 +81,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     expect(page.locator("#unexplained-items")).to_contain_text(
         "Timing (next period, in transit) by fred"
     )
-    page.screenshot(path="/tmp/finance_resolved.png", full_page=True)
+    screenshot(page, "finance_resolved")
 
     # The table as CSV.
     with page.expect_download() as download:
@@ -98,7 +98,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     listing = page.locator("#result_list")
     expect(listing).to_contain_text("PA")
     expect(listing).not_to_contain_text("P1")
-    page.screenshot(path="/tmp/finance_payouts.png", full_page=True)
+    screenshot(page, "finance_payouts")
     listing.get_by_role("link", name="PA").click()
     candidates = page.locator("#candidates")
     expect(candidates).to_contain_text("(proposed)")
@@ -107,7 +107,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     expect(page.locator("#payout-status")).to_contain_text("matched")
     link = Link.objects.get(payout__external_id="PA", kind="payout_bank")
     assert (link.state, link.manual, link.made_by_id) == (LinkState.MATCHED, True, fred.pk)
-    page.screenshot(path="/tmp/finance_payout.png", full_page=True)
+    screenshot(page, "finance_payout")
 
     # Close the period.
     page.goto(f"{live_server.url}/admin/reconciliation/finance/period/?period=2026-11")
@@ -116,7 +116,7 @@ def test_finance_closes_november_after_resolving_its_one_unexplained_item(
     expect(page.locator(".messagelist .success")).to_contain_text("2026-11 closed")
     expect(page.locator("#closed")).to_contain_text("Closed by fred")
     expect(page.get_by_role("button", name="Close period")).to_have_count(0)
-    page.screenshot(path="/tmp/finance_closed.png", full_page=True)
+    screenshot(page, "finance_closed")
     assert PeriodClose.objects.get().closed_by_id == fred.pk
     assert set(AuditEntry.objects.values_list("action", flat=True)) == {
         "variance_resolve", "bank_match", "period_close"}  # fmt: skip

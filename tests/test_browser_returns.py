@@ -18,7 +18,7 @@ from orders.validation import registry
 from tests import test_browser
 from tests.factories import make_user
 from tests.fulfillment.returns_world import cs_limit, delivered_order, review_policy
-from tests.test_browser import log_in
+from tests.test_browser import log_in, screenshot
 
 # The browser (module scope: it closes when this module is done) and a page per test, as in
 # tests/test_browser.py.
@@ -90,7 +90,7 @@ def test_customer_service_returns_two_items_one_restocked_one_damaged_and_sees_t
     actions = page.get_by_role("region", name="Return actions")
     actions.get_by_label("Condition of MUG").select_option("restock")
     actions.get_by_label("Condition of CUP").select_option("damaged")
-    page.screenshot(path="/tmp/return_receive.png", full_page=True)  # for people; not asserted
+    screenshot(page, "return_receive")  # for people; not asserted
     actions.get_by_role("button", name="Receive").click()
     expect(page.locator(".messagelist .success")).to_have_text(
         f"{ret.rma_number}: receive done (status Refunded)."
@@ -109,7 +109,7 @@ def test_customer_service_returns_two_items_one_restocked_one_damaged_and_sees_t
     expect(refunds).to_contain_text("refunded 46.50 USD")
     expect(page.get_by_role("region", name="Returns")).to_contain_text(ret.rma_number)
     expect(page.get_by_role("region", name="Lifecycle")).to_contain_text("Payment: Refunded")
-    page.screenshot(path="/tmp/order_refunds.png", full_page=True)
+    screenshot(page, "order_refunds")
 
 
 def test_a_refund_above_the_customer_service_limit_is_refused_in_words(page, live_server):
@@ -128,7 +128,7 @@ def test_a_refund_above_the_customer_service_limit_is_refused_in_words(page, liv
     expect(page.locator(".messagelist .error")).to_have_text(
         "Refused: A refund of 151.50 USD is above your limit of 100.00 USD: finance must issue it"
     )
-    page.screenshot(path="/tmp/return_refund_refused.png", full_page=True)
+    screenshot(page, "return_refund_refused")
     assert not Refund.objects.filter(order=order).exists()
     ret.refresh_from_db()
     assert ret.status == "authorized"
@@ -157,7 +157,7 @@ def test_finance_confirms_a_refund_made_by_hand_in_the_channel(page, live_server
     expect(page.locator(".field-figures")).to_contain_text(
         "No difference between the channel's figures and ours."
     )
-    page.screenshot(path="/tmp/refund_manual.png", full_page=True)
+    screenshot(page, "refund_manual")
     status.get_by_role("button", name="Confirm refunded by hand").click()
     expect(page.locator(".messagelist .success")).to_have_text(
         f"Refund {refund.reference}: confirmed as refunded by hand."
@@ -187,7 +187,7 @@ def test_the_customer_starts_a_return_on_the_status_page_and_gets_the_label(page
     page.get_by_label("MUG", exact=True).select_option("1")  # the quantity: at most the 2 delivered
     page.get_by_label("Reason for MUG").select_option("damaged")
     page.get_by_label("Anything we should know?").fill("The handle came off")
-    page.screenshot(path="/tmp/status_start_return.png", full_page=True)  # for people to look at
+    screenshot(page, "status_start_return")  # for people to look at
     page.get_by_role("button", name="Start the return").click()
 
     ret = Return.objects.get(order=order)
@@ -199,7 +199,7 @@ def test_the_customer_starts_a_return_on_the_status_page_and_gets_the_label(page
         page.get_by_role("link", name="Download your return label (PDF)").click()
     assert download.value.suggested_filename == f"return-label-{ret.rma_number}.pdf"
     assert open(download.value.path(), "rb").read(4) == b"%PDF"
-    page.screenshot(path="/tmp/status_return_started.png", full_page=True)
+    screenshot(page, "status_return_started")
     page.get_by_role("link", name="Back to order").click()
     expect(page.get_by_role("region", name="Your returns")).to_contain_text(ret.rma_number)
     assert [(ln.quantity, ln.reason) for ln in ret.lines.all()] == [(1, "damaged")]
