@@ -11,10 +11,12 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from django_celery_beat.tzcrontab import TzAwareCrontab
 from kombu import Queue
 
 from config.logging import build_logging_config
@@ -337,6 +339,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fulfillment.carrier_event_raw_purge",
         "schedule": env.float("INBOX_RETENTION_SWEEP_SECONDS", default=24 * 3600.0),
     },
+    # Monday 07:00 in TIME_ZONE: last week's leadership summary, built and emailed.
+    "reviews-weekly-summary": {
+        "task": "reviews.weekly_summary",
+        "schedule": TzAwareCrontab(minute=0, hour=7, day_of_week=1, tz=ZoneInfo(TIME_ZONE)),
+    },
     # Nightly: the current month's imports, matching and variance (reconciliation/tasks.py).
     "reconciliation-nightly": {
         "task": "reconciliation.reconcile_nightly",
@@ -535,6 +542,9 @@ if SENTRY_DSN:
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# Who gets the weekly leadership summary (comma separated); `weekly_summary --email` adds to it.
+WEEKLY_SUMMARY_RECIPIENTS = env.list("WEEKLY_SUMMARY_RECIPIENTS", default=[])
 
 # Default: customer emails land as files in var/emails (a mailbox to read, never a log line).
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")

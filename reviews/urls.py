@@ -2,6 +2,11 @@
 and its neighbours): the review workspace, incidents, the operations dashboard, the KPI page
 and the weekly summaries. Each view checks its own permission (403 otherwise)."""
 
-from django.urls import path  # noqa: F401  (each screen adds its paths below)
+from django.urls import path
 
-urlpatterns: list = []
+from reviews import summary_views
+
+urlpatterns = [
+    path("summaries/", summary_views.summaries_page, name="summaries"),
+    path("summaries/<str:week>/", summary_views.summary_page, name="summary"),
+]
