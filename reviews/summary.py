@@ -89,10 +89,15 @@ class Week:
         return cls.of(monday)
 
     @classmethod
+    def containing(cls, moment: datetime | None = None) -> Week:
+        """The week ``moment`` (default: now) falls in, on the ``TIME_ZONE`` calendar."""
+        day = (moment or timezone.now()).astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+        return cls.of(day - timedelta(days=day.weekday()))
+
+    @classmethod
     def last_complete(cls, now: datetime | None = None) -> Week:
         """The last week that has ended (on a Monday morning: the week before)."""
-        today = (now or timezone.now()).astimezone(ZoneInfo(settings.TIME_ZONE)).date()
-        return cls.of(today - timedelta(days=today.weekday() + 7))
+        return cls.containing(now).previous()
 
     def previous(self) -> Week:
         return Week.of(self.monday - timedelta(days=7))

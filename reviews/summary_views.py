@@ -8,9 +8,10 @@ import pygal
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from reviews.models import WeeklySummary
@@ -42,6 +43,16 @@ def summaries_page(request: HttpRequest) -> HttpResponse:
     rows = WeeklySummary.objects.order_by("-starts_on")[:52]
     context = {**admin.site.each_context(request), "title": "Weekly summaries", "rows": rows}
     return TemplateResponse(request, "admin/reviews/summaries.html", context)
+
+
+@staff_member_required
+def latest_summary_page(request: HttpRequest) -> HttpResponse:
+    """The newest summary kept (the list when there is none yet): a stable link to print."""
+    _need(request)
+    newest = WeeklySummary.objects.order_by("-starts_on").first()
+    if newest is None:
+        return HttpResponseRedirect(reverse("work:summaries"))
+    return HttpResponseRedirect(reverse("work:summary", args=[newest.week]))
 
 
 @staff_member_required

@@ -8,5 +8,6 @@ from reviews import summary_views
 
 urlpatterns = [
     path("summaries/", summary_views.summaries_page, name="summaries"),
+    path("summaries/latest/", summary_views.latest_summary_page, name="summary-latest"),
     path("summaries/<str:week>/", summary_views.summary_page, name="summary"),
 ]

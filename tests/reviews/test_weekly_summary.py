@@ -35,8 +35,7 @@ def local_today() -> date:
 
 
 def this_week() -> Week:
-    today = local_today()
-    return Week.of(today - timedelta(days=today.weekday()))
+    return Week.containing()
 
 
 # --- weeks ----------------------------------------------------------------------------------------
@@ -195,8 +194,12 @@ def test_the_summary_page_is_for_those_who_see_the_kpis(client, role, status):
 
     page = client.get(f"/admin/work/summaries/{summary.week}/")
     listing = client.get("/admin/work/summaries/")
+    latest = client.get("/admin/work/summaries/latest/")
 
     assert (page.status_code, listing.status_code) == (status, status)
+    assert latest.status_code == (302 if status == 200 else 403)
+    if status == 200:
+        assert latest["Location"] == f"/admin/work/summaries/{summary.week}/"
     if status == 200:
         assert "Without a human touch" in page.content.decode()
         assert summary.week in listing.content.decode()

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from demo import builders, deliveries, finance, returns
+from demo import builders, deliveries, finance, returns, summary
 
 
 class Command(BaseCommand):
@@ -33,6 +33,8 @@ class Command(BaseCommand):
         returns.returns_play(write=self.stdout.write)
         self.stdout.write("Finance: last month reconciled (log in as finance):")
         finance.finance_month_play(write=self.stdout.write)
+        self.stdout.write("Weekly leadership summary (this week so far):")
+        summary.weekly_summary_play(write=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready: {created} new order(s)."))
         example = builders.status_link_example()
         if example is not None:
