@@ -49,6 +49,12 @@ run: demo
 	trap 'echo; echo "Stopping worker..."; kill -TERM $$worker 2>/dev/null || true; wait $$worker 2>/dev/null || true' EXIT; \
 	echo ""; \
 	echo "  Back office:  http://$(HOST):$(PORT)/admin/   (users and passwords above)"; \
+	echo "  Review workspace (reviewer):   http://$(HOST):$(PORT)/admin/work/reviews/"; \
+	echo "  Incidents (cs, ops):           http://$(HOST):$(PORT)/admin/work/incidents/"; \
+	echo "  Operations dashboard (ops):    http://$(HOST):$(PORT)/admin/work/dashboard/"; \
+	echo "  KPIs (ops, finance):           http://$(HOST):$(PORT)/admin/work/kpis/"; \
+	echo "  Latest weekly summary:         http://$(HOST):$(PORT)/admin/work/summaries/latest/"; \
+	echo "  Finance period close:          http://$(HOST):$(PORT)/admin/reconciliation/finance/period/"; \
 	echo "  API docs:     http://$(HOST):$(PORT)/api/docs/"; \
 	echo "  Health:       http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"; \
 	echo "  Worker + beat log: var/worker.log      Ctrl-C stops everything."; \
