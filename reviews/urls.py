@@ -2,6 +2,11 @@
 and its neighbours): the review workspace, incidents, the operations dashboard, the KPI page
 and the weekly summaries. Each view checks its own permission (403 otherwise)."""
 
-from django.urls import path  # noqa: F401  (each screen adds its paths below)
+from django.urls import path
 
-urlpatterns: list = []
+from reviews import dashboard_views
+
+urlpatterns: list = [
+    # The operations dashboard (ops_admin): its figures refresh through htmx.
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+]
