@@ -206,7 +206,7 @@ def throughput(*, now: datetime, span: timedelta, step: timedelta) -> Throughput
         .annotate(n=Count("id"))
         .values_list("bucket", "n")
     )
-    fmt = "%H:%M" if unit == "minute" else "%d %H:00"
+    fmt = "%H:%M" if unit == "minute" else "%H:00"
     received = {_key(k): v for k, v in received.items()}
     shipped = {_key(k): v for k, v in shipped.items()}
     return Throughput(

@@ -44,9 +44,13 @@ def _chart(title: str, series: Throughput, *, every: int) -> SafeString:
     """Orders in and out per bucket, drawn on the server (SVG, no script)."""
     chart = pygal.Bar(js=[], disable_xml_declaration=True, width=900, height=240,
                       show_minor_x_labels=False, x_label_rotation=0, legend_at_bottom=True,
-                      style=DefaultStyle, title=title)  # fmt: skip
+                      truncate_label=-1, style=DefaultStyle, title=title)  # fmt: skip
     chart.x_labels = series.labels
     chart.x_labels_major = series.labels[::every]
+    # Whole orders: integer ticks, at most about five of them.
+    top = max([*series.received, *series.shipped, 1])
+    tick = max(1, -(-top // 5))
+    chart.y_labels = list(range(0, top + tick, tick))
     chart.add("Received", series.received)
     chart.add("Shipped", series.shipped)
     # pygal escapes every label and title it draws; the SVG is ours.
