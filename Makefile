@@ -49,6 +49,7 @@ run: demo
 	trap 'echo; echo "Stopping worker..."; kill -TERM $$worker 2>/dev/null || true; wait $$worker 2>/dev/null || true' EXIT; \
 	echo ""; \
 	echo "  Back office:  http://$(HOST):$(PORT)/admin/   (users and passwords above)"; \
+	echo "  Operations dashboard: http://$(HOST):$(PORT)/admin/work/dashboard/   (user ops)"; \
 	echo "  API docs:     http://$(HOST):$(PORT)/api/docs/"; \
 	echo "  Health:       http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"; \
 	echo "  Worker + beat log: var/worker.log      Ctrl-C stops everything."; \

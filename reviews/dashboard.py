@@ -8,10 +8,10 @@ Two sources:
   breakers, the oldest order in flight and the "business uptime" (the share of orders whose first
   shipment label was bought within ``PROCESSING_SLA_MINUTES`` of receipt);
 - the Prometheus registry: per-step latency p50 / p95 from the histograms' buckets, interpolated
-  as PromQL's ``histogram_quantile`` does. With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn and the
-  Celery workers write their samples there) every process is summed through
-  ``MultiProcessCollector``; otherwise this process's ``REGISTRY`` is read, which under
-  ``make run`` (eager tasks in the web process) or in tests holds every step.
+  as PromQL's ``histogram_quantile`` does. With ``PROMETHEUS_MULTIPROC_DIR`` set (``make run``
+  and production: gunicorn and the Celery workers write their samples there) every process is
+  summed through ``MultiProcessCollector``; otherwise this process's ``REGISTRY`` is read, which
+  holds every step only where tasks run in-process (eager tasks, tests).
 
 Queue depth is read from the broker itself: ``LLEN`` per queue on Redis (with kombu's priority
 sub-queues), the message files per queue in the filesystem broker's folder under ``make run``.

@@ -233,3 +233,29 @@ def test_the_grafana_dashboard_parses_and_names_only_metrics_that_exist():
         assert name in families or base in families, name
     exprs = " ".join(t["expr"] for p in doc["panels"] for t in p.get("targets", []))
     assert "histogram_quantile(0.95" in exprs and "pipeline_step_seconds_bucket" in exprs
+
+
+def test_with_a_multiprocess_dir_the_latencies_of_other_processes_are_summed(tmp_path, monkeypatch):
+    """As under ``make run`` and gunicorn: a worker process writes its samples into
+    ``PROMETHEUS_MULTIPROC_DIR`` and the web process's dashboard reads them from there."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    worker = (
+        "from config.metrics import observe\n"
+        "for seconds in (0.02, 0.03, 0.04, 0.2):\n"
+        "    observe('label', seconds)\n"
+    )
+    for _ in range(2):  # two worker processes
+        subprocess.run(
+            [sys.executable, "-c", worker], cwd=ROOT, check=True, timeout=60,
+            env={**__import__("os").environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        )  # fmt: skip
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    label = histogram_buckets("pipeline_step_seconds", by="step")["label"]
+    assert label.observations == 8  # both processes, and none of this test process's own
+    assert 0.025 < label.quantile(0.5) <= 0.05
+    rows = {s.step: s for s in dashboard.step_latencies()}
+    assert rows["label"].observations == 8 and rows["allocation"].observations == 0
