@@ -29,7 +29,7 @@ def observations(step: str) -> int:
     return histogram_buckets("pipeline_step_seconds", by="step").get(step, Buckets()).observations
 
 
-def test_processing_an_inbox_event_is_timed(storefront, deliver):
+def test_processing_an_inbox_event_is_timed(storefront, deliver):  # noqa: F811 (fixtures)
     before = observations("processing")
     deliver(envelope(canonical_order(), event_id="evt_metrics"))
     assert observations("processing") == before + 1
