@@ -8,7 +8,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 QUEUES := ingest,fulfillment,sync,notify,subscriptions
 
-.PHONY: install run test lint migrate demo worker clean
+.PHONY: install run test lint migrate demo worker clean prometheus-fresh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,13 @@ demo: migrate
 
 # Web UI on $(HOST):$(PORT) plus a Celery worker with embedded beat on the filesystem broker
 # (var/celery-broker): no services needed. Ctrl-C stops all of it.
-run: demo
+# Every process of it (setup_demo, the worker, gunicorn) writes its Prometheus samples into one
+# fresh folder, so /metrics and the operations dashboard sum them, the demo's orders included
+# (a target-specific variable: the prerequisites demo and migrate get it too).
+run: export PROMETHEUS_MULTIPROC_DIR = $(CURDIR)/var/prometheus
+run: prometheus-fresh demo
 	@$(MANAGE) collectstatic --noinput --verbosity 0
 	@set -euo pipefail; \
-	rm -rf var/prometheus && mkdir -p var/prometheus; \
-	export PROMETHEUS_MULTIPROC_DIR=$$PWD/var/prometheus; \
 	$(BIN)/celery -A config worker --beat --queues $(QUEUES) --concurrency 2 \
 	  --loglevel INFO --schedule var/celerybeat-schedule >var/worker.log 2>&1 & \
 	worker=$$!; \
@@ -61,6 +63,9 @@ run: demo
 	echo ""; \
 	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
 	  --error-logfile - --graceful-timeout 5
+
+prometheus-fresh:
+	@rm -rf var/prometheus && mkdir -p var/prometheus
 
 worker: install
 	$(BIN)/celery -A config worker --beat --queues $(QUEUES) --loglevel INFO

@@ -27,6 +27,7 @@ from channels.adapters.base import (
 )
 from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
 from config import correlation
+from config import metrics as step_metrics
 from config.tasks import enqueue_on_commit
 from orders import jsonschemas, money
 from orders.actors import Actor
@@ -272,7 +273,9 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
                 locked.mark_processed(order_id=order_id, outcome=outcome)
             locked.save()
     metrics.PROCESSED.labels(event.channel.slug, event.topic, outcome).inc()
-    metrics.PROCESSING_SECONDS.labels(event.channel.slug).observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    metrics.PROCESSING_SECONDS.labels(event.channel.slug).observe(elapsed)
+    step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return locked
 

@@ -406,6 +406,9 @@ ACCEPTED_PAYMENT_METHODS = env.json("ACCEPTED_PAYMENT_METHODS", default={})
 DUPLICATE_ORDER_WINDOW_MINUTES = env.int("DUPLICATE_ORDER_WINDOW_MINUTES", default=30)
 # Reviews: a case is due this many hours after it opens.
 REVIEW_SLA_HOURS = env.int("REVIEW_SLA_HOURS", default=4)
+# The operations dashboard's "business uptime": an order meets its processing SLA when its first
+# shipment label is bought within this many minutes of its receipt (reviews.dashboard).
+PROCESSING_SLA_MINUTES = env.int("PROCESSING_SLA_MINUTES", default=60)
 
 # --- Fulfillment -------------------------------------------------------------------------------
 # Routing defaults (a rule's actions override them).

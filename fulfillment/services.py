@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from config.metrics import timed
 from fulfillment.models import (
     Reservation,
     ReservationStatus,
@@ -303,6 +304,7 @@ def _allocation_summary(order_id: int, reserved_now: int) -> Allocation:
     )
 
 
+@timed("allocation")
 def stock_reserve_for_order(*, order_id: int) -> Allocation:
     """Reserve stock for every line of an order not yet covered (the pipeline's allocator).
 

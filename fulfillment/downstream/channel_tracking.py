@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import Counter, Histogram
 
+from config import metrics
 from config.integrations import IntegrationError
 from fulfillment.downstream.base import DownstreamError, order_of
 from orders import feedback
@@ -162,7 +163,9 @@ class ChannelTrackingAdapter:
                 retry_after=exc.retry_after,
             ) from exc
         finally:
-            WRITEBACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            WRITEBACK_SECONDS.labels(kind).observe(elapsed)
+            metrics.observe("tracking_writeback", elapsed)
         WRITEBACKS.labels(kind, "succeeded").inc()
         ref = str(result.get("channel_ref") or "")[:120]
         if ref and not shipment.channel_ref:

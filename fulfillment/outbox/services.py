@@ -53,7 +53,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from config import correlation
+from config import correlation, metrics
 from config.tasks import enqueue_on_commit
 from fulfillment.downstream import DownstreamError, get_handler
 from fulfillment.models import (
@@ -351,7 +351,9 @@ def action_dispatch(*, action_id: int) -> str:
             error = DownstreamError(
                 f"unexpected {type(exc).__name__} in the {action.target} adapter", retryable=True
             )
-        CALL_SECONDS.labels(action.kind, action.target).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        CALL_SECONDS.labels(action.kind, action.target).observe(elapsed)
+        metrics.observe(f"downstream:{action.target}", elapsed)
         outcome = _record(lease, result, error)
     DISPATCHES.labels(action.kind, action.target, outcome).inc()
     return outcome

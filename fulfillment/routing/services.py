@@ -9,6 +9,7 @@ import structlog
 from django.db import transaction
 
 from config import correlation
+from config.metrics import timed
 from fulfillment.models import RoutingDecision
 from fulfillment.routing.evaluation import Evaluation, evaluate
 from orders.actors import Actor
@@ -53,6 +54,7 @@ def _event_data(decision: RoutingDecision, evaluation: Evaluation) -> dict[str, 
     return data
 
 
+@timed("routing")  # outside the transaction: includes the commit
 @transaction.atomic
 def route_order(*, order_id: int, actor: Actor | None = None) -> RoutingDecision:
     """Evaluate the rules for an order, store the outcome as a ``RoutingDecision`` and put a

@@ -15,7 +15,7 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
-from config import correlation
+from config import correlation, metrics
 from config.tasks import enqueue_on_commit
 from orders.actors import Actor
 from orders.errors import DomainError
@@ -101,7 +101,10 @@ def _run_checks(order: Order) -> Order | None:
                 incident_category=IncidentCategory.OTHER,
                 key=f"crash:{check.name}",
             )
-        results.append((check.name, result, (time.perf_counter() - started) * 1000))
+        elapsed = time.perf_counter() - started
+        metrics.observe(f"check:{check.name}", elapsed)
+        metrics.CHECK_OUTCOMES.labels(check.name, result.outcome).inc()
+        results.append((check.name, result, elapsed * 1000))
 
     failures = [(name, r) for name, r, _ in results if r.outcome == FAILED]
     allocator = get_allocator()
