@@ -56,6 +56,8 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.view_varianceitem", "reconciliation.change_varianceitem",
         "reconciliation.view_payout", "reconciliation.view_link", "reconciliation.change_link",
         "reconciliation.close_period",
+        # The KPI page and API (reviews.kpis): automation figures, no personal data.
+        "reviews.view_kpis",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules (so the
     # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see
