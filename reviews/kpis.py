@@ -53,6 +53,7 @@ from fulfillment.models import (
     Shipment,
     Warehouse,
 )
+from orders import money
 from orders.models import ActorKind, Order, OrderEvent
 from reviews.models import ReviewCase
 
@@ -319,8 +320,10 @@ def variance(
         for currency in currencies:
             row, _items = compute_row(period, ch, currency)
             out.append(VarianceFigure(
-                channel=ch.slug, currency=currency, sales=row.columns.get("sales", Decimal(0)),
-                unexplained=row.unexplained_total, variance_percent=row.variance_percent,
+                channel=ch.slug, currency=currency,
+                sales=money.normalize(row.columns.get("sales", Decimal(0)), currency),
+                unexplained=money.normalize(row.unexplained_total, currency),
+                variance_percent=row.variance_percent,
             ))  # fmt: skip
     return out
 

@@ -2,6 +2,10 @@
 and its neighbours): the review workspace, incidents, the operations dashboard, the KPI page
 and the weekly summaries. Each view checks its own permission (403 otherwise)."""
 
-from django.urls import path  # noqa: F401  (each screen adds its paths below)
+from django.urls import path
 
-urlpatterns: list = []
+from reviews import kpi_views
+
+urlpatterns: list = [
+    path("kpis/", kpi_views.kpis_page, name="kpis"),
+]

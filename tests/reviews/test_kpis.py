@@ -341,3 +341,73 @@ def test_an_empty_range_has_no_rates(db, client):
     body = get_kpis(client, **_range()).json()
     assert body["overall"]["orders_received"] == 0
     assert body["overall"]["no_touch_percent"] is None and body["channels"] == []
+
+
+def test_variance_reads_reconciliation_for_the_days_the_orders_were_placed(world, client):
+    """The fixture's orders were placed on 2026-11-01: reconciliation counts them there."""
+    from reconciliation.variance import Period, compute_row
+
+    login(client, "otto")
+    body = get_kpis(client, **{"from": "2026-11-01", "to": "2026-11-01"}).json()
+    period = Period(date(2026, 11, 1), date(2026, 11, 1), "2026-11-01..2026-11-01")
+    rows = {(v["channel"], v["currency"]): v for v in body["variance"]}
+    assert set(rows) == {("shop", "USD"), ("storefront", "USD")}
+    for slug in ("shop", "storefront"):
+        placed = Order.objects.filter(channel__slug=slug).exclude(status="cancelled")
+        assert Decimal(rows[(slug, "USD")]["sales"]) == sum(o.total for o in placed)
+        row, _ = compute_row(period, placed[0].channel, "USD")
+        assert Decimal(rows[(slug, "USD")]["unexplained"]) == row.unexplained_total
+    # Nothing received that day, so no other figure.
+    assert body["overall"]["orders_received"] == 0
+
+
+# --- the KPI page ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [("ops_admin", 200), ("finance", 200), ("customer_service", 403), ("reviewer", 403)],
+)
+def test_who_may_open_the_kpi_page(db, client, role, status):
+    make_user("someone", role)
+    login(client, "someone")
+    assert client.get("/admin/work/kpis/").status_code == status
+
+
+def test_the_page_shows_the_week_against_the_last_with_deltas(world, client):
+    from reviews.kpi_views import week_label
+
+    login(client, "otto")
+    response = client.get("/admin/work/kpis/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    monday = kpis.week_of(today())
+    assert f'value="{week_label(monday)}"' in html
+    start, end = kpis.local_days(monday, monday + timedelta(days=6))
+    report = kpis.kpi_report(start=start, end=end)
+    # The overall table's first row: orders received this week, with its change.
+    overall = response.context["overall"]
+    assert (
+        overall[0][0] == "Orders received" and overall[0][1].now == report.overall.orders_received
+    )
+    assert 'data-channel="storefront"' in html and 'data-channel="shop"' in html
+    assert "<svg" in html and "No human touch %" in html
+    assert "Kim" not in html and "Unter den Linden" not in html  # no personal data
+
+
+def test_the_page_says_so_when_the_week_is_not_a_week(db, client):
+    make_user("otto", "ops_admin")
+    login(client, "otto")
+    response = client.get("/admin/work/kpis/", {"week": "2026-W60"}, follow=True)
+    assert response.status_code == 200
+    assert "year 2026 has no week 60; showing this week." in response.content.decode()
+    response = client.get("/admin/work/kpis/", {"channel": "nope"})
+    assert "There is no sales channel &#x27;nope&#x27;" in response.content.decode()
+
+
+def test_deltas_are_green_when_better_and_red_when_worse():
+    from reviews.kpi_views import delta
+
+    assert (delta(Decimal("80"), Decimal("70"), "up").tone, delta(80, 70, "up").arrow) == (
+        "good", "▲")  # fmt: skip
+    assert delta(Decimal("30"), Decimal("20"), "down").tone == "bad"
+    assert delta(Decimal("20"), Decimal("30"), "down").arrow == "▼"
+    assert delta(5, 5, "up").tone == "flat" and delta(None, 5, "up").change is None
