@@ -98,22 +98,27 @@ def week_label(monday: date) -> str:
 
 
 def _chart(monday: date, channel: SalesChannel | None) -> str:
-    """Daily no-touch % (left axis) and orders received (right axis) over eight weeks."""
+    """Daily no-touch % (left axis, 0-100) and orders received (right axis) over the eight
+    weeks to the picked one, up to today (the days to come have no orders yet)."""
     first = monday - timedelta(weeks=CHART_WEEKS - 1)
-    start, end = kpis.local_days(first, monday + timedelta(days=6))
+    last = min(monday + timedelta(days=6), _today())
+    start, end = kpis.local_days(first, max(last, first))
     days = kpis.daily(start=start, end=end, channel=channel)
+    most = max((f.orders_received for _, f in days), default=0)
     chart = pygal.Line(js=[], disable_xml_declaration=True, width=900, height=300,
                        show_minor_x_labels=False, x_label_rotation=0, legend_at_bottom=True,
+                       truncate_label=-1, range=(0, 100), secondary_range=(0, max(most, 1)),
+                       allow_interruptions=True, dots_size=2,
                        title=f"Daily no-touch % and orders, {CHART_WEEKS} weeks to "
                              f"{week_label(monday)}")  # fmt: skip
     labels = [d.strftime("%m-%d") for d, _ in days]
     chart.x_labels = labels
     chart.x_labels_major = labels[::7]
     # Drawing only: the figures themselves stay Decimal everywhere else.
-    chart.add("No human touch %", [
+    chart.add("No human touch % (left)", [
         float(f.no_touch_percent) if f.no_touch_percent is not None else None for _, f in days
     ])  # fmt: skip
-    chart.add("Orders received", [f.orders_received for _, f in days], secondary=True)
+    chart.add("Orders received (right)", [f.orders_received for _, f in days], secondary=True)
     return str(chart.render(is_unicode=True))
 
 
