@@ -24,9 +24,10 @@ same figures as long as nothing more happened to those orders.
   ones left out) / shipped orders; per channel and per acquisition source
   (``Order.source["acquisition_source"]``, set by the channel adapters; "(none)" when the
   channel gave none).
-- **Reconciliation variance**: ``reconciliation.variance.compute_row`` for the local days the
-  range covers, per channel and currency: sales, the unexplained total and the variance %.
-  Read only: the finance screens save the items, this does not.
+- **Reconciliation variance**: ``reconciliation.variance.kpi_variance`` (registered in
+  ``orders.figures``: this layer may not import reconciliation) for the local days the range
+  covers, per channel and currency: sales, the unexplained total and the variance %. Read
+  only: the finance screens save the items, this does not.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ from fulfillment.models import (
     Shipment,
     Warehouse,
 )
-from orders import money
+from orders import figures as figures_registry
+from orders.figures import VarianceFigure
 from orders.models import ActorKind, Order, OrderEvent
 from reviews.models import ReviewCase
 
@@ -145,15 +147,6 @@ class ChannelKpis:
     name: str
     figures: KpiFigures
     returns_by_source: list[SourceReturns]
-
-
-@dataclass(frozen=True)
-class VarianceFigure:
-    channel: str
-    currency: str
-    sales: Decimal
-    unexplained: Decimal
-    variance_percent: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -300,32 +293,13 @@ def variance(
     *, start: datetime, end: datetime, channel: SalesChannel | None = None
 ) -> list[VarianceFigure]:
     """Reconciliation's variance for the local days of the range (``TIME_ZONE``), per channel
-    and currency, without saving its items (that is the finance screens' job)."""
-    from reconciliation.variance import Period, compute_row
-
+    and currency, through ``orders.figures`` (reconciliation registers it)."""
     zone = ZoneInfo(settings.TIME_ZONE)
     first = start.astimezone(zone).date()
     last = (end - timedelta(microseconds=1)).astimezone(zone).date()
     if last < first:
         return []
-    period = Period(first, last, f"{first.isoformat()}..{last.isoformat()}")
-    channels = SalesChannel.objects.order_by("slug")
-    if channel is not None:
-        channels = channels.filter(pk=channel.pk)
-    out = []
-    for ch in channels:
-        currencies = sorted(set(Order.objects.filter(
-            channel=ch, placed_at__date__range=(first, last)
-        ).values_list("currency", flat=True)))  # fmt: skip
-        for currency in currencies:
-            row, _items = compute_row(period, ch, currency)
-            out.append(VarianceFigure(
-                channel=ch.slug, currency=currency,
-                sales=money.normalize(row.columns.get("sales", Decimal(0)), currency),
-                unexplained=money.normalize(row.unexplained_total, currency),
-                variance_percent=row.variance_percent,
-            ))  # fmt: skip
-    return out
+    return figures_registry.variance_for(first, last, channel.pk if channel is not None else None)
 
 
 def kpi_report(
