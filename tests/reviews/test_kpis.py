@@ -5,9 +5,10 @@ The world is built through the real code paths: orders through ``order_create`` 
 validation pipeline, parcels labelled and shipped by the shipment services (each ship writes
 the channel's first tracking write-back), the outbox drained against a loopback storefront,
 a review decided by a reviewer, a dead write-back retried by a person, a delivery recorded
-from the carrier and a return requested. One order is "received two days ago": the suite has
-no clock to turn, and audit rows are append-only, so its ``created_at`` (the receipt time the
-KPIs read) is set back once, before anything else happens to it.
+from the carrier, a return requested, and a hold and release by customer service. One order
+is "received two days ago": the suite has no clock to turn, and audit rows are append-only,
+so its ``created_at`` (the receipt time the KPIs read) is set back once, before anything else
+happens to it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fulfillment.returns import ReturnLineRequest, return_request
 from fulfillment.shipments import shipment_buy_label, shipment_ship, shipments_create_for_order
 from orders.actors import Actor
 from orders.models import Order, OrderEvent
+from orders.services import order_transition
 from reviews import kpis
 from reviews.models import ReviewCase
 from reviews.services import review_case_approve, review_case_start
@@ -127,6 +129,16 @@ def world(httpserver: HTTPServer, settings):
         review_case_approve(case_id=case.pk, actor=Actor.for_user(reviewer), note="ok")
     reviewed.refresh_from_db()
     o["reviewed"] = ship(reviewed)
+    # Held by customer service (the customer called), released, then shipped: touched.
+    held = order_with(channel=shop)
+    cs = Actor.for_user(make_user("carol", "customer_service"))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order_transition(order_id=held.pk, transition="hold", actor=cs, reason="customer call")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order_transition(order_id=held.pk, transition="release_hold", actor=cs)
+    held.refresh_from_db()
+    assert held.status == "allocated", held.status
+    o["held"] = ship(held)
     # Received and allocated, not shipped yet.
     o["waiting"] = order_with(channel=shop)
     assert o["waiting"].status == "allocated"
@@ -229,21 +241,21 @@ def test_api_figures_equal_the_ones_from_the_timelines(world, client):
     # What the world was built to show, spelled out (so the comparison above cannot pass by
     # both sides being wrong the same way).
     o = body["overall"]
-    assert (o["orders_received"], o["orders_no_touch"], o["orders_shipped"]) == (7, 5, 6)
-    assert o["no_touch_percent"] == "71.43"  # retried and reviewed are touched
-    assert (o["same_day_counted"], o["same_day_shipped"]) == (6, 5)  # the late one
+    assert (o["orders_received"], o["orders_no_touch"], o["orders_shipped"]) == (8, 5, 7)
+    assert o["no_touch_percent"] == "62.50"  # retried, reviewed and held are touched
+    assert (o["same_day_counted"], o["same_day_shipped"]) == (7, 6)  # the late one
     assert (o["writebacks_succeeded"], o["writebacks_dead"]) == (5, 1)
     assert o["writeback_success_percent"] == "83.33"
-    assert (o["orders_returned"], o["return_rate_percent"]) == (1, "16.67")
+    assert (o["orders_returned"], o["return_rate_percent"]) == (1, "14.29")
     assert Decimal(o["p90_hours_to_ship"]) >= Decimal("47.9")  # the late order, two days
     assert by_slug["shop"]["figures"]["writebacks_succeeded"] == 0
-    assert by_slug["shop"]["figures"]["orders_no_touch"] == 1  # waiting; reviewed is touched
+    assert by_slug["shop"]["figures"]["orders_no_touch"] == 1  # waiting; reviewed, held touched
 
     sources = {s["acquisition_source"]: s for s in body["returns_by_source"]}
     assert sources["google"] == {"acquisition_source": "google", "orders_shipped": 3,
                                  "orders_returned": 1, "return_rate_percent": "33.33"}  # fmt: skip
     assert sources["newsletter"]["return_rate_percent"] == "0.00"
-    assert sources[kpis.NO_SOURCE]["orders_shipped"] == 2  # late and reviewed
+    assert sources[kpis.NO_SOURCE]["orders_shipped"] == 3  # late, reviewed and held
     assert body["start"].startswith(_range()["from"]) and body["channel"] is None
 
 
@@ -252,12 +264,12 @@ def test_one_channel_and_the_range_edges(world, client):
     body = get_kpis(client, channel="shop", **_range()).json()
     assert body["channel"] == "shop" and [c["slug"] for c in body["channels"]] == ["shop"]
     assert {k: v for k, v in body["overall"].items() if k != "writebacks_open"} == expected(
-        [world["reviewed"], world["waiting"]]
+        [world["reviewed"], world["held"], world["waiting"]]
     )
     # Today only: the late order came in two days ago, so it is not in this range.
     body = get_kpis(client, **{"from": today().isoformat(), "to": today().isoformat()}).json()
-    assert body["overall"]["orders_received"] == 6
-    assert body["overall"]["same_day_shipped"] == body["overall"]["same_day_counted"] == 5
+    assert body["overall"]["orders_received"] == 7
+    assert body["overall"]["same_day_shipped"] == body["overall"]["same_day_counted"] == 6
     # The day it came in: only the late order.
     two_days_ago = (today() - timedelta(days=2)).isoformat()
     body = get_kpis(client, **{"from": two_days_ago, "to": two_days_ago}).json()
