@@ -187,7 +187,7 @@ def cohort(
 def order_facts(
     *, start: datetime, end: datetime, channel: SalesChannel | None = None
 ) -> list[OrderFacts]:
-    """One ``OrderFacts`` per order of the cohort, in a fixed number of queries (seven)
+    """One ``OrderFacts`` per order of the cohort, in a fixed number of queries (eight)
     whatever its size: the screens and the weekly summary call this for weeks of orders."""
     orders = cohort(start=start, end=end, channel=channel)
     rows = list(orders.order_by("created_at", "id").values_list("id", "channel_id", "created_at",

@@ -423,3 +423,12 @@ def test_deltas_are_green_when_better_and_red_when_worse():
     assert delta(Decimal("30"), Decimal("20"), "down").tone == "bad"
     assert delta(Decimal("20"), Decimal("30"), "down").arrow == "▼"
     assert delta(5, 5, "up").tone == "flat" and delta(None, 5, "up").change is None
+
+
+def test_the_facts_take_the_same_eight_queries_however_many_orders(
+    world, django_assert_num_queries
+):
+    start, end = kpis.local_days(today() - timedelta(days=3), today() + timedelta(days=1))
+    with django_assert_num_queries(8):
+        facts = kpis.order_facts(start=start, end=end)
+    assert len(facts) == len(world)
