@@ -54,7 +54,7 @@ from orders.models import Order
 @admin.register(Warehouse)
 class WarehouseAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "country", "region", "kind", "priority",
-                    "ships_international", "is_active"]  # fmt: skip
+                    "ships_international", "is_active", "cutoff_time", "time_zone"]  # fmt: skip
     list_filter = ["kind", "country", "ships_international", "is_active"]
     search_fields = ["code", "name", "region"]
     ordering = ["priority", "code"]

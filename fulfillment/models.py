@@ -7,7 +7,9 @@ constraints below, so no interleaving of workers can reserve more than is on han
 
 from __future__ import annotations
 
+from datetime import time
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,6 +20,21 @@ from django_fsm import FSMField, transition
 
 from fulfillment.carriers.base import TRACKING_STATUSES
 from orders.models import FSMRowMixin
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name zoneinfo knows (``Europe/Berlin``), so the same-day KPI can place a
+    warehouse's cut-off on its own local clock."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"{value!r} is not an IANA time zone name (e.g. America/New_York)"
+        ) from exc
+
+
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
 
 
 class WarehouseKind(models.TextChoices):
@@ -43,6 +60,14 @@ class Warehouse(models.Model):
         default=True, help_text="May ship to countries other than its own."
     )
     is_active = models.BooleanField(default=True, help_text="Inactive: never allocated from.")
+    cutoff_time = models.TimeField(
+        default=time(14, 0),
+        help_text="Local time after which an order received ships the next day (same-day KPI).",
+    )
+    time_zone = models.CharField(
+        max_length=64, default=default_time_zone, validators=[validate_time_zone],
+        help_text="IANA time zone of the warehouse's clock, e.g. America/New_York.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -17,10 +17,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -32,6 +34,7 @@ from fulfillment.models import (
     StockLevel,
     Warehouse,
     WarehouseKind,
+    validate_time_zone,
 )
 from orders.actors import Actor
 from orders.errors import DomainError, InvalidInput, NotFound
@@ -118,6 +121,8 @@ def warehouse_upsert(
     region: str | None = None,
     ships_international: bool | None = None,
     is_active: bool | None = None,
+    cutoff_time: dt_time | None = None,
+    time_zone: str | None = None,
 ) -> WarehouseResult:
     """Create a warehouse, or update the fields given for an existing one (safe to repeat)."""
     code = code.strip()
@@ -135,10 +140,16 @@ def warehouse_upsert(
         )
     if priority is not None and not 0 <= priority <= 1_000_000:
         raise InvalidInput("Priority must be between 0 and 1000000", code="invalid")
+    if time_zone is not None:
+        try:
+            validate_time_zone(time_zone.strip())
+        except ValidationError as exc:
+            raise InvalidInput(exc.messages[0], code="invalid") from exc
     wanted: dict[str, Any] = {"country": country}
     for field_name, value in (("kind", kind), ("priority", priority), ("name", name),
                               ("region", region), ("ships_international", ships_international),
-                              ("is_active", is_active)):  # fmt: skip
+                              ("is_active", is_active), ("cutoff_time", cutoff_time),
+                              ("time_zone", time_zone)):  # fmt: skip
         if value is not None:
             wanted[field_name] = value.strip() if isinstance(value, str) else value
     if "region" in wanted:

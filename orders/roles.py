@@ -63,6 +63,8 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.view_varianceitem", "reconciliation.change_varianceitem",
         "reconciliation.view_payout", "reconciliation.view_link", "reconciliation.change_link",
         "reconciliation.close_period",
+        # The KPI page and API (reviews.kpis): automation figures, no personal data.
+        "reviews.view_kpis",
     ],
     # Runs the system: every permission of the back office's own apps and its schedules except
     # those that show personal data whole (PERSONAL_DATA_WHOLE: street lines and phones, raw

@@ -52,6 +52,7 @@ from django.utils import timezone
 
 from orders import money
 from orders.errors import InvalidInput
+from orders.figures import VarianceFigure
 from orders.models import Order, OrderPayment, OrderStatus, Refund, RefundStatus
 from reconciliation.matching import BANK_WINDOW_AFTER
 from reconciliation.models import (
@@ -482,3 +483,29 @@ def item_resolve(*, item_id: int, category: str, note: str, user: Any) -> Varian
               "currency": item.currency},
     )  # fmt: skip
     return item
+
+
+def kpi_variance(first: date, last: date, channel_id: int | None = None) -> list[VarianceFigure]:
+    """The variance of the days ``first`` to ``last`` per channel and currency, for the KPIs
+    and the weekly summary (registered in ``orders.figures``). Read only: unlike
+    ``compute_period`` it saves no items."""
+    from channels.models import SalesChannel
+
+    period = Period(first, last, f"{first.isoformat()}..{last.isoformat()}")
+    channels = SalesChannel.objects.order_by("slug")
+    if channel_id is not None:
+        channels = channels.filter(pk=channel_id)
+    out = []
+    for channel in channels:
+        currencies = sorted(set(Order.objects.filter(
+            channel=channel, placed_at__date__range=(first, last)
+        ).values_list("currency", flat=True)))  # fmt: skip
+        for cur in currencies:
+            row, _items = compute_row(period, channel, cur)
+            out.append(VarianceFigure(
+                channel=channel.slug, currency=cur,
+                sales=money.normalize(row.columns.get("sales", Decimal(0)), cur),
+                unexplained=money.normalize(row.unexplained_total, cur),
+                variance_percent=row.variance_percent,
+            ))  # fmt: skip
+    return out

@@ -4,11 +4,12 @@ and the weekly summaries. Each view checks its own permission (403 otherwise).""
 
 from django.urls import path
 
-from reviews import dashboard_views, summary_views
+from reviews import dashboard_views, kpi_views, summary_views
 
 urlpatterns = [
     # The operations dashboard (ops_admin): its figures refresh through htmx.
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("kpis/", kpi_views.kpis_page, name="kpis"),
     path("summaries/", summary_views.summaries_page, name="summaries"),
     path("summaries/latest/", summary_views.latest_summary_page, name="summary-latest"),
     path("summaries/<str:week>/", summary_views.summary_page, name="summary"),

@@ -512,6 +512,12 @@ class AmazonChannelAdapter:
             "sales_channel": order.get("SalesChannel", ""),
             "marketplace_id": marketplace,
         }
+        # Amazon names no referrer: the marketplace is where the buyer came from.
+        acquisition = normalize.acquisition_source(order.get("SalesChannel")) or (
+            normalize.acquisition_source(marketplace)
+        )
+        if acquisition:
+            source["acquisition_source"] = acquisition
         if order.get("OrderTotal"):
             total = amount.money(order, "OrderTotal", "/order")
             source["total_from"] = "OrderTotal"

@@ -516,6 +516,13 @@ def _source(
         "order_source": order.get("order_source", ""),
         "shipping_address_count": len(addresses),
     }
+    # The marketplace or app that sent the order (external_source, e.g. "amazon"), else
+    # where it was placed (order_source: www, manual, external, mobile...).
+    acquisition = normalize.acquisition_source(order.get("external_source")) or (
+        normalize.acquisition_source(order.get("order_source"))
+    )
+    if acquisition:
+        source["acquisition_source"] = acquisition
     ip_hash = client_ip_hash(order.get("ip_address") or order.get("ip_address_v6"))
     if ip_hash:
         source["browser_ip_hash"] = ip_hash  # the address itself is never kept

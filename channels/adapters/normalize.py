@@ -12,9 +12,11 @@ string (``"/items/0/ItemPrice/Amount"``); both name the same thing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from channels.adapters.base import NormalizationError
 from orders import money
@@ -26,6 +28,43 @@ Path = Keys | str
 
 # InvalidInput codes from orders.money, in words that do not repeat the value.
 _AMOUNT_REASONS = {"float_amount": "a JSON number, not a decimal string"}
+
+
+# What an acquisition source may hold: a short tag or a host name, nothing a person typed in.
+_SOURCE_CHARS = re.compile(r"[^a-z0-9._+-]+")
+
+
+def acquisition_source(value: Any) -> str:
+    """A campaign tag or site as a short lowercase token (``google``, ``otherexample.com``),
+    for the return rate by acquisition source. Anything that could be personal data (an email
+    in a tag, a value too long to be a tag) gives "" rather than being kept."""
+    if not isinstance(value, str) or "@" in value:
+        return ""
+    token = _SOURCE_CHARS.sub("-", value.strip().lower()).strip("-")
+    return token if 0 < len(token) <= 64 else ""
+
+
+def url_host(value: Any) -> str:
+    """The host of a referring URL (``www.`` dropped), never its path or query."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    text = value.strip()
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def url_param(value: Any, name: str) -> str:
+    """One query parameter of a URL (``utm_source`` of a landing page), "" when absent."""
+    if not isinstance(value, str) or "?" not in value:
+        return ""
+    try:
+        found = parse_qs(urlsplit(value.strip()).query).get(name) or [""]
+    except ValueError:
+        return ""
+    return found[0]
 
 
 def _parts(path: Path) -> list[str | int]:

@@ -556,7 +556,17 @@ def _source(order: Mapping[str, Any], shipping_lines: list[Any], amount: Amounts
     tips = order.get("total_tip_received")
     if tips not in (None, "") and amount.parse(tips, ["total_tip_received"]):
         source["total_tip_received"] = str(amount.parse(tips, ["total_tip_received"]))
+    acquisition = _acquisition(order)
+    if acquisition:
+        source["acquisition_source"] = acquisition
     return source
+
+
+def _acquisition(order: Mapping[str, Any]) -> str:
+    """Where the buyer came from: the landing page's ``utm_source``, else the referring site's
+    host (only the host: a referrer's path or query may carry a search or an email)."""
+    utm = normalize.acquisition_source(normalize.url_param(order.get("landing_site"), "utm_source"))
+    return utm or normalize.acquisition_source(normalize.url_host(order.get("referring_site")))
 
 
 adapter = ShopifyChannelAdapter()

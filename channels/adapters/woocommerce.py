@@ -383,7 +383,25 @@ def _source(order: Mapping[str, Any], amount: Amounts) -> dict[str, Any]:
                 amount.zero(),
             )
         )
+    acquisition = _acquisition(order)
+    if acquisition:
+        source["acquisition_source"] = acquisition
     return source
+
+
+def _acquisition(order: Mapping[str, Any]) -> str:
+    """WooCommerce's order attribution (8.5+) in ``meta_data``: the UTM source, else the
+    source type (``typein``, ``organic``, ``referral``, ``admin``...)."""
+    meta = {
+        str(m.get("key")): m.get("value")
+        for m in normalize.list_of(order, "meta_data")
+        if isinstance(m, Mapping)
+    }
+    for key in ("_wc_order_attribution_utm_source", "_wc_order_attribution_source_type"):
+        found = normalize.acquisition_source(meta.get(key))
+        if found:
+            return found
+    return ""
 
 
 adapter = WooCommerceChannelAdapter()

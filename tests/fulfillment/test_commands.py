@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -82,11 +83,26 @@ def test_add_warehouse_updates_only_what_is_given():
         (["--code", "bad code", "--country", "US"], "must be 1-32 letters"),
         (["--code", "X1", "--country", "US", "--priority", "high"], "whole number"),
         (["--code", "X1", "--country", "US", "--priority", "-1"], "between 0 and"),
+        (["--code", "X1", "--country", "US", "--cutoff", "2pm"], "--cutoff must be a time"),
+        (
+            ["--code", "X1", "--country", "US", "--time-zone", "Mars/Olympus"],
+            "'Mars/Olympus' is not an IANA time zone name",
+        ),
     ],
 )
 def test_add_warehouse_refuses_bad_input_with_a_clear_message(args, message):
     assert message in str(fails("add_warehouse", *args))
     assert not Warehouse.objects.exists()
+
+
+def test_add_warehouse_sets_the_same_day_cut_off_and_time_zone(settings):
+    assert run("add_warehouse", "--code", "NJ1", "--country", "US").code == 0
+    default = Warehouse.objects.get(code="NJ1")
+    assert (default.cutoff_time, default.time_zone) == (time(14, 0), settings.TIME_ZONE)
+    run("add_warehouse", "--code", "NJ1", "--country", "US", "--cutoff", "15:30",
+        "--time-zone", "America/New_York")  # fmt: skip
+    changed = Warehouse.objects.get(code="NJ1")
+    assert (changed.cutoff_time, changed.time_zone) == (time(15, 30), "America/New_York")
 
 
 def test_add_warehouse_refuses_an_unknown_kind_and_both_scopes():

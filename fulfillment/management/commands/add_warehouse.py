@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,7 +15,8 @@ from orders.errors import DomainError
 class Command(BaseCommand):
     help = (
         "Add a warehouse: --code C --country CC [--kind own|3pl] [--priority N] [--name NAME] "
-        "[--region REGION] [--international | --domestic-only]. Running it again for the same "
+        "[--region REGION] [--international | --domestic-only] [--cutoff HH:MM] "
+        "[--time-zone ZONE]. Running it again for the same "
         "code updates only the options given."
     )
 
@@ -34,6 +36,9 @@ class Command(BaseCommand):
             "--domestic-only", dest="international", action="store_false",
             help="Ships only within its own country",
         )  # fmt: skip
+        parser.add_argument("--cutoff", help="Same-day cut-off, local HH:MM (14:00)")
+        parser.add_argument("--time-zone", dest="time_zone",
+                            help="IANA time zone of its clock, e.g. America/New_York")  # fmt: skip
         active = parser.add_mutually_exclusive_group()
         active.add_argument("--active", dest="active", action="store_true", default=None)
         active.add_argument("--inactive", dest="active", action="store_false",
@@ -46,6 +51,12 @@ class Command(BaseCommand):
                 priority = int(priority)
             except ValueError:
                 raise CommandError(f"--priority must be a whole number, not {priority!r}") from None
+        cutoff = options["cutoff"]
+        if cutoff is not None:
+            try:
+                cutoff = time.fromisoformat(cutoff)
+            except ValueError:
+                raise CommandError(f"--cutoff must be a time HH:MM, not {cutoff!r}") from None
         try:
             result = warehouse_upsert(
                 code=options["code"],
@@ -56,6 +67,8 @@ class Command(BaseCommand):
                 region=options["region"],
                 ships_international=options["international"],
                 is_active=options["active"],
+                cutoff_time=cutoff,
+                time_zone=options["time_zone"],
             )
         except DomainError as exc:
             raise CommandError(str(exc)) from None

@@ -348,6 +348,7 @@ def test_normalize_sandbox_orders_field_by_field(channel, index):
             "fulfillment_channel": "MFN",
             "sales_channel": "Amazon.com",
             "marketplace_id": "ATVPDKIKX0DER",
+            "acquisition_source": "amazon.com",  # the marketplace the buyer came from
             "total_from": "OrderTotal",
         },
     }
@@ -394,6 +395,7 @@ def test_normalize_without_order_total_computes_it_and_says_so(channel):
             "fulfillment_channel": "MFN",
             "sales_channel": "",
             "marketplace_id": "ATVPDKIKX0DER",
+            "acquisition_source": "atvpdkikx0der",  # no SalesChannel: the marketplace id
             "total_from": "computed from the items: Amazon sent no OrderTotal",
         },
     }

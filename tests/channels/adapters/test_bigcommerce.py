@@ -384,6 +384,7 @@ def test_normalize_order_218_field_by_field(channel):
             "payment_status": "authorized",
             "order_source": "external",
             "shipping_address_count": 2,
+            "acquisition_source": "external",  # external_source is null: order_source
             "fees_ex_tax": "16.30",  # 12.3000 (as cost_exc_tax) + 4.0000 (cost_ex_tax)
             # For the tracking write-back's shipments: the addresses' ids (132, 133) and each
             # product's own order_address_id (the three examples are of different orders).

@@ -220,6 +220,8 @@ EXPECTED_GET = {
         "source_name": "web",
         "test": False,
         "discount_codes": ["TENOFF"],
+        # landing_site has no utm_source (?source=abc): the referring site's host
+        "acquisition_source": "otherexample.com",
     },
 }
 # order_450789469_cancel_refund_gift_card.json: the same order after cancellation. Its line
