@@ -48,6 +48,7 @@ DEMO_USERS = {
     "reviewer": "reviewer",
     "finance": "finance",
     "ops": "ops_admin",
+    "steward": "data_steward",
 }
 CREDENTIALS_FILE = "demo-credentials.txt"
 

@@ -2,12 +2,12 @@
 
 Two permissions decide, never a role's name (``orders.roles`` grants them):
 
-- ``orders.view_contact_details`` (customer service, reviewers, ops): street lines and phone
-  numbers. Without it an address is reduced to ``ADDRESS_KEPT``: who (name, company) and where
+- ``orders.view_contact_details`` (customer service, reviewers, data steward): street lines and
+  phone numbers. Without it an address is reduced to ``ADDRESS_KEPT``: who (name, company) and where
   for tax (city, region, postal code, country). Finance works without it.
-- ``orders.view_raw_payload`` (ops only): raw payloads and audit snapshots whole. Without it
-  an audit event's data has the values under ``SNAPSHOT_KEYS`` replaced by ``REDACTED``, and
-  the outbox's payloads and vendor answers are not shown.
+- ``orders.view_raw_payload`` (data steward only): raw payloads and audit snapshots whole.
+  Without it an audit event's data has the values under ``SNAPSHOT_KEYS`` replaced by
+  ``REDACTED``, and the outbox's payloads and vendor answers are not shown.
 
 The API, the admin and every screen read through these functions, so one rule holds everywhere.
 """

@@ -2,7 +2,8 @@
 
 The groups are created by migration ``orders.0003_roles`` and kept in step with this table after
 every ``migrate`` (a post_migrate hook), so an app that adds a model only edits ``ROLES``.
-Patterns: ``app.codename`` for one permission, ``app.*`` for all of an app's permissions.
+Patterns: ``app.codename`` for one permission, ``app.*`` for all of an app's permissions, and
+``-app.codename`` to take one away again (after the others, whatever the order).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ VIEW_ORDERS = [
     "fulfillment.view_returnpolicy", "orders.view_refund", "orders.view_refundline",
     "orders.view_refundpayment", "orders.view_orderpayment", "fulfillment.view_return",
     "fulfillment.view_returnline",
+]  # fmt: skip
+
+# What shows personal data whole: only data_steward (and superusers) hold it.
+PERSONAL_DATA_WHOLE = [
+    "orders.view_contact_details", "orders.view_raw_payload", "channels.view_raw_payload",
+    "fulfillment.view_raw_carrier_payload", "orders.download_privacy_export",
 ]  # fmt: skip
 
 ROLES: dict[str, list[str]] = {
@@ -63,14 +70,22 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.view_payout", "reconciliation.view_link", "reconciliation.change_link",
         "reconciliation.close_period",
     ],
-    # Runs the system: every permission of the back office's own apps and its schedules (so the
-    # only role with orders.view_raw_payload: raw payloads and audit snapshots whole); may see
-    # and revoke API tokens but not issue them (that would be acting as another user), and lift
-    # login lockouts. User accounts and tokens stay with superusers.
+    # Runs the system: every permission of the back office's own apps and its schedules except
+    # those that show personal data whole (PERSONAL_DATA_WHOLE: street lines and phones, raw
+    # payloads, data exports): running the pipeline, its dashboard, retries and replays needs
+    # none of it. May see and revoke API tokens but not issue them (that would be acting as
+    # another user), and lift login lockouts. User accounts and tokens stay with superusers.
     "ops_admin": [
         "orders.*", "channels.*", "fulfillment.*", "reviews.*", "reconciliation.*",
         "django_celery_beat.*", "authtoken.view_tokenproxy", "authtoken.delete_tokenproxy",
         "axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accessfailurelog",
+        *(f"-{perm}" for perm in PERSONAL_DATA_WHOLE),
+    ],
+    # The data itself is the work: a vendor payload that will not parse (the raw body, headers
+    # and audit snapshots whole), a customer's data export for a privacy request. Granted to few
+    # people, for as long as the work lasts; reads only, no lifecycle moves.
+    "data_steward": [
+        *VIEW_ORDERS, *PERSONAL_DATA_WHOLE, "fulfillment.view_carrierinboundevent",
     ],
 }  # fmt: skip
 
@@ -87,15 +102,21 @@ def sync_roles(*, apps: Any, using: str = "default") -> dict[str, int]:
     counts = {}
     for role, patterns in ROLES.items():
         group, _ = group_model.objects.using(using).get_or_create(name=role)
-        perms = []
+        perms: dict[int, Any] = {}
+        removed: set[tuple[str, str]] = set()
         for pattern in patterns:
+            if pattern.startswith("-"):
+                app_label, codename = pattern[1:].split(".", 1)
+                removed.add((app_label, codename))
+                continue
             app_label, codename = pattern.split(".", 1)
             qs = permission_model.objects.using(using).filter(content_type__app_label=app_label)
             if codename != "*":
                 qs = qs.filter(codename=codename)
-            perms.extend(qs)
-        group.permissions.set(perms)
-        counts[role] = len(perms)
+            perms.update({p.pk: p for p in qs.select_related("content_type")})
+        kept = [p for p in perms.values() if (p.content_type.app_label, p.codename) not in removed]
+        group.permissions.set(kept)
+        counts[role] = len(kept)
     return counts
 
 

@@ -42,6 +42,14 @@ def ops_user(db):
 
 
 @pytest.fixture
+def steward_user(db):
+    """The data steward: the one role that sees personal data whole (raw payloads, exports)."""
+    from tests.factories import make_user
+
+    return make_user("stella", "data_steward")
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

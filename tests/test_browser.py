@@ -296,7 +296,7 @@ def test_customer_service_sees_whether_a_channels_secrets_are_set_never_the_secr
     screenshot(page, "channel_view_only")  # for people to look at
 
 
-def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops_admin_does(
+def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_a_steward_does(
     page, live_server
 ):
     from playwright.sync_api import expect
@@ -306,7 +306,7 @@ def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops
     from tests.factories import SalesChannelFactory
 
     make_user("carol", "customer_service")
-    make_user("otto", "ops_admin")
+    make_user("stella", "data_steward")
     channel = SalesChannelFactory(kind=ChannelKind.CUSTOM, slug="web-raw", webhook_secret="k")
     body = json.dumps({"id": "evt-browser", "topic": "order.created", "order": {
         "external_id": "W-RAW-1", "customer": {"name": "Rita Raw", "email": "rita@example.com"},
@@ -326,13 +326,13 @@ def test_customer_service_sees_an_inbound_event_without_its_body_and_headers_ops
     screenshot(page, "inbound_event_customer_service")
 
     page.context.clear_cookies()
-    log_in(page, live_server, "otto")
+    log_in(page, live_server, "stella")
     page.goto(url)
     expect(page.get_by_text("Body (first 4 KB)")).to_have_count(1)
     expect(page.locator("#content")).to_contain_text("Rita Raw")
     expect(page.locator("#content")).to_contain_text('"x-imported-by": "ingest_file"')
     assert InboundEvent.objects.get(pk=event.pk).headers == {"x-imported-by": "ingest_file"}
-    screenshot(page, "inbound_event_ops_admin")
+    screenshot(page, "inbound_event_data_steward")
 
 
 def test_finance_sees_an_orders_name_and_locality_but_no_street_or_phone(page, live_server):

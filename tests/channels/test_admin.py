@@ -249,7 +249,7 @@ def changelist() -> str:
 
 
 def test_quarantined_event_page_lists_readable_errors_and_no_authorization_header(
-    storefront, deliver, client, ops_user
+    storefront, deliver, client, steward_user
 ):
     bad = {**ORDER, "lines": [{**ORDER["lines"][0], "quantity": "two"}]}
     event = deliver(
@@ -257,7 +257,7 @@ def test_quarantined_event_page_lists_readable_errors_and_no_authorization_heade
         HTTP_X_STOREFRONT_REQUEST="req-11",
     )  # fmt: skip
     assert event.status == "quarantined"
-    client.force_login(ops_user)
+    client.force_login(steward_user)
 
     response = client.get(event_url(event))
 
@@ -401,7 +401,7 @@ def test_event_page_is_read_only(three_events, client, ops_user):
     assert InboundEvent.objects.get(pk=event.pk).status == "quarantined"
 
 
-# --- raw payloads: ops_admin and superusers only ------------------------------------------------
+# --- raw payloads: the data steward and superusers only ------------------------------------------
 PII_ORDER = {
     **ORDER, "external_id": "W-4010",
     "customer": {"email": "raw.only@example.com", "name": "Rita Raw"},
@@ -416,7 +416,7 @@ def raw_event(storefront, deliver) -> InboundEvent:
     return event
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance", "ops_admin"])
 def test_other_roles_see_the_event_row_but_no_body_headers_or_error_values(raw_event, client, role):
     client.force_login(make_user("someone", role))
 
@@ -433,8 +433,8 @@ def test_other_roles_see_the_event_row_but_no_body_headers_or_error_values(raw_e
     assert "&quot;two&quot;" not in html
 
 
-@pytest.mark.parametrize("who", ["ops_admin", "superuser"])
-def test_ops_admin_and_superusers_see_the_body_headers_and_error_values(raw_event, client, who):
+@pytest.mark.parametrize("who", ["data_steward", "superuser"])
+def test_stewards_and_superusers_see_the_body_headers_and_error_values(raw_event, client, who):
     user = make_user("root", superuser=True) if who == "superuser" else make_user("o", who)
     client.force_login(user)
 
@@ -445,7 +445,7 @@ def test_ops_admin_and_superusers_see_the_body_headers_and_error_values(raw_even
     assert "(value: <code>&quot;two&quot;</code>)" in html
 
 
-def test_ops_admin_holds_the_view_raw_payload_permission_and_the_other_roles_do_not(db):
-    assert make_user("o2", "ops_admin").has_perm("channels.view_raw_payload")
-    for role in ("customer_service", "reviewer", "finance"):
+def test_the_data_steward_holds_the_view_raw_payload_permission_and_the_other_roles_do_not(db):
+    assert make_user("o2", "data_steward").has_perm("channels.view_raw_payload")
+    for role in ("customer_service", "reviewer", "finance", "ops_admin"):
         assert not make_user(f"u-{role}", role).has_perm("channels.view_raw_payload")

@@ -352,7 +352,7 @@ def test_replay_is_post_only(quarantined, api_client, ops_user):
     assert quarantined.status == "quarantined"
 
 
-# --- raw payloads: ops_admin and superusers only ------------------------------------------------
+# --- raw payloads: the data steward and superusers only ------------------------------------------
 @pytest.fixture
 def bad_total(inbox) -> InboundEvent:
     """A Shopify order quarantined on a total that is not an amount (an error with a value)."""
@@ -364,7 +364,7 @@ def bad_total(inbox) -> InboundEvent:
     return event
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance", "ops_admin"])
 def test_other_roles_get_the_event_without_raw_fields_and_with_error_values_redacted(
     bad_total, api_client, role
 ):
@@ -381,10 +381,10 @@ def test_other_roles_get_the_event_without_raw_fields_and_with_error_values_reda
     assert "12,50" not in json.dumps(row) and "12,50" not in json.dumps(listed)
 
 
-def test_ops_admin_gets_the_raw_body_headers_and_error_values_of_one_event(
-    bad_total, api_client, ops_user
+def test_the_data_steward_gets_the_raw_body_headers_and_error_values_of_one_event(
+    bad_total, api_client, steward_user
 ):
-    api_client.force_authenticate(ops_user)
+    api_client.force_authenticate(steward_user)
 
     row = api_client.get(f"{URL}{bad_total.pk}/").json()
 
@@ -395,8 +395,10 @@ def test_ops_admin_gets_the_raw_body_headers_and_error_values_of_one_event(
     assert row["errors"][0]["value"] == "12,50"
 
 
-def test_ops_admin_lists_events_without_their_raw_fields(bad_total, api_client, ops_user):
-    api_client.force_authenticate(ops_user)
+def test_the_data_steward_lists_events_without_their_raw_fields(
+    bad_total, api_client, steward_user
+):
+    api_client.force_authenticate(steward_user)
 
     rows = api_client.get(URL).json()["results"]
 

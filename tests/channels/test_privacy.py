@@ -250,15 +250,18 @@ def test_a_data_request_exports_everything_on_the_customer_and_opens_an_incident
     assert ALICE not in path.read_text() and "Elm Road" not in path.read_text()
 
 
-def test_only_ops_admin_downloads_the_export(orders, deliver, client, ops_user, cs_user):
+def test_only_the_data_steward_downloads_the_export(
+    orders, deliver, client, ops_user, cs_user, steward_user
+):
     deliver(data_request_body(), "customers/data_request")
     url = Incident.objects.get(category=IncidentCategory.PRIVACY_REQUEST).details["download_url"]
     assert url.startswith("/admin/privacy-exports/")
 
     assert client.get(url).status_code == 302  # to the login page
-    client.force_login(cs_user)
-    assert client.get(url).status_code == 403
-    client.force_login(ops_user)
+    for refused in (cs_user, ops_user):
+        client.force_login(refused)
+        assert client.get(url).status_code == 403
+    client.force_login(steward_user)
     answer = client.get(url)
     assert answer.status_code == 200
     assert json.loads(b"".join(answer.streaming_content))["customers"][0]["email"] == BOB

@@ -41,7 +41,8 @@ def test_setup_demo_creates_role_users_and_orders_in_several_states(db, settings
     assert Incident.objects.filter(category="schema_invalid").exists()
     users = get_user_model().objects.in_bulk(field_name="username")
     for name, role in [("cs", "customer_service"), ("reviewer", "reviewer"),
-                       ("finance", "finance"), ("ops", "ops_admin")]:  # fmt: skip
+                       ("finance", "finance"), ("ops", "ops_admin"),
+                       ("steward", "data_steward")]:  # fmt: skip
         assert list(users[name].groups.values_list("name", flat=True)) == [role]
         assert users[name].is_staff and not users[name].is_superuser
     assert users["admin"].is_superuser
@@ -65,12 +66,12 @@ def test_setup_demo_run_twice_changes_nothing_and_keeps_the_passwords(db, settin
     assert counts == (Order.objects.count(), OrderEvent.objects.count(),
                       Incident.objects.count(), get_user_model().objects.count())  # fmt: skip
     assert "Demo data ready: 0 new order(s)." in second
-    users = {"admin", "cs", "reviewer", "finance", "ops"}
+    users = {"admin", "cs", "reviewer", "finance", "ops", "steward"}
 
     def password_lines(output):
         return [ln for ln in output.splitlines() if ln.split()[:1] and ln.split()[0] in users]
 
-    assert len(password_lines(first)) == 5
+    assert len(password_lines(first)) == len(users)
     assert password_lines(first) == password_lines(second)
     assert (tmp_path / "demo-credentials.txt").stat().st_mode & 0o077 == 0
 

@@ -350,7 +350,7 @@ def test_replay_carrier_event_command_exit_codes(secret, deliver):
 
 
 def test_the_api_lists_and_replays_carrier_events_the_body_only_for_raw_viewers(
-    secret, deliver, api_client, ops_user, cs_user
+    secret, deliver, api_client, ops_user, cs_user, steward_user
 ):
     event_id = deliver(signed_body()).json()["event_id"]
     api_client.force_authenticate(cs_user)
@@ -361,8 +361,11 @@ def test_the_api_lists_and_replays_carrier_events_the_body_only_for_raw_viewers(
     assert listing["count"] == 1
     [row] = listing["results"]
     assert row["id"] == event_id and row["tracking_number"] == "1" and "body" not in row
+    assert "body" not in api_client.get(f"/api/v1/carrier-events/{event_id}/").json()
+    api_client.force_authenticate(steward_user)
     detail = api_client.get(f"/api/v1/carrier-events/{event_id}/").json()
     assert json.loads(detail["body"])["id"] == "evt_1"
+    api_client.force_authenticate(ops_user)
 
     easypost_parcel()
     replayed = api_client.post(f"/api/v1/carrier-events/{event_id}/replay/")
@@ -383,15 +386,21 @@ def test_viewers_without_the_raw_permission_see_no_body(secret, deliver, api_cli
     assert refused.status_code == 403
 
 
-def test_the_admin_lists_carrier_events_and_replays_them(secret, deliver, client, ops_user):
+def test_the_admin_lists_carrier_events_and_replays_them(
+    secret, deliver, client, ops_user, steward_user
+):
     event_id = deliver(signed_body()).json()["event_id"]
+    client.force_login(steward_user)
+    change = client.get(f"/admin/fulfillment/carrierinboundevent/{event_id}/change/")
+    assert change.status_code == 200
+    assert "Shipment information sent to FedEx" in change.content.decode()  # the body
     client.force_login(ops_user)
     page = client.get("/admin/fulfillment/carrierinboundevent/")
     assert page.status_code == 200
     assert "no easypost shipment has tracking number" in page.content.decode()
     change = client.get(f"/admin/fulfillment/carrierinboundevent/{event_id}/change/")
     assert change.status_code == 200
-    assert "Shipment information sent to FedEx" in change.content.decode()  # the body
+    assert "Shipment information sent to FedEx" not in change.content.decode()
 
     easypost_parcel()
     response = client.post(

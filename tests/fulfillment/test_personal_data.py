@@ -33,8 +33,9 @@ def shipment() -> Shipment:
     return shipment_buy_label(shipment_id=draft.pk, actor=OPS)
 
 
-def test_finance_gets_no_label_from_the_api(api_client, finance_user, shipment):
-    api_client.force_authenticate(finance_user)
+@pytest.mark.parametrize("role", ["finance", "ops_admin"])
+def test_finance_and_ops_get_no_label_from_the_api(api_client, role, shipment):
+    api_client.force_authenticate(make_user(f"u-{role}", role))
 
     body = api_client.get(f"/api/v1/shipments/{shipment.pk}/").json()
     pdf = api_client.get(f"/api/v1/shipments/{shipment.pk}/label/")
@@ -56,7 +57,7 @@ def test_finance_gets_no_carrier_hosted_label_either(api_client, finance_user, s
     assert api_client.get(f"/api/v1/shipments/{shipment.pk}/label/").status_code == 403
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "ops_admin"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "data_steward"])
 def test_the_roles_that_see_addresses_get_the_label(api_client, role, shipment):
     api_client.force_authenticate(make_user(f"u-{role}", role))
 
@@ -102,7 +103,7 @@ def action():
     return write(order, ActionKind.NOTIFY_CUSTOMER, "email", {"template": "order_confirmation"})
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance", "ops_admin"])
 def test_the_outbox_api_shows_no_payload_or_answer_without_the_raw_permission(
     api_client, action, role
 ):
@@ -114,8 +115,10 @@ def test_the_outbox_api_shows_no_payload_or_answer_without_the_raw_permission(
     assert (body["payload"], body["result"]) == (None, None)
 
 
-def test_the_outbox_api_shows_ops_the_payload_and_answer(api_client, action, ops_user):
-    api_client.force_authenticate(ops_user)
+def test_the_outbox_api_shows_the_data_steward_the_payload_and_answer(
+    api_client, action, steward_user
+):
+    api_client.force_authenticate(steward_user)
 
     body = api_client.get(f"/api/v1/outbound-actions/{action.pk}/").json()
 
@@ -123,9 +126,11 @@ def test_the_outbox_api_shows_ops_the_payload_and_answer(api_client, action, ops
     assert body["result"]["template"] == "order_confirmation"
 
 
-@pytest.mark.parametrize(("role", "shown"), [("customer_service", False), ("finance", False),
-                                             ("ops_admin", True)])  # fmt: skip
-def test_the_outbox_admin_shows_the_payload_to_ops_only(client, action, role, shown):
+@pytest.mark.parametrize(
+    ("role", "shown"),
+    [("customer_service", False), ("finance", False), ("ops_admin", False), ("data_steward", True)],
+)
+def test_the_outbox_admin_shows_the_payload_to_the_data_steward_only(client, action, role, shown):
     client.force_login(make_user(f"u-{role}", role))
 
     page = client.get(reverse("admin:fulfillment_outboundaction_change", args=[action.pk]))

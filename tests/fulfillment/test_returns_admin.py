@@ -202,7 +202,7 @@ def _other_mismatched(refund: Refund) -> Refund:
     )  # fmt: skip
 
 
-def test_a_mismatched_refund_shows_the_channels_figures_beside_ours_raw_only_to_ops(client):
+def test_a_mismatched_refund_shows_the_channels_figures_beside_ours_raw_only_to_stewards(client):
     refund = _manual_refund(client)
     other = _other_mismatched(refund)
     Refund.objects.filter(pk=other.pk).update(
@@ -214,6 +214,9 @@ def test_a_mismatched_refund_shows_the_channels_figures_beside_ours_raw_only_to_
     assert "<li>refund total: channel 1, ours 0</li>" in page
     assert "order_adjustments" in page and "+1 555 0100" not in page and "[redacted]" in page
     client.force_login(make_user("olga", "ops_admin"))
+    page = client.get(f"/admin/orders/refund/{other.pk}/change/").content.decode()
+    assert "order_adjustments" in page and "+1 555 0100" not in page
+    client.force_login(make_user("stella", "data_steward"))
     page = client.get(f"/admin/orders/refund/{other.pk}/change/").content.decode()
     assert "+1 555 0100" in page
 

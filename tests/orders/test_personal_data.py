@@ -3,7 +3,8 @@ snapshots, through the API (token and session) and the admin.
 
 Finance sees an address reduced to name, company and locality (city, region, postal code,
 country: what tax needs); customer service and reviewers see it whole (answering customers,
-fraud review); raw audit snapshots are shown whole to ``ops_admin`` (and superusers) only.
+fraud review); operations (``ops_admin``) run the system without street lines or phones, as
+finance does; raw audit snapshots are shown whole to ``data_steward`` (and superusers) only.
 Every rule is a permission (``orders.view_contact_details``, ``orders.view_raw_payload``).
 """
 
@@ -34,8 +35,9 @@ LOCALITY_KEYS = ["name", "company", "city", "region", "region_code", "postal_cod
                  "country_code"]  # fmt: skip
 HIDDEN_FROM_FINANCE = [STREET, FLAT, PHONE, "400 Ledger Road", "+1 217 555 0177", CUSTOMER_PHONE]
 SNAPSHOT = {"reason": "address corrected", "shipping_address": FULL}
-ROLES_WITH_CONTACT = ["customer_service", "reviewer", "ops_admin"]
-ALL_ROLES = ["customer_service", "reviewer", "finance", "ops_admin"]
+ROLES_WITH_CONTACT = ["customer_service", "reviewer", "data_steward"]
+ROLES_WITHOUT_CONTACT = ["finance", "ops_admin"]
+ALL_ROLES = ["customer_service", "reviewer", "finance", "ops_admin", "data_steward"]
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def snapshot_event(body: dict) -> dict:
 @pytest.mark.parametrize(
     ("role", "contact", "raw"),
     [("customer_service", True, False), ("reviewer", True, False), ("finance", False, False),
-     ("ops_admin", True, True)],
+     ("ops_admin", False, False), ("data_steward", True, True)],
 )  # fmt: skip
 def test_each_role_holds_the_personal_data_permissions_it_needs(role, contact, raw):
     user = user_with(role)
@@ -80,7 +82,7 @@ def test_each_role_holds_the_personal_data_permissions_it_needs(role, contact, r
 
 # --- API ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("role", ROLES_WITH_CONTACT)
-def test_customer_service_reviewers_and_ops_get_the_whole_addresses(api_client, order, role):
+def test_customer_service_reviewers_and_stewards_get_the_whole_addresses(api_client, order, role):
     api_client.force_authenticate(user_with(role))
 
     body = detail(api_client, order)
@@ -89,8 +91,9 @@ def test_customer_service_reviewers_and_ops_get_the_whole_addresses(api_client, 
     assert body["billing_address"] == BILLING
 
 
-def test_finance_gets_addresses_without_street_lines_or_phone(api_client, order, finance_user):
-    api_client.force_authenticate(finance_user)
+@pytest.mark.parametrize("role", ROLES_WITHOUT_CONTACT)
+def test_finance_and_ops_get_addresses_without_street_lines_or_phone(api_client, order, role):
+    api_client.force_authenticate(user_with(role))
 
     body = detail(api_client, order)
 
@@ -141,13 +144,13 @@ def test_a_superuser_gets_everything(api_client, order):
     assert snapshot_event(body)["data"] == SNAPSHOT
 
 
-def test_ops_admin_sees_an_audit_snapshot_whole(api_client, order, ops_user):
-    api_client.force_authenticate(ops_user)
+def test_the_data_steward_sees_an_audit_snapshot_whole(api_client, order):
+    api_client.force_authenticate(user_with("data_steward"))
 
     assert snapshot_event(detail(api_client, order))["data"] == SNAPSHOT
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance", "ops_admin"])
 def test_other_roles_see_an_audit_snapshot_without_its_personal_data(api_client, order, role):
     api_client.force_authenticate(user_with(role))
 
@@ -182,8 +185,9 @@ def test_the_order_page_shows_the_whole_address_to_those_who_need_it(client, ord
     assert STREET in page and FLAT in page and PHONE in page and "400 Ledger Road" in page
 
 
-def test_the_order_page_shows_finance_name_and_locality_only(client, order, finance_user):
-    page = order_page(client, finance_user, order)
+@pytest.mark.parametrize("role", ROLES_WITHOUT_CONTACT)
+def test_the_order_page_shows_finance_and_ops_name_and_locality_only(client, order, role):
+    page = order_page(client, user_with(role), order)
 
     assert not [value for value in HIDDEN_FROM_FINANCE if value in page]
     assert "Ada Lovelace" in page and "62701 Springfield" in page and "Illinois" in page
@@ -194,7 +198,7 @@ def test_the_order_timeline_summary_never_shows_a_snapshot(client, order, role):
     page = order_page(client, user_with(role), order)
 
     assert "reason=address corrected" in page
-    if role == "finance":
+    if role in ROLES_WITHOUT_CONTACT:
         assert STREET not in page
 
 
@@ -206,11 +210,11 @@ def event_page(client, user, order: Order) -> str:
     return response.content.decode()
 
 
-def test_the_audit_event_page_shows_ops_the_snapshot(client, order, ops_user):
-    assert STREET in event_page(client, ops_user, order)
+def test_the_audit_event_page_shows_the_data_steward_the_snapshot(client, order):
+    assert STREET in event_page(client, user_with("data_steward"), order)
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "finance", "ops_admin"])
 def test_the_audit_event_page_redacts_the_snapshot_for_other_roles(client, order, role):
     page = event_page(client, user_with(role), order)
 
@@ -248,6 +252,6 @@ def test_finance_cannot_set_a_customer_phone_through_the_form(client, order, fin
     assert customer.phone == CUSTOMER_PHONE
 
 
-@pytest.mark.parametrize("role", ["customer_service", "reviewer", "ops_admin"])
+@pytest.mark.parametrize("role", ["customer_service", "reviewer", "data_steward"])
 def test_the_customer_page_shows_the_phone_to_the_others(client, order, role):
     assert CUSTOMER_PHONE in customer_page(client, user_with(role), order.customer)

@@ -1,4 +1,4 @@
-"""Role groups (customer_service, reviewer, finance, ops_admin) and least privilege.
+"""Role groups (customer_service, reviewer, finance, ops_admin, data_steward) and least privilege.
 
 The groups come from migration ``orders.0003_roles`` and the post_migrate hook; their permissions
 are exactly ``orders.roles.ROLES``. The service refuses what a role may not do, and the admin
@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from orders.actors import Actor
 from orders.errors import PermissionRefused
-from orders.roles import ROLES, sync_roles
+from orders.roles import PERSONAL_DATA_WHOLE, ROLES, sync_roles
 from orders.services import order_transition
 from tests.factories import BusinessCustomerFactory, advance, make_order, make_user
 
@@ -28,16 +28,19 @@ PAYMENT_TRANSITIONS = {
 
 
 def _expand(patterns: list[str]) -> set[str]:
-    """``app.codename`` / ``app.*`` patterns as the set of permissions they name."""
+    """``app.codename`` / ``app.*`` patterns as the set of permissions they name, less the
+    ``-app.codename`` ones."""
     result: set[str] = set()
     for pattern in patterns:
+        if pattern.startswith("-"):
+            continue
         app_label, codename = pattern.split(".", 1)
         qs = Permission.objects.filter(content_type__app_label=app_label)
         if codename != "*":
             qs = qs.filter(codename=codename)
             assert qs.exists(), f"ROLES names a permission that does not exist: {pattern}"
         result.update(f"{app_label}.{c}" for c in qs.values_list("codename", flat=True))
-    return result
+    return result - {pattern[1:] for pattern in patterns if pattern.startswith("-")}
 
 
 def _group_perms(name: str) -> set[str]:
@@ -61,8 +64,8 @@ def _as(user) -> Actor:
 
 
 # --- the groups ---------------------------------------------------------------------------------
-def test_the_four_role_groups_exist_after_migrations(db):
-    assert set(ROLES) == {"customer_service", "reviewer", "finance", "ops_admin"}
+def test_the_five_role_groups_exist_after_migrations(db):
+    assert set(ROLES) == {"customer_service", "reviewer", "finance", "ops_admin", "data_steward"}
     assert set(Group.objects.filter(name__in=ROLES).values_list("name", flat=True)) == set(ROLES)
 
 
@@ -74,13 +77,28 @@ def test_each_role_group_has_exactly_the_permissions_of_its_role(db, role):
     assert _group_perms(role) == expected
 
 
-def test_ops_admin_holds_every_permission_of_the_back_office_apps(db):
+def test_ops_admin_holds_every_permission_of_the_back_office_apps_but_personal_data_whole(db):
     perms = _group_perms("ops_admin")
 
-    for app_label in ("orders", "channels"):
+    for app_label in ("orders", "channels", "fulfillment", "reviews", "reconciliation"):
         all_of_app = Permission.objects.filter(content_type__app_label=app_label)
         assert all_of_app.exists()
-        assert {f"{app_label}.{p.codename}" for p in all_of_app} <= perms
+        everything = {f"{app_label}.{p.codename}" for p in all_of_app}
+        assert everything - set(PERSONAL_DATA_WHOLE) <= perms
+    assert not perms & set(PERSONAL_DATA_WHOLE)
+
+
+def test_only_the_data_steward_sees_personal_data_whole(db):
+    whole = set(PERSONAL_DATA_WHOLE)
+    assert whole <= _group_perms("data_steward")
+    for role in set(ROLES) - {"data_steward"}:
+        assert not _group_perms(role) & (whole - {"orders.view_contact_details"}), role
+    # Street lines and phones: the roles that answer customers and review orders need them.
+    assert {r for r in ROLES if "orders.view_contact_details" in _group_perms(r)} == {
+        "customer_service",
+        "reviewer",
+        "data_steward",
+    }
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
