@@ -4,4 +4,8 @@ and the weekly summaries. Each view checks its own permission (403 otherwise).""
 
 from django.urls import path  # noqa: F401  (each screen adds its paths below)
 
-urlpatterns: list = []
+from reviews import incident_views
+
+urlpatterns: list = [
+    path("incidents/", incident_views.incidents_page, name="incidents"),
+]
