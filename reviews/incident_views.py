@@ -14,9 +14,9 @@
   (``orders.services.order_shipping_address_correct``).
 
 Seeing needs ``orders.view_incident`` and ``orders.view_incident_screen`` (customer service,
-operations; reviewers and finance read incidents through the API and admin), acknowledging and resolving ``orders.work_incident``
-(customer service, ops); every fix asks its own service for the rest (a role without it sees
-why instead of the button). Plain forms, POST then redirect: no JavaScript needed.
+operations; reviewers and finance read incidents through the API and admin), acknowledging
+and resolving ``orders.work_incident``; every fix asks its own service for the rest (a role
+without it sees why instead of the button). Plain forms, POST then redirect: no JavaScript needed.
 """
 
 from __future__ import annotations

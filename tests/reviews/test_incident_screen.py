@@ -335,8 +335,10 @@ def deliver(client, event_id: str, order: Any) -> InboundEvent:
     body = json.dumps({"id": event_id, "topic": "order.created", "order": order}).encode()
     signature = sign_custom(secret=SECRET, body=body, timestamp=int(time.time()))
     with TestCase.captureOnCommitCallbacks(execute=True):
-        response = client.post(f"/webhooks/{STOREFRONT}/", data=body,
-                               content_type="application/json", HTTP_X_SIGNATURE=signature)  # fmt: skip
+        response = client.post(
+            f"/webhooks/{STOREFRONT}/", data=body, content_type="application/json",
+            HTTP_X_SIGNATURE=signature,
+        )  # fmt: skip
     assert response.status_code == 202, response.content
     return InboundEvent.objects.get(pk=response.json()["event_id"])
 
@@ -391,7 +393,7 @@ def test_customer_service_sees_the_errors_but_may_not_replay(client, cs_user, qu
     assert InboundEvent.objects.get(pk=quarantined.pk).status == "quarantined"
 
 
-# --- fix: retry a dead outbound action -------------------------------------------------------------
+# --- fix: retry a dead outbound action ------------------------------------------------------
 def test_a_dead_outbound_action_is_retried_from_its_incident(client, ops_user, world, settings):
     settings.WMS_TARGET = "rest"
     settings.OUTBOX_BREAKER_THRESHOLD = 100
@@ -482,9 +484,9 @@ def test_an_incomplete_address_is_refused_with_what_is_missing(client, cs_user, 
     order = paid_order(world, address=NO_POSTCODE)
     client.force_login(cs_user)
 
-    response = client.post(URL, {"action": "fix_address", "order_id": order.pk,
-                                 "category": "address_format_invalid", "line1": "",
-                                 "city": "Springfield", "country_code": "USA"}, follow=True)  # fmt: skip
+    form = {"action": "fix_address", "order_id": order.pk, "category": "address_format_invalid",
+            "line1": "", "city": "Springfield", "country_code": "USA"}  # fmt: skip
+    response = client.post(URL, form, follow=True)
 
     [(level, message)] = shown(response)
     assert level == "error"
