@@ -82,7 +82,7 @@ def _here(category: str = "") -> str:
 def _chart(overview: Any) -> str:
     """Occurrences per UTC day (by first seen) over 30 days, a stacked bar per category (SVG)."""
     chart = pygal.StackedBar(js=[], disable_xml_declaration=True, width=900, height=300,
-                             show_minor_x_labels=False, x_label_rotation=0,
+                             show_minor_x_labels=False, x_label_rotation=0, truncate_label=-1,
                              legend_at_bottom=True, legend_at_bottom_columns=4,
                              title="Incident occurrences per day (first seen, UTC)")  # fmt: skip
     labels = [d.strftime("%m-%d") for d in overview.days]
@@ -165,8 +165,8 @@ def _map_sku(request: HttpRequest, actor: Actor) -> str:
     )  # fmt: skip
     mapping = outcome.mapping
     words = [
-        f"{mapping.external_ref} on {mapping.channel.slug} "
-        f"{'mapped' if outcome.created else 'was already mapped'} to {mapping.product.sku}"
+        f"{'Mapped' if outcome.created else 'Already mapped'} {mapping.external_ref} on "
+        f"{mapping.channel.slug} to {mapping.product.sku}"
     ]
     words.append(
         f"{len(outcome.released)} held order(s) released"

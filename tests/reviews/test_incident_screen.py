@@ -257,7 +257,7 @@ def test_mapping_an_sku_releases_every_order_held_for_it_and_they_are_allocated(
     assert response.status_code == 302
     [(level, message)] = shown(client.get(URL))
     assert level == "success"
-    assert message == (f"v-red on shop mapped to MUG-RED; 2 held order(s) released "
+    assert message == (f"Mapped v-red on shop to MUG-RED; 2 held order(s) released "
                        f"({first.pk}, {second.pk}); 1 stay held for other unmapped lines "
                        f"({both.pk}).")  # fmt: skip
     for order in (first, second):
@@ -284,7 +284,7 @@ def test_mapping_an_sku_releases_every_order_held_for_it_and_they_are_allocated(
                   "sku": "MUG-RED", "category": "sku_unmapped"})  # fmt: skip
     assert shown(client.get(URL))[-1] == (
         "success",
-        "v-red on shop was already mapped to MUG-RED; 0 held order(s) released.",
+        "Already mapped v-red on shop to MUG-RED; 0 held order(s) released.",
     )
     assert SkuMapping.objects.filter(external_ref="v-red").count() == 1
 
