@@ -51,6 +51,7 @@ run: demo
 	echo "  Back office:  http://$(HOST):$(PORT)/admin/   (users and passwords above)"; \
 	echo "  API docs:     http://$(HOST):$(PORT)/api/docs/"; \
 	echo "  Health:       http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"; \
+	echo "  Incidents:    http://$(HOST):$(PORT)/admin/work/incidents/   (user cs or ops)"; \
 	echo "  Worker + beat log: var/worker.log      Ctrl-C stops everything."; \
 	echo ""; \
 	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - \

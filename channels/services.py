@@ -31,7 +31,7 @@ from config.tasks import enqueue_on_commit
 from orders import jsonschemas, money
 from orders.actors import Actor
 from orders.canonical import canonical_errors, order_cancel_from_channel, order_upsert
-from orders.errors import DomainError, InvalidInput, NotFound, PermissionRefused
+from orders.errors import DomainError, InvalidInput, NotFound, PermissionRefused, StaleState
 from orders.models import IncidentCategory, OrderLine, OrderStatus, Product
 from orders.services import (
     incident_fingerprint,
@@ -627,13 +627,16 @@ def sku_map_and_release(
                    for v, c in lines):  # fmt: skip
             still_held.append(order_id)
             continue
-        order_transition(
-            order_id=order_id, transition="release_hold", actor=actor,
-            expected_status=OrderStatus.ON_HOLD,
-            reason=f"SKU mapping {external_ref} -> {product.sku}",
-            data={"sku_mapping": {"channel": channel.slug, "external_ref": external_ref,
-                                  "sku": product.sku, "created": created}},
-        )  # fmt: skip
+        try:
+            order_transition(
+                order_id=order_id, transition="release_hold", actor=actor,
+                expected_status=OrderStatus.ON_HOLD,
+                reason=f"SKU mapping {external_ref} -> {product.sku}",
+                data={"sku_mapping": {"channel": channel.slug, "external_ref": external_ref,
+                                      "sku": product.sku, "created": created}},
+            )  # fmt: skip
+        except StaleState:
+            continue  # released or cancelled by someone else meanwhile: not ours to move
         released.append(order_id)
     log.info(
         "sku_mapping.applied", mapping_id=mapping.pk, channel_id=channel.pk, created=created,

@@ -156,3 +156,20 @@ def test_roles_without_street_lines_may_not_correct_an_address(api_client, world
 
     assert response.status_code == 403
     assert Order.objects.get(pk=order.pk).shipping_address == NO_POSTCODE
+
+
+def test_a_mapping_whose_orders_the_user_may_not_release_is_not_kept(api_client, world):
+    """Map and release is one transaction: refused at the release, the mapping is undone too."""
+    from django.contrib.auth.models import Permission
+
+    order = held_order(world)
+    mapper = make_user("mapper")
+    mapper.user_permissions.add(Permission.objects.get(codename="add_skumapping"))
+    api_client.force_authenticate(mapper)
+
+    response = api_post(api_client, MAPPINGS,
+                        {"channel": "shop", "external_ref": "v-red", "sku": "MUG-RED"})  # fmt: skip
+
+    assert response.status_code == 403, response.content
+    assert not SkuMapping.objects.exists()
+    assert Order.objects.get(pk=order.pk).status == "on_hold"
