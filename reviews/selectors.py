@@ -118,4 +118,9 @@ def incident_overview(*, now: datetime | None = None) -> IncidentOverview:
 
 def incidents_unresolved(*, category: str) -> QuerySet[Incident]:
     """The open and acknowledged incidents of one category, most recently seen first."""
-    return incident_list().filter(category=category).exclude(status=IncidentStatus.RESOLVED)
+    return (
+        incident_list()
+        .select_related("acknowledged_by")
+        .filter(category=category)
+        .exclude(status=IncidentStatus.RESOLVED)
+    )
