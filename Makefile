@@ -59,6 +59,7 @@ run: prometheus-fresh demo
 	echo "  Finance period close:          http://$(HOST):$(PORT)/admin/reconciliation/finance/period/"; \
 	echo "  API docs:     http://$(HOST):$(PORT)/api/docs/"; \
 	echo "  Health:       http://$(HOST):$(PORT)/healthz  http://$(HOST):$(PORT)/readyz"; \
+	echo "  Incidents:    http://$(HOST):$(PORT)/admin/work/incidents/   (user cs or ops)"; \
 	echo "  Worker + beat log: var/worker.log      Ctrl-C stops everything."; \
 	echo ""; \
 	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - \

@@ -1,4 +1,5 @@
-"""REST API for the inbox: ``/api/v1/inbound-events/`` with a ``replay`` action."""
+"""REST API for the inbox: ``/api/v1/inbound-events/`` with a ``replay`` action, and
+``/api/v1/sku-mappings/`` (map a channel reference, release the orders held for it)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ from typing import Any
 
 import django_filters
 from django.urls import include, path
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
-from channels.services import VIEW_RAW_PAYLOAD, inbound_errors_shown, inbound_event_replay
+from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel, SkuMapping
+from channels.services import (
+    VIEW_RAW_PAYLOAD,
+    inbound_errors_shown,
+    inbound_event_replay,
+    sku_map_and_release,
+)
 from config.api import IdFilter
 from orders.actors import Actor
 from orders.api import ViewThenServicePermission
-from orders.errors import PermissionRefused
+from orders.errors import InvalidInput, PermissionRefused
 
 
 class InboundErrorSerializer(serializers.Serializer):
@@ -138,7 +144,70 @@ class InboundEventViewSet(
         return Response(InboundEventSerializer(event, context=self.get_serializer_context()).data)
 
 
+class SkuMappingRequestSerializer(serializers.Serializer):
+    channel = serializers.SlugField(max_length=50, help_text="The channel's slug.")
+    external_ref = serializers.CharField(
+        max_length=100, help_text="Variant id, ASIN or seller SKU as the channel sends it."
+    )
+    sku = serializers.CharField(max_length=100, help_text="Our product's SKU.")
+
+
+class SkuMappingResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1)
+    channel = serializers.CharField()
+    external_ref = serializers.CharField()
+    sku = serializers.CharField()
+    created = serializers.BooleanField(help_text="False: the same mapping existed already.")
+    released = serializers.IntegerField(min_value=0, help_text="Held orders released now.")
+    released_orders = serializers.ListField(child=serializers.IntegerField(min_value=1))
+    still_held_orders = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        help_text="Held for this reference too, but another line is still unmapped.",
+    )
+
+
+class SkuMappingViewSet(viewsets.GenericViewSet):
+    """Map a channel's product reference to our SKU and release the orders held for it."""
+
+    queryset = SkuMapping.objects.all()  # for the permission: channels.add_skumapping
+    serializer_class = SkuMappingRequestSerializer
+
+    @extend_schema(
+        request=SkuMappingRequestSerializer,
+        responses={
+            201: OpenApiResponse(SkuMappingResultSerializer, description="Mapping created."),
+            200: OpenApiResponse(SkuMappingResultSerializer,
+                                 description="The same mapping existed: nothing created."),
+        },
+    )  # fmt: skip
+    def create(self, request: Request) -> Response:
+        """Create the mapping (channel, external_ref) -> sku and release every order on hold
+        on that channel whose unmapped lines all resolve now; the pipeline runs them again
+        and resolves their ``sku_unmapped`` incidents. Idempotent: the same mapping again
+        answers 200 and releases only what is still held. 400 ``unknown_sku`` for a SKU not
+        in the catalogue, ``already_mapped`` when the reference maps to another product.
+        Needs ``channels.add_skumapping`` and ``orders.hold_order``."""
+        body = SkuMappingRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        channel = SalesChannel.objects.filter(slug=body.validated_data["channel"]).first()
+        if channel is None:
+            raise InvalidInput(f"No channel {body.validated_data['channel']!r}",
+                               code="unknown_channel")  # fmt: skip
+        outcome = sku_map_and_release(
+            channel_id=channel.pk, external_ref=body.validated_data["external_ref"],
+            sku=body.validated_data["sku"], actor=Actor.for_user(request.user),
+        )  # fmt: skip
+        data = {
+            "id": outcome.mapping.pk, "channel": channel.slug,
+            "external_ref": outcome.mapping.external_ref, "sku": outcome.mapping.product.sku,
+            "created": outcome.created, "released": len(outcome.released),
+            "released_orders": outcome.released, "still_held_orders": outcome.still_held,
+        }  # fmt: skip
+        return Response(data, status=status.HTTP_201_CREATED if outcome.created else 200)
+
+
 router = DefaultRouter()
 router.register("inbound-events", InboundEventViewSet, basename="inbound-event")
+router.register("sku-mappings", SkuMappingViewSet, basename="sku-mapping")
 
 urlpatterns = [path("", include(router.urls))]

@@ -25,16 +25,21 @@ from channels.adapters.base import (
     NormalizationError,
     SignatureInvalid,
 )
-from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel
+from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel, SkuMapping
 from config import correlation
 from config import metrics as step_metrics
 from config.tasks import enqueue_on_commit
 from orders import jsonschemas, money
 from orders.actors import Actor
 from orders.canonical import canonical_errors, order_cancel_from_channel, order_upsert
-from orders.errors import DomainError, InvalidInput, NotFound
-from orders.models import IncidentCategory
-from orders.services import incident_fingerprint, incident_raise, incidents_resolve
+from orders.errors import DomainError, InvalidInput, NotFound, PermissionRefused, StaleState
+from orders.models import IncidentCategory, OrderLine, OrderStatus, Product
+from orders.services import (
+    incident_fingerprint,
+    incident_raise,
+    incidents_resolve,
+    order_transition,
+)
 from orders.transitions import order_event_record
 
 log = structlog.get_logger(__name__)
@@ -528,3 +533,117 @@ def sales_channel_upsert(
             setattr(channel, key, value)
     channel.save()
     return channel, created, changed
+
+
+# --- SKU mappings ------------------------------------------------------------------------------
+PERM_ADD_SKU_MAPPING = "channels.add_skumapping"
+
+
+@dataclass(frozen=True)
+class SkuMapOutcome:
+    mapping: SkuMapping
+    created: bool
+    released: list[int]  # orders released from their hold, the pipeline runs them again
+    still_held: list[int]  # held for this reference too, but another one is still unmapped
+
+
+def _orders_held_for(channel_id: int, external_ref: str) -> dict[int, set[tuple[str, str]]]:
+    """The orders on hold on the channel with a line that has no SKU of ours and names
+    ``external_ref`` (as variant or channel SKU), each with the (variant, channel SKU) of
+    every line still without a SKU (two queries)."""
+    wanted = set(
+        OrderLine.objects.filter(
+            order__channel_id=channel_id, order__status=OrderStatus.ON_HOLD, sku=""
+        )
+        .filter(Q(variant_ref=external_ref) | Q(channel_sku=external_ref))
+        .values_list("order_id", flat=True)
+    )
+    refs: dict[int, set[tuple[str, str]]] = {pk: set() for pk in wanted}
+    for order_id, variant_ref, channel_sku in OrderLine.objects.filter(
+        order_id__in=wanted, sku=""
+    ).values_list("order_id", "variant_ref", "channel_sku"):
+        refs[order_id].add((variant_ref, channel_sku))
+    return refs
+
+
+@transaction.atomic
+def sku_map_and_release(
+    *, channel_id: int, external_ref: str, sku: str, actor: Actor
+) -> SkuMapOutcome:
+    """Map a channel's product reference to one of our products, then release every order on
+    hold on that channel whose unmapped lines all resolve now (their pipeline runs again after
+    commit: the SKU check finds the mapping, passes and resolves its incident).
+
+    Idempotent: the same mapping again creates nothing and releases only what is still held.
+    A reference already mapped to another product is refused (change it in the admin, on
+    purpose). Each released order's timeline names the mapping and who made it.
+    """
+    external_ref, sku = external_ref.strip(), sku.strip()
+    if not external_ref:
+        raise InvalidInput("Say which channel reference to map", code="external_ref_required")
+    if not sku:
+        raise InvalidInput("Pick one of our products (by SKU)", code="sku_required")
+    channel = SalesChannel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        raise NotFound(f"Sales channel {channel_id} does not exist")
+    product = Product.objects.filter(sku=sku).first()
+    if product is None:
+        raise InvalidInput(f"No product with SKU {sku!r} in the catalogue", code="unknown_sku")
+    existing = (
+        SkuMapping.objects.select_for_update()
+        .select_related("product")
+        .filter(channel=channel, external_ref=external_ref)
+        .first()
+    )
+    created = existing is None
+    if existing is not None and existing.product_id != product.pk:
+        raise InvalidInput(
+            f"{external_ref!r} on {channel.slug} is already mapped to {existing.product.sku}; "
+            "change that mapping in the admin if it is wrong",
+            code="already_mapped",
+        )
+    if existing is None:
+        if actor.user is not None and not actor.user.has_perm(PERM_ADD_SKU_MAPPING):
+            raise PermissionRefused("You do not have permission to add SKU mappings")
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent twin may win the insert
+                mapping = SkuMapping.objects.create(
+                    channel=channel, external_ref=external_ref, product=product
+                )
+        except IntegrityError:
+            mapping = SkuMapping.objects.get(channel=channel, external_ref=external_ref)
+            created = False
+            if mapping.product_id != product.pk:
+                raise InvalidInput(
+                    f"{external_ref!r} on {channel.slug} was just mapped to another product",
+                    code="already_mapped",
+                ) from None
+    else:
+        mapping = existing
+    released, still_held = [], []
+    for order_id, refs in sorted(_orders_held_for(channel.pk, external_ref).items()):
+        lines = sorted(refs)
+        resolved = catalogue.resolve_sku_map(
+            channel_id=channel.pk, refs=[v for v, _ in lines], channel_skus=[c for _, c in lines]
+        )
+        if not all(catalogue.resolve_line_sku(resolved, variant_ref=v, channel_sku=c)
+                   for v, c in lines):  # fmt: skip
+            still_held.append(order_id)
+            continue
+        try:
+            order_transition(
+                order_id=order_id, transition="release_hold", actor=actor,
+                expected_status=OrderStatus.ON_HOLD,
+                reason=f"SKU mapping {external_ref} -> {product.sku}",
+                data={"sku_mapping": {"channel": channel.slug, "external_ref": external_ref,
+                                      "sku": product.sku, "created": created}},
+            )  # fmt: skip
+        except StaleState:
+            continue  # released or cancelled by someone else meanwhile: not ours to move
+        released.append(order_id)
+    log.info(
+        "sku_mapping.applied", mapping_id=mapping.pk, channel_id=channel.pk, created=created,
+        released=len(released), still_held=len(still_held), actor_kind=str(actor.kind),
+    )  # fmt: skip
+    return SkuMapOutcome(mapping=mapping, created=created, released=released,
+                         still_held=still_held)  # fmt: skip

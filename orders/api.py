@@ -38,7 +38,13 @@ from orders.models import (
     PaymentStatus,
     Severity,
 )
-from orders.services import ORDER_TRANSITIONS, incident_transition, order_transition
+from orders.services import (
+    ADDRESS_FIX_MAX,
+    ORDER_TRANSITIONS,
+    incident_transition,
+    order_shipping_address_correct,
+    order_transition,
+)
 
 
 class CurrencyAmountsSerializerMixin:
@@ -223,6 +229,22 @@ class TransitionRequestSerializer(serializers.Serializer):
     )
 
 
+class ShippingAddressFixSerializer(serializers.Serializer):
+    """A corrected shipping address for a held order; name, company and phone stay as they
+    came. ``release`` (default true) releases the hold so the pipeline checks it again."""
+
+    line1 = serializers.CharField(max_length=ADDRESS_FIX_MAX["line1"])
+    line2 = serializers.CharField(max_length=ADDRESS_FIX_MAX["line2"], required=False,
+                                  allow_blank=True, default="")  # fmt: skip
+    city = serializers.CharField(max_length=ADDRESS_FIX_MAX["city"])
+    region_code = serializers.CharField(max_length=ADDRESS_FIX_MAX["region_code"],
+                                        required=False, allow_blank=True, default="")  # fmt: skip
+    postal_code = serializers.CharField(max_length=ADDRESS_FIX_MAX["postal_code"],
+                                        required=False, allow_blank=True, default="")  # fmt: skip
+    country_code = serializers.CharField(min_length=2, max_length=2, help_text="ISO 3166-1 alpha-2")
+    release = serializers.BooleanField(required=False, default=True)
+
+
 class OrderFilter(django_filters.FilterSet):
     channel = django_filters.CharFilter(field_name="channel__slug", help_text="Channel slug")
     external_id = django_filters.CharFilter()
@@ -260,9 +282,33 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
         return OrderSerializer if self.action == "list" else OrderDetailSerializer
 
     def get_permissions(self) -> Sequence[Any]:
-        if self.action == "transition":
+        if self.action in ("transition", "shipping_address"):
             return [ViewThenServicePermission()]
         return super().get_permissions()
+
+    @extend_schema(
+        request=ShippingAddressFixSerializer,
+        responses={200: OrderDetailSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], url_path="shipping-address")
+    def shipping_address(self, request: Request, pk: str | None = None) -> Response:
+        """Correct the shipping address of an order on hold (an address incident) and release
+        the hold, so the pipeline checks the new address; audited with before and after.
+
+        Needs ``orders.view_contact_details`` and ``orders.hold_order`` (403 otherwise); 409
+        ``not_on_hold`` when the order is not on hold; 400 ``invalid_address`` when a required
+        part is missing.
+        """
+        body = ShippingAddressFixSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        release = data.pop("release")
+        order = order_shipping_address_correct(
+            order_id=self.get_object().pk, address=data, actor=Actor.for_user(request.user),
+            release=release,
+        )  # fmt: skip
+        fresh = selectors.order_detail_queryset().get(pk=order.pk)
+        return Response(OrderDetailSerializer(fresh, context={"request": request}).data)
 
     @extend_schema(
         request=TransitionRequestSerializer, responses={200: OrderDetailSerializer, 409: CONFLICT}

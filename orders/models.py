@@ -659,6 +659,10 @@ class Incident(FSMRowMixin, models.Model):
         ]
         permissions = [
             ("work_incident", "Can acknowledge and resolve incidents"),
+            # The incidents screen (trends and the one-click fixes) is for the people who fix
+            # them, customer service and operations; reviewers and finance keep reading
+            # incidents through the API and the admin with view_incident.
+            ("view_incident_screen", "Can use the incidents screen (trends and fixes)"),
             ("download_privacy_export", "Can download a customer's data export"),
         ]
 

@@ -39,6 +39,12 @@ ROLES: dict[str, list[str]] = {
         # Returns and refunds: authorizes, rejects and receives returns; refunds up to the
         # limit finance sets for the role (orders.RefundLimit), above it finance decides.
         "fulfillment.work_return", "fulfillment.add_return", "orders.issue_refund",
+        # The incidents screen's "Map to product": the person who sees an order held for an
+        # unmapped channel SKU maps it to our product and releases the held orders (release is
+        # orders.hold_order above). Adding only: changing or deleting a mapping stays with ops.
+        "channels.add_skumapping",
+        # The incidents screen itself (reviews.incident_views): trends and the fixes.
+        "orders.view_incident_screen",
     ],
     # Decides on high-risk orders: approve, hold, or reject (cancel). Compares the shipping and
     # billing addresses whole (a parcel forwarder, a hotel), so sees street and phone.

@@ -16,7 +16,7 @@ from config import correlation
 from config.tasks import enqueue_on_commit
 from orders import hooks, money
 from orders.actors import Actor
-from orders.errors import InvalidInput, StaleState
+from orders.errors import InvalidInput, PermissionRefused, StaleState, TransitionRefused
 
 # Opening incidents lives in orders.incidents (refunds open them too); kept importable here.
 from orders.incidents import incident_fingerprint as incident_fingerprint
@@ -27,11 +27,13 @@ from orders.models import (
     IncidentStatus,
     Order,
     OrderLine,
+    OrderStatus,
     customer_may_use_net_terms,
     has_lines,
     payment_secured,
     payment_settled,
 )
+from orders.personal_data import sees_contact_details
 from orders.transitions import (
     CONDITION_MESSAGES,
     Audit,
@@ -418,3 +420,72 @@ def order_lines_assign_skus(*, order_id: int, skus: Mapping[int, str], actor: Ac
             data={"lines": {str(k): v for k, v in assigned.items()}},
         )  # fmt: skip
     return len(assigned)
+
+
+# --- address corrections ---------------------------------------------------------------------
+# The parts of a shipping address a person corrects; name, company and phone stay as they came.
+ADDRESS_FIX_FIELDS = ("line1", "line2", "city", "region_code", "postal_code", "country_code")
+ADDRESS_FIX_REQUIRED = ("line1", "city", "country_code")
+ADDRESS_FIX_MAX = {"line1": 200, "line2": 200, "city": 100, "region_code": 10, "postal_code": 20,
+                   "country_code": 2}  # fmt: skip
+
+
+def _address_fix_clean(address: Mapping[str, Any]) -> dict[str, str]:
+    clean = {key: str(address.get(key) or "").strip() for key in ADDRESS_FIX_FIELDS}
+    clean["country_code"] = clean["country_code"].upper()
+    clean["region_code"] = clean["region_code"].upper()
+    errors = {key: "is required" for key in ADDRESS_FIX_REQUIRED if not clean[key]}
+    errors.update({key: f"is longer than {most} characters"
+                   for key, most in ADDRESS_FIX_MAX.items() if len(clean[key]) > most})  # fmt: skip
+    if clean["country_code"] and not (len(clean["country_code"]) == 2
+                                      and clean["country_code"].isalpha()):  # fmt: skip
+        errors["country_code"] = "must be a two-letter ISO country code (US, DE)"
+    if errors:
+        words = "; ".join(f"{key} {problem}" for key, problem in errors.items())
+        raise InvalidInput(f"The corrected address is incomplete: {words}", code="invalid_address")
+    return clean
+
+
+@transaction.atomic
+def order_shipping_address_correct(
+    *, order_id: int, address: Mapping[str, Any], actor: Actor, release: bool = True
+) -> Order:
+    """Record a corrected shipping address on a held order and (by default) release its hold,
+    so the pipeline checks the new address after commit. Audited: a
+    ``shipping_address_corrected`` event with the fields before and after (street lines are
+    redacted for roles without raw payloads, as every snapshot is).
+
+    Needs the right to see street lines (``orders.view_contact_details``: one cannot correct
+    what one may not read) and to release holds (``orders.hold_order``, checked by the
+    transition). Only an order on hold is corrected: later the address is the carrier's.
+    """
+    if actor.user is not None and not sees_contact_details(actor.user):
+        raise PermissionRefused("You do not have permission to correct shipping addresses")
+    clean = _address_fix_clean(address)
+    order = row_lock(Order.objects.all(), order_id, of=("self",))
+    transition_permission_check(order, "release_hold", actor=actor)
+    if order.status != OrderStatus.ON_HOLD:
+        raise TransitionRefused(
+            f"Order {order_id} is '{order.status}', not on hold: its address is not corrected here",
+            code="not_on_hold",
+        )
+    current = dict(order.shipping_address or {})
+    before = {key: str(current.get(key) or "") for key in ADDRESS_FIX_FIELDS}
+    if before != clean:
+        Order.objects.filter(pk=order.pk).update(
+            shipping_address={**current, **clean}, ship_to_country=clean["country_code"]
+        )
+        order_event_record(
+            order_id=order.pk, action="shipping_address_corrected", actor=actor,
+            data={"before": before, "after": clean,
+                  "changed": sorted(k for k in ADDRESS_FIX_FIELDS if before[k] != clean[k])},
+        )  # fmt: skip
+    log.info("order.address_corrected", order_id=order.pk, changed=before != clean,
+             release=release, actor_kind=str(actor.kind))  # fmt: skip
+    if release:
+        return order_transition(
+            order_id=order.pk, transition="release_hold", actor=actor,
+            expected_status=OrderStatus.ON_HOLD, reason="Shipping address corrected",
+        )  # fmt: skip
+    order.refresh_from_db()
+    return order

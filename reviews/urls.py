@@ -4,9 +4,10 @@ and the weekly summaries. Each view checks its own permission (403 otherwise).""
 
 from django.urls import path
 
-from reviews import dashboard_views, kpi_views, summary_views
+from reviews import dashboard_views, incident_views, kpi_views, summary_views
 
 urlpatterns = [
+    path("incidents/", incident_views.incidents_page, name="incidents"),
     # The operations dashboard (ops_admin): its figures refresh through htmx.
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("kpis/", kpi_views.kpis_page, name="kpis"),
