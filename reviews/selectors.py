@@ -21,7 +21,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from orders import money
-from orders.models import Order, OrderEvent, OrderStatus
+from orders.models import Order, OrderEvent, OrderStatus, Refund
 from orders.personal_data import address_for, snapshot_for
 from reviews.models import PERM_REVIEW, FraudSettings, ReviewCase
 
@@ -160,6 +160,11 @@ SIGNAL_WORDS: dict[str, str] = {
     "cvv_mismatch": "The card's security code (CVV) did not match.",
 }
 
+# Chargebacks: reconciliation's dispute category (TxCategory.DISPUTE) and the refund reasons
+# the Amazon adapter gives chargebacks and A-to-z guarantee claims.
+DISPUTE_CATEGORY = "dispute"
+CHARGEBACK_REFUND_REASONS = ("chargeback", "guarantee_claim")
+
 # Carrier delivery confidence: parcels that arrived vs parcels that did not.
 DELIVERED = ("delivered",)
 FAILED = ("exception", "returned")
@@ -285,9 +290,11 @@ def signal_rows(case: ReviewCase) -> list[SignalRow]:
 
 def customer_history(order: Order) -> History:
     """Count, value per currency, returns, chargebacks and last cities of the customer's other
-    orders. A chargeback is a processor's dispute transaction on the order (reconciliation)."""
+    orders. A chargeback is recorded two ways: a payment processor's dispute transaction on the
+    order (reconciliation's imports, read through the order's relation: this app may not import
+    reconciliation) or a channel refund whose reason is a chargeback or guarantee claim (Amazon's
+    Finances events, ``channels.adapters.amazon``)."""
     from fulfillment.models import Return, ReturnStatus
-    from reconciliation.models import ProcessorTransaction, TxCategory
 
     if order.customer_id is None:
         return History(guest=True)
@@ -300,13 +307,27 @@ def customer_history(order: Order) -> History:
         .annotate(value=Sum("total")).order_by("currency")
     ]  # fmt: skip
     returns = Return.objects.filter(order__in=others).exclude(status=ReturnStatus.REJECTED).count()
-    disputes = ProcessorTransaction.objects.filter(order__in=others, category=TxCategory.DISPUTE)
-    chargebacks = disputes.count()
-    # A dispute's amount is the money taken back (negative in the processor's report).
-    chargeback_value = [
-        (row["currency"], money.normalize(abs(row["value"]), row["currency"]))
-        for row in disputes.values("currency").annotate(value=Sum("amount")).order_by("currency")
-    ]
+    chargebacks = 0
+    taken_back: dict[str, Decimal] = defaultdict(Decimal)
+    disputes = (
+        others.filter(processor_transactions__category=DISPUTE_CATEGORY)
+        .values("processor_transactions__currency")
+        .annotate(n=Count("processor_transactions"), value=Sum("processor_transactions__amount"))
+        .order_by()
+    )
+    for row in disputes:
+        chargebacks += row["n"]
+        # The processor reports the money taken back as a negative amount.
+        taken_back[row["processor_transactions__currency"]] += abs(row["value"] or 0)
+    refunds = (
+        Refund.objects.filter(order__in=others, reason__in=CHARGEBACK_REFUND_REASONS)
+        .values("currency").annotate(n=Count("pk"), value=Sum("amount")).order_by()
+    )  # fmt: skip
+    for row in refunds:
+        chargebacks += row["n"]
+        taken_back[row["currency"]] += abs(row["value"] or 0)
+    chargeback_value = [(currency, money.normalize(amount, currency))
+                        for currency, amount in sorted(taken_back.items())]  # fmt: skip
     cities: list[str] = []
     for address in others.order_by("-placed_at", "-pk").values_list("shipping_address", flat=True)[
         :50
