@@ -273,7 +273,7 @@ def review_case_claim(*, case_id: int, actor: Actor) -> ReviewCase:
     """A reviewer takes an open or escalated case (``review_case_start``), unless another
     person holds it: then it must be assigned over explicitly."""
     user = _user_of(actor)
-    case = row_lock(ReviewCase.objects.select_related("assignee"), case_id)
+    case = row_lock(ReviewCase.objects.all(), case_id)
     if case.status == "in_review" and case.assignee_id == user.pk:
         return case  # already mine: claiming twice is a no-op
     _refuse_if_taken(case, user, expected_status=None)
@@ -296,7 +296,7 @@ def review_case_assign(*, case_id: int, actor: Actor, assignee_id: int) -> Revie
             f"{assignee.get_username()} cannot review orders ({PERM_REVIEW})",
             code="assignee_not_reviewer",
         )
-    case = row_lock(ReviewCase.objects.select_related("assignee"), case_id)
+    case = row_lock(ReviewCase.objects.all(), case_id)
     if not case.is_unresolved:
         raise CaseTaken(case_taken_message(case))
     before = case.assignee.get_username() if case.assignee is not None else ""
@@ -335,7 +335,7 @@ def review_case_decide(
         raise InvalidInput("Rejecting a review needs a reason", code="reason_required")
     if decision == "escalate" and not note:
         raise InvalidInput("Escalating a review needs a note", code="note_required")
-    case = row_lock(ReviewCase.objects.select_related("assignee", "decided_by"), case_id)
+    case = row_lock(ReviewCase.objects.all(), case_id)
     _refuse_if_taken(case, user, expected_status)
     if case.status != "in_review":
         if not case.is_unresolved:
