@@ -469,3 +469,29 @@ def test_the_case_page_shows_history_signals_addresses_reservation_and_timeline(
         'id="history-chargebacks">1',
     ):
         assert text in html, text
+
+
+# --- a real race (PostgreSQL) --------------------------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_reviewers_deciding_one_open_case_at_once_one_wins_the_other_is_told(reviewer_user):
+    from tests.concurrency import race
+
+    vera = make_user("vera", "reviewer")
+    case = flagged()
+    results = race([
+        lambda: review_case_decide(case_id=case.pk, actor=Actor.for_user(reviewer_user),
+                                   decision="approve", expected_status="open"),
+        lambda: review_case_decide(case_id=case.pk, actor=Actor.for_user(vera),
+                                   decision="reject", note="fraud", expected_status="open"),
+    ])  # fmt: skip
+    won = [r for r in results if isinstance(r, ReviewCase)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 1 and len(lost) == 1, results
+    case.refresh_from_db()
+    winner = case.decided_by.get_username()
+    assert str(lost[0]) == f"Case {case.pk} was already decided by {winner} ({case.status})."
+    decisions = OrderEvent.objects.filter(
+        order_id=case.order_id, action__in=("review_approved", "review_rejected")
+    )
+    assert decisions.count() == 1
