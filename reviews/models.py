@@ -97,6 +97,11 @@ class ReviewCase(FSMRowMixin, models.Model):
         super().save(*args, **kwargs)
 
     @property
+    def is_unresolved(self) -> bool:
+        """Still needs a person (open, in review or escalated)."""
+        return self.status in UNRESOLVED
+
+    @property
     def is_overdue(self) -> bool:
         return self.status in UNRESOLVED and self.sla_due_at < timezone.now()
 

@@ -214,3 +214,186 @@ def _settle_escalation(case: ReviewCase) -> None:
         ),
         actor=Actor.system("review"), note=f"Review case {case.pk} was {case.status}",
     )  # fmt: skip
+
+
+# --- the review workspace (reviews.workspace_views) -------------------------------------------
+# Deciding from the workspace claims an open (or escalated) case in the same transaction as the
+# decision: a reviewer who looked at the case and pressed "a" meant "I take it and approve it".
+# Two guards keep two people from deciding one case:
+# - the form carries the status the reviewer saw; if the locked row is no longer in it, someone
+#   else moved it in between and the decision is refused, naming them (``CaseTaken``);
+# - a case claimed by someone else is theirs: it is re-assigned first (``review_case_assign``).
+# The row lock (PostgreSQL) and the FSM's compare-and-set save (SQLite too) catch the rest.
+DECISIONS = ("approve", "reject", "escalate")
+
+
+class CaseTaken(TransitionRefused):
+    """Someone else decided, escalated or holds the case since the reviewer looked at it."""
+
+    code = "case_taken"
+
+
+def review_case_last_actor(case: ReviewCase) -> str:
+    """Who moved the case last (the actor of its newest event on the order's timeline)."""
+    from orders.models import OrderEvent
+
+    event = (
+        OrderEvent.objects.filter(order_id=case.order_id, field="review_case",
+                                  data__case_id=case.pk)
+        .order_by("-at", "-id").first()
+    )  # fmt: skip
+    if event is not None and event.actor_id:
+        return event.actor_id
+    person = case.decided_by or case.assignee
+    return person.get_username() if person is not None else "someone else"
+
+
+def case_taken_message(case: ReviewCase) -> str:
+    """The words the second reviewer reads: what happened to the case and who did it."""
+    who = review_case_last_actor(case)
+    if case.status in ("approved", "rejected"):
+        return f"Case {case.pk} was already decided by {who} ({case.get_status_display().lower()})."
+    if case.status == "escalated":
+        return f"Case {case.pk} was already escalated by {who}; look at it again before deciding."
+    holder = case.assignee.get_username() if case.assignee is not None else who
+    return f"Case {case.pk} is being reviewed by {holder}; have it assigned to you to decide."
+
+
+def _refuse_if_taken(case: ReviewCase, user: Any, expected_status: str | None) -> None:
+    if expected_status is not None and case.status != expected_status:
+        raise CaseTaken(case_taken_message(case))
+    if case.assignee_id is not None and case.assignee_id != user.pk and case.status in (
+        "open", "in_review",
+    ):  # fmt: skip
+        raise CaseTaken(case_taken_message(case))
+
+
+@transaction.atomic
+def review_case_claim(*, case_id: int, actor: Actor) -> ReviewCase:
+    """A reviewer takes an open or escalated case (``review_case_start``), unless another
+    person holds it: then it must be assigned over explicitly."""
+    user = _user_of(actor)
+    case = row_lock(ReviewCase.objects.all(), case_id)
+    if case.status == "in_review" and case.assignee_id == user.pk:
+        return case  # already mine: claiming twice is a no-op
+    _refuse_if_taken(case, user, expected_status=None)
+    return review_case_start(case_id=case_id, actor=actor)
+
+
+@transaction.atomic
+def review_case_assign(*, case_id: int, actor: Actor, assignee_id: int) -> ReviewCase:
+    """Give an unresolved case to a reviewer (the actor or another one), audited on the order's
+    timeline as ``review_assigned``. The status stays: an open case stays open for its new
+    assignee to claim, a case in review moves to them with its review."""
+    from django.contrib.auth import get_user_model
+
+    _user_of(actor)
+    assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first()
+    if assignee is None:
+        raise InvalidInput(f"User {assignee_id} does not exist", code="assignee_unknown")
+    if not assignee.has_perm(PERM_REVIEW):
+        raise InvalidInput(
+            f"{assignee.get_username()} cannot review orders ({PERM_REVIEW})",
+            code="assignee_not_reviewer",
+        )
+    case = row_lock(ReviewCase.objects.all(), case_id)
+    if not case.is_unresolved:
+        raise CaseTaken(case_taken_message(case))
+    before = case.assignee.get_username() if case.assignee is not None else ""
+    if case.assignee_id == assignee.pk:
+        return case
+    # The assignee is a plain field (no state moves): a conditional update so a concurrent
+    # assignment cannot be overwritten unseen.
+    moved = ReviewCase.objects.filter(
+        pk=case.pk, status=case.status, assignee_id=case.assignee_id
+    ).update(assignee=assignee)
+    if moved != 1:
+        raise CaseTaken(case_taken_message(case))
+    case.assignee = assignee
+    order_event_record(
+        order_id=case.order_id, action="review_assigned", actor=actor, field="review_case",
+        from_state=case.status, to_state=case.status,
+        data={"case_id": case.pk, "assignee": assignee.get_username(), "previous": before},
+    )  # fmt: skip
+    log.info("review.assigned", case_id=case.pk, order_id=case.order_id)
+    return case
+
+
+@transaction.atomic
+def review_case_decide(
+    *, case_id: int, actor: Actor, decision: str, note: str = "",
+    expected_status: str | None = None,
+) -> ReviewCase:  # fmt: skip
+    """Approve, reject or escalate from the workspace: claim the case first if it is open or
+    escalated (same transaction), refuse with ``CaseTaken`` if someone else moved or holds it
+    since the reviewer looked (``expected_status``: the status the page showed)."""
+    user = _user_of(actor)
+    if decision not in DECISIONS:
+        raise InvalidInput(f"Unknown decision '{decision}' (one of: {', '.join(DECISIONS)})")
+    note = (note or "").strip()
+    if decision == "reject" and not note:
+        raise InvalidInput("Rejecting a review needs a reason", code="reason_required")
+    if decision == "escalate" and not note:
+        raise InvalidInput("Escalating a review needs a note", code="note_required")
+    case = row_lock(ReviewCase.objects.all(), case_id)
+    _refuse_if_taken(case, user, expected_status)
+    if case.status != "in_review":
+        if not case.is_unresolved:
+            raise CaseTaken(case_taken_message(case))
+        review_case_start(case_id=case.pk, actor=actor)
+    if decision == "approve":
+        return review_case_approve(case_id=case.pk, actor=actor, note=note)
+    if decision == "reject":
+        return review_case_reject(case_id=case.pk, actor=actor, reason=note)
+    return review_case_escalate(case_id=case.pk, actor=actor, note=note)
+
+
+def bulk_approve_refusal(case: ReviewCase, *, threshold: int) -> str:
+    """Why ``case`` is not low risk enough to approve in bulk ("" when it is).
+
+    Low risk: a known score below the review threshold, no high-value signal and not a
+    first-time customer whose billing and shipping differ. What is left is a case opened by a
+    policy rule alone (international orders), which a reviewer may clear in a batch."""
+    names = {str(s.get("name")) for s in case.signals or [] if isinstance(s, dict)}
+    if case.score is None:
+        return "it has no risk score"
+    if case.score >= threshold:
+        return f"its score {case.score.normalize():f} is not below the review threshold {threshold}"
+    if "high_value" in names:
+        return "it is a high-value order"
+    if "first_time_customer" in names and names & {"country_mismatch", "name_mismatch"}:
+        return "a first-time customer's billing and shipping addresses differ"
+    return ""
+
+
+def review_cases_bulk_approve(
+    *, case_ids: list[int], actor: Actor
+) -> tuple[list[ReviewCase], list[tuple[int, str]]]:
+    """Approve the low-risk cases of ``case_ids`` (``bulk_approve_refusal``), each in its own
+    transaction through ``review_case_decide``; returns the approved cases and, for every other
+    one, its id and why it was refused."""
+    from reviews.models import FraudSettings
+
+    _user_of(actor)
+    threshold = FraudSettings.load().review_threshold
+    approved: list[ReviewCase] = []
+    refused: list[tuple[int, str]] = []
+    cases = ReviewCase.objects.in_bulk(sorted(set(case_ids)))
+    for case_id in sorted(set(case_ids)):
+        found = cases.get(case_id)
+        if found is None:
+            refused.append((case_id, "it does not exist"))
+            continue
+        why = bulk_approve_refusal(found, threshold=threshold)
+        if why:
+            refused.append((case_id, why))
+            continue
+        try:
+            approved.append(
+                review_case_decide(
+                    case_id=case_id, actor=actor, decision="approve", expected_status=found.status
+                )  # fmt: skip
+            )
+        except (TransitionRefused, InvalidInput) as exc:
+            refused.append((case_id, str(exc)))
+    return approved, refused
