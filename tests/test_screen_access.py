@@ -16,7 +16,7 @@ from reviews.summary import Week, weekly_summary_build
 from tests.factories import make_order, make_user
 from tests.reviews.helpers import paid_order
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pipeline]
 
 ROLES = ["customer_service", "reviewer", "finance", "ops_admin", "data_steward"]
 STREET, PHONE, BILLING_STREET = "12 Babbage Lane", "+1 217 555 0199", "400 Ledger Road"
@@ -53,7 +53,7 @@ def world() -> dict[str, str]:
     summary = weekly_summary_build(week=Week.containing())
     return {
         "review_queue": reverse("work:reviews"),
-        "review_case": reverse("work:review", args=[case.pk]),
+        "review_case": reverse("work:review_case", args=[case.pk]),
         "incidents": reverse("work:incidents"),
         "incidents_category": f"{reverse('work:incidents')}?category={category}",
         "dashboard": reverse("work:dashboard"),
