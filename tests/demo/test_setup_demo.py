@@ -287,3 +287,31 @@ def test_setup_demo_reconciles_last_month_with_one_unexplained_item_to_resolve(
     assert "(0 new rows)" in again
     assert kept == (Payout.objects.count(), ProcessorTransaction.objects.count(),
                     sorted(items.values_list("key", "amount")))  # fmt: skip
+
+
+def test_the_demos_weekly_summary_is_emailed_and_its_kpis_are_the_apis_for_its_week(
+    db, settings, tmp_path, api_client
+):
+    from reviews.models import WeeklySummary
+    from reviews.summary import Week
+    from tests.factories import make_user
+
+    settings.VAR_DIR = tmp_path
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    output = run_demo()
+    week = Week.containing()
+    summary = WeeklySummary.objects.get(week=week.label)
+    api_client.force_authenticate(make_user("leader", "ops_admin"))
+
+    answer = api_client.get("/api/v1/kpis/", {"from": week.monday.isoformat(),
+                                              "to": week.sunday.isoformat()})  # fmt: skip
+
+    assert f"Automation health {week.label}:" in output
+    assert summary.emailed_to == ["leadership@demo.invalid"]
+    mails = [p.read_text() for p in (tmp_path / "mail").iterdir()]
+    assert any(f"Subject: Automation health {week.label}:" in m for m in mails)
+    overall = summary.figures["kpis"]["overall"]
+    assert overall["orders_received"] > 0
+    # The demo's worker has moved nothing on since (tasks ran in-process): the same figures.
+    assert answer.json()["overall"] == overall
