@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from orders.errors import InvalidInput
 from orders.models import Incident, IncidentCategory, OrderEvent
-from reviews.kpis import kpi_report
+from reviews.kpis import kpi_report, percent
 from reviews.models import ReviewCase, WeeklySummary
 
 log = structlog.get_logger(__name__)
@@ -183,13 +183,7 @@ def review_sla(week: Week) -> dict[str, Any]:
         first.setdefault(int(data["case_id"]), at)
     met = sum(1 for pk, due in cases.items() if pk in first and first[pk] <= due)
     return {"due": len(cases), "met": met,
-            "met_percent": _percent(met, len(cases))}  # fmt: skip
-
-
-def _percent(part: int, whole: int) -> str | None:
-    if not whole:
-        return None
-    return str((Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01")))
+            "met_percent": jsonable(percent(met, len(cases)))}  # fmt: skip
 
 
 def summary_figures(week: Week) -> dict[str, Any]:
