@@ -518,8 +518,13 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
     total_q, total_t, total_cpu = sum(queries.values()), sum(tasks.values()), sum(cpu.values())
     mode = (f"backlog {args.backlog}" if args.backlog else
             f"steady {args.rate:g}/s for {args.seconds:g} s")  # fmt: skip
-    out = ["", "=" * 78, f"END TO END ({mode}{', hot SKU' if args.hot_sku else ''}), "
-           f"PostgreSQL + Redis, Procfile topology, {psutil.cpu_count()} CPUs (shared)", "=" * 78]
+    out = [
+        "",
+        "=" * 78,
+        f"END TO END ({mode}{', hot SKU' if args.hot_sku else ''}), "
+        f"PostgreSQL + Redis, Procfile topology, {psutil.cpu_count()} CPUs (shared)",
+        "=" * 78,
+    ]
     out.append(f"deliveries {len(plan.deliveries)} ({sum(d.duplicate for d in plan.deliveries)} "
                f"re-deliveries) for {sum(plan.orders.values())} orders; answers "
                + ", ".join(f"{k} {v}" for k, v in sorted(answers.items())) + f"; retries "
@@ -589,8 +594,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=5.0, help="deliveries per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send at --rate")
-    parser.add_argument("--backlog", type=int, default=0,
-                        help="send N deliveries as fast as possible instead; report the drain")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="send N deliveries as fast as possible instead; report the drain",
+    )
     parser.add_argument("--hot-sku", action="store_true", help="every order wants one SKU")
     parser.add_argument("--clients", type=int, default=8, help="webhook client threads")
     parser.add_argument("--footprint-orders", type=int, default=4000)
