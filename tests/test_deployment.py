@@ -251,3 +251,28 @@ def test_make_topology_starts_the_procfile_with_honcho():
     assert "honcho" in target.group(0) and "Procfile" in target.group(0)
     assert "DATABASE_URL" in target.group(0) and "CELERY_BROKER_URL" in target.group(0)
     assert "make topology" in DEPLOYMENT_DOC.read_text()
+
+
+def test_pgbouncer_transaction_mode_is_one_variable_and_prepared_statements_stay_off(
+    monkeypatch, tmp_path
+):
+    env = {"DATABASE_URL": "postgres://orderdesk@pgbouncer.internal:6432/orderdesk",
+           "DISABLE_SERVER_SIDE_CURSORS": "true"}  # fmt: skip
+    production = load_settings_module(env, monkeypatch, tmp_path / "var")
+    database = production.DATABASES["default"]
+
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert database["CONN_MAX_AGE"] == 60 and database["CONN_HEALTH_CHECKS"] is True
+    # Django's psycopg backend turns psycopg's automatic prepared statements off unless OPTIONS
+    # asks for them, and binds parameters client-side unless asked: keep it that way.
+    assert "prepare_threshold" not in database.get("OPTIONS", {})
+    assert not database.get("OPTIONS", {}).get("server_side_binding")
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    wrapper = DatabaseWrapper({**database, "NAME": "orderdesk", "TIME_ZONE": None, "OPTIONS": {}})
+    assert wrapper.get_connection_params()["prepare_threshold"] is None
+
+    monkeypatch.delenv("DISABLE_SERVER_SIDE_CURSORS")
+    default = load_settings_module({"DATABASE_URL": env["DATABASE_URL"]}, monkeypatch,
+                                   tmp_path / "var2")  # fmt: skip
+    assert default.DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] is False
