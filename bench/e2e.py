@@ -529,7 +529,8 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
                f"re-deliveries) for {sum(plan.orders.values())} orders; answers "
                + ", ".join(f"{k} {v}" for k, v in sorted(answers.items())) + f"; retries "
                f"{sender.retries}")  # fmt: skip
-    out.append("orders by state: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    out.append("orders by state: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+               + f"; 'per order' below is per order shipped ({shipped})")  # fmt: skip
     out.append("-" * 78)
     out.append(f"{'figure':<44}{'measured':>12}{'baseline':>12}{'ratio':>10}")
 
