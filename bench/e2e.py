@@ -537,7 +537,7 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
     def row(name: str, value: float, base: float | None, fmt: str = ".1f") -> None:
         shown = f"{base:{fmt}}" if base is not None else "-"
         out.append(f"{name:<44}{value:>12{fmt}}{shown:>12}"
-                   f"{ratio(value, base) if base is not None else '':>10}")  # fmt: skip
+                   f"{ratio(value, base) if base is not None else '':>10}".rstrip())  # fmt: skip
 
     row("orders/s received -> shipped (a)", orders_s, fp["orders_s"])
     send_s = sender.last_send - t0_mono if sender.last_send else 0.0
