@@ -434,8 +434,9 @@ def run(plan: soak.Plan, base: str, rate: float, clients: int, topology: Topolog
     return sender, started, started_mono, time.time()
 
 
-def shipped_times(plan: soak.Plan, sender: soak.Sender) -> tuple[list[float], float | None]:
-    """Seconds from an order's first 2xx to its ``shipped`` event, and the last shipped time."""
+def shipped_times(plan: soak.Plan, sender: soak.Sender) -> tuple[list[float], list[float]]:
+    """Seconds from an order's first 2xx to its ``shipped`` event, and when each order shipped
+    (epoch seconds, in order)."""
     from django.db.models import Min
 
     from channels.models import SalesChannel
@@ -455,8 +456,7 @@ def shipped_times(plan: soak.Plan, sender: soak.Sender) -> tuple[list[float], fl
     )  # fmt: skip
     times = [shipped[orders[key]].timestamp() - at for key, at in first_ack.items()
              if key in orders and orders[key] in shipped]  # fmt: skip
-    last = max((at.timestamp() for at in shipped.values()), default=None)
-    return times, last
+    return times, sorted(at.timestamp() for at in shipped.values())
 
 
 def oversell(sku: str, initial: int) -> dict[str, int]:
@@ -497,7 +497,8 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
            baselines: dict[str, dict[str, float]], hot_on_hand: int) -> bool:  # fmt: skip
     states = order_states()
     shipped = states[SHIPPED]
-    times, last_shipped = shipped_times(plan, sender)
+    times, shipped_at = shipped_times(plan, sender)
+    last_shipped = shipped_at[-1] if shipped_at else None
     span = (last_shipped or t_end) - t0
     orders_s = shipped / span if span > 0 else 0.0
     per = max(shipped, 1)
@@ -559,6 +560,13 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
         / max(total_t, 1), rt["worker_cpu_per_task"], ".4f")  # fmt: skip
     if args.backlog:
         out.append(f"drain time of the backlog (first send -> last shipped): {span:.1f} s")
+    elif sender.last_send:  # did the system keep up with the offered rate?
+        sending_ended = t0 + (sender.last_send - t0_mono)
+        behind = sum(1 for at in shipped_at if at > sending_ended)
+        out.append(f"offered {args.rate:g} deliveries/s; when the last one was acked "
+                   f"{behind} of the {shipped} orders were still to ship, the last "
+                   f"{max(0.0, (last_shipped or sending_ended) - sending_ended):.1f} s later "
+                   f"({'kept up' if behind <= args.rate * 10 else 'fell behind'})")  # fmt: skip
     out.append("-" * 78)
     out.append(f"{'process kind':<16}{'CPU s':>9}{'CPU s/order':>13}{'SQL':>9}{'SQL/order':>11}")
     for k in kinds:
