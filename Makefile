@@ -8,7 +8,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 QUEUES := ingest,fulfillment,sync,notify,subscriptions
 
-.PHONY: install run test lint migrate demo worker clean prometheus-fresh
+.PHONY: install run test lint migrate demo worker topology clean prometheus-fresh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,16 @@ prometheus-fresh:
 
 worker: install
 	$(BIN)/celery -A config worker --beat --queues $(QUEUES) --loglevel INFO
+
+# The one-machine production topology (Procfile; docs/deployment.md, "One machine"): gunicorn,
+# one Celery worker per queue and beat under honcho, on the PostgreSQL and Redis the environment
+# names. Sizes come from the environment too (WEB_WORKERS, INGEST_CONCURRENCY, ...).
+topology: install
+	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL=postgres://... (PostgreSQL)"; exit 2; }
+	@test -n "$$CELERY_BROKER_URL" || { echo "Set CELERY_BROKER_URL=redis://... (Redis)"; exit 2; }
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 test: install
 	$(BIN)/pytest

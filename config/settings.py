@@ -131,6 +131,12 @@ else:
     # Persistent connections (checked before reuse): opening one costs more than most requests.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Behind PgBouncer in transaction mode (docs/deployment.md, "One machine"): a server-side
+    # cursor (QuerySet.iterator()) cannot outlive the transaction the pooler lends a server for.
+    # Prepared statements are off already: Django sets psycopg's prepare_threshold to None.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

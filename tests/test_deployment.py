@@ -175,3 +175,104 @@ def test_plain_http_is_redirected_to_https_except_the_probes_and_metrics(behind_
 def test_the_api_docs_need_a_login_and_cookies_are_secure_in_production(behind_the_proxy, client):
     assert client.get("/api/schema/", **HTTPS).status_code == 401
     assert behind_the_proxy.SESSION_COOKIE_SECURE and behind_the_proxy.CSRF_COOKIE_SECURE
+
+
+# --- the one-machine topology (Procfile) --------------------------------------------------------
+PROCFILE = BASE_DIR / "Procfile"
+
+
+def procfile_processes() -> dict[str, list[str]]:
+    """The Procfile as honcho reads it, each command split into words with its ``${X:-d}``
+    defaults filled in (what the shell honcho starts would run)."""
+    import shlex
+
+    from honcho.environ import parse_procfile
+
+    processes = parse_procfile(PROCFILE.read_text()).processes
+    default = re.compile(r"\$\{(\w+):-([^}]*)\}")
+    return {name: shlex.split(default.sub(lambda m: m.group(2), command))
+            for name, command in processes.items()}  # fmt: skip
+
+
+def option(words: list[str], *names: str) -> str:
+    for name in names:
+        if name in words:
+            return words[words.index(name) + 1]
+    raise AssertionError(f"none of {names} in {words}")
+
+
+def test_the_procfile_runs_web_one_worker_per_queue_and_beat():
+    processes = procfile_processes()
+
+    assert "web" in processes and "beat" in processes
+    workers = {name: words for name, words in processes.items() if words[:1] == ["celery"]
+               and "worker" in words}  # fmt: skip
+    served = [option(words, "--queues", "-Q") for words in workers.values()]
+    # Every queue the settings declare has exactly one worker, named after it; none is unknown.
+    assert sorted(served) == sorted(django_settings.CELERY_TASK_QUEUES_NAMES)
+    for name, words in workers.items():
+        assert option(words, "--queues", "-Q") == name
+        assert option(words, "-A", "--app") == "config"
+        assert int(option(words, "--concurrency", "-c")) >= 1
+        assert int(option(words, "--prefetch-multiplier")) >= 1
+        assert option(words, "--hostname", "-n").startswith(f"{name}@")
+    # Every routed task lands on a queue some worker consumes.
+    for route in django_settings.CELERY_TASK_ROUTES.values():
+        assert route["queue"] in served, route
+    assert django_settings.CELERY_TASK_DEFAULT_QUEUE in served
+
+
+def test_the_procfile_names_real_modules_and_settings():
+    processes = procfile_processes()
+
+    web = processes["web"]
+    assert web[0] == "gunicorn"
+    module, _, attribute = web[1].partition(":")
+    assert importlib.util.find_spec(module) is not None, module
+    assert hasattr(importlib.import_module(module), attribute or "application")
+    assert int(option(web, "--workers", "-w")) >= 1 and int(option(web, "--threads")) >= 1
+    assert option(web, "--bind", "-b").endswith(":8000")  # honcho's $PORT, or the default
+    beat = processes["beat"]
+    assert beat[:4] == ["celery", "-A", "config", "beat"]
+    assert option(beat, "--scheduler", "-S") == django_settings.CELERY_BEAT_SCHEDULER
+    # `-A config` is the Celery app of config/celery.py, the one the workers' tasks register on.
+    from config.celery import app
+
+    assert importlib.import_module("config").celery_app is app
+    # Each executable is installed next to this interpreter (the Makefile puts .venv/bin first).
+    for words in processes.values():
+        assert (Path(sys.executable).parent / words[0]).exists(), words[0]
+
+
+def test_make_topology_starts_the_procfile_with_honcho():
+    makefile = (BASE_DIR / "Makefile").read_text()
+    target = re.search(r"^topology:.*?(?=^\S|\Z)", makefile, re.M | re.S)
+    assert target, "the Makefile has no topology target"
+    assert "honcho" in target.group(0) and "Procfile" in target.group(0)
+    assert "DATABASE_URL" in target.group(0) and "CELERY_BROKER_URL" in target.group(0)
+    assert "make topology" in DEPLOYMENT_DOC.read_text()
+
+
+def test_pgbouncer_transaction_mode_is_one_variable_and_prepared_statements_stay_off(
+    monkeypatch, tmp_path
+):
+    env = {"DATABASE_URL": "postgres://orderdesk@pgbouncer.internal:6432/orderdesk",
+           "DISABLE_SERVER_SIDE_CURSORS": "true"}  # fmt: skip
+    production = load_settings_module(env, monkeypatch, tmp_path / "var")
+    database = production.DATABASES["default"]
+
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is True
+    assert database["CONN_MAX_AGE"] == 60 and database["CONN_HEALTH_CHECKS"] is True
+    # Django's psycopg backend turns psycopg's automatic prepared statements off unless OPTIONS
+    # asks for them, and binds parameters client-side unless asked: keep it that way.
+    assert "prepare_threshold" not in database.get("OPTIONS", {})
+    assert not database.get("OPTIONS", {}).get("server_side_binding")
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    wrapper = DatabaseWrapper({**database, "NAME": "orderdesk", "TIME_ZONE": None, "OPTIONS": {}})
+    assert wrapper.get_connection_params()["prepare_threshold"] is None
+
+    monkeypatch.delenv("DISABLE_SERVER_SIDE_CURSORS")
+    default = load_settings_module({"DATABASE_URL": env["DATABASE_URL"]}, monkeypatch,
+                                   tmp_path / "var2")  # fmt: skip
+    assert default.DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] is False
