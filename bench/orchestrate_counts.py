@@ -26,6 +26,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/orderdesk_bench_counts"
@@ -84,7 +85,7 @@ def main() -> None:
 
     tasks: Counter[str] = Counter()
 
-    def on_task(sender=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def on_task(sender: Any = None, **kwargs: Any) -> None:
         tasks[sender.name] += 1
 
     task_prerun.connect(on_task, weak=False)

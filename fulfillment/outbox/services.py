@@ -387,8 +387,12 @@ def actions_write(
                      target=a.target)  # fmt: skip
         for lane, ids in lanes.items():
             _dispatch_batch_on_commit(ids, lane)
-    rows = [mine.get(keys[i]) or found(i) for i in range(len(specs))]
-    return [a for a in rows if a is not None], [a.pk for a in fresh]
+    result: list[OutboundAction] = []
+    for i in range(len(specs)):
+        row = mine.get(keys[i]) or found(i)
+        if row is not None:
+            result.append(row)
+    return result, [a.pk for a in fresh]
 
 
 # --- dispatching -----------------------------------------------------------------------------
