@@ -10,7 +10,11 @@ from config.tasks import enqueue
 from fulfillment import services
 
 # Celery autodiscovers ``fulfillment.tasks`` only: the outbox's tasks register from here.
-from fulfillment.outbox.tasks import outbox_dispatch_task, outbox_sweep_task  # noqa: F401
+from fulfillment.outbox.tasks import (  # noqa: F401
+    outbox_dispatch_batch_task,
+    outbox_dispatch_task,
+    outbox_sweep_task,
+)
 
 
 @shared_task(name="fulfillment.reservations_expire", acks_late=True)

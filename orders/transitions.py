@@ -62,6 +62,30 @@ def order_event_record(
     )
 
 
+def order_events_record(events: list[Audit], *, actor: Actor) -> list[OrderEvent]:
+    """Append several audit events in one INSERT (call inside the transaction that made the
+    changes). For a batch whose events are all known together (the outbox actions one
+    transition writes): each row is exactly what ``audit_record`` would write for it, with its
+    own time, so the timeline reads the same; events of rows without an order are skipped."""
+    fallback = correlation.get()
+    rows = [
+        OrderEvent(
+            order_id=event.order_id,
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            action=event.action,
+            field=event.field,
+            from_state=event.from_state,
+            to_state=event.to_state,
+            correlation_id=event.correlation_id or fallback,
+            data=dict(event.data or {}),
+        )  # fmt: skip
+        for event in events
+        if event.order_id is not None
+    ]
+    return OrderEvent.objects.bulk_create(rows) if rows else []
+
+
 @dataclass(frozen=True)
 class Audit:
     """The event a transition writes on an order's timeline: ``order_event_record``'s fields.

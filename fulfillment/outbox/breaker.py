@@ -28,10 +28,15 @@ def breaker_cooldown() -> float:
 
 
 def breaker_gate(target: str, now: datetime) -> str | datetime:
-    """``"closed"``, ``"trial"`` (this caller won the half-open trial), or the time to wait
-    until (open, or another caller's trial is running)."""
+    """``"clean"`` (closed, no failure counted: a success has nothing to reset), ``"closed"``
+    (closed, with failures counted), ``"trial"`` (this caller won the half-open trial), or the
+    time to wait until (open, or another caller's trial is running)."""
     breaker = CircuitBreaker.objects.filter(target=target).first()
-    if breaker is None or breaker.state == CircuitState.CLOSED:
+    if breaker is None or (
+        breaker.state == CircuitState.CLOSED and breaker.consecutive_failures == 0
+    ):
+        return "clean"
+    if breaker.state == CircuitState.CLOSED:
         return "closed"
     if breaker.retry_at is not None and breaker.retry_at > now:
         return breaker.retry_at

@@ -75,6 +75,7 @@ from orders.transitions import (
     Audit,
     AuditOf,
     audit_record,
+    order_events_record,
     row_lock,
     transition_run,
     transition_save,
@@ -83,6 +84,7 @@ from orders.transitions import (
 log = structlog.get_logger(__name__)
 
 DISPATCH_TASK = "fulfillment.outbox_dispatch"
+DISPATCH_BATCH_TASK = "fulfillment.outbox_dispatch_batch"
 ACTOR = Actor.system("outbox")
 
 # Outcomes of action_dispatch.
@@ -148,6 +150,17 @@ def _dispatch_on_commit(action_id: int, lane: str, countdown: float | None = Non
     worker consumes by the task's name (logged), and in eager mode runs the dispatch in-process
     unless it has a countdown (a retry's delay: the sweeper or process_outbox takes it)."""
     enqueue_on_commit(DISPATCH_TASK, queue=lane, countdown=countdown, action_id=action_id)
+
+
+def _dispatch_batch_on_commit(action_ids: list[int], lane: str) -> None:
+    """One doorbell for several actions of one lane (the actions one transition wrote): one
+    broker message and one task instead of one each. Each action is still leased, performed
+    and recorded on its own (``action_dispatch``), so one failing does not hold up the others
+    and a lost message is re-sent per row by the sweeper. A single id rings the usual task."""
+    if len(action_ids) == 1:
+        _dispatch_on_commit(action_ids[0], lane)
+        return
+    enqueue_on_commit(DISPATCH_BATCH_TASK, queue=lane, action_ids=list(action_ids))
 
 
 def _in_transaction() -> bool:
@@ -261,12 +274,137 @@ def customer_notice_write(
     ]
 
 
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action for ``actions_write``: ``action_write``'s arguments, less the order's."""
+
+    kind: str
+    target: str
+    payload: Mapping[str, Any]
+    lane: str = "sync"
+    version: int = 1
+
+
+def actions_write(
+    *, order_id: int, specs: Iterable[ActionSpec], correlation_id: str = ""
+) -> tuple[list[OutboundAction], list[int]]:
+    """Write the outbox actions one state change of an order causes, all at once; returns the
+    rows (one per spec, in order) and the ids of those written now (none on a repeat).
+
+    The same rows, keys, events and doorbells as ``action_write`` per spec, in fewer queries:
+    one read of what is already there, one INSERT of the rest, one INSERT of their
+    ``outbound_queued`` events, and after commit one doorbell per lane for the new ones
+    (``DISPATCH_BATCH_TASK``). A concurrent twin (another trigger that inserted one of the rows
+    first) makes the batch's INSERT fail in its savepoint; then each spec goes through
+    ``action_write``, whose own savepoint returns the twin's row, so the result is the same.
+    """
+    specs = list(specs)
+    if not specs:
+        return [], []
+    for spec in specs:
+        if str(spec.kind) not in ActionKind.values:
+            raise InvalidInput(f"Unknown outbound action kind {spec.kind!r}", code="unknown_kind")
+        if not spec.target:
+            raise InvalidInput("An outbound action needs a target", code="target_required")
+        _check_payload(dict(spec.payload or {}))
+    keys = [
+        action_key(order_id=order_id, kind=str(s.kind), target=s.target, version=s.version)
+        for s in specs
+    ]
+    # Outside a transaction this is one; inside the caller's, no savepoint is needed: an error
+    # here is the caller's to roll back (the orchestration hook has its own savepoint).
+    with transaction.atomic(savepoint=False):
+        there = list(
+            OutboundAction.objects.filter(Q(order_id=order_id) | Q(idempotency_key__in=keys))
+        )
+        by_key = {a.idempotency_key: a for a in there}
+        by_identity = {(a.kind, a.target, a.version): a for a in there if a.order_id == order_id}
+
+        def found(i: int) -> OutboundAction | None:
+            s = specs[i]
+            return by_key.get(keys[i]) or by_identity.get((str(s.kind), s.target, s.version))
+
+        cid = (correlation_id or correlation.get())[:64]
+        if not cid:
+            cid = (
+                Order.objects.filter(pk=order_id).values_list("correlation_id", flat=True).first()
+                or ""
+            )
+        now = timezone.now()
+        fresh = [
+            OutboundAction(
+                order_id=order_id,
+                kind=str(s.kind),
+                target=s.target,
+                version=s.version,
+                idempotency_key=keys[i],
+                lane=s.lane,
+                payload=dict(s.payload or {}),
+                correlation_id=cid,
+                max_attempts=int(settings.OUTBOX_MAX_ATTEMPTS),
+                next_attempt_at=now,
+            )  # fmt: skip
+            for i, s in enumerate(specs)
+            if found(i) is None
+        ]
+        if not fresh:
+            return [a for a in map(found, range(len(specs))) if a is not None], []
+        try:
+            with transaction.atomic():
+                OutboundAction.objects.bulk_create(fresh)
+        except IntegrityError:
+            # A twin won a row meanwhile: the one-by-one path sorts out which (rare).
+            rows = [
+                action_write(order_id=order_id, kind=s.kind, target=s.target, payload=s.payload,
+                             lane=s.lane, version=s.version, correlation_id=cid)
+                for s in specs
+            ]  # fmt: skip
+            return rows, [a.pk for a in rows if a.pk not in {b.pk for b in there}]
+        mine = {a.idempotency_key: a for a in fresh}
+        order_events_record(
+            [
+                Audit(
+                    order_id=order_id,
+                    action="outbound_queued",
+                    to_state=a.status,
+                    data={
+                        "action_id": a.pk,
+                        "kind": a.kind,
+                        "target": a.target,
+                        "version": a.version,
+                        "lane": a.lane,
+                    },
+                    correlation_id=a.correlation_id,
+                )  # fmt: skip
+                for a in fresh
+            ],
+            actor=ACTOR,
+        )
+        lanes: dict[str, list[int]] = {}
+        for a in fresh:
+            lanes.setdefault(a.lane, []).append(a.pk)
+            log.info("outbox.queued", action_id=a.pk, order_id=order_id, kind=a.kind,
+                     target=a.target)  # fmt: skip
+        for lane, ids in lanes.items():
+            _dispatch_batch_on_commit(ids, lane)
+    result: list[OutboundAction] = []
+    for i in range(len(specs)):
+        row = mine.get(keys[i]) or found(i)
+        if row is not None:
+            result.append(row)
+    return result, [a.pk for a in fresh]
+
+
 # --- dispatching -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Lease:
     action: OutboundAction
     attempt: int
     trial: bool  # this call is the circuit breaker's half-open trial
+    # The breaker was closed with no failure counted when the lease was taken: a success has
+    # nothing to reset, so its UPDATE is skipped (a failure counted meanwhile by another
+    # worker stays counted: it came after ours began, and the next success resets it).
+    clean: bool = False
 
 
 def _due(now: datetime) -> Q:
@@ -320,7 +458,9 @@ def _lease(action_id: int) -> tuple[str, _Lease | None]:
         action.lease_expires_at = now + timedelta(seconds=lease_seconds())
         # Not audited: the outcome's event (succeeded, retry, dead) names the attempt.
         transition_run(action, "start", actor=ACTOR, audit=None)
-    return "leased", _Lease(action=action, attempt=action.attempts, trial=gate == "trial")
+    return "leased", _Lease(
+        action=action, attempt=action.attempts, trial=gate == "trial", clean=gate == "clean"
+    )
 
 
 def action_dispatch(*, action_id: int) -> str:
@@ -382,21 +522,29 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
             return STALE
         if error is None:
             action.result = result or {}
+            # Only an action that failed before can have an incident (one is raised when it
+            # dies, always with its error stored; a revive keeps the error): an action that
+            # never failed needs no incident query.
+            failed_before = bool(action.last_error)
             transition_run(
                 action, "succeed", actor=ACTOR,
                 audit=_audit("outbound_succeeded", {"result": action.result}),
             )  # fmt: skip
-            breaker_success(action.target)
-            _resolve_incident(action)
+            if not lease.clean:
+                breaker_success(action.target)
+            if failed_before:
+                _resolve_incident(action)
             log.info(
                 "outbox.succeeded", action_id=action.pk, attempt=action.attempts,
                 breaker_trial=lease.trial,
             )  # fmt: skip
             return SUCCEEDED
-        action.last_error = str(error)[:2000]
+        # Never empty: a stored error is what tells a later success that it may have an
+        # incident to resolve.
+        action.last_error = str(error)[:2000] or f"{type(error).__name__} (no message)"
         if error.retryable:
             reopened_until = breaker_failure(action.target, now)
-        else:
+        elif not lease.clean:
             # The system answered (a 4xx): it is up, whatever it thought of this request.
             breaker_success(action.target)
             reopened_until = None

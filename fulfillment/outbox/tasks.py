@@ -21,6 +21,14 @@ def outbox_dispatch_task(action_id: int, **kwargs: Any) -> str:
     return outbox.action_dispatch(action_id=action_id)
 
 
+@shared_task(name="fulfillment.outbox_dispatch_batch", acks_late=True)
+def outbox_dispatch_batch_task(action_ids: list[int], **kwargs: Any) -> dict[str, str]:
+    """Perform several outbox actions of one lane, one after the other, each as
+    ``fulfillment.outbox_dispatch`` would (its own lease, call and outcome): one message for
+    the actions one transition wrote. A redelivered message repeats only what is still due."""
+    return {str(pk): outbox.action_dispatch(action_id=pk) for pk in action_ids}
+
+
 @shared_task(name="fulfillment.outbox_sweep", acks_late=True)
 def outbox_sweep_task(**kwargs: Any) -> int:
     """Beat: re-enqueue due actions whose message was lost, and those a dead worker left."""
