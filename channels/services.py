@@ -309,7 +309,9 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
             _retry_later(event, str(exc))
             return None
         with transaction.atomic():
-            locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+            # Without the body and headers: the save then writes only the fields it loaded
+            # (the state and its outcome), not the raw body back over itself.
+            locked = InboundEvent.objects.select_for_update().defer(*RAW_FIELDS).get(pk=event.pk)
             if outcome == "unchanged":
                 locked.mark_duplicate(order_id=order_id)
             else:
@@ -321,6 +323,10 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return locked
+
+
+# What an event keeps verbatim; a state change never needs to read or rewrite it.
+RAW_FIELDS = ("raw_body", "headers", "fetched")
 
 
 def _retry_later(event: InboundEvent, reason: str) -> None:
