@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from django.db.models import CharField, F, Value
+from django.db.models import CharField, F, QuerySet, Value
 
 from channels.models import SkuMapping, TaxCodeMapping
 from orders.models import Product
@@ -28,7 +28,7 @@ def _references(
     skus = sorted({s for s in channel_skus if s})
     titles = sorted({t for t in tax_titles if t})
     tag = lambda name: Value(name, output_field=CharField())  # noqa: E731
-    parts = []
+    parts: list[QuerySet[Any, tuple[str, str, str]]] = []
     if wanted:
         parts.append(
             SkuMapping.objects.filter(channel_id=channel_id, external_ref__in=wanted)
