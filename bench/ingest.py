@@ -62,7 +62,7 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def payload(i: int) -> bytes:
-    order = json.loads((ROOT / "channels" / "demo" / "custom_order_created.json").read_text())
+    order = json.loads((ROOT / "demo" / "custom_order_created.json").read_text())
     order["id"] = f"evt_bench_{i}"
     order["order"]["external_id"] = f"BENCH-{i}"
     return json.dumps(order).encode()
