@@ -8,12 +8,20 @@ class ChannelsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         from channels import checks, privacy, tasks  # noqa: F401  (tasks: the Celery tasks)
+        from channels.models import SalesChannel
+        from channels.selectors import channel_cache_clear
         from config.registry import lazy
         from orders import feedback
         from orders.validation import register
 
         register(checks.SkuMappedCheck())
+        # The webhook path's per-process channel cache forgets a channel that changed.
+        for signal in (post_save, post_delete):
+            signal.connect(channel_cache_clear, sender=SalesChannel,
+                           dispatch_uid=f"channels.cache.{signal is post_save}")  # fmt: skip
         privacy.register()  # inbox events in privacy exports and redactions
         # Tracking write-back per channel kind (channels.writeback), built when first used.
         for kind, module, name in WRITEBACKS:

@@ -34,6 +34,9 @@ class SkuMappedCheck:
             order_id=order.pk, skus={k: v for k, v in found.items() if v},
             actor=Actor.system("sku_mapping"),
         )  # fmt: skip
+        for line in lines:  # the checks after this one read the lines the pipeline loaded
+            if found[line.pk]:
+                line.sku = found[line.pk]
         missing = sorted(
             {ln.variant_ref or ln.channel_sku or f"line {ln.line_no}" for ln in lines
              if not found[ln.pk]}

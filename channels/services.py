@@ -26,6 +26,7 @@ from channels.adapters.base import (
     SignatureInvalid,
 )
 from channels.models import InboundEvent, InboundSource, InboundStatus, SalesChannel, SkuMapping
+from channels.selectors import active_channel_by_slug
 from config import correlation
 from config import metrics as step_metrics
 from config.tasks import enqueue_on_commit
@@ -115,26 +116,39 @@ def inbound_event_store(
     we hold (its row only counts the duplicate). The unique index decides, never a prior read.
     """
     cid = correlation.sign(f"{channel.slug}:{dedup_key}")
+    row = InboundEvent(
+        channel=channel,
+        source=source,
+        topic=topic[:64],
+        api_version=api_version[:32],
+        dedup_key=dedup_key[:200],
+        headers=dict(headers),
+        raw_body=body,
+        body_bytes=len(body),
+        correlation_id=cid,
+    )
     try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                channel=channel,
-                source=source,
-                topic=topic[:64],
-                api_version=api_version[:32],
-                dedup_key=dedup_key[:200],
-                headers=dict(headers),
-                raw_body=body,
-                body_bytes=len(body),
-                correlation_id=cid,
-            )
-            enqueue_on_commit("channels.inbound_event_process", event_id=event.pk)
+        if transaction.get_connection().in_atomic_block:
+            # Inside a caller's transaction (a poll, a file import): a savepoint, so that a
+            # duplicate rolls back only this insert; the doorbell rings when the caller commits.
+            with transaction.atomic():
+                row.save(force_insert=True)
+        else:
+            # The webhook path: one INSERT in autocommit is its own transaction (one round trip
+            # instead of BEGIN, INSERT, COMMIT), and the doorbell below rings after it committed.
+            row.save(force_insert=True)
     except IntegrityError:
-        InboundEvent.objects.filter(channel=channel, dedup_key=dedup_key[:200]).update(
+        counted = InboundEvent.objects.filter(channel=channel, dedup_key=dedup_key[:200]).update(
             duplicate_deliveries=F("duplicate_deliveries") + 1, last_delivery_at=timezone.now()
         )
+        if not counted:
+            # Not a dedup-key clash: the channel row itself is gone (a cached channel deleted
+            # meanwhile). Never answer "duplicate" for an event that was not stored.
+            raise DatabaseError("the inbound event could not be stored") from None
         metrics.DUPLICATES.labels(channel.slug, topic).inc()
         return None, False
+    event = row
+    enqueue_on_commit("channels.inbound_event_process", event_id=event.pk)
     metrics.RECEIVED.labels(channel.slug, topic).inc()
     return event, True
 
@@ -175,7 +189,7 @@ def webhook_receive(
     """
     started = time.perf_counter()
     try:
-        channel = SalesChannel.objects.filter(slug=slug, is_active=True).first()
+        channel = active_channel_by_slug(slug)
     except DatabaseError:
         log.exception("webhook.channel_lookup_failed", channel=slug)
         return webhook_refusal(
@@ -192,15 +206,31 @@ def webhook_receive(
     headers = {k.lower(): v for k, v in headers.items()}
     config = channel_config(channel)
     try:
-        delivery, matched = signatures.verify_rotating(
-            get_adapter(channel.kind).verify, config, headers, raw, now=timezone.now()
-        )
+        try:
+            delivery, matched = _verify(channel, config, headers, raw)
+        except SignatureInvalid:
+            # The channel may come from this process's cache: a secret rotated (or the channel
+            # switched off) in another process must count before a delivery is refused.
+            current = active_channel_by_slug(slug, fresh=True)
+            if current is None:
+                return webhook_refusal(
+                    404, "unknown_channel", f"No active channel {slug!r}", slug=slug
+                )
+            if channel_config(current) == config:
+                raise
+            channel, config = current, channel_config(current)
+            delivery, matched = _verify(channel, config, headers, raw)
     except SignatureInvalid as exc:
         metrics.SIGNATURE_FAILURES.labels(slug).inc()
         return webhook_refusal(
             401, "signature_invalid", f"Signature check failed: {exc.reason}", slug=slug,
             reason=exc.code,
         )  # fmt: skip
+    except DatabaseError:
+        log.exception("webhook.channel_lookup_failed", channel=slug)
+        return webhook_refusal(
+            503, "unavailable", "The event could not be stored; please retry", slug=slug
+        )
     metrics.SIGNATURE_MATCHES.labels(slug, matched).inc()
     if matched == "previous":
         security_log.info("webhook.previous_secret_matched", channel=slug)
@@ -227,6 +257,14 @@ def webhook_receive(
     metrics.PAYLOAD_BYTES.labels(slug).observe(len(raw))
     return WebhookAnswer(
         202, {"accepted": True, "event_id": event.pk, "correlation_id": event.correlation_id}
+    )
+
+
+def _verify(
+    channel: SalesChannel, config: ChannelConfig, headers: Mapping[str, str], raw: bytes
+) -> tuple[Any, str]:
+    return signatures.verify_rotating(
+        get_adapter(channel.kind).verify, config, headers, raw, now=timezone.now()
     )
 
 
@@ -271,7 +309,9 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
             _retry_later(event, str(exc))
             return None
         with transaction.atomic():
-            locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+            # Without the body and headers: the save then writes only the fields it loaded
+            # (the state and its outcome), not the raw body back over itself.
+            locked = InboundEvent.objects.select_for_update().defer(*RAW_FIELDS).get(pk=event.pk)
             if outcome == "unchanged":
                 locked.mark_duplicate(order_id=order_id)
             else:
@@ -283,6 +323,10 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return locked
+
+
+# What an event keeps verbatim; a state change never needs to read or rewrite it.
+RAW_FIELDS = ("raw_body", "headers", "fetched")
 
 
 def _retry_later(event: InboundEvent, reason: str) -> None:

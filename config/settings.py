@@ -363,6 +363,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 # After a channel's webhook secret is replaced, the old one is still accepted this long.
 WEBHOOK_SECRET_GRACE_HOURS = env.float("WEBHOOK_SECRET_GRACE_HOURS", default=72.0)
+# How long a web process keeps an active channel it looked up by slug for the webhook ack path
+# (channels.selectors). A save in this process forgets it at once; a save in another process
+# is seen within this many seconds (a new secret at once: a failed signature re-reads). 0: off.
+CHANNEL_CACHE_SECONDS = env.float("CHANNEL_CACHE_SECONDS", default=10.0)
 # Django must let the body through so that our own limit answers (413 with a JSON body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES + 1024
 INGEST_LEASE_SECONDS = env.int("INGEST_LEASE_SECONDS", default=300)

@@ -145,7 +145,7 @@ def order_upsert(
                 if existing is None:
                     data = _order_input(channel_id, canonical, rounding)
                     order = order_create(data=data, actor=actor)
-                    outcome = _apply_states(order, canonical, actor) or "created"
+                    outcome = _apply_states(order, canonical, actor, fresh=True) or "created"
                     return UpsertResult(order.pk, "created" if outcome != "cancelled" else outcome)
                 return _update(existing, canonical, actor, rounding)
         except IntegrityError:
@@ -262,12 +262,16 @@ PAYMENT_STEPS = {
 }
 
 
-def _apply_states(order: Order, canonical: dict[str, Any], actor: Actor) -> str | None:
+def _apply_states(
+    order: Order, canonical: dict[str, Any], actor: Actor, *, fresh: bool = False
+) -> str | None:
     """Follow the channel's payment and cancellation facts with our own transitions; its refunds
-    become refund records (``orders.refunds``), once each."""
+    become refund records (``orders.refunds``), once each. ``fresh``: ``order`` is the row as
+    it stands (created in this transaction), so the first step need not read it again."""
     outcome = None
     for step in PAYMENT_STEPS.get(canonical.get("financial_status", ""), []):
-        current = Order.objects.get(pk=order.pk)
+        current = order if fresh else Order.objects.get(pk=order.pk)
+        fresh = False  # a step moved it: read it again before the next one
         if step == "capture_payment" and current.payment_status not in ("pending", "authorized"):
             continue
         if step == "authorize_payment" and current.payment_status != "pending":

@@ -96,10 +96,13 @@ def record_from_canonical(
 ) -> list[int]:
     """Record the refunds a canonical order carries (or the refunded total it reports); a refund
     that cannot be recorded is on the timeline and an incident, the order itself goes on."""
-    order = Order.objects.select_related("channel").get(pk=order_id)
     recorded: list[int] = []
     if "refunds" in canonical:
-        for item in canonical.get("refunds") or []:
+        items = canonical.get("refunds") or []
+        if not items:  # most orders carry none: the order is read only when there is one
+            return recorded
+        order = Order.objects.select_related("channel").get(pk=order_id)
+        for item in items:
             refund_id = _record(order, item, actor)
             if refund_id is not None:
                 recorded.append(refund_id)
@@ -107,6 +110,7 @@ def record_from_canonical(
     status = canonical.get("financial_status", "")
     if status not in REFUNDED_STATES:
         return recorded
+    order = Order.objects.select_related("channel").get(pk=order_id)
     wanted = _amount(canonical.get("refunded_total"))
     if status == "refunded" and wanted == 0:
         wanted = order.captured_total

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from orders import money
 from orders.fingerprints import fingerprint
@@ -136,7 +136,8 @@ class FraudScorer:
         first_time = self._first_time(order, found)
         if first_time and mismatch and c.always_review_first_time_mismatch:
             always.append("first-time customer with differing billing and shipping addresses")
-        self._customer_history(order, found)
+        if not first_time:  # a first-time customer has no earlier order to average
+            self._customer_history(order, found)
         self._channel_median(order, found)
 
         home = str(settings.HOME_COUNTRY).upper()
@@ -242,10 +243,8 @@ class FraudScorer:
     def _quantities(self, order: Order, found: list[Signal]) -> None:
         limit = self.config.unusual_quantity
         per_sku: dict[str, int] = defaultdict(int)
-        for sku, channel_sku, line_no, quantity in order.lines.values_list(
-            "sku", "channel_sku", "line_no", "quantity"
-        ):
-            per_sku[sku or channel_sku or f"line {line_no}"] += quantity
+        for line in order.lines.all():  # loaded once by the pipeline for every check
+            per_sku[line.sku or line.channel_sku or f"line {line.line_no}"] += line.quantity
         unusual = sorted((sku, qty) for sku, qty in per_sku.items() if qty > limit)
         if limit and unusual:
             found.append(
@@ -274,15 +273,41 @@ class FraudScorer:
                 )
             )
 
-    def _velocity(self, order: Order, found: list[Signal]) -> None:
-        c = self.config
+    def _velocity_counts(self, order: Order, same: dict[str, Q]) -> dict[str, int]:
+        """Orders in the 24 h window matching each condition of ``same``, in one query: the
+        conditions OR-ed in the WHERE (each can use its index), one filtered count each."""
+        if not same:
+            return {}
         window = Order.objects.filter(
             placed_at__gt=order.placed_at - VELOCITY_WINDOW, placed_at__lte=order.placed_at
         )
+        anyof = Q()
+        for condition in same.values():
+            anyof |= condition
+        return window.filter(anyof).aggregate(
+            **{name: Count("pk", filter=condition) for name, condition in same.items()}
+        )
+
+    def _velocity(self, order: Order, found: list[Signal]) -> None:
+        c = self.config
         source = order.source or {}
         email = self._email(order)
+        card = str(source.get("card_fingerprint") or "")
+        ip = str(source.get("browser_ip") or "")
+        ip_hash = str(source.get("browser_ip_hash") or "") or (fingerprint("ip", ip) if ip else "")
+        same: dict[str, Q] = {}
         if email:
-            count = window.filter(customer__email=email).count()
+            same["email"] = Q(customer__email=email)
+        if card:
+            same["card"] = Q(source__card_fingerprint=card)
+        if ip_hash:
+            # Channels may keep only the hash (browser_ip_hash); match either form.
+            same["ip"] = Q(source__browser_ip_hash=ip_hash)
+            if ip:
+                same["ip"] |= Q(source__browser_ip=ip)
+        counts = self._velocity_counts(order, same)
+        if email:
+            count = counts["email"]
             if count > c.velocity_limit:
                 found.append(
                     Signal(
@@ -291,9 +316,8 @@ class FraudScorer:
                         f"{count} orders from one email address in 24 h (limit {c.velocity_limit})",
                     )
                 )
-        card = str(source.get("card_fingerprint") or "")
         if card:
-            count = window.filter(source__card_fingerprint=card).count()
+            count = counts["card"]
             if count > c.velocity_limit:
                 found.append(
                     Signal(
@@ -303,14 +327,8 @@ class FraudScorer:
                         f" in 24 h (limit {c.velocity_limit})",
                     )
                 )
-        ip = str(source.get("browser_ip") or "")
-        ip_hash = str(source.get("browser_ip_hash") or "") or (fingerprint("ip", ip) if ip else "")
         if ip_hash:
-            # Channels may keep only the hash (browser_ip_hash); match either form.
-            same = Q(source__browser_ip_hash=ip_hash)
-            if ip:
-                same |= Q(source__browser_ip=ip)
-            count = window.filter(same).count()
+            count = counts["ip"]
             if count > c.velocity_limit:
                 found.append(
                     Signal(

@@ -91,3 +91,14 @@ def pipeline_scope(request):
     registry.restore(saved)
     hooks._HOOKS.clear()
     hooks._HOOKS.update(saved_hooks)
+
+
+@pytest.fixture(autouse=True)
+def channel_cache_empty():
+    """Each test starts with an empty webhook channel cache (channels.selectors): a channel a
+    test read must not answer for another test's row that happens to share its slug."""
+    from channels.selectors import _clear_now
+
+    _clear_now()
+    yield
+    _clear_now()

@@ -13,13 +13,21 @@ from typing import Any
 
 import structlog
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from config import correlation, metrics
 from config.tasks import enqueue_on_commit
 from orders.actors import Actor
 from orders.errors import DomainError
-from orders.models import Incident, IncidentCategory, IncidentStatus, Order, OrderStatus
+from orders.models import (
+    Incident,
+    IncidentCategory,
+    IncidentStatus,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
 from orders.services import (
     incident_raise,
     incidents_resolve,
@@ -78,9 +86,12 @@ def order_validate(*, order_id: int) -> Order | None:
     that runs again bumps its incident instead of opening another. Checks run outside the
     transaction (some call out over HTTP); results are written in one short transaction.
     """
-    order = Order.objects.filter(pk=order_id).first()
+    # The checks share one read of the order, its customer, its channel and its lines (each
+    # check used to fetch the lines, the customer or the channel again).
+    order = Order.objects.select_related("customer", "channel").filter(pk=order_id).first()
     if order is None or order.status != OrderStatus.RECEIVED:
         return None
+    prefetch_related_objects([order], "lines")
     with correlation.bound(correlation.get() or order.correlation_id):
         return _run_checks(order)
 
@@ -115,19 +126,9 @@ def _run_checks(order: Order) -> Order | None:
     try:
         with transaction.atomic():
             unresolved = _unresolved_incidents_by_check(order.pk)
-            for name, result, duration_ms in results:
-                order_event_record(
-                    order_id=order.pk,
-                    action="check",
-                    actor=actor,
-                    data={
-                        "check": name,
-                        "outcome": result.outcome,
-                        "message": result.message,
-                        "duration_ms": round(duration_ms, 3),
-                        "details": result.details,
-                    },
-                )
+            # Every check's result on the timeline, in run order, in one INSERT.
+            _check_events_record(order, results, actor)
+            for name, result, _ in results:
                 if result.outcome == PASSED and name in unresolved:
                     _resolve_incidents_of(unresolved[name], name, actor)
                 if result.outcome == FAILED and result.incident_category:
@@ -159,9 +160,13 @@ def _run_checks(order: Order) -> Order | None:
                 if reviews and router is not None:
                     router(order.pk, reviews, risk)
                 elif allocation is not None:
-                    _record_allocation(order.pk, allocation, actor)
+                    order = _record_allocation(
+                        order.pk, allocation, actor, status=OrderStatus.VALIDATED,
+                        stock_incidents=unresolved.get("stock", set()),
+                    )  # fmt: skip
                 for task_name in after_validated_tasks():
                     enqueue_on_commit(task_name, order_id=order.pk)
+                # The router, or a hook of the transitions above, may have moved it further.
                 order.refresh_from_db()
     except DomainError as exc:
         # Another worker moved the order first: that run wins, this one changes nothing.
@@ -171,19 +176,49 @@ def _run_checks(order: Order) -> Order | None:
     return order
 
 
-def _record_allocation(order_id: int, allocation: Allocation, actor: Actor) -> Order:
-    """Move a validated (or backordered) order by what the allocator managed to reserve."""
+def _check_events_record(
+    order: Order, results: list[tuple[str, CheckResult, float]], actor: Actor
+) -> None:
+    """One ``check`` event per result, with the fields ``order_event_record`` writes, in a
+    single bulk INSERT (in run order: the ids and times keep the timeline's order)."""
+    cid = correlation.get()
+    at = timezone.now()
+    OrderEvent.objects.bulk_create([
+        OrderEvent(
+            order_id=order.pk, at=at, actor_kind=actor.kind, actor_id=actor.id, action="check",
+            correlation_id=cid,
+            data={"check": name, "outcome": result.outcome, "message": result.message,
+                  "duration_ms": round(duration_ms, 3), "details": result.details},
+        )
+        for name, result, duration_ms in results
+    ])  # fmt: skip
+
+
+def _record_allocation(
+    order_id: int,
+    allocation: Allocation,
+    actor: Actor,
+    *,
+    status: str | None = None,
+    stock_incidents: set[str] | None = None,
+) -> Order:
+    """Move a validated (or backordered) order by what the allocator managed to reserve.
+
+    ``status`` and ``stock_incidents``: what the caller already knows in this transaction (the
+    order's state, its unresolved stock incidents); None reads them."""
     order_event_record(
         order_id=order_id, action="allocation", actor=actor,
         data={"outcome": allocation.outcome, **allocation.details},
     )  # fmt: skip
-    current = Order.objects.get(pk=order_id)
+    if status is None:
+        status = Order.objects.values_list("status", flat=True).get(pk=order_id)
     if allocation.outcome == "reserved":
-        stock = _unresolved_incidents_by_check(order_id).get("stock")
-        if stock:
-            _resolve_incidents_of(stock, "stock", actor)
+        if stock_incidents is None:
+            stock_incidents = _unresolved_incidents_by_check(order_id).get("stock", set())
+        if stock_incidents:
+            _resolve_incidents_of(stock_incidents, "stock", actor)
         return order_transition(
-            order_id=order_id, transition="allocate", actor=actor, expected_status=current.status
+            order_id=order_id, transition="allocate", actor=actor, expected_status=status
         )
     incident_raise(
         category=IncidentCategory.INVENTORY_UNAVAILABLE,
@@ -192,12 +227,12 @@ def _record_allocation(order_id: int, allocation: Allocation, actor: Actor) -> O
         details={"check": "stock", **allocation.details},
         key="stock",
     )
-    if current.status == OrderStatus.VALIDATED:
+    if status == OrderStatus.VALIDATED:
         return order_transition(
             order_id=order_id, transition="backorder", actor=actor,
             expected_status=OrderStatus.VALIDATED,
         )  # fmt: skip
-    return current
+    return Order.objects.get(pk=order_id)
 
 
 def order_allocate(*, order_id: int) -> Order | None:
