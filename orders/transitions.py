@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -62,14 +63,19 @@ def order_event_record(
     )
 
 
-def order_events_record(events: list[Audit], *, actor: Actor) -> list[OrderEvent]:
+def order_events_record(
+    events: list[Audit], *, actor: Actor, at: datetime | None = None
+) -> list[OrderEvent]:
     """Append several audit events in one INSERT (call inside the transaction that made the
     changes). For a batch whose events are all known together (the outbox actions one
-    transition writes): each row is exactly what ``audit_record`` would write for it, with its
-    own time, so the timeline reads the same; events of rows without an order are skipped."""
+    transition writes, the results of one validation run): each row is exactly what
+    ``audit_record`` would write for it, with its own time or, given ``at``, one time for all
+    (their ids keep the order); events of rows without an order are skipped."""
     fallback = correlation.get()
+    when = {"at": at} if at is not None else {}
     rows = [
         OrderEvent(
+            **when,
             order_id=event.order_id,
             actor_kind=actor.kind,
             actor_id=actor.id,

@@ -25,7 +25,6 @@ from orders.models import (
     IncidentCategory,
     IncidentStatus,
     Order,
-    OrderEvent,
     OrderStatus,
 )
 from orders.services import (
@@ -34,6 +33,7 @@ from orders.services import (
     order_event_record,
     order_transition,
 )
+from orders.transitions import Audit, order_events_record
 from orders.validation.outcomes import FAILED, PASSED, Allocation, CheckResult
 from orders.validation.registry import (
     after_validated_tasks,
@@ -179,19 +179,15 @@ def _run_checks(order: Order) -> Order | None:
 def _check_events_record(
     order: Order, results: list[tuple[str, CheckResult, float]], actor: Actor
 ) -> None:
-    """One ``check`` event per result, with the fields ``order_event_record`` writes, in a
-    single bulk INSERT (in run order: the ids and times keep the timeline's order)."""
-    cid = correlation.get()
-    at = timezone.now()
-    OrderEvent.objects.bulk_create([
-        OrderEvent(
-            order_id=order.pk, at=at, actor_kind=actor.kind, actor_id=actor.id, action="check",
-            correlation_id=cid,
-            data={"check": name, "outcome": result.outcome, "message": result.message,
-                  "duration_ms": round(duration_ms, 3), "details": result.details},
-        )
-        for name, result, duration_ms in results
-    ])  # fmt: skip
+    """One ``check`` event per result, in a single bulk INSERT with the run's time (in run order:
+    the ids keep the timeline's order)."""
+    order_events_record(
+        [Audit(order_id=order.pk, action="check",
+               data={"check": name, "outcome": result.outcome, "message": result.message,
+                     "duration_ms": round(duration_ms, 3), "details": result.details})
+         for name, result, duration_ms in results],
+        actor=actor, at=timezone.now(),
+    )  # fmt: skip
 
 
 def _record_allocation(
