@@ -99,3 +99,26 @@ def collect(folder: Path) -> dict[str, dict[str, Any]]:
         entry["queries"] += state["queries"]
         entry["tasks"].update(state["tasks"])
     return totals
+
+
+class captured_sql:  # noqa: N801 (used as a context manager, like the one of django.test)
+    """The SQL statements one block runs on ``connection``, through an execute wrapper (the
+    benchmarks' own; runtime code and bench scripts never import django.test)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.statements: list[str] = []
+        self._wrapper: Any = None
+
+    def _record(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                context: Any) -> Any:  # fmt: skip
+        self.statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def __enter__(self) -> captured_sql:
+        self._wrapper = self.connection.execute_wrapper(self._record)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._wrapper.__exit__(*exc)

@@ -5,7 +5,7 @@ Wall-clock numbers on a shared 2-CPU machine are noisy; these counts are not. Ea
 through ``orders.order_allocate`` exactly as ``bench/orchestrate.py`` sends it, with the same
 settings (local adapters, ERP file drop, e-mail to files, ``FULFILLMENT_AUTO_SHIP``), but every
 task runs in-process (CELERY_TASK_ALWAYS_EAGER), so the whole chain of one order, with its
-after-commit doorbells, is measured inside one ``CaptureQueriesContext``.
+after-commit doorbells, is measured inside one ``bench.counters.captured_sql``.
 
 Usage:
 
@@ -68,8 +68,8 @@ def main() -> None:
     django.setup()
     from celery.signals import task_prerun
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
+    from bench.counters import captured_sql
     from bench.orchestrate import AFTER_VALIDATED, SKUS, create_orders
     from config.celery import app
     from fulfillment.services import stock_restock, warehouse_upsert
@@ -92,10 +92,10 @@ def main() -> None:
     queries: Counter[str] = Counter()
     n_queries = 0
     for order_id in counted:
-        with CaptureQueriesContext(connection) as ctx:
+        with captured_sql(connection) as ctx:
             app.tasks["orders.order_allocate"].apply(kwargs={"order_id": order_id}, throw=True)
-        n_queries += len(ctx.captured_queries)
-        queries.update(statement(q["sql"]) for q in ctx.captured_queries)
+        n_queries += len(ctx.statements)
+        queries.update(statement(sql) for sql in ctx.statements)
     n = len(counted)
     shipped = Order.objects.filter(pk__in=counted, status="shipped").count()
     events = OrderEvent.objects.filter(order_id__in=counted, action__in=AFTER_VALIDATED)
