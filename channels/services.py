@@ -100,6 +100,11 @@ def body_dedup_key(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+class ChannelGone(DatabaseError):
+    """The channel an event was to be stored under no longer exists (a web process's cached
+    row of a channel deleted, or deleted and made again, elsewhere)."""
+
+
 def inbound_event_store(
     *,
     channel: SalesChannel,
@@ -144,7 +149,7 @@ def inbound_event_store(
         if not counted:
             # Not a dedup-key clash: the channel row itself is gone (a cached channel deleted
             # meanwhile). Never answer "duplicate" for an event that was not stored.
-            raise DatabaseError("the inbound event could not be stored") from None
+            raise ChannelGone("the inbound event's channel row is gone") from None
         metrics.DUPLICATES.labels(channel.slug, topic).inc()
         return None, False
     event = row
@@ -236,8 +241,9 @@ def webhook_receive(
         security_log.info("webhook.previous_secret_matched", channel=slug)
     if delivery.is_ping:
         return WebhookAnswer(200, {"ping": True})
-    try:
-        event, created = inbound_event_store(
+
+    def store(channel: SalesChannel, config: ChannelConfig) -> tuple[InboundEvent | None, bool]:
+        return inbound_event_store(
             channel=channel,
             source=InboundSource.WEBHOOK,
             topic=delivery.topic,
@@ -246,6 +252,29 @@ def webhook_receive(
             body=raw,
             api_version=delivery.api_version,
         )
+
+    try:
+        try:
+            event, created = store(channel, config)
+        except ChannelGone:
+            # The cached row was deleted (or made again) elsewhere: read it afresh, check the
+            # signature against it if its settings changed, and store once more.
+            current = active_channel_by_slug(slug, fresh=True)
+            if current is None:
+                return webhook_refusal(
+                    404, "unknown_channel", f"No active channel {slug!r}", slug=slug
+                )
+            if channel_config(current) != config:
+                try:
+                    _verify(current, channel_config(current), headers, raw)
+                except SignatureInvalid as exc:
+                    metrics.SIGNATURE_FAILURES.labels(slug).inc()
+                    return webhook_refusal(
+                        401, "signature_invalid", f"Signature check failed: {exc.reason}",
+                        slug=slug, reason=exc.code,
+                    )  # fmt: skip
+            channel, config = current, channel_config(current)
+            event, created = store(channel, config)
     except DatabaseError:
         log.exception("webhook.store_failed", channel=slug)
         return webhook_refusal(

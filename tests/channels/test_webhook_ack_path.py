@@ -118,3 +118,24 @@ def test_outside_a_transaction_the_inbox_row_is_one_autocommitted_insert(client)
     assert [q["sql"].split(" ")[0] for q in again.captured_queries] == ["INSERT", "UPDATE"]
     event.refresh_from_db()
     assert event.duplicate_deliveries == 1
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit: the foreign key is checked at the INSERT
+def test_a_channel_made_again_elsewhere_under_the_same_slug_stores_under_the_new_row(
+    store, client
+):
+    assert active_channel_by_slug(SLUG) == store  # this process has the row cached
+    # Another process deletes the channel and creates it again: this process's cached row
+    # names a channel that is gone; no signal reaches it.
+    with connection.cursor() as cursor:  # no model signals: as another process would
+        cursor.execute("DELETE FROM channels_saleschannel WHERE id = %s", [store.pk])
+    [again] = SalesChannel.objects.bulk_create([  # bulk_create sends no post_save either
+        SalesChannel(kind=ChannelKind.CUSTOM, slug=SLUG, name="again", webhook_secret=SECRET)
+    ])  # fmt: skip
+    if again.pk is None:  # SQLite before RETURNING: read it back
+        again = SalesChannel.objects.get(slug=SLUG)
+
+    response = post(client, envelope(canonical_order("W-2"), event_id="e2"))
+
+    assert response.status_code == 202, response.content
+    assert InboundEvent.objects.get().channel_id == again.pk
