@@ -121,9 +121,7 @@ def test_outside_a_transaction_the_inbox_row_is_one_autocommitted_insert(client)
 
 
 @pytest.mark.django_db(transaction=True)  # autocommit: the foreign key is checked at the INSERT
-def test_a_channel_made_again_elsewhere_under_the_same_slug_stores_under_the_new_row(
-    store, client
-):
+def test_a_channel_made_again_elsewhere_under_the_same_slug_stores_under_the_new_row(store, client):
     assert active_channel_by_slug(SLUG) == store  # this process has the row cached
     # Another process deletes the channel and creates it again: this process's cached row
     # names a channel that is gone; no signal reaches it.
