@@ -57,6 +57,7 @@ from fulfillment.models import (
 from orders import figures as figures_registry
 from orders.figures import VarianceFigure
 from orders.models import ActorKind, Order, OrderEvent
+from orders.selectors import PIPELINE_SKIPPED
 from reviews.models import ReviewCase
 
 NO_SOURCE = "(none)"
@@ -177,8 +178,12 @@ def week_of(day: date) -> date:
 def cohort(
     *, start: datetime, end: datetime, channel: SalesChannel | None = None
 ) -> QuerySet[Order]:
-    """The orders received in ``[start, end)``, of one channel when given."""
-    qs = Order.objects.filter(created_at__gte=start, created_at__lt=end)
+    """The orders received in ``[start, end)``, of one channel when given; not those recorded
+    without their pipeline on purpose (a generated finance month's history: ``PIPELINE_SKIPPED``
+    on their timeline), which were never ours to automate."""
+    qs = Order.objects.filter(created_at__gte=start, created_at__lt=end).exclude(
+        events__action=PIPELINE_SKIPPED
+    )
     if channel is not None:
         qs = qs.filter(channel=channel)
     return qs

@@ -432,3 +432,19 @@ def test_the_facts_take_the_same_eight_queries_however_many_orders(
     with django_assert_num_queries(8):
         facts = kpis.order_facts(start=start, end=end)
     assert len(facts) == len(world)
+
+
+def test_history_recorded_without_its_pipeline_is_no_part_of_the_kpis(db):
+    from orders.selectors import PIPELINE_SKIPPED
+    from orders.transitions import order_event_record
+    from tests.factories import make_order
+
+    ours = make_order(pipeline=False)
+    history = make_order(pipeline=False)
+    order_event_record(order_id=history.pk, action=PIPELINE_SKIPPED, actor=Actor.system("gen"))
+    start, end = ours.created_at - timedelta(minutes=1), timezone.now() + timedelta(minutes=1)
+
+    report = kpis.kpi_report(start=start, end=end, with_variance=False)
+
+    assert report.overall.orders_received == 1
+    assert [o.order_id for o in kpis.order_facts(start=start, end=end)] == [ours.pk]
