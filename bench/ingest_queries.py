@@ -50,19 +50,6 @@ def customer_of(i: int) -> int:
     return i - 4 if i % 4 == 3 else i
 
 
-def recreate_database(url: str) -> None:
-    from urllib.parse import urlsplit
-
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def custom_delivery(i: int) -> tuple[bytes, dict[str, str]]:
     from channels.signatures import sign_custom
 
@@ -151,6 +138,9 @@ def main() -> None:
         ADDRESS_VERIFIER="",
     )  # fmt: skip
     if args.database.startswith("postgres"):
+        sys.path.insert(0, str(ROOT))
+        from bench.pipeline import recreate_database
+
         recreate_database(args.database)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
                    env=os.environ.copy(), check=True, stdout=subprocess.DEVNULL)  # fmt: skip

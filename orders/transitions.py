@@ -50,16 +50,31 @@ def order_event_record(
     correlation_id: str = "",
 ) -> OrderEvent:
     """Append one audit event for an order (call inside the transaction that made the change)."""
-    return OrderEvent.objects.create(
+    row = _event_row(
+        Audit(order_id=order_id, action=action, field=field, from_state=from_state,
+              to_state=to_state, data=data or {}, correlation_id=correlation_id),
+        order_id, actor=actor, fallback_cid=correlation.get(),
+    )  # fmt: skip
+    row.save(force_insert=True)
+    return row
+
+
+def _event_row(
+    event: Audit, order_id: int, *, actor: Actor, fallback_cid: str, at: datetime | None = None
+) -> OrderEvent:
+    """The ``OrderEvent`` row of ``event`` on order ``order_id`` (unsaved): the one place that
+    spells its fields."""
+    return OrderEvent(
+        **({"at": at} if at is not None else {}),
         order_id=order_id,
         actor_kind=actor.kind,
         actor_id=actor.id,
-        action=action,
-        field=field,
-        from_state=from_state,
-        to_state=to_state,
-        correlation_id=correlation_id or correlation.get(),
-        data=dict(data or {}),
+        action=event.action,
+        field=event.field,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        correlation_id=event.correlation_id or fallback_cid,
+        data=dict(event.data or {}),
     )
 
 
@@ -72,20 +87,8 @@ def order_events_record(
     ``audit_record`` would write for it, with its own time or, given ``at``, one time for all
     (their ids keep the order); events of rows without an order are skipped."""
     fallback = correlation.get()
-    when = {"at": at} if at is not None else {}
     rows = [
-        OrderEvent(
-            **when,
-            order_id=event.order_id,
-            actor_kind=actor.kind,
-            actor_id=actor.id,
-            action=event.action,
-            field=event.field,
-            from_state=event.from_state,
-            to_state=event.to_state,
-            correlation_id=event.correlation_id or fallback,
-            data=dict(event.data or {}),
-        )  # fmt: skip
+        _event_row(event, event.order_id, actor=actor, fallback_cid=fallback, at=at)
         for event in events
         if event.order_id is not None
     ]
