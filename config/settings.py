@@ -476,6 +476,9 @@ OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=360
 OUTBOX_BREAKER_THRESHOLD = env.int("OUTBOX_BREAKER_THRESHOLD", default=5)
 OUTBOX_BREAKER_COOLDOWN_SECONDS = env.float("OUTBOX_BREAKER_COOLDOWN_SECONDS", default=60.0)
 OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+# A dispatch message also takes other due actions of its lane, up to this many in all (one
+# transaction for their leases, one for their successes); 1 dispatches one action per message.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
 # Hand a parcel to the carrier as soon as its label is bought (no warehouse scan-out).
 FULFILLMENT_AUTO_SHIP = env.bool("FULFILLMENT_AUTO_SHIP", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@orderdesk.invalid")

@@ -86,5 +86,10 @@ def breaker_failure(target: str, now: datetime) -> datetime | None:
     )
     if opened:
         log.warning("outbox.breaker_opened", target=target, retry_at=retry_at.isoformat())
+    return breaker_open_until(target)
+
+
+def breaker_open_until(target: str) -> datetime | None:
+    """When the target's open breaker lets the next call through; None when it is not open."""
     row = CircuitBreaker.objects.filter(target=target).values_list("state", "retry_at").first()
     return row[1] if row is not None and row[0] == CircuitState.OPEN else None

@@ -150,12 +150,19 @@ class Loopback:
 
 
 class FakeWMS(Loopback):
-    """A REST WMS: ``POST /tasks`` with an Idempotency-Key. While ``down`` it answers 503;
-    a key it has seen answers 409 (already done)."""
+    """A REST WMS: ``POST /tasks`` with an Idempotency-Key. While ``down`` it answers 503 (and
+    always for a key in ``fail_keys``); a key it has seen answers 409 (already done)."""
 
-    def __init__(self, port: int = 0, *, down: bool = False) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        down: bool = False,
+        fail_keys: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(port)
         self.down = down
+        self.fail_keys = set(fail_keys)
         self.requests: list[dict[str, Any]] = []  # every request: key, body, headers
         self.created: dict[str, dict[str, Any]] = {}  # key -> task
         self.server.expect_request("/tasks", method="POST").respond_with_handler(self.handle)
@@ -166,7 +173,7 @@ class FakeWMS(Loopback):
             self.requests.append(
                 {"key": key, "body": request.get_json(), "headers": dict(request.headers)}
             )
-            if self.down:
+            if self.down or key in self.fail_keys:
                 return Response("Service Unavailable", status=503)
             if key in self.created:
                 return Response(json.dumps({"error": "duplicate"}), status=409,
