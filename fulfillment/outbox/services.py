@@ -19,6 +19,12 @@ How an action travels (``OutboundAction``, see its state machine):
    only in ``next_attempt_at`` (pitfall 3: no ETA beyond the broker's visibility timeout) and
    the sweeper picks it up. A non-retryable failure or the last attempt -> ``dead``, with a
    ``downstream_failed`` incident per action (a re-death bumps its count) and a one-click retry.
+   A dispatch message does not come alone on a busy lane: ``actions_dispatch`` (what the
+   task runs) takes the action it names plus up to ``OUTBOX_BATCH_SIZE`` other due actions
+   of the same lane in that one lease transaction (one UPDATE for all), calls each adapter in
+   turn, and records the successes together (one compare-and-set per row, one UPDATE, one
+   INSERT of their events); a failure is recorded on its own exactly as above. The doorbells
+   of the actions it took then find them done. Leases not yet used are renewed at half time.
 4. ``outbox_sweep`` (beat) re-enqueues what is due and what a dead worker left in flight: the
    database is the truth, Redis only the doorbell (pitfalls 1 and 4).
 
