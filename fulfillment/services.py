@@ -295,20 +295,25 @@ def _short_details(
     }
 
 
-def _allocation_summary(order_id: int, reserved_now: int) -> Allocation:
-    rows = (
-        Reservation.objects.filter(order_id=order_id, status=ACTIVE)
-        .select_related("warehouse", "order_line")
-        .order_by("order_line__line_no", "warehouse__code")
-    )
+def _allocation_summary(
+    order_id: int, reserved_now: int, rows: list[tuple[int, str, str, int]] | None = None
+) -> Allocation:
+    """What the order holds: its active reservations by line (line number, SKU, warehouse
+    code, quantity), read from the database unless the caller has them all (``rows``: an
+    order reserved for the first time, whose reservations are exactly the ones it created)."""
+    if rows is None:
+        rows = [
+            (r.order_line.line_no, r.sku, r.warehouse.code, r.quantity)
+            for r in Reservation.objects.filter(order_id=order_id, status=ACTIVE)
+            .select_related("warehouse", "order_line")
+            .order_by("order_line__line_no", "warehouse__code")
+        ]
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     warehouses: list[str] = []
-    for r in rows:
-        lines[str(r.order_line.line_no)].append(
-            {"sku": r.sku, "warehouse": r.warehouse.code, "quantity": r.quantity}
-        )
-        if r.warehouse.code not in warehouses:
-            warehouses.append(r.warehouse.code)
+    for line_no, sku, code, quantity in sorted(rows, key=lambda row: (row[0], row[2])):
+        lines[str(line_no)].append({"sku": sku, "warehouse": code, "quantity": quantity})
+        if code not in warehouses:
+            warehouses.append(code)
     return Allocation(
         "reserved",
         {"warehouses": warehouses, "lines": dict(lines), "reserved_now": reserved_now},
@@ -426,7 +431,13 @@ def _reserve_once(order_id: int, allow_split: bool) -> Allocation:
     Reservation.objects.bulk_create(new)
     reserved_now = sum(plan.values())
     log.info("stock.reserved", order_id=order_id, units=reserved_now, reservations=len(new))
-    return _allocation_summary(order_id, reserved_now)
+    if active_at:  # topped up: the summary holds the reservations made before, too
+        return _allocation_summary(order_id, reserved_now)
+    code_of = {w.pk: w.code for w in ranked}
+    line_no_of = {ln.id: ln.line_no for ln in lines}
+    return _allocation_summary(order_id, reserved_now, [
+        (line_no_of[r.order_line_id], r.sku, code_of[r.warehouse_id], r.quantity) for r in new
+    ])  # fmt: skip
 
 
 # --- releasing, consuming, expiring ------------------------------------------------------------

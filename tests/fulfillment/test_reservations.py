@@ -157,6 +157,32 @@ def test_with_split_allowed_the_order_is_covered_from_several_warehouses(setting
     assert levels("MUG") == {"A": (1, 1), "B": (1, 1), "C": (5, 5)}
 
 
+def test_the_summary_of_a_first_reservation_is_what_the_database_holds(settings):
+    # Built from the rows it has just created (no re-read): it must say exactly what a read
+    # of the active reservations says, lines in line order and warehouses by code within one.
+    from fulfillment.services import _allocation_summary
+
+    settings.ALLOCATION_ALLOW_SPLIT = True
+    add_warehouse("ZED", priority=1)
+    add_warehouse("ALPHA", priority=2)
+    stock("MUG", "ZED", 1)
+    stock("MUG", "ALPHA", 3)  # 4 MUG wanted: no single warehouse has them
+    stock("TEE", "ALPHA", 2)
+    order = received(("TEE", 2), ("MUG", 3), ("MUG", 1))
+
+    result = stock_reserve_for_order(order_id=order.pk)
+
+    assert result.outcome == "reserved"
+    assert result.details == _allocation_summary(order.pk, 6).details
+    assert result.details["lines"] == {
+        "1": [{"sku": "TEE", "warehouse": "ALPHA", "quantity": 2}],
+        "2": [{"sku": "MUG", "warehouse": "ALPHA", "quantity": 2},
+              {"sku": "MUG", "warehouse": "ZED", "quantity": 1}],
+        "3": [{"sku": "MUG", "warehouse": "ALPHA", "quantity": 1}],
+    }  # fmt: skip
+    assert result.details["warehouses"] == ["ALPHA", "ZED"]
+
+
 def test_a_short_order_reserves_nothing_at_all():
     add_warehouse("A")
     stock("MUG", "A", 10)
