@@ -29,7 +29,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -132,22 +131,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="pyinstrument of each phase")
     parser.add_argument("--top", type=int, default=12, help="query shapes shown per phase")
     args = parser.parse_args()
-    os.environ.update(
-        DATABASE_URL=args.database, DJANGO_SETTINGS_MODULE="bench.settings",
-        CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER="0", LOG_LEVEL="WARNING",
-        ADDRESS_VERIFIER="",
-    )  # fmt: skip
-    if args.database.startswith("postgres"):
-        sys.path.insert(0, str(ROOT))
-        from bench.pipeline import recreate_database
-
-        recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
-                   env=os.environ.copy(), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench.pipeline import django_on_fresh_database
 
-    django.setup()
+    django_on_fresh_database(
+        args.database, DJANGO_SETTINGS_MODULE="bench.settings", CELERY_BROKER_URL="memory://",
+        CELERY_TASK_ALWAYS_EAGER="0", LOG_LEVEL="WARNING", ADDRESS_VERIFIER="",
+    )  # fmt: skip
     from celery.signals import before_task_publish
     from django.core.handlers.wsgi import WSGIHandler
     from werkzeug.test import Client

@@ -335,7 +335,7 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.pipeline import recreate_database
+    from bench.pipeline import django_on_fresh_database
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-orchestrate-"))
     env = {
@@ -346,13 +346,7 @@ def main() -> None:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp / "mail"), "CONN_MAX_AGE": "60",
     }  # fmt: skip
-    os.environ.update(env)
-    recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database, **env)
     from config.celery import app
     from fulfillment.services import stock_restock, warehouse_upsert
 

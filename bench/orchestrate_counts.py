@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="query kinds to list")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.pipeline import recreate_database
+    from bench.pipeline import django_on_fresh_database
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-counts-"))
     env = {
@@ -59,13 +58,7 @@ def main() -> None:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp / "mail"), "CONN_MAX_AGE": "60",
     }  # fmt: skip
-    os.environ.update(env)
-    recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database, **env)
     from celery.signals import task_prerun
     from django.db import connection
 

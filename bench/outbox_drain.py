@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,7 +94,7 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.pipeline import recreate_database
+    from bench.pipeline import django_on_fresh_database
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     env = {
@@ -103,13 +102,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING", "ERP_TARGET": "filedrop", "ERP_DROP_DIR": str(tmp / "erp"),
         "CONN_MAX_AGE": "60", "OUTBOX_SWEEP_GRACE_SECONDS": "0",
     }  # fmt: skip
-    os.environ.update(env)
-    recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.database, **env)
     from bench.orchestrate import create_orders
 
     orders = create_orders(args.actions * 2, "drain")

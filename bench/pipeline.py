@@ -53,6 +53,22 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def django_on_fresh_database(url: str, **env: str) -> None:
+    """The benchmarks' start: ``env`` into this process's environment (``DATABASE_URL`` set to
+    ``url``), a new empty database at ``url`` (PostgreSQL: dropped and made again), migrated
+    by ``manage.py migrate`` in a child process with that environment, then ``django.setup()``."""
+    os.environ.update(env, DATABASE_URL=url)
+    if url.startswith("postgres"):
+        recreate_database(url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
+                   env=os.environ.copy(), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
@@ -155,17 +171,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database.startswith("postgres"):
         raise SystemExit("--database must be a PostgreSQL URL")
-    os.environ.update(
-        DATABASE_URL=args.database, DJANGO_SETTINGS_MODULE="bench.settings",
-        CELERY_TASK_ALWAYS_EAGER="1", LOG_LEVEL="WARNING",
+    django_on_fresh_database(
+        args.database, DJANGO_SETTINGS_MODULE="bench.settings", CELERY_TASK_ALWAYS_EAGER="1",
+        LOG_LEVEL="WARNING",
     )  # fmt: skip
-    recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
-                   env=os.environ.copy(), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
     from django.db import transaction
 
     from fulfillment.orchestration import on_order_transition, on_shipped

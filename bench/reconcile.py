@@ -23,27 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/orderdesk_bench_reconcile"
 PERIOD = "2026-09"
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def empty_imports() -> None:
@@ -71,17 +58,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database.startswith("postgres"):
         raise SystemExit("--database must be a PostgreSQL URL")
-    os.environ.update(
-        DATABASE_URL=args.database, DJANGO_SETTINGS_MODULE="bench.settings",
-        CELERY_TASK_ALWAYS_EAGER="1", LOG_LEVEL="WARNING",
-    )  # fmt: skip
-    recreate_database(args.database)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
-                   env=os.environ.copy(), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench.pipeline import django_on_fresh_database
 
-    django.setup()
+    django_on_fresh_database(
+        args.database, DJANGO_SETTINGS_MODULE="bench.settings", CELERY_TASK_ALWAYS_EAGER="1",
+        LOG_LEVEL="WARNING",
+    )  # fmt: skip
     from reconciliation.generator import generate_month, import_month
     from reconciliation.matching import match_all
     from reconciliation.variance import Period, compute_period

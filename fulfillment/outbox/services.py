@@ -684,15 +684,21 @@ def _renew(leases: list[_Lease], outcomes: dict[int, str]) -> list[_Lease]:
     return kept
 
 
+def _locked_if_ours(lease: _Lease) -> OutboundAction | None:
+    """The leased row, locked, if the lease still stands (in flight with the attempt it
+    leased): the compare-and-set every outcome is recorded under. None: taken over."""
+    return (
+        OutboundAction.objects.select_for_update()
+        .filter(pk=lease.action.pk, status=ActionStatus.IN_FLIGHT, attempts=lease.attempt)
+        .first()
+    )
+
+
 def _release(lease: _Lease, until: datetime) -> str:
     """Give a leased action back without calling it (its target's breaker opened meanwhile):
     its attempt is not counted and it waits until ``until``, as a deferred dispatch does."""
     with transaction.atomic():
-        action = (
-            OutboundAction.objects.select_for_update()
-            .filter(pk=lease.action.pk, status=ActionStatus.IN_FLIGHT, attempts=lease.attempt)
-            .first()
-        )
+        action = _locked_if_ours(lease)
         if action is None:
             return STALE
         action.attempts -= 1
@@ -769,11 +775,7 @@ def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError
     """Record the call's outcome, only if our lease still stands (compare-and-set)."""
     now = timezone.now()
     with transaction.atomic():
-        action = (
-            OutboundAction.objects.select_for_update()
-            .filter(pk=lease.action.pk, status=ActionStatus.IN_FLIGHT, attempts=lease.attempt)
-            .first()
-        )
+        action = _locked_if_ours(lease)
         if action is None:
             log.warning(
                 "outbox.stale_outcome", action_id=lease.action.pk, attempt=lease.attempt,
