@@ -45,21 +45,39 @@ def race(
 
 
 @contextmanager
-def moved_meanwhile(model: type[Model], status: str) -> Iterator[list[int]]:
+def moved_meanwhile(
+    model: type[Model], status: str, *, row: int | None = None
+) -> Iterator[list[int]]:
     """Another session moves a ``model`` row to ``status`` between our read of it and our save
     (at the first save of such a row in the block), as a process that committed in between
     would: the instant a row lock, where one is taken, keeps others out of. Yields the ids of
     the rows it moved. The write is the row's own (a ``pre_save`` receiver's UPDATE), so it works
-    on SQLite, which has no row locks, as on PostgreSQL."""
+    on SQLite, which has no row locks, as on PostgreSQL.
+
+    With ``row``, code that writes that row with a queryset UPDATE instead of a save (several
+    rows in one statement) meets the same move: row ``row`` is moved just before the first
+    UPDATE of the model's table, if that comes before a save."""
     moved: list[int] = []
+
+    def move_row(pk: Any) -> None:
+        moved.append(pk)
+        model._default_manager.filter(pk=pk).update(status=status)
 
     def move(sender: type[Model], instance: Model, **kwargs: Any) -> None:
         if not moved and instance.pk is not None:
-            moved.append(instance.pk)
-            model._default_manager.filter(pk=instance.pk).update(status=status)
+            move_row(instance.pk)
+
+    update = f'UPDATE "{model._meta.db_table}"'
+
+    def before_update(execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                      context: Any) -> Any:  # fmt: skip
+        if row is not None and not moved and sql.lstrip().upper().startswith(update.upper()):
+            move_row(row)
+        return execute(sql, params, many, context)
 
     pre_save.connect(move, sender=model, weak=False)
     try:
-        yield moved
+        with connection.execute_wrapper(before_update):
+            yield moved
     finally:
         pre_save.disconnect(move, sender=model)

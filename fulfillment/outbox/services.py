@@ -9,8 +9,9 @@ How an action travels (``OutboundAction``, see its state machine):
    correlation id is deliberately not part of the key (two triggers of one effect carry
    different ones). After commit a doorbell message (``fulfillment.outbox_dispatch``) goes to
    the action's lane (Celery queue).
-2. ``action_dispatch`` leases the row in a short transaction (row lock with SKIP LOCKED, FSM
-   ``start()``, ``attempts`` + 1, ``lease_expires_at``), commits, calls the adapter with no
+2. ``action_dispatch`` (``actions_dispatch`` of one action) leases the row in a short
+   transaction (row lock with SKIP LOCKED, FSM ``start()``, ``attempts`` + 1,
+   ``lease_expires_at``), commits, calls the adapter with no
    transaction or lock held (pitfall 6), then records the outcome in a second short
    transaction with a compare-and-set on (status=in_flight, attempts=the attempt it leased): a
    worker whose lease ran out and was taken over cannot overwrite the newer attempt's outcome.
@@ -470,33 +471,6 @@ def _take(
     )
 
 
-def _lease(action_id: int) -> tuple[str, _Lease | None]:
-    """Take the action for this worker if it is due; commit before anything is called."""
-    now = timezone.now()
-    with transaction.atomic():
-        action = (
-            OutboundAction.objects.select_for_update(skip_locked=True).filter(pk=action_id).first()
-        )
-        if action is None:
-            exists = OutboundAction.objects.filter(pk=action_id).exists()
-            return (BUSY if exists else MISSING), None
-        taken = _take(action, now, lambda target: breaker_gate(target, now))
-        if not isinstance(taken, _Lease):
-            return taken, None
-        transition_save(action)
-    return "leased", taken
-
-
-def _perform(lease: _Lease) -> str:
-    """Call the adapter for a leased action (no transaction held) and record its outcome."""
-    action = lease.action
-    with correlation.bound(action.correlation_id or correlation.get()):
-        result, error = _call(action)
-        outcome = _record(lease, result, error)
-    DISPATCHES.labels(action.kind, action.target, outcome).inc()
-    return outcome
-
-
 def _call(action: OutboundAction) -> tuple[dict[str, Any] | None, DownstreamError | None]:
     """The adapter's call: its result, or the error to record (a crash counts as retryable)."""
     started = time.perf_counter()
@@ -522,16 +496,9 @@ def _call(action: OutboundAction) -> tuple[dict[str, Any] | None, DownstreamErro
 def action_dispatch(*, action_id: int) -> str:
     """Perform one due action on its downstream system; returns the outcome (``succeeded``,
     ``rescheduled``, ``deferred``, ``dead``, or a no-op: ``not_due``, ``busy``, ``done``,
-    ``missing``, ``stale``). Safe to call any number of times, from any number of workers."""
-    if _in_transaction():
-        # The lease would not be committed and the row lock would be held through the call.
-        raise RuntimeError("action_dispatch must run outside a transaction (pitfall 6)")
-    outcome, lease = _lease(action_id)
-    if lease is None:
-        if outcome in (DEFERRED, DEAD):
-            _count(action_id, outcome)
-        return outcome
-    return _perform(lease)
+    ``missing``, ``stale``). Safe to call any number of times, from any number of workers.
+    ``actions_dispatch`` of this one action alone: the same lease, call and record."""
+    return actions_dispatch(action_ids=[action_id], fill=False)[action_id]
 
 
 # --- dispatching in batches ------------------------------------------------------------------
@@ -543,16 +510,16 @@ def actions_dispatch(*, action_ids: Iterable[int], fill: bool = True) -> dict[in
     """Perform the given actions, and with ``fill`` up to ``OUTBOX_BATCH_SIZE`` in all with
     other due actions of their lanes (oldest first): what the doorbell of a busy lane finds
     waiting is done by whichever message comes first, and the later messages find their
-    actions done (a no-op). Returns the outcome per action id, as ``action_dispatch`` would.
+    actions done (a no-op). Returns the outcome per action id (see ``action_dispatch``).
 
-    Every guarantee of ``action_dispatch`` holds per action, in fewer statements: all leases
-    are taken in one transaction (rows locked with SKIP LOCKED, one breaker read per target,
-    one UPDATE for all leases), each adapter is called with no transaction held, the successes
-    are recorded together in one transaction (compare-and-set per row on its lease's attempt,
-    one UPDATE, one INSERT of their ``outbound_succeeded`` events, one breaker reset per
-    target), a failure is recorded on its own as ``action_dispatch`` records it. Leases still
-    running when half their time is gone are renewed, so a long batch never lets the sweeper
-    take over an action it is about to call.
+    The guarantees hold per action, in as few statements as the batch allows: all leases are
+    taken in one transaction (rows locked with SKIP LOCKED, one breaker read per target, one
+    UPDATE for all leases), each adapter is called with no transaction held, the successes are
+    recorded together in one transaction (compare-and-set per row on its lease's attempt, one
+    UPDATE, one INSERT of their ``outbound_succeeded`` events, one breaker reset per target),
+    a failure is recorded on its own (``_record_failure``). Leases still waiting when half
+    their time is gone are renewed, so a long batch never lets the sweeper take over an action
+    it is about to call.
     """
     if _in_transaction():
         raise RuntimeError("actions_dispatch must run outside a transaction (pitfall 6)")
@@ -582,7 +549,7 @@ def actions_dispatch(*, action_ids: Iterable[int], fill: bool = True) -> dict[in
             if error is None:
                 done.append((lease, result or {}))
                 continue
-            outcomes[action.pk] = _record(lease, None, error)
+            outcomes[action.pk] = _record_failure(lease, error)
         DISPATCHES.labels(action.kind, action.target, outcomes[action.pk]).inc()
         if error.retryable and any(w.action.target == action.target for w in waiting):
             until = breaker_open_until(action.target)
@@ -641,8 +608,9 @@ def _lease_many(ids: list[int], *, room: int) -> tuple[dict[int, str], list[_Lea
                 if taken in (DEFERRED, DEAD):
                     DISPATCHES.labels(action.kind, action.target, taken).inc()
         if leases:
-            # One UPDATE for every lease, guarded like a transition's save: a row moved by
-            # someone else since it was read makes the whole lease a StaleState (rolled back).
+            # One UPDATE for every lease (the values ``_take`` gave each row), guarded like a
+            # transition's save: a row moved by someone else since it was read makes the whole
+            # lease a StaleState (rolled back).
             until = now + timedelta(seconds=lease_seconds())
             leased = [lease.action.pk for lease in leases]
             count = OutboundAction.objects.filter(
@@ -652,13 +620,15 @@ def _lease_many(ids: list[int], *, room: int) -> tuple[dict[int, str], list[_Lea
                 lease_expires_at=until, updated_at=now,
             )  # fmt: skip
             if count != len(leased):
-                raise StaleState(
-                    f"Outbound actions {leased} were changed by someone else at the same time: "
-                    "reload and try again"
-                )
-            for lease in leases:
-                lease.action.lease_expires_at = until
+                raise _stale(leased)
     return outcomes, leases
+
+
+def _stale(ids: list[int]) -> StaleState:
+    """The refusal of a guarded UPDATE of several rows that moved fewer than it read, worded as
+    ``transition_save`` words it for one row."""
+    which = f"Outbound action {ids[0]} was" if len(ids) == 1 else f"Outbound actions {ids} were"
+    return StaleState(f"{which} changed by someone else at the same time: reload and try again")
 
 
 def _renew(leases: list[_Lease], outcomes: dict[int, str]) -> list[_Lease]:
@@ -753,10 +723,7 @@ def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, st
                  "updated_at"],
             )  # fmt: skip
             if count != len(moved):  # guarded like a transition's save (the rows are locked)
-                raise StaleState(
-                    f"Outbound actions {[a.pk for a in moved]} were changed by someone else "
-                    "at the same time: reload and try again"
-                )
+                raise _stale([a.pk for a in moved])
             order_events_record(audits, actor=ACTOR)
         for target in sorted(reset):
             breaker_success(target)
@@ -765,42 +732,18 @@ def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, st
     return outcomes
 
 
-def _count(action_id: int, outcome: str) -> None:
-    row = OutboundAction.objects.filter(pk=action_id).values_list("kind", "target").first()
-    if row is not None:
-        DISPATCHES.labels(row[0], row[1], outcome).inc()
-
-
-def _record(lease: _Lease, result: dict[str, Any] | None, error: DownstreamError | None) -> str:
-    """Record the call's outcome, only if our lease still stands (compare-and-set)."""
+def _record_failure(lease: _Lease, error: DownstreamError) -> str:
+    """Record a failed call, only if our lease still stands (compare-and-set): retry with
+    backoff, or dead with its incident. Successes: ``_record_successes``."""
     now = timezone.now()
     with transaction.atomic():
         action = _locked_if_ours(lease)
         if action is None:
             log.warning(
                 "outbox.stale_outcome", action_id=lease.action.pk, attempt=lease.attempt,
-                failed=error is not None,
+                failed=True,
             )  # fmt: skip
             return STALE
-        if error is None:
-            action.result = result or {}
-            # Only an action that failed before can have an incident (one is raised when it
-            # dies, always with its error stored; a revive keeps the error): an action that
-            # never failed needs no incident query.
-            failed_before = bool(action.last_error)
-            transition_run(
-                action, "succeed", actor=ACTOR,
-                audit=_audit("outbound_succeeded", {"result": action.result}),
-            )  # fmt: skip
-            if not lease.clean:
-                breaker_success(action.target)
-            if failed_before:
-                _resolve_incident(action)
-            log.info(
-                "outbox.succeeded", action_id=action.pk, attempt=action.attempts,
-                breaker_trial=lease.trial,
-            )  # fmt: skip
-            return SUCCEEDED
         # Never empty: a stored error is what tells a later success that it may have an
         # incident to resolve.
         action.last_error = str(error)[:2000] or f"{type(error).__name__} (no message)"

@@ -55,7 +55,7 @@ def test_a_lease_that_loses_the_race_is_stale_and_calls_nothing(settings):
     with FakeWMS() as wms:
         settings.WMS_API_BASE = wms.url
         action = write_silently(order, ActionKind.WMS_TASK, "rest", {"warehouse": "EAST"})
-        with moved_meanwhile(OutboundAction, ActionStatus.SUCCEEDED):
+        with moved_meanwhile(OutboundAction, ActionStatus.SUCCEEDED, row=action.pk):
             with pytest.raises(StaleState, match=f"Outbound action {action.pk} was changed"):
                 action_dispatch(action_id=action.pk)
         assert wms.requests == []
