@@ -14,7 +14,12 @@ class FulfillmentConfig(AppConfig):
         from fulfillment.downstream.label_purchase import LabelPurchaseAdapter
         from fulfillment.downstream.return_label import ReturnLabelAdapter
         from fulfillment.models import ActionKind
-        from fulfillment.orchestration import TRIGGERS, on_order_transition, on_shipped
+        from fulfillment.orchestration import (
+            TRIGGERS,
+            on_order_transition,
+            on_shipped,
+            orchestrable,
+        )
         from fulfillment.services import allocate, release_on_cancel
         from orders import hooks, validation
 
@@ -25,7 +30,7 @@ class FulfillmentConfig(AppConfig):
         # Once the stock is held and the payment secured: route, plan shipments, write the
         # outbox actions (ERP, WMS, confirmation, labels) in that same transaction.
         for name in TRIGGERS:
-            hooks.on_transition(name, on_order_transition)
+            hooks.on_transition(name, on_order_transition, when=orchestrable)
         for name in ("ship", "ship_partially"):
             hooks.on_transition(name, on_shipped)
         # A recorded refund: restock, to the channel, ERP credit note, email; a return whose

@@ -123,7 +123,7 @@ def order_transition(
         to_state=str(getattr(order, field_name)),
         actor_kind=str(actor.kind),
     )
-    hooks.fire(transition, order.pk)
+    hooks.fire(transition, order.pk, order=order)
     if transition == "release_hold":
         enqueue_on_commit("orders.order_validate", order_id=order.pk)
     return order
@@ -155,7 +155,7 @@ def _refund_by_transition(
         key=f"{transition}:{order.refunded_total}:{value}",
     )  # fmt: skip
     order.refresh_from_db()
-    hooks.fire(transition, order.pk)
+    hooks.fire(transition, order.pk, order=order)
     return order
 
 

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.db import connection, transaction
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 
 from fulfillment.models import OutboundAction, PickTask
 from fulfillment.orchestration import order_orchestrate
 from orders.actors import Actor
 from orders.services import order_transition
+from orders.validation import order_validate
 from tests.factories import BusinessCustomerFactory, make_order
 from tests.fulfillment.helpers import add_warehouse, levels, stock
 
@@ -160,3 +163,49 @@ def test_no_label_is_bought_for_a_draft_shipment_whose_order_was_cancelled(setti
     assert result == {"shipment_id": shipment.pk, "voided": True}
     assert shipment.status == "voided"
     assert not shipment.label_pdf and not shipment.tracking_number  # no label was bought
+
+
+def test_a_payment_captured_before_allocation_costs_orchestration_no_read(settings):
+    """Orchestration hears every payment capture; for an order still ``received`` its hook is
+    skipped on the row the transition left (no savepoint, no second read of the order), and
+    the order is orchestrated once it is allocated."""
+    order = make_order(pipeline=False, lines=[("MUG", 1, "10.00")])
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        order_transition(order_id=order.pk, transition="capture_payment", actor=Actor.system())
+    reads = [q["sql"] for q in queries if q["sql"].startswith('SELECT "orders_order"')]
+    assert len(reads) == 1, reads  # the transition's own row lock; the hook's would be a 2nd
+    assert not OutboundAction.objects.filter(order=order).exists()
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        order_validate(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == "fulfilling"
+    assert {k for k, _ in kinds(order)} == {"erp_post", "label_purchase", "notify_customer",
+                                            "wms_task"}  # fmt: skip
+
+
+def test_a_hook_with_when_runs_only_for_orders_that_pass_it():
+    from orders import hooks
+
+    seen: list[tuple[str, int]] = []
+
+    def always(order_id: int) -> None:
+        seen.append(("always", order_id))
+
+    def paid_only(order_id: int) -> None:
+        seen.append(("paid_only", order_id))
+
+    hooks.on_transition("probe", always)
+    hooks.on_transition("probe", paid_only, when=lambda o: o.payment_status == "paid")
+    order = make_order(pipeline=False)
+    try:
+        hooks.fire("probe", order.pk, order=order)  # pending: the guarded hook is skipped
+        paid = order_transition(order_id=order.pk, transition="capture_payment",
+                                actor=Actor.system())  # fmt: skip
+        hooks.fire("probe", order.pk, order=paid)
+        hooks.fire("probe", order.pk)  # no row given: every hook runs and reads its own
+    finally:
+        hooks._HOOKS.pop("probe")
+        hooks._WHEN.pop(("probe", paid_only))
+    assert seen == [("always", order.pk), ("always", order.pk), ("paid_only", order.pk),
+                    ("always", order.pk), ("paid_only", order.pk)]  # fmt: skip
