@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import structlog
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 
+from config.metrics import timed
 from fulfillment.downstream import targets_for
 from fulfillment.models import (
     ActionKind,
@@ -29,8 +31,8 @@ from fulfillment.models import (
     ShipmentStatus,
 )
 from fulfillment.outbox import services as outbox
-from fulfillment.routing.services import route_order
-from fulfillment.shipments import shipments_create_for_order
+from fulfillment.routing.services import route_locked
+from fulfillment.shipments import shipments_plan
 from orders.actors import Actor
 from orders.models import Order, OrderStatus, PaymentStatus
 
@@ -56,13 +58,20 @@ def orchestrable(order: Order) -> bool:
 def order_orchestrate(*, order_id: int) -> list[int]:
     """Route, plan shipments and write outbox actions for an allocated order whose payment is
     secured; returns the ids of the actions written now (none on a repeat)."""
-    order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
+    # One locked read of the order for the whole of it (routing's rules read its channel,
+    # customer and lines; the shipment plan its status), not one per step.
+    order = (
+        Order.objects.select_for_update(of=("self",)).select_related("channel", "customer")
+        .filter(pk=order_id).first()
+    )  # fmt: skip
     if order is None or not orchestrable(order):
         return []
     decision = RoutingDecision.objects.filter(order_id=order_id).order_by("-decided_at").first()
     if decision is None:
-        decision = route_order(order_id=order_id, actor=ACTOR)
-    shipments_create_for_order(order_id=order_id, actor=ACTOR)
+        prefetch_related_objects([order], "lines")
+        with timed("routing"):
+            decision = route_locked(order, actor=ACTOR)
+    shipments_plan(order, actor=ACTOR)
     specs: list[outbox.ActionSpec] = []
     for target in targets_for(ActionKind.ERP_POST):
         specs.append(outbox.ActionSpec(ActionKind.ERP_POST, target, {"order_id": order_id}, "sync"))

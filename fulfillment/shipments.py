@@ -81,10 +81,14 @@ def _shipped_or_planned(order_id: int) -> dict[int, int]:
     return {r["order_line_id"]: r["n"] for r in rows}
 
 
-def _start_fulfillment(order: Order, actor: Actor) -> None:
-    if order.status == OrderStatus.ALLOCATED:
-        order_transition(order_id=order.pk, transition="start_fulfillment", actor=actor,
-                         expected_status=OrderStatus.ALLOCATED)  # fmt: skip
+def _start_fulfillment(order_id: int, status: str, actor: Actor) -> str:
+    """An allocated order starts fulfilment with its first shipment; the order's status after
+    (the caller holds the row locked, so it knows the status without reading it again)."""
+    if status != OrderStatus.ALLOCATED:
+        return status
+    moved = order_transition(order_id=order_id, transition="start_fulfillment", actor=actor,
+                             expected_status=OrderStatus.ALLOCATED)  # fmt: skip
+    return str(moved.status)
 
 
 def _locked_order(order_id: int) -> Order:
@@ -109,6 +113,18 @@ def shipment_create(*, order_id: int, lines: list[LineRequest], actor: Actor,
     already be in another (not voided) shipment.
     """
     order = _locked_order(order_id)
+    shipment, _status = _shipment_create(order, str(order.status), lines=lines, actor=actor,
+                                         warehouse_code=warehouse_code)  # fmt: skip
+    return shipment
+
+
+def _shipment_create(order: Order, status: str, *, lines: list[LineRequest], actor: Actor,
+                     warehouse_code: str) -> tuple[Shipment, str]:  # fmt: skip
+    """``shipment_create`` on an order this transaction has locked (``_locked_order``) and whose
+    status it knows (``status``: the row's, which the instance may no longer show once an
+    earlier shipment of the same call started fulfilment); the shipment and the status after.
+    Inside the caller's transaction: a refusal rolls back the caller's whole plan."""
+    order_id = order.pk
     if not lines:
         raise InvalidInput("A shipment needs at least one line", code="no_lines")
     reservations = {
@@ -154,21 +170,30 @@ def shipment_create(*, order_id: int, lines: list[LineRequest], actor: Actor,
             sku=reservation.sku, quantity=request.quantity,
         )  # fmt: skip
         planned[request.order_line_id] = planned.get(request.order_line_id, 0) + request.quantity
-    _start_fulfillment(order, actor)
+    status = _start_fulfillment(order_id, status, actor)
     order_event_record(
         order_id=order_id, action="shipment_created", actor=actor,
         data={"shipment_id": shipment.pk, "warehouse": warehouse_code,
               "lines": [{"order_line_id": r.order_line_id, "quantity": r.quantity} for r in lines]},
     )  # fmt: skip
     log.info("shipment.created", shipment_id=shipment.pk, order_id=order_id)
-    return shipment
+    return shipment, status
 
 
 @transaction.atomic
 def shipments_create_for_order(*, order_id: int, actor: Actor) -> list[Shipment]:
     """One draft shipment per warehouse for every reserved unit not yet in a shipment.
     Safe to repeat: a second call finds nothing left to plan and returns []."""
-    _locked_order(order_id)
+    return shipments_plan(_locked_order(order_id), actor=actor)
+
+
+def shipments_plan(order: Order, *, actor: Actor) -> list[Shipment]:
+    """``shipments_create_for_order`` for a caller whose transaction holds the order locked
+    (orchestration): one lock for the whole plan, not one per shipment."""
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
+                            OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
+        raise TransitionRefused(f"Cannot ship order {order.pk}: it is '{order.status}'")
+    order_id = order.pk
     open_by_reservation: dict[int, int] = defaultdict(int)
     for row in (
         ShipmentLine.objects.filter(shipment__order_id=order_id)
@@ -187,10 +212,13 @@ def shipments_create_for_order(*, order_id: int, actor: Actor) -> list[Shipment]
         free = r.quantity - open_by_reservation.get(r.pk, 0)
         if free > 0:
             by_warehouse[r.warehouse.code].append(LineRequest(r.order_line_id, free))
-    return [
-        shipment_create(order_id=order_id, lines=requested, actor=actor, warehouse_code=code)
-        for code, requested in sorted(by_warehouse.items())
-    ]
+    # The order's status carried from one shipment to the next (the first starts fulfilment).
+    status, shipments = str(order.status), []
+    for code, requested in sorted(by_warehouse.items()):
+        shipment, status = _shipment_create(order, status, lines=requested, actor=actor,
+                                            warehouse_code=code)  # fmt: skip
+        shipments.append(shipment)
+    return shipments
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -358,11 +386,10 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
         shipped.get(line.pk, 0) >= line.quantity
         for line in OrderLine.objects.filter(order_id=order.pk)
     )
-    _start_fulfillment(order, actor)
-    order.refresh_from_db()
+    status = _start_fulfillment(order.pk, str(order.status), actor)
     order_transition(
         order_id=order.pk, transition="ship" if complete else "ship_partially", actor=actor,
-        expected_status=order.status,
+        expected_status=status,
         data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
     )  # fmt: skip
     # The parcel's first tracking event: the channel hears of it (its first write-back).

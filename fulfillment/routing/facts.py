@@ -58,7 +58,16 @@ def subscription_renewal(source: Any) -> tuple[bool, str]:
 
 
 def order_with_lines(order: Order | int) -> Order:
-    """The order with what routing reads of it: channel, customer and lines."""
+    """The order with what routing reads of it: channel, customer and lines (an order that
+    already carries them, read with ``select_related`` and ``prefetch_related``, is used as it
+    is)."""
+    if (
+        isinstance(order, Order)
+        and "lines" in getattr(order, "_prefetched_objects_cache", {})
+        and Order.channel.is_cached(order)
+        and Order.customer.is_cached(order)
+    ):
+        return order
     order_id = order if isinstance(order, int) else order.pk
     return (
         Order.objects.select_related("channel", "customer")
