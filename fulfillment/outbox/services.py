@@ -56,7 +56,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
@@ -162,7 +162,9 @@ def _dispatch_on_commit(action_id: int, lane: str, countdown: float | None = Non
     with a broker (a broker that is down never fails the committed caller), routes a lane no
     worker consumes by the task's name (logged), and in eager mode runs the dispatch in-process
     unless it has a countdown (a retry's delay: the sweeper or process_outbox takes it)."""
-    enqueue_on_commit(DISPATCH_TASK, queue=lane, countdown=countdown, action_id=action_id)
+    enqueue_on_commit(
+        DISPATCH_TASK, queue=lane, countdown=countdown, action_id=action_id, lane=lane
+    )
 
 
 def _dispatch_batch_on_commit(action_ids: list[int], lane: str) -> None:
@@ -173,7 +175,7 @@ def _dispatch_batch_on_commit(action_ids: list[int], lane: str) -> None:
     if len(action_ids) == 1:
         _dispatch_on_commit(action_ids[0], lane)
         return
-    enqueue_on_commit(DISPATCH_BATCH_TASK, queue=lane, action_ids=list(action_ids))
+    enqueue_on_commit(DISPATCH_BATCH_TASK, queue=lane, action_ids=list(action_ids), lane=lane)
 
 
 def _in_transaction() -> bool:
@@ -506,7 +508,9 @@ def batch_size() -> int:
     return max(1, int(settings.OUTBOX_BATCH_SIZE))
 
 
-def actions_dispatch(*, action_ids: Iterable[int], fill: bool = True) -> dict[int, str]:
+def actions_dispatch(
+    *, action_ids: Iterable[int], fill: bool = True, lane: str = ""
+) -> dict[int, str]:
     """Perform the given actions, and with ``fill`` up to ``OUTBOX_BATCH_SIZE`` in all with
     other due actions of their lanes (oldest first): what the doorbell of a busy lane finds
     waiting is done by whichever message comes first, and the later messages find their
@@ -520,11 +524,15 @@ def actions_dispatch(*, action_ids: Iterable[int], fill: bool = True) -> dict[in
     a failure is recorded on its own (``_record_failure``). Leases still waiting when half
     their time is gone are renewed, so a long batch never lets the sweeper take over an action
     it is about to call.
+
+    ``lane``: the lane the message came on (its doorbell says it), so the given actions and the
+    lane's other due ones are locked in one SELECT; without it the given actions are read first
+    to learn their lanes.
     """
     if _in_transaction():
         raise RuntimeError("actions_dispatch must run outside a transaction (pitfall 6)")
     ids = list(dict.fromkeys(int(pk) for pk in action_ids))
-    outcomes, leases = _lease_many(ids, room=batch_size() - len(ids) if fill else 0)
+    outcomes, leases = _lease_many(ids, room=batch_size() - len(ids) if fill else 0, lane=lane)
     done: list[tuple[_Lease, dict[str, Any]]] = []
     renew_at = time.monotonic() + lease_seconds() / 2
     waiting = list(leases)
@@ -563,31 +571,48 @@ def actions_dispatch(*, action_ids: Iterable[int], fill: bool = True) -> dict[in
     return outcomes
 
 
-def _lease_many(ids: list[int], *, room: int) -> tuple[dict[int, str], list[_Lease]]:
+def _locked_batch(ids: list[int], *, room: int, lane: str, now: datetime) -> list[OutboundAction]:
+    """The rows of ``ids`` (by id) and up to ``room`` more due actions of their lanes (oldest
+    first), locked with SKIP LOCKED. Knowing the lane, one SELECT: the named rows sort first, so
+    the LIMIT never leaves one out; else the named rows first, then their lanes' due ones."""
+    rows = OutboundAction.objects.select_for_update(skip_locked=True)
+    if lane and room > 0:
+        named = Case(When(pk__in=ids, then=Value(0)), default=Value(1))
+        batch = list(
+            rows.filter(Q(pk__in=ids) | (_due(now) & Q(lane=lane))).order_by(
+                named, "next_attempt_at", "pk"
+            )[: len(ids) + room]
+        )
+        wanted = set(ids)
+        return sorted((a for a in batch if a.pk in wanted), key=lambda a: a.pk) + [
+            a for a in batch if a.pk not in wanted
+        ]
+    locked = list(rows.filter(pk__in=ids).order_by("pk"))
+    lanes = sorted({a.lane for a in locked})
+    if room > 0 and lanes:
+        locked += list(
+            rows.filter(_due(now), lane__in=lanes)
+            .exclude(pk__in=ids)
+            .order_by("next_attempt_at", "pk")[:room]
+        )
+    return locked
+
+
+def _lease_many(
+    ids: list[int], *, room: int, lane: str = ""
+) -> tuple[dict[int, str], list[_Lease]]:
     """``_lease`` for several actions in one transaction, plus up to ``room`` more due actions
-    of the requested actions' lanes; returns the outcome of each action not taken and the
-    leases, requested ones first."""
+    of the requested actions' lanes (``lane``, when the caller knows it: see ``_locked_batch``);
+    returns the outcome of each action not taken and the leases, requested ones first."""
     now = timezone.now()
     outcomes: dict[int, str] = {}
     leases: list[_Lease] = []
     with transaction.atomic():
-        locked = list(
-            OutboundAction.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=ids)
-            .order_by("pk")
-        )
+        locked = _locked_batch(ids, room=room, lane=lane, now=now)
         absent = set(ids) - {a.pk for a in locked}
         if absent:
             there = set(OutboundAction.objects.filter(pk__in=absent).values_list("pk", flat=True))
             outcomes.update({pk: BUSY if pk in there else MISSING for pk in absent})
-        lanes = sorted({a.lane for a in locked})
-        if room > 0 and lanes:
-            locked += list(
-                OutboundAction.objects.select_for_update(skip_locked=True)
-                .filter(_due(now), lane__in=lanes)
-                .exclude(pk__in=ids)
-                .order_by("next_attempt_at", "pk")[:room]
-            )
         gates: dict[str, str | datetime] = {}
 
         def gate_of(target: str) -> str | datetime:

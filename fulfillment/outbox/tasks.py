@@ -16,18 +16,21 @@ from fulfillment.outbox import services as outbox
 
 
 @shared_task(name="fulfillment.outbox_dispatch", acks_late=True)
-def outbox_dispatch_task(action_id: int, **kwargs: Any) -> str:
+def outbox_dispatch_task(action_id: int, lane: str = "", **kwargs: Any) -> str:
     """Perform one outbox action if it is due, and other due actions of its lane with it
-    (``actions_dispatch``; kwargs: tolerate newer callers)."""
-    return outbox.actions_dispatch(action_ids=[action_id])[action_id]
+    (``actions_dispatch``; ``lane``: the lane the doorbell rang on, absent from older
+    messages; kwargs: tolerate newer callers)."""
+    return outbox.actions_dispatch(action_ids=[action_id], lane=lane)[action_id]
 
 
 @shared_task(name="fulfillment.outbox_dispatch_batch", acks_late=True)
-def outbox_dispatch_batch_task(action_ids: list[int], **kwargs: Any) -> dict[str, str]:
+def outbox_dispatch_batch_task(
+    action_ids: list[int], lane: str = "", **kwargs: Any
+) -> dict[str, str]:
     """Perform several outbox actions of one lane (the actions one transition wrote), and
     other due actions of the lane with them (``actions_dispatch``: each action keeps its own
     lease, call and outcome). A redelivered message repeats only what is still due."""
-    outcomes = outbox.actions_dispatch(action_ids=action_ids)
+    outcomes = outbox.actions_dispatch(action_ids=action_ids, lane=lane)
     return {str(pk): outcomes[pk] for pk in action_ids}
 
 

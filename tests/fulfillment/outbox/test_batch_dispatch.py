@@ -174,3 +174,38 @@ def test_a_renewal_leaves_an_action_another_worker_took():
     assert [lease.action.pk for lease in kept] == [wms[0].pk]
     assert outcomes == {wms[1].pk: outbox.STALE}
     assert fresh(wms[0]).lease_expires_at > timezone.now() + timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("lane, selects", [("fulfillment", 1), ("", 2)])
+def test_a_message_that_names_its_lane_locks_the_batch_in_one_select(lane, selects):
+    """The doorbell says which lane it rang on: the named action and the lane's other due
+    ones are locked in one SELECT (named first, so the LIMIT never leaves it out); an older
+    message without the lane reads the named action first to learn it. Same outcome."""
+    wms = _wms_actions(3)
+    mail = write_silently(
+        make_order(paid=True, pipeline=False), ActionKind.NOTIFY_CUSTOMER, "email",
+        {"template": "order_confirmation"}, lane="notify",
+    )  # fmt: skip
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = outbox_dispatch_task.run(action_id=wms[2].pk, lane=lane)
+
+    assert outcome == outbox.SUCCEEDED
+    assert [fresh(a).status for a in wms] == [ActionStatus.SUCCEEDED] * 3
+    assert fresh(mail).status == ActionStatus.PENDING
+    leases = [q["sql"] for q in queries.captured_queries
+              if q["sql"].startswith("SELECT") and '"fulfillment_outboundaction"' in q["sql"]
+              and "FOR UPDATE" in q["sql"] and "SKIP LOCKED" in q["sql"]]  # fmt: skip
+    if connection.vendor == "postgresql":
+        assert len(leases) == selects, leases
+    else:  # SQLite has no row locks: the same reads, without FOR UPDATE
+        assert _statements(queries, "SELECT", "fulfillment_outboundaction") >= 2
+
+
+def test_a_named_action_of_another_lane_is_still_taken_when_the_lane_is_given():
+    """The lane only widens the batch: an action named by a message on another lane (a sweeper
+    re-sending it, an operator's retry) is taken all the same, first."""
+    [wms] = _wms_actions(1)
+    outcomes = outbox.actions_dispatch(action_ids=[wms.pk], lane="notify")
+    assert outcomes == {wms.pk: outbox.SUCCEEDED}
+    assert fresh(wms).status == ActionStatus.SUCCEEDED

@@ -117,9 +117,10 @@ def test_one_doorbell_per_lane_and_the_batch_task_performs_each_action(order, mo
         app.conf.task_always_eager = eager
     erp, notice, wms, label = (a.pk for a in rows)
     assert sent == [
-        ("fulfillment.outbox_dispatch", {"action_id": erp}, {"queue": "sync"}),
-        ("fulfillment.outbox_dispatch", {"action_id": notice}, {"queue": "notify"}),
-        ("fulfillment.outbox_dispatch_batch", {"action_ids": [wms, label]},
+        ("fulfillment.outbox_dispatch", {"action_id": erp, "lane": "sync"}, {"queue": "sync"}),
+        ("fulfillment.outbox_dispatch", {"action_id": notice, "lane": "notify"},
+         {"queue": "notify"}),
+        ("fulfillment.outbox_dispatch_batch", {"action_ids": [wms, label], "lane": "fulfillment"},
          {"queue": "fulfillment"}),
     ]  # fmt: skip
     # The batch message as a worker runs it: each action leased, performed, recorded on its own.

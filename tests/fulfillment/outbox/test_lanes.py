@@ -44,13 +44,18 @@ def order():
 def test_the_doorbell_rings_on_the_actions_lane_after_commit(order, sent):
     action = write(order, ActionKind.NOTIFY_CUSTOMER, "email", {"template": "order_confirmation"},
                    lane="notify")  # fmt: skip
-    assert sent == [("fulfillment.outbox_dispatch", {"action_id": action.pk}, {"queue": "notify"})]
+    assert sent == [
+        ("fulfillment.outbox_dispatch", {"action_id": action.pk, "lane": "notify"},
+         {"queue": "notify"}),
+    ]  # fmt: skip
     assert fresh(action).status == ActionStatus.PENDING  # a worker will take it
 
 
 def test_an_unknown_lane_falls_back_to_the_routes(order, sent):
     action = write(order, ActionKind.WMS_TASK, "local", {"warehouse": "EAST"}, lane="nowhere")
-    assert sent == [("fulfillment.outbox_dispatch", {"action_id": action.pk}, {})]
+    assert sent == [
+        ("fulfillment.outbox_dispatch", {"action_id": action.pk, "lane": "nowhere"}, {})
+    ]
 
 
 def test_a_short_retry_gets_a_countdown_and_a_long_one_waits_in_the_database(order, sent, settings):
@@ -62,7 +67,8 @@ def test_a_short_retry_gets_a_countdown_and_a_long_one_waits_in_the_database(ord
                                 lane="fulfillment")  # fmt: skip
         assert dispatch(action) == "rescheduled"
         [(name, kwargs, options)] = sent
-        assert kwargs == {"action_id": action.pk} and options["queue"] == "fulfillment"
+        assert kwargs == {"action_id": action.pk, "lane": "fulfillment"}
+        assert options["queue"] == "fulfillment"
         assert 0 < options["countdown"] <= 1
 
         sent.clear()
