@@ -66,6 +66,7 @@ def order_orchestrate(*, order_id: int) -> list[int]:
     )  # fmt: skip
     if order is None or not orchestrable(order):
         return []
+    order.row_remember()  # the plan's first shipment moves this row in place (start_fulfillment)
     decision = RoutingDecision.objects.filter(order_id=order_id).order_by("-decided_at").first()
     if decision is None:
         prefetch_related_objects([order], "lines")

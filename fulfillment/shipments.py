@@ -81,14 +81,12 @@ def _shipped_or_planned(order_id: int) -> dict[int, int]:
     return {r["order_line_id"]: r["n"] for r in rows}
 
 
-def _start_fulfillment(order_id: int, status: str, actor: Actor) -> str:
-    """An allocated order starts fulfilment with its first shipment; the order's status after
-    (the caller holds the row locked, so it knows the status without reading it again)."""
-    if status != OrderStatus.ALLOCATED:
-        return status
-    moved = order_transition(order_id=order_id, transition="start_fulfillment", actor=actor,
-                             expected_status=OrderStatus.ALLOCATED)  # fmt: skip
-    return str(moved.status)
+def _start_fulfillment(order: Order, actor: Actor) -> None:
+    """An allocated order starts fulfilment with its first shipment: the row the caller holds
+    locked (``_locked_order``) is moved in place."""
+    if order.status == OrderStatus.ALLOCATED:
+        order_transition(order_id=order.pk, transition="start_fulfillment", actor=actor,
+                         expected_status=OrderStatus.ALLOCATED, locked=order)  # fmt: skip
 
 
 def _locked_order(order_id: int) -> Order:
@@ -101,6 +99,7 @@ def _locked_order(order_id: int) -> Order:
             f"Cannot ship order {order_id}: it is '{order.status}' "
             "(allowed: allocated, fulfilling, partially_shipped)"
         )
+    order.row_remember()  # moved in place by the steps that follow (order_transition(locked=))
     return order
 
 
@@ -112,18 +111,15 @@ def shipment_create(*, order_id: int, lines: list[LineRequest], actor: Actor,
     Each quantity must be held by an active reservation of that line in that warehouse and not
     already be in another (not voided) shipment.
     """
-    order = _locked_order(order_id)
-    shipment, _status = _shipment_create(order, str(order.status), lines=lines, actor=actor,
-                                         warehouse_code=warehouse_code)  # fmt: skip
-    return shipment
+    return _shipment_create(_locked_order(order_id), lines=lines, actor=actor,
+                            warehouse_code=warehouse_code)  # fmt: skip
 
 
-def _shipment_create(order: Order, status: str, *, lines: list[LineRequest], actor: Actor,
-                     warehouse_code: str) -> tuple[Shipment, str]:  # fmt: skip
-    """``shipment_create`` on an order this transaction has locked (``_locked_order``) and whose
-    status it knows (``status``: the row's, which the instance may no longer show once an
-    earlier shipment of the same call started fulfilment); the shipment and the status after.
-    Inside the caller's transaction: a refusal rolls back the caller's whole plan."""
+def _shipment_create(order: Order, *, lines: list[LineRequest], actor: Actor,
+                     warehouse_code: str) -> Shipment:  # fmt: skip
+    """``shipment_create`` on the order row this transaction holds locked and remembered
+    (``_locked_order``), which the first shipment moves to ``fulfilling`` in place. Inside the
+    caller's transaction: a refusal rolls back the caller's whole plan."""
     order_id = order.pk
     if not lines:
         raise InvalidInput("A shipment needs at least one line", code="no_lines")
@@ -170,14 +166,14 @@ def _shipment_create(order: Order, status: str, *, lines: list[LineRequest], act
             sku=reservation.sku, quantity=request.quantity,
         )  # fmt: skip
         planned[request.order_line_id] = planned.get(request.order_line_id, 0) + request.quantity
-    status = _start_fulfillment(order_id, status, actor)
+    _start_fulfillment(order, actor)
     order_event_record(
         order_id=order_id, action="shipment_created", actor=actor,
         data={"shipment_id": shipment.pk, "warehouse": warehouse_code,
               "lines": [{"order_line_id": r.order_line_id, "quantity": r.quantity} for r in lines]},
     )  # fmt: skip
     log.info("shipment.created", shipment_id=shipment.pk, order_id=order_id)
-    return shipment, status
+    return shipment
 
 
 @transaction.atomic
@@ -189,7 +185,8 @@ def shipments_create_for_order(*, order_id: int, actor: Actor) -> list[Shipment]
 
 def shipments_plan(order: Order, *, actor: Actor) -> list[Shipment]:
     """``shipments_create_for_order`` for a caller whose transaction holds the order locked
-    (orchestration): one lock for the whole plan, not one per shipment."""
+    and remembered (``FSMRowMixin.row_remember``; orchestration): one lock for the whole plan,
+    not one per shipment."""
     if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
                             OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
         raise TransitionRefused(f"Cannot ship order {order.pk}: it is '{order.status}'")
@@ -212,13 +209,10 @@ def shipments_plan(order: Order, *, actor: Actor) -> list[Shipment]:
         free = r.quantity - open_by_reservation.get(r.pk, 0)
         if free > 0:
             by_warehouse[r.warehouse.code].append(LineRequest(r.order_line_id, free))
-    # The order's status carried from one shipment to the next (the first starts fulfilment).
-    status, shipments = str(order.status), []
-    for code, requested in sorted(by_warehouse.items()):
-        shipment, status = _shipment_create(order, status, lines=requested, actor=actor,
-                                            warehouse_code=code)  # fmt: skip
-        shipments.append(shipment)
-    return shipments
+    return [
+        _shipment_create(order, lines=requested, actor=actor, warehouse_code=code)
+        for code, requested in sorted(by_warehouse.items())
+    ]
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -386,10 +380,10 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
         shipped.get(line.pk, 0) >= line.quantity
         for line in OrderLine.objects.filter(order_id=order.pk)
     )
-    status = _start_fulfillment(order.pk, str(order.status), actor)
+    _start_fulfillment(order, actor)
     order_transition(
         order_id=order.pk, transition="ship" if complete else "ship_partially", actor=actor,
-        expected_status=status,
+        expected_status=order.status, locked=order,
         data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
     )  # fmt: skip
     # The parcel's first tracking event: the channel hears of it (its first write-back).

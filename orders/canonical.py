@@ -271,12 +271,17 @@ def _apply_states(
     outcome = None
     for step in PAYMENT_STEPS.get(canonical.get("financial_status", ""), []):
         current = order if fresh else Order.objects.get(pk=order.pk)
+        if fresh:
+            # Created in this transaction, so no one else can have moved it: the first step
+            # moves this row in place instead of locking and reading it again.
+            order.row_remember()
+        locked = order if fresh else None
         fresh = False  # a step moved it: read it again before the next one
         if step == "capture_payment" and current.payment_status not in ("pending", "authorized"):
             continue
         if step == "authorize_payment" and current.payment_status != "pending":
             continue
-        _try(order, step, actor)
+        _try(order, step, actor, locked=locked)
     channel_refunds.record_from_canonical(order_id=order.pk, canonical=canonical, actor=actor)
     if canonical.get("cancelled"):
         current = Order.objects.get(pk=order.pk)
@@ -296,9 +301,13 @@ def _apply_states(
     return outcome
 
 
-def _try(order: Order, transition: str, actor: Actor, **kwargs: Any) -> bool:
+def _try(
+    order: Order, transition: str, actor: Actor, *, locked: Order | None = None, **kwargs: Any
+) -> bool:
     try:
-        order_transition(order_id=order.pk, transition=transition, actor=actor, **kwargs)
+        order_transition(
+            order_id=order.pk, transition=transition, actor=actor, locked=locked, **kwargs
+        )
     except DomainError as exc:
         order_event_record(
             order_id=order.pk, action="channel_state_not_applied", actor=actor,

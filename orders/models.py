@@ -8,6 +8,7 @@ row, call the transition, save, write the OrderEvent and enqueue follow-up work 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, TypedDict, cast
@@ -27,6 +28,8 @@ class MoneyFieldKwargs(TypedDict):
 
 
 # A TypedDict, not a plain dict: mypy checks each key against DecimalField's parameters.
+# Where a remembered row keeps its columns as read (``FSMRowMixin.row_remember``).
+_AS_READ = "_row_as_read"
 MONEY: MoneyFieldKwargs = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
 
 
@@ -55,8 +58,21 @@ class CurrencyAmountsMixin:
         return instance
 
 
+def _as_read(value: Any) -> Any:
+    """A copy of a loaded value that a later in-place change cannot reach (JSON objects)."""
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
 class FSMRowMixin(ConcurrentTransitionMixin):
-    """ConcurrentTransitionMixin whose refresh_from_db is safe with threads.
+    """ConcurrentTransitionMixin whose refresh_from_db is safe with threads, and whose rows,
+    once locked (``row_remember``, which ``orders.transitions.row_lock`` calls), save only the
+    columns changed since they were read.
+
+    Saving only what changed is what lets a locked row be handed down a chain of steps in one
+    transaction (``order_transition(locked=...)``) instead of read again by each: a column
+    another step of the same transaction set with a queryset ``update()`` meanwhile is not
+    written back over with the value this instance read. ``auto_now`` columns are always
+    written; a row that was never remembered saves every column, as Django does.
 
     django-fsm-2's FSMModelMixin.refresh_from_db lets Django write a protected field by turning
     ``protected`` off on the field object, which every instance in the process shares, and on
@@ -103,6 +119,40 @@ class FSMRowMixin(ConcurrentTransitionMixin):
         # What ConcurrentTransitionMixin.refresh_from_db adds: the loaded state is the one a
         # later save() expects to find in the row.
         self._update_initial_state()
+        as_read = self.__dict__.get(_AS_READ)
+        if as_read is not None:  # what was just read is what a later save compares with
+            as_read.update({n: _as_read(self.__dict__[n]) for n in names if n in self.__dict__})
+
+    def row_remember(self) -> None:
+        """Note the loaded columns as they are now: a later ``save()`` writes only those that
+        differ (and ``auto_now`` ones)."""
+        self.__dict__[_AS_READ] = {
+            f.attname: _as_read(self.__dict__[f.attname])
+            for f in self._meta.concrete_fields
+            if not f.primary_key and f.attname in self.__dict__
+        }
+
+    def row_remembered(self) -> bool:
+        return _AS_READ in self.__dict__
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        as_read = self.__dict__.get(_AS_READ)
+        if (
+            as_read is not None
+            and not args
+            and kwargs.get("update_fields") is None
+            and (not self._state.adding and not kwargs.get("force_insert"))
+        ):
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields
+                if not f.primary_key and f.attname in self.__dict__ and (
+                    getattr(f, "auto_now", False) or f.attname not in as_read
+                    or self.__dict__[f.attname] != as_read[f.attname]
+                )
+            ]  # fmt: skip
+        super().save(*args, **kwargs)
+        if as_read is not None:
+            self.row_remember()
 
     def _update_initial_state(self) -> None:
         # Record only the state fields this instance has loaded. The library reads every one,

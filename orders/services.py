@@ -71,12 +71,18 @@ def order_transition(
     reason: str = "",
     amount: Decimal | str | None = None,
     data: Mapping[str, Any] | None = None,
+    locked: Order | None = None,
 ) -> Order:
     """Move an order (status or payment) by one named transition and audit it.
 
     ``expected_status`` is the state the caller saw (of the field the transition moves): if the
     order has moved on since, the call is refused as stale rather than applied to a state the
     caller never looked at.
+
+    ``locked``: the order's row as the caller's transaction already holds it (locked with
+    ``row_lock``, or created in it, and remembered: ``FSMRowMixin.row_remember``), used instead
+    of locking and reading it again; it is moved in place. Its save writes only what changed,
+    and a state the row no longer has makes the save a ``StaleState``.
     """
     field_name = ORDER_TRANSITIONS.get(transition)
     if field_name is None:
@@ -85,9 +91,14 @@ def order_transition(
         return _refund_by_transition(order_id=order_id, transition=transition, actor=actor,
                                      expected_status=expected_status, amount=amount,
                                      reason=reason)  # fmt: skip
-    # Without the customer: only grant_net_terms' condition reads it (lazily); a join here cost
-    # every transition about as much again as the row's own read (SQL compile, instances).
-    order = row_lock(Order.objects.all(), order_id, of=("self",))
+    if locked is not None:
+        if locked.pk != order_id or not locked.row_remembered():
+            raise RuntimeError("order_transition(locked=) takes the remembered row of order_id")
+        order = locked
+    else:
+        # Without the customer: only grant_net_terms' condition reads it (lazily); a join here
+        # cost every transition about as much again as the row's own read (SQL compile).
+        order = row_lock(Order.objects.all(), order_id, of=("self",))
     # A role that may not make this move is refused before its state is looked at (403 whatever
     # the state, stale or not), so the answer never tells it the state.
     transition_permission_check(order, transition, actor=actor)

@@ -28,7 +28,7 @@ from django_fsm import ConcurrentTransition, FSMField
 from config import correlation
 from orders.actors import Actor
 from orders.errors import NotFound, PermissionRefused, StaleState, TransitionRefused
-from orders.models import OrderEvent
+from orders.models import FSMRowMixin, OrderEvent
 
 M = TypeVar("M", bound=models.Model)
 
@@ -223,11 +223,15 @@ def transition_check(
 # --- moving -------------------------------------------------------------------------------------
 def row_lock(queryset: QuerySet[M], pk: int, **lock: Any) -> M:
     """The row ``pk`` of ``queryset``, locked for this transaction (``select_for_update`` with
-    ``lock``'s options); ``NotFound`` when it does not exist."""
+    ``lock``'s options); ``NotFound`` when it does not exist. A row with a state machine is
+    remembered as read (``FSMRowMixin.row_remember``): its saves write only what changed."""
     try:
-        return queryset.select_for_update(**lock).get(pk=pk)
+        row = queryset.select_for_update(**lock).get(pk=pk)
     except ObjectDoesNotExist:
         raise NotFound(f"{_label(queryset.model)} {pk} does not exist") from None
+    if isinstance(row, FSMRowMixin):
+        row.row_remember()
+    return row
 
 
 def transition_save(instance: M, **save: Any) -> M:

@@ -162,7 +162,7 @@ def _run_checks(order: Order) -> Order | None:
                 elif allocation is not None:
                     order = _record_allocation(
                         order.pk, allocation, actor, status=OrderStatus.VALIDATED,
-                        stock_incidents=unresolved.get("stock", set()),
+                        stock_incidents=unresolved.get("stock", set()), locked=order,
                     )  # fmt: skip
                 for task_name in after_validated_tasks():
                     enqueue_on_commit(task_name, order_id=order.pk)
@@ -197,11 +197,13 @@ def _record_allocation(
     *,
     status: str | None = None,
     stock_incidents: set[str] | None = None,
+    locked: Order | None = None,
 ) -> Order:
     """Move a validated (or backordered) order by what the allocator managed to reserve.
 
-    ``status`` and ``stock_incidents``: what the caller already knows in this transaction (the
-    order's state, its unresolved stock incidents); None reads them."""
+    ``status``, ``stock_incidents`` and ``locked``: what the caller already knows in this
+    transaction (the order's state, its unresolved stock incidents, the row it holds locked:
+    see ``order_transition``); None reads them."""
     order_event_record(
         order_id=order_id, action="allocation", actor=actor,
         data={"outcome": allocation.outcome, **allocation.details},
@@ -214,8 +216,9 @@ def _record_allocation(
         if stock_incidents:
             _resolve_incidents_of(stock_incidents, "stock", actor)
         return order_transition(
-            order_id=order_id, transition="allocate", actor=actor, expected_status=status
-        )
+            order_id=order_id, transition="allocate", actor=actor, expected_status=status,
+            locked=locked,
+        )  # fmt: skip
     incident_raise(
         category=IncidentCategory.INVENTORY_UNAVAILABLE,
         summary="Not enough stock for " + ", ".join(allocation.details.get("short_skus", [])),
@@ -226,7 +229,7 @@ def _record_allocation(
     if status == OrderStatus.VALIDATED:
         return order_transition(
             order_id=order_id, transition="backorder", actor=actor,
-            expected_status=OrderStatus.VALIDATED,
+            expected_status=OrderStatus.VALIDATED, locked=locked,
         )  # fmt: skip
     return Order.objects.get(pk=order_id)
 
