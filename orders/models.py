@@ -30,6 +30,8 @@ class MoneyFieldKwargs(TypedDict):
 # A TypedDict, not a plain dict: mypy checks each key against DecimalField's parameters.
 # Where a remembered row keeps its columns as read (``FSMRowMixin.row_remember``).
 _AS_READ = "_row_as_read"
+# A locked order's "it has lines", kept until its next save (``has_lines``).
+_HAS_LINES = "_has_lines_until_saved"
 MONEY: MoneyFieldKwargs = {"max_digits": 19, "decimal_places": 4, "default": Decimal("0")}
 
 
@@ -150,6 +152,7 @@ class FSMRowMixin(ConcurrentTransitionMixin):
                     or self.__dict__[f.attname] != as_read[f.attname]
                 )
             ]  # fmt: skip
+        self.__dict__.pop(_HAS_LINES, None)
         super().save(*args, **kwargs)
         if as_read is not None:
             self.row_remember()
@@ -292,7 +295,16 @@ def _fsm_condition(check: Callable[[Order], bool]) -> Callable[[models.Model], b
 
 
 def has_lines(order: Order) -> bool:
-    return order.pk is not None and order.lines.exists()
+    """The order has lines. Asked twice per move (``transition_check``, then django-fsm as the
+    transition runs); on a locked row a yes holds until its next save, so it is asked once."""
+    if order.pk is None:
+        return False
+    if order.__dict__.get(_HAS_LINES):
+        return True
+    found = order.lines.exists()
+    if found and order.row_remembered():
+        order.__dict__[_HAS_LINES] = True
+    return found
 
 
 def payment_secured(order: Order) -> bool:

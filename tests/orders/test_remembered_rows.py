@@ -102,3 +102,24 @@ def test_a_refresh_is_what_a_later_save_compares_with():
             row.save()
     [update] = _updates(queries)
     assert '"risk_score"' not in update and '"updated_at"' in update
+
+
+def test_validate_asks_once_whether_the_locked_order_has_lines():
+    order = make_order(pipeline=False)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        moved = order_transition(order_id=order.pk, transition="validate", actor=SYSTEM)
+    asked = [q["sql"] for q in queries.captured_queries if 'FROM "orders_orderline"' in q["sql"]]
+    assert len(asked) == 1, asked  # transition_check asks; django-fsm's own check reuses it
+    assert moved.status == "validated"
+    assert "_has_lines_until_saved" not in moved.__dict__  # a save forgets the answer
+
+
+def test_an_order_without_lines_is_still_refused_validation():
+    from orders.errors import TransitionRefused
+    from orders.models import OrderLine
+
+    order = make_order(pipeline=False)
+    OrderLine.objects.filter(order=order).delete()
+    with pytest.raises(TransitionRefused) as refused, transaction.atomic():
+        order_transition(order_id=order.pk, transition="validate", actor=SYSTEM)
+    assert str(refused.value) == "Cannot validate: the order has no lines"
