@@ -86,7 +86,8 @@ def _start_fulfillment(order: Order, actor: Actor) -> None:
     locked (``_locked_order``) is moved in place."""
     if order.status == OrderStatus.ALLOCATED:
         order_transition(order_id=order.pk, transition="start_fulfillment", actor=actor,
-                         expected_status=OrderStatus.ALLOCATED, locked=order)  # fmt: skip
+                         expected_status=OrderStatus.ALLOCATED, locked=order,
+                         savepoint=False)  # fmt: skip
 
 
 def _locked_order(order_id: int) -> Order:
@@ -383,7 +384,7 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
     _start_fulfillment(order, actor)
     order_transition(
         order_id=order.pk, transition="ship" if complete else "ship_partially", actor=actor,
-        expected_status=order.status, locked=order,
+        expected_status=order.status, locked=order, savepoint=False,
         data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
     )  # fmt: skip
     # The parcel's first tracking event: the channel hears of it (its first write-back).

@@ -61,7 +61,6 @@ ORDER_TRANSITIONS = transitions_of(Order)
 
 
 # --- transitions ------------------------------------------------------------------------------
-@transaction.atomic
 def order_transition(
     *,
     order_id: int,
@@ -72,8 +71,13 @@ def order_transition(
     amount: Decimal | str | None = None,
     data: Mapping[str, Any] | None = None,
     locked: Order | None = None,
+    savepoint: bool = True,
 ) -> Order:
-    """Move an order (status or payment) by one named transition and audit it.
+    """Move an order (status or payment) by one named transition and audit it, in a
+    transaction of its own or, inside the caller's, in a savepoint (so a caller that catches a
+    refusal carries on with nothing of the move written). ``savepoint=False``: the caller lets
+    any error end its whole unit of work (its own transaction or savepoint rolls back), so the
+    two statements of a savepoint would buy nothing.
 
     ``expected_status`` is the state the caller saw (of the field the transition moves): if the
     order has moved on since, the call is refused as stale rather than applied to a state the
@@ -84,6 +88,25 @@ def order_transition(
     of locking and reading it again; it is moved in place. Its save writes only what changed,
     and a state the row no longer has makes the save a ``StaleState``.
     """
+    with transaction.atomic(savepoint=savepoint):
+        return _order_transition(
+            order_id=order_id, transition=transition, actor=actor,
+            expected_status=expected_status, reason=reason, amount=amount, data=data,
+            locked=locked,
+        )  # fmt: skip
+
+
+def _order_transition(
+    *,
+    order_id: int,
+    transition: str,
+    actor: Actor,
+    expected_status: str | None,
+    reason: str,
+    amount: Decimal | str | None,
+    data: Mapping[str, Any] | None,
+    locked: Order | None,
+) -> Order:
     field_name = ORDER_TRANSITIONS.get(transition)
     if field_name is None:
         raise InvalidInput(f"Unknown order transition {transition!r}", code="unknown_transition")

@@ -149,12 +149,12 @@ def _run_checks(order: Order) -> Order | None:
                 reason = "; ".join(r.message or f"{n} failed" for n, r in failures)
                 order = order_transition(
                     order_id=order.pk, transition="hold", actor=actor,
-                    expected_status=OrderStatus.RECEIVED, reason=reason,
+                    expected_status=OrderStatus.RECEIVED, reason=reason, savepoint=False,
                 )  # fmt: skip
             else:
                 order = order_transition(
                     order_id=order.pk, transition="validate", actor=actor,
-                    expected_status=OrderStatus.RECEIVED,
+                    expected_status=OrderStatus.RECEIVED, savepoint=False,
                 )  # fmt: skip
                 router = get_review_router()
                 if reviews and router is not None:
@@ -217,7 +217,7 @@ def _record_allocation(
             _resolve_incidents_of(stock_incidents, "stock", actor)
         return order_transition(
             order_id=order_id, transition="allocate", actor=actor, expected_status=status,
-            locked=locked,
+            locked=locked, savepoint=False,
         )  # fmt: skip
     incident_raise(
         category=IncidentCategory.INVENTORY_UNAVAILABLE,
@@ -229,7 +229,7 @@ def _record_allocation(
     if status == OrderStatus.VALIDATED:
         return order_transition(
             order_id=order_id, transition="backorder", actor=actor,
-            expected_status=OrderStatus.VALIDATED, locked=locked,
+            expected_status=OrderStatus.VALIDATED, locked=locked, savepoint=False,
         )  # fmt: skip
     return Order.objects.get(pk=order_id)
 

@@ -123,3 +123,36 @@ def test_an_order_without_lines_is_still_refused_validation():
     with pytest.raises(TransitionRefused) as refused, transaction.atomic():
         order_transition(order_id=order.pk, transition="validate", actor=SYSTEM)
     assert str(refused.value) == "Cannot validate: the order has no lines"
+
+
+def test_a_move_in_a_savepoint_lets_a_caller_that_catches_a_refusal_carry_on():
+    from orders.errors import TransitionRefused
+
+    order = make_order(pipeline=False)
+    with transaction.atomic():
+        with pytest.raises(TransitionRefused):
+            order_transition(order_id=order.pk, transition="ship", actor=SYSTEM)
+        # The caller's transaction is still usable: the refused move rolled back its savepoint.
+        order_transition(order_id=order.pk, transition="capture_payment", actor=SYSTEM)
+    order.refresh_from_db()
+    assert order.payment_status == "paid"
+
+
+def test_without_a_savepoint_a_move_costs_none_and_a_refusal_ends_the_callers_unit():
+    from django.db.transaction import TransactionManagementError
+
+    from orders.errors import TransitionRefused
+
+    order = make_order(pipeline=False)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        order_transition(order_id=order.pk, transition="capture_payment", actor=SYSTEM,
+                         savepoint=False)  # fmt: skip
+    assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+    with pytest.raises(TransactionManagementError), transaction.atomic():
+        with pytest.raises(TransitionRefused):
+            order_transition(order_id=order.pk, transition="ship", actor=SYSTEM,
+                             savepoint=False)  # fmt: skip
+        # The caller promised not to carry on: its whole unit is rolled back.
+        order_transition(order_id=order.pk, transition="validate", actor=SYSTEM)
+    order.refresh_from_db()
+    assert (order.status, order.payment_status) == ("received", "paid")
