@@ -76,9 +76,13 @@ def review_case_open(
             # Another worker opened it between our read and insert: use theirs.
             case = ReviewCase.objects.unresolved().get(order_id=order_id)
     if order.status == OrderStatus.VALIDATED:
+        # The row this transaction holds, moved in place; any error ends this whole opening
+        # (its own savepoint), so the move needs none of its own.
+        order.row_remember()
         order_transition(
             order_id=order_id, transition="send_to_review", actor=ROUTER_ACTOR,
-            expected_status=OrderStatus.VALIDATED, data={"case_id": case.pk},
+            expected_status=OrderStatus.VALIDATED, data={"case_id": case.pk}, locked=order,
+            savepoint=False,
         )  # fmt: skip
     if created:
         order_event_record(
