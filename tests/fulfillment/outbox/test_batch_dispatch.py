@@ -37,6 +37,13 @@ def _wms_actions(n: int, target: str = "local") -> list[OutboundAction]:
     ]
 
 
+def _confirmation() -> OutboundAction:
+    return write_silently(
+        make_order(paid=True, pipeline=False), ActionKind.NOTIFY_CUSTOMER, "email",
+        {"template": "order_confirmation"}, lane="notify",
+    )  # fmt: skip
+
+
 def _statements(queries: CaptureQueriesContext, verb: str, table: str) -> int:
     return sum(
         1 for q in queries.captured_queries
@@ -46,10 +53,7 @@ def _statements(queries: CaptureQueriesContext, verb: str, table: str) -> int:
 
 def test_one_message_performs_every_due_action_of_its_lane_and_leaves_other_lanes():
     wms = _wms_actions(4)
-    mail = write_silently(
-        make_order(paid=True, pipeline=False), ActionKind.NOTIFY_CUSTOMER, "email",
-        {"template": "order_confirmation"}, lane="notify",
-    )  # fmt: skip
+    mail = _confirmation()  # another lane's action
 
     with CaptureQueriesContext(connection) as queries:
         outcome = outbox_dispatch_task.run(action_id=wms[0].pk)
@@ -182,10 +186,7 @@ def test_a_message_that_names_its_lane_locks_the_batch_in_one_select(lane, selec
     ones are locked in one SELECT (named first, so the LIMIT never leaves it out); an older
     message without the lane reads the named action first to learn it. Same outcome."""
     wms = _wms_actions(3)
-    mail = write_silently(
-        make_order(paid=True, pipeline=False), ActionKind.NOTIFY_CUSTOMER, "email",
-        {"template": "order_confirmation"}, lane="notify",
-    )  # fmt: skip
+    mail = _confirmation()  # another lane's action
 
     with CaptureQueriesContext(connection) as queries:
         outcome = outbox_dispatch_task.run(action_id=wms[2].pk, lane=lane)
