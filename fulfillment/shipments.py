@@ -90,16 +90,20 @@ def _start_fulfillment(order: Order, actor: Actor) -> None:
                          savepoint=False)  # fmt: skip
 
 
+def _refuse_unshippable(order: Order) -> None:
+    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
+                            OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
+        raise TransitionRefused(
+            f"Cannot ship order {order.pk}: it is '{order.status}' "
+            "(allowed: allocated, fulfilling, partially_shipped)"
+        )
+
+
 def _locked_order(order_id: int) -> Order:
     order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"Order {order_id} does not exist")
-    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
-                            OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
-        raise TransitionRefused(
-            f"Cannot ship order {order_id}: it is '{order.status}' "
-            "(allowed: allocated, fulfilling, partially_shipped)"
-        )
+    _refuse_unshippable(order)
     order.row_remember()  # moved in place by the steps that follow (order_transition(locked=))
     return order
 
@@ -188,9 +192,7 @@ def shipments_plan(order: Order, *, actor: Actor) -> list[Shipment]:
     """``shipments_create_for_order`` for a caller whose transaction holds the order locked
     and remembered (``FSMRowMixin.row_remember``; orchestration): one lock for the whole plan,
     not one per shipment."""
-    if order.status not in (OrderStatus.ALLOCATED, OrderStatus.FULFILLING,
-                            OrderStatus.PARTIALLY_SHIPPED):  # fmt: skip
-        raise TransitionRefused(f"Cannot ship order {order.pk}: it is '{order.status}'")
+    _refuse_unshippable(order)
     order_id = order.pk
     open_by_reservation: dict[int, int] = defaultdict(int)
     for row in (
