@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,9 @@ def _writer() -> None:
         time.sleep(0.5)
 
 
+INLINE = " (inline)"
+
+
 def _count_query(execute: Callable[..., Any], sql: str, params: Any, many: bool,
                  context: dict[str, Any]) -> Any:  # fmt: skip
     global _queries
@@ -73,8 +77,14 @@ def _on_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 def _on_task(task: Any = None, **kwargs: Any) -> None:
     _this_process()
+    name = getattr(task, "name", "?")
+    request = getattr(task, "request", None)
+    if request is not None and request.is_eager:
+        # Run in-process by the worker that rang it (config.tasks, INLINE_FOLLOW_UPS): a task
+        # run without a message of its own.
+        name += INLINE
     with _lock:
-        _tasks[getattr(task, "name", "?")] += 1
+        _tasks[name] += 1
 
 
 def install() -> None:
@@ -101,18 +111,39 @@ def collect(folder: Path) -> dict[str, dict[str, Any]]:
     return totals
 
 
+_PROJECT = str(Path(__file__).resolve().parent.parent)
+
+
+def _project_frames(depth: int = 4) -> list[str]:
+    """The innermost ``depth`` frames of the project's own code (not the venv, not bench/)."""
+    frames = []
+    for frame in reversed(traceback.extract_stack()[:-3]):
+        name = frame.filename
+        if name.startswith(_PROJECT) and "/.venv/" not in name and "/bench/" not in name:
+            module = name[len(_PROJECT) + 1 :].removesuffix(".py").replace("/", ".")
+            frames.append(f"{module}:{frame.name}:{frame.lineno}")
+            if len(frames) == depth:
+                break
+    return frames
+
+
 class captured_sql:  # noqa: N801 (used as a context manager, like the one of django.test)
     """The SQL statements one block runs on ``connection``, through an execute wrapper (the
     benchmarks' own; runtime code and bench scripts never import django.test)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, origins: bool = False) -> None:
         self.connection = connection
         self.statements: list[str] = []
+        #: With ``origins``: per statement, the project's frames that issued it (innermost
+        #: first, as ``module:function:line``), to find where a statement comes from.
+        self.origins: list[list[str]] | None = [] if origins else None
         self._wrapper: Any = None
 
     def _record(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
                 context: Any) -> Any:  # fmt: skip
         self.statements.append(sql)
+        if self.origins is not None:
+            self.origins.append(_project_frames())
         return execute(sql, params, many, context)
 
     def __enter__(self) -> captured_sql:

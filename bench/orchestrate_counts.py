@@ -45,6 +45,10 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=200, help="orders profiled (0: none)")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--top", type=int, default=25, help="query kinds to list")
+    parser.add_argument("--trace", type=int, default=0,
+                        help="print the statements of N orders, and where from")  # fmt: skip
+    parser.add_argument("--flat", action="store_true",
+                        help="profile with cProfile: functions by their own time")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.pipeline import django_on_fresh_database
@@ -84,10 +88,12 @@ def main() -> None:
     task_prerun.connect(on_task, weak=False)
     queries: Counter[str] = Counter()
     n_queries = 0
-    for order_id in counted:
-        with captured_sql(connection) as ctx:
+    for i, order_id in enumerate(counted):
+        with captured_sql(connection, origins=i < args.trace) as ctx:
             app.tasks["orders.order_allocate"].apply(kwargs={"order_id": order_id}, throw=True)
         n_queries += len(ctx.statements)
+        for sql, origin in zip(ctx.statements, ctx.origins or [], strict=False):
+            print(f"  {statement(sql):38} {' < '.join(origin)}")
         queries.update(statement(sql) for sql in ctx.statements)
     n = len(counted)
     shipped = Order.objects.filter(pk__in=counted, status="shipped").count()
@@ -104,7 +110,20 @@ def main() -> None:
         print(f"  {count / n:6.1f}  {kind}")
     if shipped != n:
         raise SystemExit(f"only {shipped}/{n} orders shipped")
-    if profiled:
+    if profiled and args.flat:
+        import cProfile
+        import pstats
+
+        flat = cProfile.Profile()
+        flat.enable()
+        for order_id in profiled:
+            app.tasks["orders.order_allocate"].apply(kwargs={"order_id": order_id}, throw=True)
+        flat.disable()
+        out = tmp / "flat.txt"
+        with out.open("w") as stream:
+            pstats.Stats(flat, stream=stream).sort_stats("tottime").print_stats(60)
+        print(f"\nflat profile: {len(profiled)} orders (one process, eager) -> {out}")
+    elif profiled:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0005)

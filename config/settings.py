@@ -287,6 +287,9 @@ CELERY_TASK_ROUTES = {
     "reviews.*": {"queue": "notify"},
     "reconciliation.*": {"queue": "sync"},
 }
+# Follow-ups a worker runs itself, right after the commit that rang them, when it serves their
+# queue (config/tasks.py, `_follows_inline`): one broker hop less per order on ingest.
+INLINE_FOLLOW_UPS = frozenset(env.list("INLINE_FOLLOW_UPS", default=["orders.order_validate"]))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "channels-poll": {

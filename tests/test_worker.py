@@ -75,3 +75,58 @@ def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
     assert shipment.status == "label_purchased" and shipment.tracking_number
     assert order.pick_tasks.count() == 1
     assert {a.correlation_id for a in order.outbound_actions.all()} == {order.correlation_id}
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_worker_validates_the_order_an_inbox_event_made_within_the_same_task_run(worker):
+    """Inbox processing and validation are both on ``ingest``: the worker that made the order
+    validates it right after that commit (``INLINE_FOLLOW_UPS``), without a second message."""
+    import json
+    import re
+
+    from django.conf import settings
+    from django.db import transaction
+
+    from channels.models import ChannelKind, InboundEvent
+    from channels.services import body_dedup_key, inbound_event_store
+    from orders.models import Order
+    from tests.factories import SalesChannelFactory
+
+    proc, log = worker
+    shop = SalesChannelFactory(kind=ChannelKind.SHOPIFY, slug="shop", webhook_secret="s")
+    samples = settings.BASE_DIR.parent / "shared" / "samples"
+    sample = samples / "shopify" / "order_450789469_get.json"
+    body = json.dumps(json.loads(sample.read_bytes())["order"]).encode()
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False  # this process rings on the real broker, as web does
+    try:
+        with transaction.atomic():
+            event, created = inbound_event_store(
+                channel=shop, source="webhook", topic="orders/create",
+                dedup_key=body_dedup_key(body), headers={"x-shopify-topic": "orders/create"},
+                body=body,
+            )  # fmt: skip
+    finally:
+        app.conf.task_always_eager = previous
+    assert created and event is not None
+
+    deadline = time.monotonic() + 90
+    order = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        order = Order.objects.filter(channel=shop).first()
+        if order is not None and order.status != "received":
+            break
+        time.sleep(0.25)
+    text = log.read_text()
+    assert proc.poll() is None, f"worker died:\n{text[-3000:]}"
+    assert order is not None and order.status != "received", text[-3000:]
+    assert InboundEvent.objects.get(pk=event.pk).status == "processed"
+    # Every check ran, under the inbox event's correlation id (the one the message carried).
+    checks = order.events.filter(action="check")
+    assert checks.count() >= 5
+    assert set(checks.values_list("correlation_id", flat=True)) == {event.correlation_id}
+    # One message, the inbox event's; validation ran in the same worker once that task had
+    # returned (the event was marked processed first), without a message of its own.
+    assert re.search(r"Task channels\.inbound_event_process\[[^]]+\] received", text)
+    assert not re.search(r"Task orders\.order_validate\[[^]]+\] received", text), text[-3000:]
+    assert text.index('"inbound.processed"') < text.index('"pipeline.done"')
