@@ -14,15 +14,17 @@ retry after an ambiguous failure finds the first result instead of making a seco
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.integrations import IntegrationError
 
 if TYPE_CHECKING:
     from fulfillment.models import OutboundAction, Warehouse
-    from orders.models import Order
+    from orders.models import Order, OrderLine
 
 
 class DownstreamError(IntegrationError):
@@ -57,18 +59,81 @@ def safe_key(key: str) -> str:
 
 
 # --- what adapters read at send time ---------------------------------------------------------
+class _BatchOrders:
+    """The orders of one dispatch batch's actions, read at the first ``order_of`` of the batch
+    in one query (with customer and channel), and their lines at the first ``order_lines``,
+    instead of one read of each per action."""
+
+    def __init__(self, order_ids: set[int]) -> None:
+        self.wanted = order_ids
+        self.orders: dict[int, Order] | None = None
+        self.lines: dict[int, list[OrderLine]] | None = None
+
+    def order(self, order_id: int) -> Order | None:
+        from orders.models import Order
+
+        if self.orders is None:
+            self.orders = {}
+        if order_id not in self.orders:  # the batch's first ask, or an order not of the batch
+            ids = (self.wanted | {order_id}) - set(self.orders)
+            read = Order.objects.select_related("customer", "channel").filter(pk__in=ids)
+            self.orders.update({o.pk: o for o in read})
+        return self.orders.get(order_id)
+
+    def lines_of(self, order_id: int) -> list[OrderLine]:
+        from orders.models import OrderLine
+
+        if self.lines is None or order_id not in self.lines:
+            ids = set(self.orders or ()) | {order_id}
+            self.lines = {pk: [] for pk in ids}
+            for line in OrderLine.objects.filter(order_id__in=ids).order_by("order_id", "line_no"):
+                self.lines[line.order_id].append(line)
+        return self.lines[order_id]
+
+
+_batch: ContextVar[_BatchOrders | None] = ContextVar("downstream_batch_orders", default=None)
+
+
+@contextlib.contextmanager
+def batch_orders(actions: Iterable[OutboundAction]) -> Iterator[None]:
+    """Around one dispatch batch (``outbox.actions_dispatch``): ``order_of`` answers from one
+    read of all the batch's orders, made when an adapter first asks (a batch of label
+    purchases, which read no order, reads none). The rows are as they were at that read, a
+    second or so before the last call of a batch, as a read per action would be a moment
+    before its own call; adapters only read them."""
+    token = _batch.set(_BatchOrders({a.order_id for a in actions if a.order_id}))
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
 def order_of(action: OutboundAction) -> Order:
-    """The action's order with its customer and channel; missing is a non-retryable error."""
+    """The action's order with its customer, channel and lines (``order_lines``); missing is
+    a non-retryable error. Within a dispatch batch, from the batch's one read."""
     from orders.models import Order
 
-    order = (
-        Order.objects.select_related("customer", "channel").filter(pk=action.order_id).first()
-        if action.order_id
-        else None
-    )
+    batch = _batch.get()
+    order: Order | None = None
+    if not action.order_id:
+        order = None
+    elif batch is not None:
+        order = batch.order(action.order_id)
+    else:
+        read = Order.objects.select_related("customer", "channel")
+        order = read.filter(pk=action.order_id).first()
     if order is None:
         raise DownstreamError(f"action {action.pk} has no order to send", retryable=False)
     return order
+
+
+def order_lines(order: Order) -> list[OrderLine]:
+    """The order's lines in line order; within a dispatch batch, from one read of the lines of
+    all the batch's orders."""
+    batch = _batch.get()
+    if batch is not None:
+        return batch.lines_of(order.pk)
+    return list(order.lines.order_by("line_no"))
 
 
 def pick_lines(action: OutboundAction) -> list[dict[str, Any]]:

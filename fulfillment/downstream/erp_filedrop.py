@@ -29,7 +29,7 @@ import structlog
 from django.conf import settings
 
 from config.csvfiles import csv_row
-from fulfillment.downstream.base import DownstreamError, order_of, safe_key
+from fulfillment.downstream.base import DownstreamError, order_lines, order_of, safe_key
 from orders import money
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class FileDropERPAdapter:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(csv_row(COLUMNS))
-        lines = list(order.lines.order_by("line_no"))
+        lines = order_lines(order)
         for line in lines:
             writer.writerow(csv_row([
                 action.idempotency_key, order.pk, order.channel.slug, order.external_id,

@@ -29,7 +29,7 @@ from django.template.loader import render_to_string
 
 from config import correlation
 from fulfillment.carriers.base import web_link
-from fulfillment.downstream.base import DownstreamError, order_of
+from fulfillment.downstream.base import DownstreamError, order_lines, order_of
 from fulfillment.status_page import status_url
 from orders import money
 
@@ -84,7 +84,7 @@ def _context(order: Order, action: OutboundAction) -> dict[str, Any]:
             "unit_price": _money(line.unit_price, cur),
             "total": _money(line.gross - line.discount_allocation, cur),
         }
-        for line in order.lines.order_by("line_no")
+        for line in order_lines(order)
     ]
     shipments = Shipment.objects.filter(order_id=order.pk).exclude(tracking_number="")
     shipment_id = (action.payload or {}).get("shipment_id")

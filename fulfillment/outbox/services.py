@@ -63,6 +63,7 @@ from prometheus_client import Counter, Histogram
 from config import correlation, metrics
 from config.tasks import enqueue_on_commit
 from fulfillment.downstream import DownstreamError, get_handler
+from fulfillment.downstream.base import batch_orders
 from fulfillment.models import (
     ActionKind,
     ActionStatus,
@@ -537,32 +538,34 @@ def actions_dispatch(
     renew_at = time.monotonic() + lease_seconds() / 2
     waiting = list(leases)
     opened: dict[str, datetime] = {}
-    while waiting:
-        if time.monotonic() >= renew_at:
-            # Renewed before the next call, never twice in a row: every renewal is followed
-            # by a call, so the batch goes on even with a lease shorter than one call.
-            waiting = _renew(waiting, outcomes)
-            renew_at = time.monotonic() + lease_seconds() / 2
-            if not waiting:
-                break
-        lease = waiting.pop(0)
-        action = lease.action
-        if action.target in opened:
-            # Its breaker opened during this batch: not called, and its attempt is given back.
-            outcomes[action.pk] = _release(lease, opened[action.target])
-            DISPATCHES.labels(action.kind, action.target, outcomes[action.pk]).inc()
-            continue
-        with correlation.bound(action.correlation_id or correlation.get()):
-            result, error = _call(action)
-            if error is None:
-                done.append((lease, result or {}))
+    # One read of the batch's orders, when an adapter first asks (downstream.batch_orders).
+    with batch_orders(lease.action for lease in leases):
+        while waiting:
+            if time.monotonic() >= renew_at:
+                # Renewed before the next call, never twice in a row: every renewal is followed
+                # by a call, so the batch goes on even with a lease shorter than one call.
+                waiting = _renew(waiting, outcomes)
+                renew_at = time.monotonic() + lease_seconds() / 2
+                if not waiting:
+                    break
+            lease = waiting.pop(0)
+            action = lease.action
+            if action.target in opened:
+                # Its breaker opened during this batch: not called, and its attempt is given back.
+                outcomes[action.pk] = _release(lease, opened[action.target])
+                DISPATCHES.labels(action.kind, action.target, outcomes[action.pk]).inc()
                 continue
-            outcomes[action.pk] = _record_failure(lease, error)
-        DISPATCHES.labels(action.kind, action.target, outcomes[action.pk]).inc()
-        if error.retryable and any(w.action.target == action.target for w in waiting):
-            until = breaker_open_until(action.target)
-            if until is not None:
-                opened[action.target] = until
+            with correlation.bound(action.correlation_id or correlation.get()):
+                result, error = _call(action)
+                if error is None:
+                    done.append((lease, result or {}))
+                    continue
+                outcomes[action.pk] = _record_failure(lease, error)
+            DISPATCHES.labels(action.kind, action.target, outcomes[action.pk]).inc()
+            if error.retryable and any(w.action.target == action.target for w in waiting):
+                until = breaker_open_until(action.target)
+                if until is not None:
+                    opened[action.target] = until
     if done:
         outcomes.update(_record_successes(done))
         for lease, _result in done:

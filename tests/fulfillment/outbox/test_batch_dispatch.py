@@ -210,3 +210,37 @@ def test_a_named_action_of_another_lane_is_still_taken_when_the_lane_is_given():
     outcomes = outbox.actions_dispatch(action_ids=[wms.pk], lane="notify")
     assert outcomes == {wms.pk: outbox.SUCCEEDED}
     assert fresh(wms).status == ActionStatus.SUCCEEDED
+
+
+def test_a_batch_of_emails_reads_its_orders_and_their_lines_once(settings, tmp_path):
+    """Three order confirmations in one message: one read of the three orders (with customer
+    and channel) and one of their lines, not one of each per email; each email still says its
+    own order's lines and total."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    from django.core import mail
+
+    actions = [
+        write_silently(
+            make_order(paid=True, pipeline=False, lines=[(f"SKU-{i}", i, f"{i}0.00")]),
+            ActionKind.NOTIFY_CUSTOMER, "email", {"template": "order_confirmation"},
+            lane="notify",
+        )  # fmt: skip
+        for i in (1, 2, 3)
+    ]
+    mail.outbox.clear()
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = outbox_dispatch_task.run(action_id=actions[0].pk, lane="notify")
+
+    assert outcome == outbox.SUCCEEDED
+    assert [fresh(a).status for a in actions] == [ActionStatus.SUCCEEDED] * 3
+    assert _statements(queries, "SELECT", "orders_order") == 1
+    assert _statements(queries, "SELECT", "orders_orderline") == 1
+    # Each email has its own order's number and lines, none of another order's.
+    assert len(mail.outbox) == 3
+    for i, action in enumerate(actions, start=1):
+        order = fresh(action).order
+        subject = f"Your order {order.external_id} is confirmed"
+        body = next(m.body for m in mail.outbox if m.subject == subject)
+        assert f"SKU-{i}" in body
+        assert not {f"SKU-{j}" for j in (1, 2, 3) if j != i} & set(body.split())
