@@ -99,8 +99,9 @@ def _refuse_unshippable(order: Order) -> None:
         )
 
 
-def _locked_order(order_id: int) -> Order:
-    order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
+def _locked_order(order_id: int, *, with_channel: bool = False) -> Order:
+    read = Order.objects.select_for_update(of=("self",))
+    order = (read.select_related("channel") if with_channel else read).filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"Order {order_id} does not exist")
     _refuse_unshippable(order)
@@ -366,7 +367,8 @@ def _consume(line: ShipmentLine, actor: Actor) -> None:
 def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
     """Hand the parcel to the carrier: consume its units and move the order on."""
     shipment = Shipment.objects.select_for_update().get(pk=shipment_id)
-    order = _locked_order(shipment.order_id)
+    # With its channel: the hand-over below records the parcel's first event on these rows.
+    order = _locked_order(shipment.order_id, with_channel=True)
     # No event of its own: the order's ship / ship_partially event below names the shipment.
     transition_run(shipment, "ship", actor=actor, audit=None, say_field=False)
     # Stock rows in (sku, warehouse) order, as the allocator locks them: in line order a ship
@@ -390,6 +392,7 @@ def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
         data={"shipment_id": shipment.pk, "tracking_number": shipment.tracking_number},
     )  # fmt: skip
     # The parcel's first tracking event: the channel hears of it (its first write-back).
+    shipment.order = order
     shipment_handed_over(shipment=shipment, actor=actor)
     log.info("shipment.shipped", shipment_id=shipment_id, order_id=order.pk, complete=complete)
     return shipment

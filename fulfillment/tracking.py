@@ -190,13 +190,21 @@ def tracking_record(
 
 
 def _record(
-    shipment_id: int, tracking: Tracking, source: str, inbound_id: int | None, actor: Actor | None
+    shipment_id: int,
+    tracking: Tracking,
+    source: str,
+    inbound_id: int | None,
+    actor: Actor | None,
+    *,
+    locked: Shipment | None = None,
 ) -> RecordResult:
-    shipment = (
+    """``locked``: the shipment row this transaction already holds locked, its order and the
+    order's channel loaded with it (``shipment_ship``); else they are read, locked, here."""
+    shipment = locked if locked is not None else (
         Shipment.objects.select_for_update(of=("self",))
         .select_related("order__channel")
         .get(pk=shipment_id)
-    )
+    )  # fmt: skip
     carrier = shipment.carrier or "unknown"
     actor = actor or Actor.carrier(carrier)
     now = timezone.now()
@@ -298,14 +306,15 @@ def _is_current(shipment: Shipment, event: TrackingEvent) -> bool:
 def shipment_handed_over(*, shipment: Shipment, actor: Actor) -> RecordResult:
     """The parcel left the warehouse (``shipment_ship``): its first event, ``pre_transit``,
     which makes the channel hear of the parcel (its first write-back, see ``_told``). Called
-    inside the ship transaction."""
+    inside the ship transaction, with the shipment row it locked and its order (with the
+    order's channel): they are not read again."""
     event = TrackingEvent(
         at=shipment.shipped_at or timezone.now(), status="pre_transit",
         description="Handed to the carrier", carrier_status="handed_over",
     )  # fmt: skip
     tracking = Tracking(tracking_number=shipment.tracking_number, status="pre_transit",
                         events=[event])  # fmt: skip
-    return _record(shipment.pk, tracking, TrackingSource.WAREHOUSE, None, actor)
+    return _record(shipment.pk, tracking, TrackingSource.WAREHOUSE, None, actor, locked=shipment)
 
 
 # --- what a change writes ----------------------------------------------------------------------
@@ -326,7 +335,7 @@ def channel_sync_write(
     order = shipment.order
     channel = order.channel
     writeback = feedback.writeback_for(channel.kind)
-    if writeback is None or not writeback.configured(channel.pk):
+    if writeback is None or not writeback.configured(channel):  # the row read with the order
         return None
     if not first and not writeback.tells(event.status):
         return None

@@ -21,6 +21,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django.db.models import Model
+
 from config.integrations import IntegrationError
 from config.registry import Registry
 
@@ -77,9 +79,11 @@ class ShipmentUpdate:
 class ChannelWriteback(Protocol):
     kind: str
 
-    def configured(self, channel_id: int) -> bool:
+    def configured(self, channel_id: int | Model) -> bool:
         """Whether this channel can be told at all (API credentials, a callback URL, write-back
-        switched on). A channel that cannot gets no action written: nothing waits to die."""
+        switched on). A channel that cannot gets no action written: nothing waits to die.
+        ``channel_id`` may be the channel's row the caller holds (read with its order): it is
+        then not read again."""
         ...
 
     def tells(self, status: str) -> bool:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from django.conf import settings
+from django.db.models import Model
 
 from channels.adapters.base import ChannelConfig
 from channels.http import MAX_RETRY_AFTER_SECONDS, ChannelHTTPError, session_for
@@ -88,12 +89,17 @@ class WritebackChannel:
 Ready = Callable[[WritebackChannel], bool]
 
 
-def writeback_channel(channel_id: int) -> WritebackChannel | None:
-    """The channel ``channel_id`` with its write-back settings, or None if it does not exist."""
+def writeback_channel(channel_id: int | Model) -> WritebackChannel | None:
+    """The channel ``channel_id`` with its write-back settings, or None if it does not exist.
+    A ``SalesChannel`` the caller has just read (with its order) is taken as it is."""
     from channels.models import SalesChannel
     from channels.services import channel_config
 
-    channel = SalesChannel.objects.filter(pk=channel_id).first()
+    if isinstance(channel_id, SalesChannel):
+        channel: SalesChannel | None = channel_id
+    else:
+        channel = SalesChannel.objects.filter(pk=channel_id.pk if isinstance(channel_id, Model)
+                                              else channel_id).first()  # fmt: skip
     if channel is None:
         return None
     return WritebackChannel(
@@ -104,7 +110,7 @@ def writeback_channel(channel_id: int) -> WritebackChannel | None:
     )  # fmt: skip
 
 
-def switched_on(channel_id: int) -> WritebackChannel | None:
+def switched_on(channel_id: int | Model) -> WritebackChannel | None:
     """The channel if it is active with tracking write-back on; else None."""
     channel = writeback_channel(channel_id)
     if channel is None or not channel.active or not channel.enabled:
@@ -112,7 +118,7 @@ def switched_on(channel_id: int) -> WritebackChannel | None:
     return channel
 
 
-def configured(channel_id: int, kind: str, ready: Ready) -> bool:
+def configured(channel_id: int | Model, kind: str, ready: Ready) -> bool:
     """``ChannelWriteback.configured``: switched on, of ``kind``, and ``ready`` holds."""
     channel = switched_on(channel_id)
     return channel is not None and channel.config.kind == kind and ready(channel)
@@ -164,7 +170,7 @@ class Writeback(ABC):
     def tells(self, status: str) -> bool:
         """Whether a later change to ``status`` is news this channel can take."""
 
-    def configured(self, channel_id: int) -> bool:
+    def configured(self, channel_id: int | Model) -> bool:
         return configured(channel_id, self.kind, self.ready)
 
     def push(self, update: ShipmentUpdate) -> dict[str, Any]:

@@ -205,3 +205,35 @@ def test_a_carrier_hosted_label_is_linked_not_stored(api_client, cs_user):
     assert api_client.get(f"/api/v1/shipments/{shipment.pk}/").json()["label_url"] == hosted
     response = api_client.get(f"/api/v1/shipments/{shipment.pk}/label/")
     assert (response.status_code, response["Location"]) == (302, hosted)
+
+
+def test_shipping_records_the_hand_over_on_the_rows_it_locked_and_writes_the_first_writeback():
+    """The hand-over event and the channel's first write-back come from the shipment, order
+    and channel rows the ship transaction locked and read: none of them is read again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fulfillment.models import OutboundAction
+    from tests.factories import SalesChannelFactory
+
+    channel = SalesChannelFactory(kind="custom", slug="storefront", webhook_secret="s",
+                                  tracking_callback_url="https://shop.example/t")  # fmt: skip
+    add_warehouse("A")
+    stock("MUG", "A", 5)
+    order = make_order(paid=True, channel=channel, lines=[("MUG", 1, "10.00")])
+    [shipment] = shipments_create_for_order(order_id=order.pk, actor=OPS)
+    shipment_buy_label(shipment_id=shipment.pk, actor=OPS)
+
+    with CaptureQueriesContext(connection) as queries:
+        shipment_ship(shipment_id=shipment.pk, actor=OPS)
+
+    [sync] = OutboundAction.objects.filter(order=order, kind="channel_tracking_sync")
+    assert sync.lane == "sync" and sync.payload["status"] == "pre_transit"
+    assert order.events.filter(action="tracking_event").count() == 1
+    froms = [q["sql"].split(" WHERE ")[0] for q in queries.captured_queries
+             if q["sql"].startswith("SELECT")]  # fmt: skip
+    # The shipment row is read (locked) once: the hand-over works on that row.
+    whole = [f for f in froms if 'FROM "fulfillment_shipment"' in f and "label_pdf" in f]
+    assert len(whole) == 1, froms
+    # The channel comes with the order's locked read, never on its own.
+    assert not any('FROM "channels_saleschannel"' in f for f in froms), froms

@@ -222,7 +222,9 @@ def test_a_batch_of_emails_reads_its_orders_and_their_lines_once(settings, tmp_p
     actions = [
         write_silently(
             make_order(paid=True, pipeline=False, lines=[(f"SKU-{i}", i, f"{i}0.00")]),
-            ActionKind.NOTIFY_CUSTOMER, "email", {"template": "order_confirmation"},
+            ActionKind.NOTIFY_CUSTOMER,
+            "email",
+            {"template": "order_confirmation"},
             lane="notify",
         )  # fmt: skip
         for i in (1, 2, 3)
