@@ -125,6 +125,26 @@ class Topology:
                 key = (name, p.pid)
                 self.seen[key] = max(self.seen.get(key, 0.0), t.user + t.system)
 
+    def track_server(self, backends: list[int]) -> None:
+        """The whole PostgreSQL server (kind "postgres"): the postmaster, every live child
+        (backends, WAL writer, checkpointer, autovacuum) and, through the postmaster's
+        ``children_*`` times, every child that has exited (a backend whose connection closed
+        between two samples): one cumulative figure, so nothing is lost between samples."""
+        for pid in backends:
+            with contextlib.suppress(psutil.Error):
+                postmaster = psutil.Process(pid).parent()
+                if postmaster is None:
+                    continue
+                t = postmaster.cpu_times()
+                total = t.user + t.system + t.children_user + t.children_system
+                for child in postmaster.children():
+                    with contextlib.suppress(psutil.Error):
+                        c = child.cpu_times()
+                        total += c.user + c.system
+                key = ("postgres", postmaster.pid)
+                self.seen[key] = max(self.seen.get(key, 0.0), total)
+                return
+
     def cpu(self, postgres: list[int] | None = None) -> dict[str, float]:
         """CPU seconds (user + system) per process kind, over each process and its children,
         and over the PostgreSQL backends ``postgres`` (kind "postgres") when given."""
@@ -132,11 +152,8 @@ class Topology:
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(proc.pid)
                 self.track(name, [root, *root.children(recursive=True)])
-        backends = []
-        for pid in postgres or []:
-            with contextlib.suppress(psutil.Error):
-                backends.append(psutil.Process(pid))
-        self.track("postgres", backends)
+        if postgres:
+            self.track_server(postgres)
         totals: dict[str, float] = {}
         for (name, _), seconds in self.seen.items():
             totals[name] = totals.get(name, 0.0) + seconds
@@ -367,12 +384,26 @@ def db_counters(dsn: str) -> dict[str, int]:
     return dict(zip(names, row or (0,) * len(names), strict=True))
 
 
+def table_scans(dsn: str) -> dict[str, tuple[int, int]]:
+    """Per table: sequential scans and the rows they read (``pg_stat_user_tables``)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables"
+        ).fetchall()
+    return {name: (int(scans or 0), int(read or 0)) for name, scans, read in rows}
+
+
 @dataclass
 class Snapshot:
     at: float
     cpu: dict[str, float]
     counts: dict[str, dict[str, Any]]
     db: dict[str, int]
+    machine: float = 0.0
+    scans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def backends(dsn: str) -> list[int]:
@@ -387,10 +418,19 @@ def backends(dsn: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (all CPUs: not idle, not waiting
+    on I/O), from /proc/stat: what the process kinds do not cover (the kernel's own work,
+    Redis, this driver) shows as the difference."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 def snapshot(topology: Topology, count_dir: Path, dsn: str) -> Snapshot:
     time.sleep(1.2)  # the counters' files (0.5 s) and PostgreSQL's statistics (1 s) catch up
     cpu = topology.cpu(backends(dsn))
-    return Snapshot(time.time(), cpu, counters.collect(count_dir), db_counters(dsn))
+    return Snapshot(time.time(), cpu, counters.collect(count_dir), db_counters(dsn),
+                    machine_busy(), table_scans(dsn))  # fmt: skip
 
 
 def order_states() -> Counter[str]:
@@ -558,6 +598,8 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
     row("  of them sent as broker messages", messages / per, None)
     row("Celery task runs/s during the run (b)", total_t / span if span else 0, rt["tasks_s"])
     row("CPU s per order, all processes (a)", total_cpu / per, fp["cpu_per_order"], ".4f")
+    machine = after.machine - before.machine
+    row("CPU s per order, whole machine (a)", machine / per, fp["cpu_per_order"], ".4f")
     row("worker CPU s per task (b)", sum(v for k, v in cpu.items() if k not in ("web", "beat"))
         / max(total_t, 1), rt["worker_cpu_per_task"], ".4f")  # fmt: skip
     if args.backlog:
@@ -576,8 +618,16 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
             continue  # a process of a baseline, or a management command of the setup
         out.append(f"{k:<16}{cpu[k]:>9.1f}{cpu[k] / per:>13.4f}{queries[k]:>9}"
                    f"{queries[k] / per:>11.1f}")  # fmt: skip
+    other = machine - total_cpu
+    out.append(f"{'other':<16}{other:>9.1f}{other / per:>13.4f}  (the machine's busy time not in a "
+               "kind above: the kernel, Redis, this driver's senders)")  # fmt: skip
     out.append("tasks per order by name: " + ", ".join(
         f"{name} {n / per:.2f}" for name, n in tasks.most_common(12)))  # fmt: skip
+    scans = {t: (n - before.scans.get(t, (0, 0))[0], r - before.scans.get(t, (0, 0))[1])
+             for t, (n, r) in after.scans.items()}  # fmt: skip
+    out.append("sequential scans per order (rows read): " + ", ".join(
+        f"{t} {n / per:.1f} ({r / per:.0f})"
+        for t, (n, r) in sorted(scans.items(), key=lambda kv: -kv[1][1])[:6] if n))  # fmt: skip
     out.append("pg_stat_database per order: " + ", ".join(f"{k} {v / per:.1f}"
                                                            for k, v in db.items()))  # fmt: skip
     out.append(f"baselines: (a) raw footprint {fp['orders_s']:.0f} orders/s with "

@@ -57,6 +57,19 @@ def _unbind_correlation_id(task_id: str | None = None, **_: Any) -> None:
         correlation.pop(token)
 
 
+@signals.task_prerun.connect
+def _retire_old_connections(task: Any = None, **_: Any) -> None:
+    """Before a task from the broker, what Django does before a request: close a connection
+    past CONN_MAX_AGE or left unusable by an error, and health-check a kept one at its first
+    use (CONN_HEALTH_CHECKS). With CELERY_DB_REUSE_MAX the fix-up no longer closes them all."""
+    request = getattr(task, "request", None)
+    if request is None or request.is_eager:
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @signals.setup_logging.connect
 def _use_django_logging(**_: Any) -> None:
     """Keep Django's LOGGING (JSON) instead of Celery's own handlers."""

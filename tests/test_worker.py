@@ -130,3 +130,37 @@ def test_a_worker_validates_the_order_an_inbox_event_made_within_the_same_task_r
     assert re.search(r"Task channels\.inbound_event_process\[[^]]+\] received", text)
     assert not re.search(r"Task orders\.order_validate\[[^]]+\] received", text), text[-3000:]
     assert text.index('"inbound.processed"') < text.index('"pipeline.done"')
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+def test_a_worker_keeps_its_database_connection_from_task_to_task(worker):
+    """Twenty tasks, one after the other, on one worker process: PostgreSQL sees a handful of
+    new sessions (the worker's own), not one or two per task (Celery's Django fix-up closes
+    every connection around each task unless CELERY_DB_REUSE_MAX says otherwise)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("sessions are counted by PostgreSQL (pg_stat_database.sessions)")
+    proc, log = worker
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = "
+                           "current_database()")  # fmt: skip
+            return int(cursor.fetchone()[0])
+
+    # A first task: the worker's process connects (and the statistics see it).
+    app.send_task("orders.order_validate", kwargs={"order_id": 10**9})
+    deadline = time.monotonic() + 60
+    while "succeeded" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # PostgreSQL's statistics are sent every second at most
+    before = sessions()
+    for n in range(20):
+        app.send_task("orders.order_validate", kwargs={"order_id": 10**9 + n})
+    while log.read_text().count("succeeded") < 21 and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    assert log.read_text().count("succeeded") >= 21, log.read_text()[-3000:]
+    time.sleep(1.5)
+    assert sessions() - before <= 3
