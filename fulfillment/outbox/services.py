@@ -56,7 +56,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import Case, F, JSONField, Q, QuerySet, Value, When
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
@@ -705,15 +705,21 @@ def _release(lease: _Lease, until: datetime) -> str:
     return DEFERRED
 
 
+# What recording a success reads of the locked rows.
+SUCCESS_READS = ("id", "status", "attempts", "last_error", "order_id", "kind", "target",
+                 "correlation_id")  # fmt: skip
+
+
 def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, str]:
     """``_record`` of several successful calls in one transaction (compare-and-set per row)."""
     outcomes: dict[int, str] = {}
     with transaction.atomic():
+        # Only what the compare-and-set, the events and the incidents read (not the payload).
         rows = {
             a.pk: a
-            for a in OutboundAction.objects.select_for_update().filter(
-                pk__in=[lease.action.pk for lease, _ in done], status=ActionStatus.IN_FLIGHT
-            )
+            for a in OutboundAction.objects.select_for_update()
+            .only(*SUCCESS_READS)
+            .filter(pk__in=[lease.action.pk for lease, _ in done], status=ActionStatus.IN_FLIGHT)
         }
         moved: list[OutboundAction] = []
         audits: list[Audit] = []
@@ -745,10 +751,17 @@ def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, st
             )  # fmt: skip
             outcomes[action.pk] = SUCCEEDED
         if moved:
-            count = OutboundAction.objects.filter(status=ActionStatus.IN_FLIGHT).bulk_update(
-                moved,
-                ["status", "result", "completed_at", "lease_expires_at", "last_error",
-                 "updated_at"],
+            # One UPDATE: what every success sets alike, and each row's own result.
+            now = timezone.now()
+            for action in moved:
+                action.completed_at = action.updated_at = now
+            results = [When(pk=a.pk, then=Value(a.result, output_field=JSONField()))
+                       for a in moved]  # fmt: skip
+            count = OutboundAction.objects.filter(
+                pk__in=[a.pk for a in moved], status=ActionStatus.IN_FLIGHT
+            ).update(
+                status=ActionStatus.SUCCEEDED, result=Case(*results, output_field=JSONField()),
+                completed_at=now, lease_expires_at=None, last_error="", updated_at=now,
             )  # fmt: skip
             if count != len(moved):  # guarded like a transition's save (the rows are locked)
                 raise _stale([a.pk for a in moved])

@@ -238,7 +238,11 @@ def test_a_batch_of_emails_reads_its_orders_and_their_lines_once(settings, tmp_p
     assert [fresh(a).status for a in actions] == [ActionStatus.SUCCEEDED] * 3
     assert _statements(queries, "SELECT", "orders_order") == 1
     assert _statements(queries, "SELECT", "orders_orderline") == 1
-    # Each email has its own order's number and lines, none of another order's.
+    # Each action keeps its own result (the one UPDATE sets each row's), each email has its own
+    # order's number and lines, none of another order's.
+    ids = [fresh(a).result["message_id"] for a in actions]
+    assert sorted(ids) == sorted(m.extra_headers["Message-ID"] for m in mail.outbox)
+    assert len(set(ids)) == 3
     assert len(mail.outbox) == 3
     for i, action in enumerate(actions, start=1):
         order = fresh(action).order
