@@ -70,17 +70,6 @@ class LineRequest:
     quantity: int
 
 
-def _shipped_or_planned(order_id: int) -> dict[int, int]:
-    """Units per order line already in a shipment that is not voided."""
-    rows = (
-        ShipmentLine.objects.filter(shipment__order_id=order_id)
-        .exclude(shipment__status=ShipmentStatus.VOIDED)
-        .values("order_line_id")
-        .annotate(n=Sum("quantity"))
-    )
-    return {r["order_line_id"]: r["n"] for r in rows}
-
-
 def _start_fulfillment(order: Order, actor: Actor) -> None:
     """An allocated order starts fulfilment with its first shipment: the row the caller holds
     locked (``_locked_order``) is moved in place."""
@@ -121,20 +110,43 @@ def shipment_create(*, order_id: int, lines: list[LineRequest], actor: Actor,
                             warehouse_code=warehouse_code)  # fmt: skip
 
 
+@dataclass
+class _Held:
+    """What an order holds, as one read of this transaction saw it: its active reservations
+    (with their warehouses) by (order line, warehouse code), and the units of each reservation
+    already in an open shipment. ``shipments_plan`` reads it once for all its shipments (each
+    shipment takes other reservations: one warehouse each)."""
+
+    reservations: dict[tuple[int, str], Reservation]
+    in_open_shipments: dict[int, int]
+
+    @classmethod
+    def read(cls, order_id: int) -> _Held:
+        reservations = {
+            (r.order_line_id, r.warehouse.code): r
+            for r in Reservation.objects.select_related("warehouse")
+            .filter(order_id=order_id, status=ReservationStatus.ACTIVE)
+            .order_by("warehouse__code", "order_line__line_no")
+        }  # fmt: skip
+        rows = (
+            ShipmentLine.objects.filter(shipment__order_id=order_id,
+                                        shipment__status__in=OPEN_SHIPMENT_STATES)
+            .values("reservation_id").annotate(n=Sum("quantity"))
+        )  # fmt: skip
+        return cls(reservations, {r["reservation_id"]: r["n"] for r in rows})
+
+
 def _shipment_create(order: Order, *, lines: list[LineRequest], actor: Actor,
-                     warehouse_code: str) -> Shipment:  # fmt: skip
+                     warehouse_code: str, held: _Held | None = None) -> Shipment:  # fmt: skip
     """``shipment_create`` on the order row this transaction holds locked and remembered
     (``_locked_order``), which the first shipment moves to ``fulfilling`` in place. Inside the
-    caller's transaction: a refusal rolls back the caller's whole plan."""
+    caller's transaction: a refusal rolls back the caller's whole plan. ``held``: what the
+    caller read of the order's reservations in this transaction (else read here)."""
     order_id = order.pk
     if not lines:
         raise InvalidInput("A shipment needs at least one line", code="no_lines")
-    reservations = {
-        (r.order_line_id, r.warehouse.code): r
-        for r in Reservation.objects.select_related("warehouse").filter(
-            order_id=order_id, status=ReservationStatus.ACTIVE
-        )
-    }
+    held = held or _Held.read(order_id)
+    reservations = held.reservations
     codes = {code for (_, code) in reservations}
     if not warehouse_code:
         if len(codes) != 1:
@@ -143,8 +155,9 @@ def _shipment_create(order: Order, *, lines: list[LineRequest], actor: Actor,
                 code="warehouse_required",
             )
         warehouse_code = next(iter(codes))
-    planned = _shipped_or_planned(order_id)
-    warehouse = Warehouse.objects.get(code=warehouse_code)
+    warehouse = next(
+        (r.warehouse for (_, code), r in reservations.items() if code == warehouse_code), None
+    ) or Warehouse.objects.get(code=warehouse_code)
     shipment = Shipment.objects.create(order=order, warehouse=warehouse)
     for request in lines:
         reservation = reservations.get((request.order_line_id, warehouse_code))
@@ -154,13 +167,7 @@ def _shipment_create(order: Order, *, lines: list[LineRequest], actor: Actor,
                 code="not_reserved",
             )
         # Units of this reservation not yet in another open shipment.
-        open_here = (
-            ShipmentLine.objects.filter(
-                reservation=reservation, shipment__status__in=OPEN_SHIPMENT_STATES
-            ).aggregate(n=Sum("quantity"))["n"]
-            or 0
-        )
-        free = reservation.quantity - open_here
+        free = reservation.quantity - held.in_open_shipments.get(reservation.pk, 0)
         if request.quantity <= 0 or request.quantity > free:
             raise InvalidInput(
                 f"Line {request.order_line_id}: {request.quantity} unit(s) asked, "
@@ -171,7 +178,10 @@ def _shipment_create(order: Order, *, lines: list[LineRequest], actor: Actor,
             shipment=shipment, order_line_id=request.order_line_id, reservation=reservation,
             sku=reservation.sku, quantity=request.quantity,
         )  # fmt: skip
-        planned[request.order_line_id] = planned.get(request.order_line_id, 0) + request.quantity
+        # A second line of the same reservation in this call sees these units taken.
+        held.in_open_shipments[reservation.pk] = (
+            held.in_open_shipments.get(reservation.pk, 0) + request.quantity
+        )
     _start_fulfillment(order, actor)
     order_event_record(
         order_id=order_id, action="shipment_created", actor=actor,
@@ -194,27 +204,14 @@ def shipments_plan(order: Order, *, actor: Actor) -> list[Shipment]:
     and remembered (``FSMRowMixin.row_remember``; orchestration): one lock for the whole plan,
     not one per shipment."""
     _refuse_unshippable(order)
-    order_id = order.pk
-    open_by_reservation: dict[int, int] = defaultdict(int)
-    for row in (
-        ShipmentLine.objects.filter(shipment__order_id=order_id)
-        .exclude(shipment__status=ShipmentStatus.VOIDED)
-        .exclude(shipment__status__in=GONE_STATES)
-        .values("reservation_id")
-        .annotate(n=Sum("quantity"))
-    ):
-        open_by_reservation[row["reservation_id"]] = row["n"]
+    held = _Held.read(order.pk)
     by_warehouse: dict[str, list[LineRequest]] = defaultdict(list)
-    for r in (
-        Reservation.objects.select_related("warehouse")
-        .filter(order_id=order_id, status=ReservationStatus.ACTIVE)
-        .order_by("warehouse__code", "order_line__line_no")
-    ):
-        free = r.quantity - open_by_reservation.get(r.pk, 0)
+    for (_, code), r in held.reservations.items():  # by warehouse code, then line number
+        free = r.quantity - held.in_open_shipments.get(r.pk, 0)
         if free > 0:
-            by_warehouse[r.warehouse.code].append(LineRequest(r.order_line_id, free))
+            by_warehouse[code].append(LineRequest(r.order_line_id, free))
     return [
-        _shipment_create(order, lines=requested, actor=actor, warehouse_code=code)
+        _shipment_create(order, lines=requested, actor=actor, warehouse_code=code, held=held)
         for code, requested in sorted(by_warehouse.items())
     ]
 
