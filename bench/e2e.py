@@ -433,6 +433,20 @@ def snapshot(topology: Topology, count_dir: Path, dsn: str) -> Snapshot:
                     machine_busy(), table_scans(dsn))  # fmt: skip
 
 
+# The run's tables grow from empty within a minute, faster than autovacuum (one-minute naptime)
+# re-reads their statistics: without fresh ones the planner takes a growing table for an empty
+# one and picks its indexes by chance, as no production database with autovacuum would have it.
+ANALYZE_EVERY = 10.0
+
+
+def analyze(dsn: str) -> None:
+    """ANALYZE the run's database, as autovacuum keeps a production database analyzed."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def order_states() -> Counter[str]:
     from django.db import close_old_connections
 
@@ -449,13 +463,16 @@ def run(plan: soak.Plan, base: str, rate: float, clients: int, topology: Topolog
     started, started_mono = time.time(), time.monotonic()
     sender.start()
     deadline = time.monotonic() + timeout
-    last = 0.0
+    last = analyzed = 0.0
     while time.monotonic() < deadline:
         time.sleep(1)
         topology.check_alive()
         states = order_states()
         settled = states[SHIPPED] + sum(states[s] for s in WAITING)
         now = time.monotonic()
+        if now - analyzed >= ANALYZE_EVERY:
+            analyzed = now
+            analyze(dsn)
         if now - last >= 5:
             last = now
             topology.cpu(backends(dsn))  # a process that exits before the end keeps its CPU

@@ -233,6 +233,8 @@ class RoutingDecision(models.Model):
     class Meta:
         ordering = ["-decided_at", "-id"]
         get_latest_by = "decided_at"
+        # An order's latest decision (routing, labels) without walking every order's decisions.
+        indexes = [models.Index(fields=["order", "decided_at"])]
 
     def __str__(self) -> str:
         return f"Routing of order {self.order_id} ({self.rule or 'defaults'})"
@@ -304,7 +306,11 @@ class Shipment(FSMRowMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "last_tracked_at"])]
+        indexes = [
+            models.Index(fields=["status", "last_tracked_at"]),
+            # An order's shipments in a state (its drafts to label): not every draft's.
+            models.Index(fields=["order", "status"]),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["carrier", "tracking_number"], condition=~Q(tracking_number=""),
@@ -612,7 +618,11 @@ class OutboundAction(FSMRowMixin, models.Model):
                 name="outbound_action_once_per_version",
             ),  # fmt: skip
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # A lane's due actions, oldest first (a dispatch batch), not every lane's.
+            models.Index(fields=["lane", "status", "next_attempt_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} -> {self.target} #{self.pk} ({self.status})"
