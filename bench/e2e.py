@@ -19,9 +19,11 @@ adapters: local carrier (a real PDF label), ERP CSV file drop, local WMS, confir
   stock for 70% of the orders; it reports oversell, which must be 0.
 
 Counts come from the processes themselves (``bench/counters.py`` through ``bench/settings.py``:
-SQL statements and task runs per process), from ``pg_stat_database`` (commits, tuples), and
-CPU seconds from psutil over each Procfile process's tree. It prints each figure and its ratio
-to the baseline; the exit status is 1 on a 5xx, a lost order or any oversell.
+SQL statements and task runs per process), from ``pg_stat_database`` (commits, tuples) and
+``pg_stat_user_tables`` (sequential scans), and CPU seconds from psutil over each Procfile
+process's tree, over the whole PostgreSQL server (the postmaster with its live and exited
+children) and over the whole machine (``/proc/stat``). It prints each figure and its ratio to
+the baseline; the exit status is 1 on a 5xx, a lost order or any oversell.
 
     .venv/bin/python bench/e2e.py                          # 5/s for 60 s (~270 orders), ~3 min
     .venv/bin/python bench/e2e.py --rate 20 --seconds 30
