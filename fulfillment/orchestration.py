@@ -61,8 +61,8 @@ def order_orchestrate(*, order_id: int) -> list[int]:
     # One locked read of the order for the whole of it (routing's rules read its channel,
     # customer and lines; the shipment plan its status), not one per step.
     order = (
-        Order.objects.select_for_update(of=("self",)).select_related("channel", "customer")
-        .filter(pk=order_id).first()
+        Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("channel", "customer").filter(pk=order_id).first()
     )  # fmt: skip
     if order is None or not orchestrable(order):
         return []

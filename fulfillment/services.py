@@ -356,7 +356,7 @@ def _reserve_once(order_id: int, allow_split: bool) -> Allocation:
     # Only what the plan reads of it (its state, where it goes): a whole row costs as much
     # again to build as the lock itself.
     order = (
-        Order.objects.select_for_update(of=("self",))
+        Order.objects.select_for_update(of=("self",), no_key=True)
         .only("id", "status", "ship_to_country", "shipping_address")
         .filter(pk=order_id)
         .first()

@@ -89,7 +89,7 @@ def _refuse_unshippable(order: Order) -> None:
 
 
 def _locked_order(order_id: int, *, with_channel: bool = False) -> Order:
-    read = Order.objects.select_for_update(of=("self",))
+    read = Order.objects.select_for_update(of=("self",), no_key=True)
     order = (read.select_related("channel") if with_channel else read).filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"Order {order_id} does not exist")

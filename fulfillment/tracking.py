@@ -384,7 +384,7 @@ def _order_follows(order_id: int, carrier: str) -> bool:
     lock each saw the other still on its way (nobody delivered the order). With it, the second
     waits for the first to commit and then counts both (parcel, then order: the lock order of
     ``shipment_ship``)."""
-    order = Order.objects.select_for_update(of=("self",)).get(pk=order_id)
+    order = Order.objects.select_for_update(of=("self",), no_key=True).get(pk=order_id)
     if order.status != OrderStatus.SHIPPED:
         return False
     states = set(

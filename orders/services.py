@@ -121,7 +121,11 @@ def _order_transition(
     else:
         # Without the customer: only grant_net_terms' condition reads it (lazily); a join here
         # cost every transition about as much again as the row's own read (SQL compile).
-        order = row_lock(Order.objects.all(), order_id, of=("self",))
+        # FOR NO KEY UPDATE (what an UPDATE of the row takes anyway): it serializes every
+        # writer of the order as FOR UPDATE does, but lets other transactions insert rows that
+        # point at it (events, outbox actions, tracking) instead of waiting on their foreign
+        # key's check; the hot order locks of allocation, orchestration and shipping do too.
+        order = row_lock(Order.objects.all(), order_id, of=("self",), no_key=True)
     # A role that may not make this move is refused before its state is looked at (403 whatever
     # the state, stale or not), so the answer never tells it the state.
     transition_permission_check(order, transition, actor=actor)

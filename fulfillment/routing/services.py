@@ -70,8 +70,8 @@ def route_order(*, order_id: int, actor: Actor | None = None) -> RoutingDecision
     # Locked with what the rules read of it (channel, customer, lines), so that evaluating them
     # does not read the order again.
     order = (
-        Order.objects.select_for_update(of=("self",)).select_related("channel", "customer")
-        .filter(pk=order_id).first()
+        Order.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("channel", "customer").filter(pk=order_id).first()
     )  # fmt: skip
     if order is None:
         raise NotFound(f"Order {order_id} does not exist", code="order_not_found")
