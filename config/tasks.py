@@ -111,7 +111,7 @@ def _running_queue() -> str | None:
     """The queue of the message this worker is running now; None outside a worker, and in a
     task run in-process (eager, or a follow-up itself: one level only)."""
     task = current_task
-    if task is None:
+    if not task:  # a proxy, false when this thread runs no task (a web request, a command)
         return None
     request = task.request
     if request.is_eager or request.called_directly:

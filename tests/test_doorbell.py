@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.conf import settings
 from django.utils import timezone
 
 import config.tasks
@@ -141,6 +142,31 @@ def test_queue_and_countdown_reach_the_broker(
         message = ingest.get(timeout=5)
         assert message.headers["task"] == "orders.order_allocate"
         assert message.payload[1] == {"order_id": 8}
+        ingest.close()
+
+
+def test_a_follow_up_rung_outside_a_worker_goes_to_the_broker(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+):
+    """Validation is run inline only by a worker of its queue (INLINE_FOLLOW_UPS); rung by a
+    web request or a command (no task running), its doorbell is a message as before."""
+    broker = project_like_app(
+        "doorbell-inline",
+        monkeypatch,
+        broker_url="filesystem://",
+        broker_transport_options=filesystem_broker_options(tmp_path),
+    )
+    monkeypatch.setattr(config.tasks, "app", broker)
+    assert "orders.order_validate" in settings.INLINE_FOLLOW_UPS
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit("orders.order_validate", order_id=9)
+
+    with broker.connection_for_read() as conn:
+        ingest = conn.SimpleQueue("ingest")
+        message = ingest.get(timeout=5)
+        assert message.headers["task"] == "orders.order_validate"
+        assert message.payload[1] == {"order_id": 9}
         ingest.close()
 
 
