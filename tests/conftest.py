@@ -56,6 +56,17 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture
+def not_eager():
+    """This process rings doorbells on the real broker, as the web process does."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = previous
+
+
 # The pipeline steps that need a world of their own to pass: stock in a warehouse, no twin
 # order, a shipping address that meets its country's rules, a secured payment, a fraud score.
 # Suites about the order core and the channels run without them (their orders go from

@@ -115,9 +115,9 @@ def test_in_eager_mode_a_failing_task_still_fails_the_caller(
             enqueue_on_commit("tests.doorbell_fails", order_id=1)
 
 
-def test_queue_and_countdown_reach_the_broker(
-    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def fs_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Celery:
+    """The doorbells ring on a project-like app with a real (filesystem) broker of its own."""
     broker = project_like_app(
         "doorbell-fs",
         monkeypatch,
@@ -125,7 +125,11 @@ def test_queue_and_countdown_reach_the_broker(
         broker_transport_options=filesystem_broker_options(tmp_path),
     )
     monkeypatch.setattr(config.tasks, "app", broker)
+    return broker
 
+
+def test_queue_and_countdown_reach_the_broker(db, fs_broker, django_capture_on_commit_callbacks):
+    broker = fs_broker
     with django_capture_on_commit_callbacks(execute=True):
         enqueue_on_commit("orders.order_validate", queue="notify", countdown=30, order_id=7)
         enqueue_on_commit("orders.order_allocate", queue="no-such-lane", order_id=8)
@@ -146,17 +150,11 @@ def test_queue_and_countdown_reach_the_broker(
 
 
 def test_a_follow_up_rung_outside_a_worker_goes_to_the_broker(
-    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+    db, fs_broker, django_capture_on_commit_callbacks
 ):
     """Validation is run inline only by a worker of its queue (INLINE_FOLLOW_UPS); rung by a
     web request or a command (no task running), its doorbell is a message as before."""
-    broker = project_like_app(
-        "doorbell-inline",
-        monkeypatch,
-        broker_url="filesystem://",
-        broker_transport_options=filesystem_broker_options(tmp_path),
-    )
-    monkeypatch.setattr(config.tasks, "app", broker)
+    broker = fs_broker
     assert "orders.order_validate" in settings.INLINE_FOLLOW_UPS
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -78,7 +78,9 @@ def test_a_worker_process_validates_an_order_and_writes_its_audit_event(worker):
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
-def test_a_worker_validates_the_order_an_inbox_event_made_within_the_same_task_run(worker):
+def test_a_worker_validates_the_order_an_inbox_event_made_within_the_same_task_run(
+    worker, not_eager
+):
     """Inbox processing and validation are both on ``ingest``: the worker that made the order
     validates it right after that commit (``INLINE_FOLLOW_UPS``), without a second message."""
     import json
@@ -97,17 +99,12 @@ def test_a_worker_validates_the_order_an_inbox_event_made_within_the_same_task_r
     samples = settings.BASE_DIR.parent / "shared" / "samples"
     sample = samples / "shopify" / "order_450789469_get.json"
     body = json.dumps(json.loads(sample.read_bytes())["order"]).encode()
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False  # this process rings on the real broker, as web does
-    try:
-        with transaction.atomic():
-            event, created = inbound_event_store(
-                channel=shop, source="webhook", topic="orders/create",
-                dedup_key=body_dedup_key(body), headers={"x-shopify-topic": "orders/create"},
-                body=body,
-            )  # fmt: skip
-    finally:
-        app.conf.task_always_eager = previous
+    with transaction.atomic():
+        event, created = inbound_event_store(
+            channel=shop, source="webhook", topic="orders/create",
+            dedup_key=body_dedup_key(body), headers={"x-shopify-topic": "orders/create"},
+            body=body,
+        )  # fmt: skip
     assert created and event is not None
 
     deadline = time.monotonic() + 90

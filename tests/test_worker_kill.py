@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db import transaction
 
-from config.celery import app
 from fulfillment.models import OutboundAction
 from fulfillment.outbox import services as outbox
 from tests.factories import make_order
@@ -82,15 +81,6 @@ def kill_group(proc: subprocess.Popen, sig: int) -> None:
     except subprocess.TimeoutExpired:  # a warm shutdown waiting on a task: stop it cold
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=15)
-
-
-@pytest.fixture
-def not_eager():
-    """This process rings doorbells on the real broker, as the web process does."""
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = previous
 
 
 def test_a_worker_killed_mid_dispatch_loses_nothing_and_applies_nothing_twice(tmp_path, not_eager):

@@ -40,7 +40,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import structlog
 from django.conf import settings
@@ -95,11 +95,10 @@ def writeback_channel(channel_id: int | Model) -> WritebackChannel | None:
     from channels.models import SalesChannel
     from channels.services import channel_config
 
-    if isinstance(channel_id, SalesChannel):
-        channel: SalesChannel | None = channel_id
+    if isinstance(channel_id, Model):  # the channel's row, as the caller read it
+        channel: SalesChannel | None = cast(SalesChannel, channel_id)
     else:
-        channel = SalesChannel.objects.filter(pk=channel_id.pk if isinstance(channel_id, Model)
-                                              else channel_id).first()  # fmt: skip
+        channel = SalesChannel.objects.filter(pk=channel_id).first()
     if channel is None:
         return None
     return WritebackChannel(

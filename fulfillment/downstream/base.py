@@ -66,26 +66,25 @@ class _BatchOrders:
 
     def __init__(self, order_ids: set[int]) -> None:
         self.wanted = order_ids
-        self.orders: dict[int, Order] | None = None
-        self.lines: dict[int, list[OrderLine]] | None = None
+        self.orders: dict[int, Order | None] = {}
+        self.lines: dict[int, list[OrderLine]] = {}
 
     def order(self, order_id: int) -> Order | None:
         from orders.models import Order
 
-        if self.orders is None:
-            self.orders = {}
         if order_id not in self.orders:  # the batch's first ask, or an order not of the batch
             ids = (self.wanted | {order_id}) - set(self.orders)
+            self.orders.update(dict.fromkeys(ids))  # one read each: a missing one stays None
             read = Order.objects.select_related("customer", "channel").filter(pk__in=ids)
             self.orders.update({o.pk: o for o in read})
-        return self.orders.get(order_id)
+        return self.orders[order_id]
 
     def lines_of(self, order_id: int) -> list[OrderLine]:
         from orders.models import OrderLine
 
-        if self.lines is None or order_id not in self.lines:
-            ids = set(self.orders or ()) | {order_id}
-            self.lines = {pk: [] for pk in ids}
+        if order_id not in self.lines:  # the batch's first ask: the lines of all it has read
+            ids = (set(self.orders) | {order_id}) - set(self.lines)
+            self.lines.update({pk: [] for pk in ids})
             for line in OrderLine.objects.filter(order_id__in=ids).order_by("order_id", "line_no"):
                 self.lines[line.order_id].append(line)
         return self.lines[order_id]
@@ -115,11 +114,9 @@ def order_of(action: OutboundAction) -> Order:
 
     batch = _batch.get()
     order: Order | None = None
-    if not action.order_id:
-        order = None
-    elif batch is not None:
+    if action.order_id and batch is not None:
         order = batch.order(action.order_id)
-    else:
+    elif action.order_id:
         read = Order.objects.select_related("customer", "channel")
         order = read.filter(pk=action.order_id).first()
     if order is None:

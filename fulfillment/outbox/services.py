@@ -738,7 +738,6 @@ def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, st
             if action.last_error:
                 failed_before.append(action)
             action.succeed()
-            action.updated_at = action.completed_at or timezone.now()
             moved.append(action)
             event = _audit("outbound_succeeded", {"result": action.result})(action, "")
             if event is not None:
@@ -753,7 +752,7 @@ def _record_successes(done: list[tuple[_Lease, dict[str, Any]]]) -> dict[int, st
         if moved:
             # One UPDATE: what every success sets alike, and each row's own result.
             now = timezone.now()
-            for action in moved:
+            for action in moved:  # the rows as written (succeed() stamped each on its own)
                 action.completed_at = action.updated_at = now
             results = [When(pk=a.pk, then=Value(a.result, output_field=JSONField()))
                        for a in moved]  # fmt: skip
