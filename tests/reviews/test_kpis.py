@@ -402,7 +402,8 @@ def test_the_page_shows_the_week_against_the_last_with_deltas(world, client):
     )
     assert 'data-channel="storefront"' in html and 'data-channel="shop"' in html
     assert "<svg" in html and "No human touch %" in html
-    assert "Kim" not in html and "Unter den Linden" not in html  # no personal data
+    # No personal data: the full name and street, not a fragment a random CSRF token can hold.
+    assert DE["name"] not in html and DE["line1"] not in html and "Käufer" not in html
 
 
 def test_the_page_says_so_when_the_week_is_not_a_week(db, client):
