@@ -52,7 +52,13 @@ from orders.actors import Actor
 from orders.errors import InvalidInput, NotFound, TransitionRefused
 from orders.models import Order, OrderLine, OrderStatus, Product
 from orders.services import order_event_record, order_transition
-from orders.transitions import Audit, audit_record, transition_check, transition_run
+from orders.transitions import (
+    Audit,
+    atomic_audited,
+    audit_record,
+    transition_check,
+    transition_run,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -360,7 +366,7 @@ def _consume(line: ShipmentLine, actor: Actor) -> None:
         audit_record(event, actor=actor)
 
 
-@transaction.atomic
+@atomic_audited()
 def shipment_ship(*, shipment_id: int, actor: Actor) -> Shipment:
     """Hand the parcel to the carrier: consume its units and move the order on."""
     shipment = Shipment.objects.select_for_update().get(pk=shipment_id)

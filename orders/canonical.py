@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -28,6 +28,7 @@ from orders.services import (
     order_event_record,
     order_transition,
 )
+from orders.transitions import atomic_audited
 
 log = structlog.get_logger(__name__)
 
@@ -136,7 +137,7 @@ def order_upsert(
     """
     for attempt in range(2):
         try:
-            with transaction.atomic():
+            with atomic_audited():
                 existing = (
                     Order.objects.select_for_update(of=("self",))
                     .filter(channel_id=channel_id, external_id=canonical["external_id"])

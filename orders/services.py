@@ -37,6 +37,7 @@ from orders.personal_data import sees_contact_details
 from orders.transitions import (
     CONDITION_MESSAGES,
     Audit,
+    atomic_audited,
     fsm_fields,
     order_event_record,
     row_lock,
@@ -88,7 +89,7 @@ def order_transition(
     of locking and reading it again; it is moved in place. Its save writes only what changed,
     and a state the row no longer has makes the save a ``StaleState``.
     """
-    with transaction.atomic(savepoint=savepoint):
+    with atomic_audited(savepoint=savepoint):
         return _order_transition(
             order_id=order_id, transition=transition, actor=actor,
             expected_status=expected_status, reason=reason, amount=amount, data=data,

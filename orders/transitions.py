@@ -15,11 +15,13 @@ owns both and ``orders.services`` can build on it without an import cycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import structlog
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, transaction
 from django.db.models import QuerySet
@@ -31,6 +33,7 @@ from orders.errors import NotFound, PermissionRefused, StaleState, TransitionRef
 from orders.models import FSMRowMixin, OrderEvent
 
 M = TypeVar("M", bound=models.Model)
+log = structlog.get_logger(__name__)
 
 # What a refused condition means, in words a person can act on (condition function -> words).
 # Apps add their conditions' messages here; an unlisted condition is named by its function.
@@ -55,7 +58,8 @@ def order_event_record(
               to_state=to_state, data=data or {}, correlation_id=correlation_id),
         order_id, actor=actor, fallback_cid=correlation.get(),
     )  # fmt: skip
-    row.save(force_insert=True)
+    if not _held([row]):
+        row.save(force_insert=True)
     return row
 
 
@@ -92,7 +96,98 @@ def order_events_record(
         for event in events
         if event.order_id is not None
     ]
-    return OrderEvent.objects.bulk_create(rows) if rows else []
+    if rows and not _held(rows):
+        OrderEvent.objects.bulk_create(rows)
+    return rows
+
+
+# --- events of one transaction in one INSERT ---------------------------------------------------
+# Inside ``atomic_audited`` an event is not inserted when it is recorded: it is held as a
+# callback of Django's on-commit queue, which is what makes the hold exact. Django drops the
+# callbacks registered inside a savepoint that rolls back (and all of them when the transaction
+# does), so an event whose change was undone is undone with it, however deep the savepoint and
+# whoever caught the error. When the outermost block ends without error, the events still held
+# are inserted together, in the order they were recorded (ids and times as one by one), before
+# its transaction or savepoint ends; a statement inside the block that touches the timeline
+# (a hook reading an order's events) has them inserted first, so it sees what it would have.
+_DEPTH = "orderdesk_audited_depth"
+EVENT_TABLE = OrderEvent._meta.db_table
+
+
+class _HeldEvent:
+    """An event waiting in the on-commit queue for its block's end (``_flush``). Run as a
+    callback it would mean a block ended without writing it: it writes itself then (late, not
+    lost) and says so; no code path is known to get there."""
+
+    __slots__ = ("row", "written")
+
+    def __init__(self, row: OrderEvent) -> None:
+        self.row = row
+        self.written = False
+
+    def __call__(self) -> None:
+        if not self.written:
+            self.written = True
+            log.error("order_event.written_after_commit", order_id=self.row.order_id,
+                      action=self.row.action)  # fmt: skip
+            self.row.save(force_insert=True)
+
+
+def _held(rows: list[OrderEvent]) -> bool:
+    """Hold ``rows`` for the enclosing ``atomic_audited`` block; False outside one."""
+    connection = transaction.get_connection()
+    if not getattr(connection, _DEPTH, 0) or not connection.in_atomic_block:
+        return False
+    for row in rows:
+        transaction.on_commit(_HeldEvent(row), robust=True)
+    return True
+
+
+def _flush(connection: Any) -> None:
+    """Insert every event still held (not dropped with a savepoint) in one statement."""
+    held = [
+        func for _sids, func, _robust in connection.run_on_commit
+        if isinstance(func, _HeldEvent) and not func.written
+    ]  # fmt: skip
+    if not held:
+        return
+    for event in held:  # first: the INSERT below passes through _timeline_read_first
+        event.written = True
+    OrderEvent.objects.bulk_create([event.row for event in held])
+    # Out of the queue once written (in place: a caller may hold the list, as tests do).
+    connection.run_on_commit[:] = [
+        entry for entry in connection.run_on_commit if not isinstance(entry[1], _HeldEvent)
+    ]
+
+
+def _timeline_read_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    """An execute wrapper of an audited block: a statement on the events table writes the
+    held events before it runs."""
+    if EVENT_TABLE in sql:
+        _flush(context["connection"])
+    return execute(sql, params, many, context)
+
+
+@contextmanager
+def atomic_audited(*, savepoint: bool = True) -> Iterator[None]:
+    """``transaction.atomic(savepoint=...)`` whose order events are written in one INSERT as
+    the outermost such block ends (see above)."""
+    with transaction.atomic(savepoint=savepoint):
+        connection = transaction.get_connection()
+        depth = getattr(connection, _DEPTH, 0)
+        setattr(connection, _DEPTH, depth + 1)
+        try:
+            if depth:
+                yield
+                return
+            with connection.execute_wrapper(_timeline_read_first):
+                yield
+                # Not after an error: the block's atomic rolls back and drops what it held;
+                # and not in a transaction already doomed (a caught database error).
+                if not connection.needs_rollback:
+                    _flush(connection)
+        finally:
+            setattr(connection, _DEPTH, depth)
 
 
 @dataclass(frozen=True)

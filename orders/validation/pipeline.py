@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
@@ -33,7 +32,7 @@ from orders.services import (
     order_event_record,
     order_transition,
 )
-from orders.transitions import Audit, order_events_record
+from orders.transitions import Audit, atomic_audited, order_events_record
 from orders.validation.outcomes import FAILED, PASSED, Allocation, CheckResult
 from orders.validation.registry import (
     after_validated_tasks,
@@ -124,7 +123,7 @@ def _run_checks(order: Order) -> Order | None:
     reviews = [r.message or f"{n} asked for a review" for n, r, _ in results if r.route == "review"]
     risk = next((r.risk for _, r, _ in results if r.risk is not None), None)
     try:
-        with transaction.atomic():
+        with atomic_audited():
             unresolved = _unresolved_incidents_by_check(order.pk)
             # Every check's result on the timeline, in run order, in one INSERT.
             _check_events_record(order, results, actor)
@@ -246,7 +245,7 @@ def order_allocate(*, order_id: int) -> Order | None:
     with correlation.bound(correlation.get() or order.correlation_id):
         allocation = allocator(order_id)
         try:
-            with transaction.atomic():
+            with atomic_audited():
                 return _record_allocation(order_id, allocation, Actor.system("allocation"))
         except DomainError as exc:
             log.info("allocation.skipped", order_id=order_id, reason=exc.code)

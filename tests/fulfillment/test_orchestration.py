@@ -65,6 +65,24 @@ def test_an_allocated_paid_order_is_routed_planned_and_its_downstream_work_done(
     assert len(mail.outbox) == 1 and PickTask.objects.count() == 1
 
 
+def test_validation_allocation_and_orchestration_write_their_timeline_in_one_insert():
+    # One transaction: the checks, validate, the allocation and its transition, routing, the
+    # shipment, start_fulfillment and the outbox actions queued (orders.transitions'
+    # atomic_audited); the actions' own work runs after commit, not here.
+    order = make_order(paid=True, lines=[("MUG", 2, "10.00")], pipeline=False)
+    with CaptureQueriesContext(connection) as ctx:
+        order_validate(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == "fulfilling"
+    written = [e.action for e in order.events.order_by("id")]
+    assert written.index("validate") < written.index("allocate") < written.index("routed")
+    assert written.index("routed") < written.index("shipment_created")
+    assert "outbound_queued" in written
+    event_inserts = [q for q in ctx.captured_queries
+                     if q["sql"].startswith('INSERT INTO "orders_orderevent"')]  # fmt: skip
+    assert len(event_inserts) == 1
+
+
 def test_with_auto_ship_the_parcel_leaves_and_the_customer_is_told(settings):
     settings.FULFILLMENT_AUTO_SHIP = True
     order = make_order(paid=True, lines=[("MUG", 3, "10.00")])
