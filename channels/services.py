@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from channels import catalogue, metrics, privacy, refunds_in, signatures
 from channels.adapters import get_adapter
@@ -320,6 +321,7 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     if not _claim(event_id):
         return None
     event = InboundEvent.objects.select_related("channel").get(pk=event_id)
+    event.row_remember()  # its final state below writes only what changed
     started = time.perf_counter()
     with correlation.bound(event.correlation_id):
         if event.attempts > settings.INGEST_MAX_ATTEMPTS:
@@ -337,25 +339,25 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
                 return _quarantine(event, [{"pointer": "", "message": str(exc), "value": None}])
             _retry_later(event, str(exc))
             return None
-        with transaction.atomic():
-            # Without the body and headers: the save then writes only the fields it loaded
-            # (the state and its outcome), not the raw body back over itself.
-            locked = InboundEvent.objects.select_for_update().defer(*RAW_FIELDS).get(pk=event.pk)
-            if outcome == "unchanged":
-                locked.mark_duplicate(order_id=order_id)
-            else:
-                locked.mark_processed(order_id=order_id, outcome=outcome)
-            locked.save()
+        # The final state in one statement: the save writes only the columns that changed
+        # (the state and its outcome, never the raw body), and only while the row is still
+        # ``received`` (the lease keeps other workers off it; a worker that took it over after
+        # the lease ran out has recorded the same outcome, the order upsert being idempotent).
+        if outcome == "unchanged":
+            event.mark_duplicate(order_id=order_id)
+        else:
+            event.mark_processed(order_id=order_id, outcome=outcome)
+        try:
+            event.save()
+        except ConcurrentTransition:
+            log.warning("inbound.taken_over", event_id=event.pk, order_id=order_id)
+            return None
     metrics.PROCESSED.labels(event.channel.slug, event.topic, outcome).inc()
     elapsed = time.perf_counter() - started
     metrics.PROCESSING_SECONDS.labels(event.channel.slug).observe(elapsed)
     step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
-    return locked
-
-
-# What an event keeps verbatim; a state change never needs to read or rewrite it.
-RAW_FIELDS = ("raw_body", "headers", "fetched")
+    return event
 
 
 def _retry_later(event: InboundEvent, reason: str) -> None:
