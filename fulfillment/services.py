@@ -391,9 +391,14 @@ def _reserve_once(order_id: int, allow_split: bool) -> Allocation:
         if ln.sku:
             need[ln.sku] += ln.remaining
     ranked = ranked_warehouses(country=order.ship_to_country, subdivision=_subdivision(order))
+    # Unordered (the model's ordering joins the warehouse for its code) and only the numbers.
     available = {
-        (s.sku, s.warehouse_id): s.on_hand - s.reserved
-        for s in StockLevel.objects.filter(sku__in=list(need), warehouse__in=ranked)
+        (sku, warehouse_id): on_hand - reserved
+        for sku, warehouse_id, on_hand, reserved in StockLevel.objects.filter(
+            sku__in=list(need), warehouse__in=ranked
+        )
+        .order_by()
+        .values_list("sku", "warehouse_id", "on_hand", "reserved")
     }
     plan = None if unmapped else _plan(dict(need), ranked, available, allow_split)
     if plan is None:

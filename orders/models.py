@@ -587,7 +587,9 @@ class OrderLine(CurrencyAmountsMixin, models.Model):
     tax_allocation = models.DecimalField(**MONEY)
 
     class Meta:
-        ordering = ["order", "line_no"]
+        # By the column, not "order": that would sort by the order's own ordering, a join of
+        # orders_order in every read of lines (one order's lines come out the same).
+        ordering = ["order_id", "line_no"]
         constraints = [
             models.UniqueConstraint(fields=["order", "line_no"], name="order_line_no_unique"),
             models.CheckConstraint(
@@ -938,7 +940,7 @@ class OrderPayment(CurrencyAmountsMixin, models.Model):
     refunded = models.DecimalField(**MONEY)
 
     class Meta:
-        ordering = ["order", "id"]
+        ordering = ["order_id", "id"]  # the column: no join of orders_order (see OrderLine)
         constraints = [
             models.UniqueConstraint(fields=["order", "method"], name="order_payment_per_method"),
             models.CheckConstraint(
