@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django_fsm import ConcurrentTransition
 
 from channels import catalogue, metrics, privacy, refunds_in, signatures
 from channels.adapters import get_adapter
@@ -321,7 +320,6 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     if not _claim(event_id):
         return None
     event = InboundEvent.objects.select_related("channel").get(pk=event_id)
-    event.row_remember()  # its final state below writes only what changed
     started = time.perf_counter()
     with correlation.bound(event.correlation_id):
         if event.attempts > settings.INGEST_MAX_ATTEMPTS:
@@ -339,17 +337,18 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
                 return _quarantine(event, [{"pointer": "", "message": str(exc), "value": None}])
             _retry_later(event, str(exc))
             return None
-        # The final state in one statement: the save writes only the columns that changed
-        # (the state and its outcome, never the raw body), and only while the row is still
-        # ``received`` (the lease keeps other workers off it; a worker that took it over after
-        # the lease ran out has recorded the same outcome, the order upsert being idempotent).
+        # The final state in one statement, while the event is still ``received`` (the lease
+        # keeps other workers off it; one that took it over after the lease ran out has
+        # recorded the same outcome, the order upsert being idempotent, and is left alone).
+        # The transition sets the values; the raw body and headers are never written back.
         if outcome == "unchanged":
             event.mark_duplicate(order_id=order_id)
         else:
             event.mark_processed(order_id=order_id, outcome=outcome)
-        try:
-            event.save()
-        except ConcurrentTransition:
+        written = InboundEvent.objects.filter(pk=event.pk, status=InboundStatus.RECEIVED).update(
+            **{name: getattr(event, name) for name in FINAL_STATE}
+        )
+        if not written:
             log.warning("inbound.taken_over", event_id=event.pk, order_id=order_id)
             return None
     metrics.PROCESSED.labels(event.channel.slug, event.topic, outcome).inc()
@@ -358,6 +357,10 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return event
+
+
+# What marking an event processed or duplicate sets (InboundEvent.mark_processed / _duplicate).
+FINAL_STATE = ("status", "order_id", "outcome", "errors", "processed_at", "lease_until")
 
 
 def _retry_later(event: InboundEvent, reason: str) -> None:

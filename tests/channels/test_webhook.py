@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from channels.models import (
@@ -990,3 +991,27 @@ def test_metrics_count_deliveries_duplicates_refusals_and_quarantines(storefront
         "created": 1.0,
         "too_large": 0.0,
     }
+
+
+def test_a_worker_whose_event_was_taken_over_meanwhile_leaves_the_others_outcome(
+    storefront, client, caplog
+):
+    # A worker that ran past its lease: another took the event and recorded it first. Its final
+    # state is one UPDATE while the event is still `received`, so it writes nothing over it.
+    assert post(client, envelope(canonical_order(), event_id="evt_taken")).status_code == 202
+    event = only_event()
+    moved: list[int] = []
+
+    def another_worker_first(execute, sql, params, many, context):  # just before our final UPDATE
+        if not moved and sql.startswith('UPDATE "channels_inboundevent" SET "status"'):
+            moved.append(event.pk)
+            InboundEvent.objects.filter(pk=event.pk).update(status="processed")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(another_worker_first):
+        assert inbound_event_process(event_id=event.pk) is None
+    assert moved == [event.pk]
+    event.refresh_from_db()
+    assert event.status == "processed" and event.outcome == "" and event.order_id is None
+    assert Order.objects.filter(channel=storefront, external_id="W-1001").count() == 1
+    assert "inbound.taken_over" in caplog.text
