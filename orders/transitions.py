@@ -111,6 +111,7 @@ def order_events_record(
 # its transaction or savepoint ends; a statement inside the block that touches the timeline
 # (a hook reading an order's events) has them inserted first, so it sees what it would have.
 _DEPTH = "orderdesk_audited_depth"
+_FLUSHING = "orderdesk_audited_flushing"
 EVENT_TABLE = OrderEvent._meta.db_table
 
 
@@ -119,11 +120,14 @@ class _HeldEvent:
     callback it would mean a block ended without writing it: it writes itself then (late, not
     lost) and says so; no code path is known to get there."""
 
-    __slots__ = ("row", "written")
+    __slots__ = ("row", "tentative", "written")
 
     def __init__(self, row: OrderEvent) -> None:
         self.row = row
         self.written = False
+        # Written by a read inside a savepoint opened after the event was recorded: that
+        # savepoint may still roll the row back, so the block's end looks for it again.
+        self.tentative = False
 
     def __call__(self) -> None:
         if not self.written:
@@ -143,28 +147,53 @@ def _held(rows: list[OrderEvent]) -> bool:
     return True
 
 
-def _flush(connection: Any) -> None:
-    """Insert every event still held (not dropped with a savepoint) in one statement."""
-    held = [
-        func for _sids, func, _robust in connection.run_on_commit
-        if isinstance(func, _HeldEvent) and not func.written
-    ]  # fmt: skip
-    if not held:
-        return
-    for event in held:  # first: the INSERT below passes through _timeline_read_first
-        event.written = True
-    OrderEvent.objects.bulk_create([event.row for event in held])
-    # Out of the queue once written (in place: a caller may hold the list, as tests do).
+def _flush(connection: Any, *, final: bool) -> None:
+    setattr(connection, _FLUSHING, True)  # its own statements pass the wrapper untouched
+    try:
+        _write_held(connection, final=final)
+    finally:
+        setattr(connection, _FLUSHING, False)
+
+
+def _write_held(connection: Any, *, final: bool) -> None:
+    """Insert every event still held (not dropped with a savepoint) in one statement.
+
+    Before a read inside the block (``final`` False), an event recorded outside a savepoint that
+    is open now is written inside it, where a rollback of that savepoint would undo the row but
+    not the change it records: such an event stays in the queue, and the block's end
+    (``final``) writes it again if its row is gone."""
+    entries = [(sids, func) for sids, func, _robust in connection.run_on_commit
+               if isinstance(func, _HeldEvent)]  # fmt: skip
+    if final:
+        tentative = [event for _sids, event in entries if event.tentative]
+        if tentative:
+            kept = set(OrderEvent.objects.filter(pk__in=[e.row.pk for e in tentative])
+                       .values_list("pk", flat=True))  # fmt: skip
+            for event in tentative:
+                if event.row.pk not in kept:
+                    event.row.pk, event.row._state.adding, event.written = None, True, False
+    held = [event for _sids, event in entries if not event.written]
+    if held:
+        open_now = set(connection.savepoint_ids)
+        for sids, event in entries:
+            if not event.written:
+                event.written = True
+                event.tentative = not final and not open_now <= sids
+        OrderEvent.objects.bulk_create([event.row for event in held])
+    # Out of the queue once written for good (in place: a caller may hold the list, as
+    # tests do).
     connection.run_on_commit[:] = [
-        entry for entry in connection.run_on_commit if not isinstance(entry[1], _HeldEvent)
-    ]
+        entry for entry in connection.run_on_commit
+        if not isinstance(entry[1], _HeldEvent) or (entry[1].tentative and not final)
+    ]  # fmt: skip
 
 
 def _timeline_read_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
     """An execute wrapper of an audited block: a statement on the events table writes the
     held events before it runs."""
-    if EVENT_TABLE in sql:
-        _flush(context["connection"])
+    connection = context["connection"]
+    if EVENT_TABLE in sql and not getattr(connection, _FLUSHING, False):
+        _flush(connection, final=False)
     return execute(sql, params, many, context)
 
 
@@ -185,7 +214,7 @@ def atomic_audited(*, savepoint: bool = True) -> Iterator[None]:
                 # Not after an error: the block's atomic rolls back and drops what it held;
                 # and not in a transaction already doomed (a caught database error).
                 if not connection.needs_rollback:
-                    _flush(connection)
+                    _flush(connection, final=True)
         finally:
             setattr(connection, _DEPTH, depth)
 

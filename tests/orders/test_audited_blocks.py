@@ -99,3 +99,26 @@ def test_a_read_of_the_timeline_inside_the_block_sees_the_events_recorded_before
         order_event_record(order_id=order.pk, action="later", actor=OPS)
     assert inserts(ctx) == 2
     assert actions(order, 0)[-2:] == ["seen", "later"]
+
+
+@pytest.mark.parametrize("rolled_back", [True, False])
+def test_an_event_read_inside_a_later_savepoint_survives_that_savepoint_once(rolled_back):
+    # The read writes the held event inside the savepoint; its rollback must not take the
+    # event of a change made before it, and a release must not leave it written twice.
+    order = make_order(pipeline=False)
+    mark = last_event_id()
+    with atomic_audited():
+        order_event_record(order_id=order.pk, action="before", actor=OPS)
+        try:
+            with transaction.atomic():
+                order_event_record(order_id=order.pk, action="inside", actor=OPS)
+                assert actions(order, mark) == ["before", "inside"]  # the read sees both
+                if rolled_back:
+                    raise IntegrityError("refused")
+        except IntegrityError:
+            pass
+        order_event_record(order_id=order.pk, action="after", actor=OPS)
+    expected = ["before", "after"] if rolled_back else ["before", "inside", "after"]
+    assert sorted(actions(order, mark)) == sorted(expected)
+    rows = order.events.filter(pk__gt=mark).order_by("at", "id")
+    assert [r.action for r in rows] == expected  # the timeline's order is the recorded one
