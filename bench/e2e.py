@@ -44,6 +44,7 @@ import csv
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -671,6 +672,9 @@ def report(args: argparse.Namespace, plan: soak.Plan, sender: soak.Sender, t0: f
 
 # --- main ----------------------------------------------------------------------------------------
 def main() -> None:
+    # A SIGTERM (kill, a CI timeout) ends the run through its ``finally``: the topology it
+    # started in sessions of their own is stopped, not left consuming the next run's queues.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=5.0, help="deliveries per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to send at --rate")
