@@ -284,6 +284,10 @@ class InboundEvent(FSMRowMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.channel.slug} {self.topic} #{self.pk}"
 
+    # What mark_processed and mark_duplicate set: inbox processing writes exactly these in its
+    # one conditional UPDATE (channels.services.inbound_event_process).
+    FINAL_STATE_FIELDS = ("status", "order_id", "outcome", "errors", "processed_at", "lease_until")
+
     @transition(field=status, source=InboundStatus.RECEIVED, target=InboundStatus.PROCESSED)
     def mark_processed(self, *, order_id: int | None, outcome: str) -> None:
         self.order_id = order_id

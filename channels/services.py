@@ -346,7 +346,7 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
         else:
             event.mark_processed(order_id=order_id, outcome=outcome)
         written = InboundEvent.objects.filter(pk=event.pk, status=InboundStatus.RECEIVED).update(
-            **{name: getattr(event, name) for name in FINAL_STATE}
+            **{name: getattr(event, name) for name in InboundEvent.FINAL_STATE_FIELDS}
         )
         if not written:
             log.warning("inbound.taken_over", event_id=event.pk, order_id=order_id)
@@ -357,10 +357,6 @@ def inbound_event_process(*, event_id: int) -> InboundEvent | None:
     step_metrics.observe("processing", elapsed)
     log.info("inbound.processed", event_id=event.pk, order_id=order_id, outcome=outcome)
     return event
-
-
-# What marking an event processed or duplicate sets (InboundEvent.mark_processed / _duplicate).
-FINAL_STATE = ("status", "order_id", "outcome", "errors", "processed_at", "lease_until")
 
 
 def _retry_later(event: InboundEvent, reason: str) -> None:

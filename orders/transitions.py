@@ -172,14 +172,13 @@ def _write_held(connection: Any, *, final: bool) -> None:
             for event in tentative:
                 if event.row.pk not in kept:
                     event.row.pk, event.row._state.adding, event.written = None, True, False
-    held = [event for _sids, event in entries if not event.written]
+    held = [(sids, event) for sids, event in entries if not event.written]
     if held:
         open_now = set(connection.savepoint_ids)
-        for sids, event in entries:
-            if not event.written:
-                event.written = True
-                event.tentative = not final and not open_now <= sids
-        OrderEvent.objects.bulk_create([event.row for event in held])
+        for sids, event in held:
+            event.written = True
+            event.tentative = not final and not open_now <= sids
+        OrderEvent.objects.bulk_create([event.row for _sids, event in held])
     # Out of the queue once written for good (in place: a caller may hold the list, as
     # tests do).
     connection.run_on_commit[:] = [
